@@ -1,0 +1,51 @@
+# voxstack: the two set-up commands are `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Extras installed into the development venv; services add theirs as they land.
+EXTRAS ?= dev,test
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+
+.PHONY: help venv test lint format proto proto-check dev clean
+
+help:
+	@echo "make dev    set up .venv and run the stack in development mode"
+	@echo "make test   set up .venv, lint, and run the test suite with coverage"
+	@echo "make proto  regenerate the gRPC stubs from proto/"
+	@echo "make lint   ruff check and format check"
+	@echo "make clean  remove .venv and caches"
+
+# Re-installs when pyproject.toml changes; the stamp names the extras installed.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest --cov=voxstack --cov-report=term $(PYTEST_ARGS)
+
+proto: venv
+	$(PY) -m voxstack.protogen
+
+proto-check: venv
+	$(PY) -m voxstack.protogen --check
+
+dev: venv
+	$(VENV)/bin/voxstack --help
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov

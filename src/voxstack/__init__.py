@@ -1,0 +1,1 @@
+"""voxstack: a voice-assistant backend of gRPC microservices with a hot-reload development mode."""

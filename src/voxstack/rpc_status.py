@@ -1,0 +1,100 @@
+"""Errors to gRPC statuses and back.
+
+A failed call carries a short message, plus rich status details
+(``grpc-status-details-bin``): ``google.rpc.ErrorInfo`` with the error's stable
+reason always, and ``google.rpc.DebugInfo`` with the traceback only when error
+detail is on (dev mode).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from voxstack.errors import VoxError
+
+ERROR_DOMAIN = "voxstack"
+REQUEST_ID_KEY = "x-request-id"
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True)
+class StatusReply:
+    """What the server sends for a failed call."""
+
+    code: grpc.StatusCode
+    message: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def status_for(exc: BaseException, *, request_id: str, error_detail: bool) -> StatusReply:
+    """The status a caller gets for ``exc``."""
+    if isinstance(exc, VoxError):
+        code, reason, message = exc.grpc_status, exc.reason, exc.message
+    else:
+        code, reason = grpc.StatusCode.INTERNAL, "INTERNAL"
+        # Unexpected errors say nothing of our internals in prod.
+        message = (
+            f"{type(exc).__name__}: {exc}" if error_detail else f"internal error (request id {request_id})"
+        )
+    status = status_pb2.Status(code=code.value[0], message=message)
+    info = error_details_pb2.ErrorInfo(
+        reason=reason, domain=ERROR_DOMAIN, metadata={"request_id": request_id}
+    )
+    status.details.add().Pack(info)
+    if error_detail:
+        debug = error_details_pb2.DebugInfo(
+            stack_entries=traceback.format_exception(type(exc), exc, exc.__traceback__),
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+        status.details.add().Pack(debug)
+    metadata = ((_DETAILS_KEY, status.SerializeToString()), (REQUEST_ID_KEY, request_id))
+    return StatusReply(code, message, metadata)
+
+
+@dataclass(frozen=True)
+class RpcFailure:
+    """A failed call as a client sees it."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    request_id: str = ""
+    traceback: str = ""
+
+    def describe(self) -> str:
+        """One readable paragraph: status, message, then the server's traceback if sent."""
+        text = f"{self.code.name}: {self.message}"
+        if self.reason and self.reason != self.code.name:
+            text += f" [{self.reason}]"
+        if self.traceback:
+            text += "\n--- server traceback ---\n" + self.traceback.rstrip()
+        return text
+
+
+def failure_from_error(err: grpc.RpcError) -> RpcFailure:
+    """Parse a failed call's status (sync or aio call objects that are finished)."""
+    code = err.code()
+    message = err.details() or ""
+    reason = request_id = tb = ""
+    status = None
+    try:
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    except (ValueError, AttributeError):
+        status = None  # no or inconsistent rich details: the plain status still says enough
+    if status is not None:
+        for any_detail in status.details:
+            if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                any_detail.Unpack(info)
+                reason = info.reason
+                request_id = info.metadata.get("request_id", "")
+            elif any_detail.Is(error_details_pb2.DebugInfo.DESCRIPTOR):
+                debug = error_details_pb2.DebugInfo()
+                any_detail.Unpack(debug)
+                tb = "".join(debug.stack_entries)
+    return RpcFailure(code=code, message=message, reason=reason, request_id=request_id, traceback=tb)

@@ -1,0 +1,173 @@
+"""The per-call interceptor: request id, readiness gate, error mapping, one log line.
+
+Every RPC of a voxstack service passes through here, so servicers only raise
+typed errors (``voxstack.errors``) and never build statuses themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from voxstack.errors import NotReady
+from voxstack.logs import request_id_var
+from voxstack.rpc_status import REQUEST_ID_KEY, status_for
+
+logger = logging.getLogger(__name__)
+
+# Infrastructure methods: always allowed (health must answer while loading) and
+# logged at DEBUG only, since probes call them every few seconds.
+INFRA_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler; see the module docstring."""
+
+    def __init__(self, service: str, *, is_ready: Callable[[], bool], error_detail: bool) -> None:
+        self.service = service
+        self.is_ready = is_ready
+        self.error_detail = error_detail
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: grpc answers UNIMPLEMENTED
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        infra = method.startswith(INFRA_PREFIXES)
+        if handler.response_streaming:
+            behavior = handler.unary_stream or handler.stream_stream
+            wrapped: Any = self._wrap_streaming(method, infra, behavior)
+            factory = (
+                grpc.stream_stream_rpc_method_handler
+                if handler.request_streaming
+                else (grpc.unary_stream_rpc_method_handler)
+            )
+        else:
+            behavior = handler.unary_unary or handler.stream_unary
+            wrapped = self._wrap_unary(method, infra, behavior)
+            factory = (
+                grpc.stream_unary_rpc_method_handler
+                if handler.request_streaming
+                else (grpc.unary_unary_rpc_method_handler)
+            )
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_unary(self, method: str, infra: bool, behavior: Any) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(self, method, infra, context)
+            try:
+                call.begin()
+                response = await behavior(request, context)
+            except BaseException as exc:
+                await call.fail(exc)
+                raise  # not reached for mapped errors: fail() aborts
+            call.end()
+            return response
+
+        return unary
+
+    def _wrap_streaming(self, method: str, infra: bool, behavior: Any) -> Any:
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(self, method, infra, context)
+            try:
+                call.begin()
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for response in result:
+                        yield response
+                else:  # a handler that writes with context.write()
+                    await result
+            except BaseException as exc:
+                await call.fail(exc)
+                raise
+            call.end()
+
+        return streaming
+
+
+class _Call:
+    """One RPC's bookkeeping between begin() and end()/fail()."""
+
+    def __init__(
+        self, owner: CallInterceptor, method: str, infra: bool, context: grpc.aio.ServicerContext
+    ) -> None:
+        self.owner = owner
+        self.method = method
+        self.infra = infra
+        self.context = context
+        self.started = time.perf_counter()
+        self.request_id = _request_id(context)
+
+    def begin(self) -> None:
+        request_id_var.set(self.request_id)
+        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        if not self.infra and not self.owner.is_ready():
+            raise NotReady(f"{self.owner.service} is starting: its engine is not loaded yet")
+
+    def end(self) -> None:
+        code = self.context.code() or grpc.StatusCode.OK
+        self._log(code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK)
+
+    async def fail(self, exc: BaseException) -> None:
+        if isinstance(exc, grpc.aio.AbortError):
+            # The servicer aborted with its own status: already sent.
+            code = self.context.code()
+            self._log(code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN)
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            self._log(grpc.StatusCode.CANCELLED)
+            return
+        if not isinstance(exc, Exception):
+            return  # KeyboardInterrupt, SystemExit: let them through untouched
+        reply = status_for(exc, request_id=self.request_id, error_detail=self.owner.error_detail)
+        if reply.code is grpc.StatusCode.INTERNAL:
+            logger.error("unexpected error in %s", self.method, exc_info=exc)
+        self._log(reply.code, reply.message)
+        await self.context.abort(reply.code, reply.message, reply.trailing_metadata)
+
+    def _log(self, code: grpc.StatusCode, message: str = "") -> None:
+        duration_ms = (time.perf_counter() - self.started) * 1000
+        if self.infra:
+            level = logging.DEBUG
+        elif code is grpc.StatusCode.INTERNAL:
+            level = logging.ERROR
+        elif code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            level = logging.INFO
+        else:
+            level = logging.WARNING
+        logger.log(
+            level,
+            "%s %s %.1f ms%s",
+            self.method,
+            code.name,
+            duration_ms,
+            f": {message}" if message else "",
+            extra={
+                "method": self.method,
+                "code": code.name,
+                "duration_ms": round(duration_ms, 2),
+                "request_id": self.request_id,
+            },
+        )

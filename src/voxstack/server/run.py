@@ -1,0 +1,69 @@
+"""Run one service in this process: what ``voxstack serve`` calls."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.server.host import BindError, Service, ServiceHost
+from voxstack.services import SERVICES
+
+logger = logging.getLogger(__name__)
+
+ServiceFactory = Callable[[Settings], Service]
+
+
+class FactoryError(ValueError):
+    """A service name or factory reference that cannot be loaded."""
+
+
+def load_factory(ref: str) -> ServiceFactory:
+    """A registered service name (``asr``) or an import string (``pkg.module:create``)."""
+    spec = SERVICES.get(ref)
+    target = spec.factory if spec else ref
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        known = ", ".join(SERVICES) or "none yet"
+        raise FactoryError(
+            f"unknown service {ref!r}: give one of ({known}) or an import string module:factory"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FactoryError(f"cannot import {module_name!r} for service {ref!r}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise FactoryError(f"{target!r} is not a callable service factory")
+    return cast(ServiceFactory, factory)
+
+
+def service_section(settings: Settings, name: str, host: str | None, port: int | None) -> GrpcServiceSettings:
+    """The service's settings section (a default one for services without their own), with overrides."""
+    try:
+        section = settings.service(name)
+    except KeyError:
+        section = GrpcServiceSettings()
+    if not isinstance(section, GrpcServiceSettings):
+        raise FactoryError(f"{name!r} is not a gRPC service")
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    return type(section).model_validate({**section.model_dump(), **updates}) if updates else section
+
+
+def run_service(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+    """Serve until signalled; return the process exit code."""
+    factory = load_factory(ref)
+
+    async def main() -> int:
+        service = factory(settings)
+        section = service_section(settings, service.name, host, port)
+        return await ServiceHost(service, settings, section).run()
+
+    try:
+        return asyncio.run(main())
+    except BindError as exc:
+        logger.error("%s", exc)
+        return 1

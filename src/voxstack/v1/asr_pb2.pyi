@@ -1,0 +1,114 @@
+from voxstack.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RecognitionConfig(_message.Message):
+    __slots__ = ("format", "language", "interim_results")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    format: _common_pb2.AudioFormat
+    language: str
+    interim_results: bool
+    def __init__(self, format: _Optional[_Union[_common_pb2.AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+
+class RecognizeRequest(_message.Message):
+    __slots__ = ("config", "audio")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    config: RecognitionConfig
+    audio: bytes
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+
+class Word(_message.Message):
+    __slots__ = ("word", "start_seconds", "end_seconds", "probability")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_seconds: float
+    end_seconds: float
+    probability: float
+    def __init__(self, word: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class RecognitionResult(_message.Message):
+    __slots__ = ("text", "language", "language_probability", "words", "confidence", "start_seconds", "end_seconds")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    language: str
+    language_probability: float
+    words: _containers.RepeatedCompositeFieldContainer[Word]
+    confidence: float
+    start_seconds: float
+    end_seconds: float
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ..., confidence: _Optional[float] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ...) -> None: ...
+
+class RecognizeResponse(_message.Message):
+    __slots__ = ("result", "timings")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    result: RecognitionResult
+    timings: _common_pb2.Timings
+    def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
+
+class StreamingRecognizeRequest(_message.Message):
+    __slots__ = ("config", "audio")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    config: RecognitionConfig
+    audio: bytes
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+
+class SpeechStarted(_message.Message):
+    __slots__ = ("offset_seconds",)
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    offset_seconds: float
+    def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
+
+class PartialResult(_message.Message):
+    __slots__ = ("text", "stability")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    stability: float
+    def __init__(self, text: _Optional[str] = ..., stability: _Optional[float] = ...) -> None: ...
+
+class FinalResult(_message.Message):
+    __slots__ = ("result", "timings")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    result: RecognitionResult
+    timings: _common_pb2.Timings
+    def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
+
+class SpeechEnded(_message.Message):
+    __slots__ = ("offset_seconds",)
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    offset_seconds: float
+    def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
+
+class StreamingRecognizeResponse(_message.Message):
+    __slots__ = ("utterance_index", "speech_started", "partial", "final", "speech_ended")
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    utterance_index: int
+    speech_started: SpeechStarted
+    partial: PartialResult
+    final: FinalResult
+    speech_ended: SpeechEnded
+    def __init__(self, utterance_index: _Optional[int] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., partial: _Optional[_Union[PartialResult, _Mapping]] = ..., final: _Optional[_Union[FinalResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ...) -> None: ...

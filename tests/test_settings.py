@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voxstack.config import LogFormat, Mode, SettingsError, load_settings
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def test_prod_is_the_default_mode_with_prod_defaults() -> None:
+    s = load_settings()
+    assert s.mode is Mode.PROD
+    assert (s.log_level, s.log_format, s.error_detail, s.traceback_locals) == (
+        "INFO",
+        LogFormat.JSON,
+        False,
+        False,
+    )
+    assert s.health_interval == 30.0
+    assert s.reuse_port is False
+    assert (s.asr.port, s.llm.port, s.tts.port, s.core.port) == (50051, 50052, 50053, 8080)
+    assert s.service("asr").address == "127.0.0.1:50051"
+
+
+def test_dev_mode_changes_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXSTACK_MODE", "DEV")
+    s = load_settings()
+    assert s.mode is Mode.DEV
+    assert (s.log_level, s.log_format, s.error_detail, s.traceback_locals) == (
+        "DEBUG",
+        LogFormat.CONSOLE,
+        True,
+        True,
+    )
+    assert s.health_interval == 15.0
+    assert s.reuse_port is True
+
+
+def test_a_mode_default_can_be_set_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXSTACK_MODE", "dev")
+    monkeypatch.setenv("VOXSTACK_LOG_FORMAT", "json")
+    monkeypatch.setenv("VOXSTACK_ERROR_DETAIL", "false")
+    s = load_settings()
+    assert s.log_format is LogFormat.JSON
+    assert s.error_detail is False
+    assert s.log_level == "DEBUG"  # the rest still follow the mode
+
+
+def test_env_beats_dotenv_which_beats_defaults(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean_env / ".env").write_text("VOXSTACK_ASR__PORT=6001\nVOXSTACK_TTS__PORT=6003\nVOXSTACK_MODE=dev\n")
+    monkeypatch.setenv("VOXSTACK_TTS__PORT", "7003")
+    s = load_settings()
+    assert s.asr.port == 6001  # .env over default
+    assert s.tts.port == 7003  # env over .env
+    assert s.mode is Mode.DEV
+
+
+def test_overrides_beat_env_and_merge_into_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXSTACK_ASR__HOST", "0.0.0.0")
+    monkeypatch.setenv("VOXSTACK_ASR__PORT", "6001")
+    monkeypatch.setenv("VOXSTACK_MODE", "dev")
+    s = load_settings(mode="prod", asr={"port": 7001}, log_level=None)
+    assert s.mode is Mode.PROD
+    assert s.log_format is LogFormat.JSON  # prod's default, since the mode came from the override
+    assert s.asr.port == 7001
+    assert s.asr.host == "0.0.0.0"  # the env value of the same section survives
+
+
+def test_unknown_service_section_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        load_settings().service("nope")
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        (
+            "VOXSTACK_MODE",
+            "staging",
+            "invalid setting VOXSTACK_MODE (mode) = 'staging': Input should be 'dev' or 'prod'",
+        ),
+        (
+            "VOXSTACK_ASR__PORT",
+            "abc",
+            "invalid setting VOXSTACK_ASR__PORT (asr.port) = 'abc': Input should be a valid integer",
+        ),
+        (
+            "VOXSTACK_TTS__PORT",
+            "70000",
+            "invalid setting VOXSTACK_TTS__PORT (tts.port) = '70000': Input should be less than or equal to 65535",
+        ),
+        (
+            "VOXSTACK_LOG_LEVEL",
+            "loud",
+            "invalid setting VOXSTACK_LOG_LEVEL (log_level) = 'LOUD': Input should be 'DEBUG', 'INFO'",
+        ),
+        (
+            "VOXSTACK_LOG_FORMAT",
+            "xml",
+            "invalid setting VOXSTACK_LOG_FORMAT (log_format) = 'xml': Input should be 'json' or 'console'",
+        ),
+        (
+            "VOXSTACK_GRACE_PERIOD",
+            "-1",
+            "invalid setting VOXSTACK_GRACE_PERIOD (grace_period) = '-1': Input should be greater than or equal to 0",
+        ),
+        (
+            "VOXSTACK_ERROR_DETAIL",
+            "maybe",
+            "invalid setting VOXSTACK_ERROR_DETAIL (error_detail) = 'maybe': Input should be a valid boolean",
+        ),
+        (
+            "VOXSTACK_LLM__MAX_MESSAGE_BYTES",
+            "10",
+            "invalid setting VOXSTACK_LLM__MAX_MESSAGE_BYTES (llm.max_message_bytes) = '10': Input should be greater than or equal to 65536",
+        ),
+        ("VOXSTACK_ASR__PROT", "1", "unknown setting VOXSTACK_ASR__PROT (asr.prot)"),
+    ],
+)
+def test_each_invalid_value_gives_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(expected)
+
+
+def test_several_problems_give_a_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXSTACK_ASR__PORT", "-5")
+    with pytest.raises(SettingsError) as info:
+        load_settings(mode="neither")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("invalid setting VOXSTACK_MODE")
+    assert lines[1].startswith("invalid setting VOXSTACK_ASR__PORT")
