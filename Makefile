@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
-EXTRAS ?= dev,test
+EXTRAS ?= dev,test,asr,tts
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: help venv test lint format proto proto-check dev clean
+.PHONY: help venv models test lint format proto proto-check dev clean
 
 help:
 	@echo "make dev    set up .venv and run the stack in development mode"
@@ -44,8 +44,13 @@ proto: venv
 proto-check: venv
 	$(PY) -m voxstack.protogen --check
 
+models: venv
+	$(VENV)/bin/voxstack models pull all
+
+# Grows with the stack: today the asr service, in development mode.
 dev: venv
-	$(VENV)/bin/voxstack --help
+	$(VENV)/bin/voxstack models pull asr
+	$(VENV)/bin/voxstack serve asr --mode dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov

@@ -54,3 +54,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The default models, fetched once into the user's model cache (a no-op when present)."""
+    from voxstack.config import load_settings
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    directory = load_settings().models_dir
+    for name in ("asr", "tts"):
+        pull(DEFAULT_MODELS[name], directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def speech(models_dir: Path):
+    from speech import SpeechMaker
+
+    from voxstack.models import DEFAULT_MODELS
+
+    return SpeechMaker(DEFAULT_MODELS["tts"].path(models_dir))

@@ -128,6 +128,16 @@ def show_version() -> None:
     )
 
 
+def _register_feature_commands() -> None:
+    from voxstack.commands import models, transcribe
+
+    app.add_typer(models.app, name="models")
+    app.command()(transcribe.transcribe)
+
+
+_register_feature_commands()
+
+
 def main() -> None:
     app(prog_name="voxstack")
 

@@ -8,11 +8,14 @@ e.g. ``VOXSTACK_ASR__PORT``), then keyword overrides such as CLI flags.
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxstack.models import default_models_dir
 
 ENV_PREFIX = "VOXSTACK_"
 ENV_NESTED_DELIMITER = "__"
@@ -82,6 +85,30 @@ class GrpcServiceSettings(ServiceSettings):
 
 class AsrSettings(GrpcServiceSettings):
     port: int = Field(50051, ge=0, le=65535)
+    model: Path | None = Field(
+        None, description="A faster-whisper model folder; unset = the default Whisper base in models_dir."
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="cpu, cuda or auto.")
+    compute_type: str = Field(
+        "int8", min_length=1, description="CTranslate2 compute type: int8, float16, ..."
+    )
+    cpu_threads: int = Field(0, ge=0, le=256, description="Threads per decode; 0 = one per core.")
+    language: str = Field(
+        "en",
+        description="ISO 639-1 code used when a request names none; auto = detect (costs a decode pass).",
+    )
+    beam_size: int = Field(1, ge=1, le=20, description="Beam width; 1 = greedy (fastest).")
+    vad_filter: bool = Field(True, description="Drop silence before decoding in Recognize.")
+    max_concurrency: int = Field(1, ge=1, le=32, description="Decodes run in parallel.")
+    max_queue: int = Field(
+        16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing."
+    )
+    max_audio_seconds: float = Field(120.0, gt=0, le=3600, description="Longest audio accepted.")
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
+    vad_min_silence_ms: int = Field(300, ge=32, le=10_000, description="Silence that ends an utterance.")
+    vad_min_speech_ms: int = Field(120, ge=0, le=10_000, description="Shortest sound counted as speech.")
+    vad_pad_ms: int = Field(200, ge=0, le=2000, description="Audio kept before and after speech.")
+    partial_interval: float = Field(0.5, ge=0.05, le=60, description="Seconds between interim decodes.")
 
 
 class LlmSettings(GrpcServiceSettings):
@@ -117,6 +144,9 @@ class Settings(BaseSettings):
     reuse_port: bool = Field(False, description="Let a second server bind the same port (SO_REUSEPORT).")
     grace_period: float = Field(
         10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown."
+    )
+    models_dir: Path = Field(
+        default_factory=default_models_dir, description="Where `voxstack models pull` puts models."
     )
     asr: AsrSettings = AsrSettings()
     llm: LlmSettings = LlmSettings()

@@ -12,6 +12,11 @@ from typing import ClassVar
 import grpc
 
 
+class StartupError(Exception):
+    """A service cannot start for a reason its operator can fix (a missing model, a bad
+    path). Logged as one line that says what to do, without a traceback."""
+
+
 class VoxError(Exception):
     """Base of every error voxstack reports to a caller on purpose."""
 

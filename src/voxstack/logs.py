@@ -29,7 +29,7 @@ request_id_var: ContextVar[str | None] = ContextVar("voxstack_request_id", defau
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _CONTEXT_ATTRS = frozenset({"service", "mode", "request_id"})
 # Libraries that are chatty at DEBUG and say nothing a voxstack developer needs.
-_QUIET_LOGGERS = ("asyncio", "grpc._cython", "watchfiles.main", "httpcore", "urllib3")
+_QUIET_LOGGERS = ("asyncio", "grpc._cython", "watchfiles.main", "httpcore", "urllib3", "faster_whisper")
 
 
 class ContextFilter(logging.Filter):
@@ -122,6 +122,6 @@ def configure_logging(settings: Settings, service: str, stream: IO[str] | None =
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     return handler

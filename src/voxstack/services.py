@@ -16,4 +16,8 @@ class ServiceSpec:
 
 
 # Each service adds its line here as it lands.
-SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType({})
+SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
+    {
+        "asr": ServiceSpec("asr", "voxstack.asr.service:create", "voxstack.v1.Asr"),
+    }
+)

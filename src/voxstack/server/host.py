@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.errors import StartupError
 from voxstack.server.interceptor import CallInterceptor
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,11 @@ class ServiceHost:
         started = asyncio.get_running_loop().time()
         try:
             await self.service.start()
+        except StartupError as exc:
+            self.load_error = exc
+            logger.error("%s cannot start: %s", self.service.name, exc)
+            self._stopping.set()
+            return
         except Exception as exc:
             self.load_error = exc
             logger.exception("%s failed to start its engine", self.service.name)

@@ -1,0 +1,1 @@
+"""The asr service: speech to text with faster-whisper."""

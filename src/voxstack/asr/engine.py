@@ -1,0 +1,147 @@
+"""faster-whisper behind a small blocking API; the servicer runs it in threads."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voxstack.config import AsrSettings
+from voxstack.errors import InvalidInput
+from voxstack.models import DEFAULT_MODELS, ModelError, require
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Transcript:
+    text: str = ""
+    language: str = ""
+    language_probability: float = 0.0
+    words: list[WordTiming] = field(default_factory=list)
+    confidence: float = 0.0
+    start: float = 0.0
+    end: float = 0.0
+
+
+class WhisperEngine:
+    """One loaded faster-whisper model; ``transcribe`` is thread-safe up to ``max_concurrency``."""
+
+    def __init__(self, settings: AsrSettings, models_dir: Path) -> None:
+        self.settings = settings
+        self.models_dir = models_dir
+        self._model = None
+        self._languages: frozenset[str] = frozenset()
+
+    def model_path(self) -> Path:
+        if self.settings.model is None:
+            return require(DEFAULT_MODELS["asr"], self.models_dir)
+        path = self.settings.model.expanduser()
+        if not (path / "model.bin").is_file():
+            raise ModelError(
+                f"asr model folder {path} has no model.bin (set VOXSTACK_ASR__MODEL to a "
+                "faster-whisper model folder)"
+            )
+        return path
+
+    def load(self) -> None:
+        """Load the model (blocking); raises ModelError with the fix when it is missing."""
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        path = self.model_path()
+        self._model = WhisperModel(
+            str(path),
+            device=self.settings.device,
+            compute_type=self.settings.compute_type,
+            # CTranslate2 reads 0 as its own default (4), which oversubscribes small machines.
+            cpu_threads=self.settings.cpu_threads or os.cpu_count() or 1,
+            num_workers=self.settings.max_concurrency,
+            local_files_only=True,
+        )
+        self._languages = frozenset(_LANGUAGE_CODES)
+        logger.info(
+            "loaded whisper model from %s (%s, %s)", path, self.settings.device, self.settings.compute_type
+        )
+
+    def warm_up(self) -> None:
+        # One real decode so the first caller does not pay for lazy initialisation.
+        tone = 0.1 * np.sin(np.linspace(0, 2 * np.pi * 220, SAMPLE_RATE, dtype=np.float32))
+        self.transcribe(threading.Event(), tone, language="en", vad_filter=False)
+
+    def language_for(self, requested: str) -> str | None:
+        """The language to decode in: the request's, else the setting's; None = detect ("auto")."""
+        language = (requested.strip() or self.settings.language).strip().lower()
+        if language in ("", "auto"):
+            return None
+        if self._languages and language not in self._languages:
+            raise InvalidInput(
+                f"unknown language {language!r}: use an ISO 639-1 code such as 'en', "
+                "or leave it empty to detect",
+                reason="BAD_LANGUAGE",
+            )
+        return language
+
+    def transcribe(
+        self,
+        cancel: threading.Event,
+        samples: np.ndarray,
+        language: str | None,
+        *,
+        offset: float = 0.0,
+        vad_filter: bool | None = None,
+    ) -> Transcript:
+        """Decode 16 kHz mono float32 ``samples``; stops between segments once ``cancel`` is set."""
+        assert self._model is not None, "load() first"
+        segments, info = self._model.transcribe(
+            samples,
+            language=language,
+            beam_size=self.settings.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=self.settings.vad_filter if vad_filter is None else vad_filter,
+        )
+        texts: list[str] = []
+        words: list[WordTiming] = []
+        logprobs: list[float] = []
+        for segment in segments:  # lazy: each step decodes one 30 s window
+            texts.append(segment.text)
+            logprobs.append(segment.avg_logprob)
+            words += [
+                WordTiming(w.word.strip(), offset + w.start, offset + w.end, w.probability)
+                for w in segment.words or ()
+                if w.word.strip()
+            ]
+            if cancel.is_set():
+                logger.debug("decode cancelled after %d segments", len(texts))
+                break
+        if words:
+            confidence = float(np.mean([w.probability for w in words]))
+        elif logprobs:
+            confidence = math.exp(float(np.mean(logprobs)))
+        else:
+            confidence = 0.0
+        return Transcript(
+            text="".join(texts).strip(),
+            language=info.language,
+            language_probability=float(info.language_probability),
+            words=words,
+            confidence=confidence,
+            start=offset,
+            end=offset + samples.shape[0] / SAMPLE_RATE,
+        )

@@ -1,0 +1,291 @@
+"""One StreamingRecognize call: audio chunks in, speech events and results out.
+
+Audio of any chunk size is decoded (PCM16, any rate, mono or stereo),
+resampled to 16 kHz as a stream, and passed through the VAD. Each utterance
+gets speech-started, partial results (when asked for, at most one decode in
+flight, at a bounded rate), speech-ended as soon as the end is detected, then
+its final result. Closing the client side flushes the last utterance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import numpy as np
+import soxr
+
+from voxstack.asr.engine import SAMPLE_RATE, Transcript, WhisperEngine
+from voxstack.asr.vad import Segmenter, SileroStream, VadEvent
+from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
+from voxstack.config import AsrSettings
+from voxstack.errors import InvalidInput, VoxError
+from voxstack.server.limiter import Limiter, run_in_thread
+from voxstack.v1 import asr_pb2, common_pb2
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
+
+
+def result_message(t: Transcript) -> asr_pb2.RecognitionResult:
+    return asr_pb2.RecognitionResult(
+        text=t.text,
+        language=t.language,
+        language_probability=t.language_probability,
+        words=[
+            asr_pb2.Word(word=w.word, start_seconds=w.start, end_seconds=w.end, probability=w.probability)
+            for w in t.words
+        ],
+        confidence=t.confidence,
+        start_seconds=t.start,
+        end_seconds=t.end,
+    )
+
+
+def stability(previous: str, current: str) -> float:
+    """Share of the current words that the previous partial already had, in order."""
+    old, new = previous.split(), current.split()
+    if not new:
+        return 0.0
+    same = 0
+    for a, b in zip(old, new, strict=False):
+        if a.lower() != b.lower():
+            break
+        same += 1
+    return same / len(new)
+
+
+class RecognitionStream:
+    """State of one streaming call; ``feed`` audio, then ``finish``."""
+
+    def __init__(
+        self,
+        config: asr_pb2.RecognitionConfig,
+        *,
+        engine: WhisperEngine,
+        vad: SileroStream,
+        settings: AsrSettings,
+        limiter: Limiter,
+        executor: Executor,
+        emit: Emit,
+    ) -> None:
+        fmt = config.format
+        if fmt.encoding != PCM16:
+            raise InvalidInput(
+                f"StreamingRecognize takes AUDIO_ENCODING_PCM16 audio (got {encoding_name(fmt.encoding)}); "
+                "send WAV files to Recognize",
+                reason="BAD_ENCODING",
+            )
+        if fmt.sample_rate_hz == 0:
+            raise InvalidInput("sample_rate_hz is required for PCM16 audio", reason="BAD_SAMPLE_RATE")
+        check_rate(fmt.sample_rate_hz)
+        self.channels = fmt.channels or 1
+        check_channels(self.channels)
+        self.rate = fmt.sample_rate_hz
+        self.language = engine.language_for(config.language)
+        self.interim = config.interim_results
+        self.engine = engine
+        self.vad = vad
+        self.settings = settings
+        self.limiter = limiter
+        self.executor = executor
+        self.emit = emit
+        self.segmenter = Segmenter(
+            settings.vad_threshold,
+            settings.vad_min_silence_ms,
+            settings.vad_min_speech_ms,
+            settings.vad_pad_ms,
+        )
+        self._resampler = (
+            soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            if self.rate != SAMPLE_RATE
+            else None
+        )
+        self._rest = b""  # bytes of an incomplete frame
+        # 16 kHz audio kept from absolute sample ``_buffer_start`` on: the current
+        # utterance plus the padding before it.
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0
+        self._utterance = 0
+        self._utterance_start: int | None = None
+        self._partial_task: asyncio.Task[None] | None = None
+        self._partial_at = 0  # stream position of the last partial decode
+        self._partial_wall = 0.0  # and when it started
+        self._last_partial = ""
+        self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
+
+    async def feed(self, data: bytes) -> None:
+        samples = self._decode(data, last=False)
+        if samples.size:
+            await self._process(samples)
+
+    async def finish(self) -> None:
+        """The client closed its side: flush the resampler and end any utterance."""
+        samples = self._decode(b"", last=True)
+        if samples.size:
+            await self._process(samples)
+        end = self.segmenter.force_end()
+        if end is not None:
+            await self._on_end(end)
+
+    async def close(self) -> None:
+        await self._cancel_partial()
+
+    def _decode(self, data: bytes, *, last: bool) -> np.ndarray:
+        data = self._rest + data
+        frame = 2 * self.channels
+        usable = len(data) - len(data) % frame
+        self._rest = data[usable:]
+        ints = np.frombuffer(data[:usable], dtype="<i2").reshape(-1, self.channels)
+        mono = (
+            ints.mean(axis=1, dtype=np.float32) / 32768.0
+            if self.channels > 1
+            else ints[:, 0] / np.float32(32768)
+        )
+        mono = mono.astype(np.float32, copy=False)
+        if self._resampler is None:
+            return mono
+        return self._resampler.resample_chunk(mono, last=last)
+
+    async def _process(self, samples: np.ndarray) -> None:
+        self._buffer = np.concatenate([self._buffer, samples])
+        probabilities = await asyncio.to_thread(self.vad, samples)
+        for event in self.segmenter.push(probabilities):
+            if event.kind == "start":
+                self._on_start(event)
+            else:
+                await self._on_end(event)
+        if self._utterance_start is None:
+            # Keep only what a future start's padding can reach back to.
+            keep = self.segmenter.pad + 2 * 512
+            self._trim(self.segmenter.position - keep)
+            return
+        if self.segmenter.position - self._utterance_start >= self._max_samples:
+            forced = self.segmenter.force_end()
+            if forced is not None:
+                await self._on_end(forced)
+            return
+        if self.interim and self._partial_task is None:
+            # Bounded in audio time and in wall time: a client sending faster than
+            # real time gets its finals sooner instead of partials it would not see.
+            interval = self.settings.partial_interval
+            audio_due = self.segmenter.position - self._partial_at >= interval * SAMPLE_RATE
+            if audio_due and time.perf_counter() - self._partial_wall >= interval:
+                self._partial_at = self.segmenter.position
+                self._partial_wall = time.perf_counter()
+                self._partial_task = asyncio.create_task(self._partial(self._utterance))
+
+    def _trim(self, absolute: int) -> None:
+        drop = absolute - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        return self._buffer[max(0, start - self._buffer_start) : max(0, end - self._buffer_start)]
+
+    def _on_start(self, event: VadEvent) -> None:
+        self._utterance_start = event.sample
+        self._partial_at = event.sample
+        self._partial_wall = time.perf_counter()
+        self._last_partial = ""
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=self._utterance,
+                speech_started=asr_pb2.SpeechStarted(offset_seconds=event.sample / SAMPLE_RATE),
+            )
+        )
+
+    async def _on_end(self, event: VadEvent) -> None:
+        detected = time.perf_counter()
+        start = self._utterance_start if self._utterance_start is not None else event.sample
+        await self._cancel_partial()
+        index = self._utterance
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=index,
+                speech_ended=asr_pb2.SpeechEnded(offset_seconds=event.sample / SAMPLE_RATE),
+            )
+        )
+        audio = self._slice(start, event.sample).copy()
+        self._utterance += 1
+        self._utterance_start = None
+        self._trim(event.sample)
+        transcript, queued, processing = await self._decode_utterance(audio, start)
+        logger.debug(
+            "utterance %d: %r (%.2f s audio, %.3f s decode)",
+            index,
+            transcript.text,
+            audio.size / SAMPLE_RATE,
+            processing,
+        )
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=index,
+                final=asr_pb2.FinalResult(
+                    result=result_message(transcript),
+                    timings=common_pb2.Timings(
+                        queue_seconds=queued,
+                        processing_seconds=processing,
+                        total_seconds=time.perf_counter() - detected,
+                        audio_seconds=audio.size / SAMPLE_RATE,
+                    ),
+                ),
+            )
+        )
+
+    async def _decode_utterance(self, audio: np.ndarray, start: int) -> tuple[Transcript, float, float]:
+        cancel = threading.Event()
+        async with self.limiter.slot() as queued:
+            began = time.perf_counter()
+            transcript = await run_in_thread(
+                self.executor,
+                self._transcribe,
+                cancel,
+                audio,
+                start / SAMPLE_RATE,
+                cancel=cancel,
+            )
+        return transcript, queued, time.perf_counter() - began
+
+    def _transcribe(self, cancel: threading.Event, audio: np.ndarray, offset: float) -> Transcript:
+        # The VAD already cut out the silence.
+        return self.engine.transcribe(cancel, audio, self.language, offset=offset, vad_filter=False)
+
+    async def _partial(self, index: int) -> None:
+        start = self._utterance_start
+        if start is None:
+            return
+        audio = self._slice(start, self.segmenter.position).copy()
+        try:
+            transcript, _, _ = await self._decode_utterance(audio, start)
+        except VoxError as exc:  # e.g. the queue is full: skip this partial, the final still comes
+            logger.debug("partial skipped: %s", exc)
+            return
+        finally:
+            self._partial_task = None
+        if index != self._utterance or not transcript.text:
+            return
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=index,
+                partial=asr_pb2.PartialResult(
+                    text=transcript.text, stability=stability(self._last_partial, transcript.text)
+                ),
+            )
+        )
+        self._last_partial = transcript.text
+
+    async def _cancel_partial(self) -> None:
+        task = self._partial_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._partial_task = None

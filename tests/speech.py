@@ -1,0 +1,71 @@
+"""Real speech for tests, made with the default piper voice, and word error rate."""
+
+from __future__ import annotations
+
+import re
+import wave
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+from voxstack.audio import float_to_pcm16, resample
+
+VOICE_RATE = 22_050
+
+
+class SpeechMaker:
+    """Synthesises sentences with piper (the tts default voice) as float32 mono at 22,050 Hz."""
+
+    def __init__(self, voice_dir: Path) -> None:
+        from piper import PiperVoice
+
+        self.voice = PiperVoice.load(str(voice_dir / "en_US-joe-medium.onnx"))
+        self._cache: dict[str, np.ndarray] = {}
+
+    def say(self, text: str) -> np.ndarray:
+        if text not in self._cache:
+            chunks = [c.audio_float_array for c in self.voice.synthesize(text)]
+            self._cache[text] = np.concatenate(chunks).astype(np.float32)
+        return self._cache[text]
+
+
+def silence(seconds: float, rate: int = VOICE_RATE) -> np.ndarray:
+    return np.zeros(int(seconds * rate), dtype=np.float32)
+
+
+def pcm16(
+    samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1
+) -> bytes:
+    """Mono float samples as PCM16 at ``to_rate``, duplicated into ``channels``."""
+    out = resample(samples, from_rate, to_rate)
+    if channels > 1:
+        out = np.repeat(out[:, None], channels, axis=1).reshape(-1)
+    return float_to_pcm16(out)
+
+
+def wav(
+    samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1
+) -> bytes:
+    buf = BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(to_rate)
+        w.writeframes(pcm16(samples, from_rate, to_rate, channels))
+    return buf.getvalue()
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level edit distance over the reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[len(hyp)] / max(1, len(ref))
