@@ -8,12 +8,13 @@ EXTRAS ?= dev,test,asr,tts
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: help venv models test lint format proto proto-check dev clean
+.PHONY: help venv models test lint format proto proto-check dev bench clean
 
 help:
 	@echo "make dev    set up .venv and run the stack in development mode"
 	@echo "make test   set up .venv, lint, and run the test suite with coverage"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
+	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
 	@echo "make lint   ruff check and format check"
 	@echo "make clean  remove .venv and caches"
 
@@ -51,6 +52,10 @@ models: venv
 dev: venv
 	$(VENV)/bin/voxstack models pull asr
 	$(VENV)/bin/voxstack serve asr --mode dev
+
+# Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov

@@ -31,6 +31,9 @@ from voxstack.v1 import asr_pb2, common_pb2
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
+# A pause this long (3 x 32 ms) starts a decode that becomes the final if the
+# pause turns out to end the utterance; shorter gaps between words do not.
+GUESS_AFTER_WINDOWS = 3
 
 
 def result_message(t: Transcript) -> asr_pb2.RecognitionResult:
@@ -115,6 +118,10 @@ class RecognitionStream:
         self._utterance = 0
         self._utterance_start: int | None = None
         self._partial_task: asyncio.Task[None] | None = None
+        # A decode started when speech paused, keyed by where the speech ended: if
+        # the pause becomes the utterance's end, it is the final (saves the
+        # min-silence wait); if speech resumes, it is dropped.
+        self._guess: tuple[int, asyncio.Task[tuple[Transcript, float, float]]] | None = None
         self._partial_at = 0  # stream position of the last partial decode
         self._partial_wall = 0.0  # and when it started
         self._last_partial = ""
@@ -136,6 +143,15 @@ class RecognitionStream:
 
     async def close(self) -> None:
         await self._cancel_partial()
+        await self._cancel_guess()
+
+    async def _cancel_guess(self) -> None:
+        if self._guess is not None:
+            task = self._guess[1]
+            self._guess = None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, VoxError):
+                await task
 
     def _decode(self, data: bytes, *, last: bool) -> np.ndarray:
         data = self._rest + data
@@ -171,6 +187,16 @@ class RecognitionStream:
             if forced is not None:
                 await self._on_end(forced)
             return
+        if self.segmenter.pause_windows >= GUESS_AFTER_WINDOWS:
+            speech_end = self.segmenter.speech_end
+            if self._guess is None or self._guess[0] != speech_end:
+                await self._cancel_guess()
+                await self._cancel_partial()
+                audio = self._slice(self._utterance_start, self.segmenter.position).copy()
+                task = asyncio.create_task(self._decode_utterance(audio, self._utterance_start))
+                self._guess = (speech_end, task)
+            return
+        await self._cancel_guess()  # speech went on
         if self.interim and self._partial_task is None:
             # Bounded in audio time and in wall time: a client sending faster than
             # real time gets its finals sooner instead of partials it would not see.
@@ -217,7 +243,15 @@ class RecognitionStream:
         self._utterance += 1
         self._utterance_start = None
         self._trim(event.sample)
-        transcript, queued, processing = await self._decode_utterance(audio, start)
+        guess, self._guess = self._guess, None
+        if guess is not None and guess[0] == event.speech_end:
+            transcript, queued, processing = await guess[1]
+            transcript.end = event.sample / SAMPLE_RATE
+        else:
+            if guess is not None:
+                self._guess = guess
+                await self._cancel_guess()
+            transcript, queued, processing = await self._decode_utterance(audio, start)
         logger.debug(
             "utterance %d: %r (%.2f s audio, %.3f s decode)",
             index,

@@ -54,10 +54,14 @@ class SileroStream:
 
 @dataclass(frozen=True)
 class VadEvent:
-    """``start`` or ``end`` of speech at ``sample`` (absolute position in the stream, padding included)."""
+    """``start`` or ``end`` of speech at ``sample`` (absolute position in the stream, padding included).
+
+    For ``end`` events, ``speech_end`` is where the last speech window ended (no padding).
+    """
 
     kind: str
     sample: int
+    speech_end: int = 0
 
 
 class Segmenter:
@@ -82,6 +86,16 @@ class Segmenter:
     def position(self) -> int:
         """Samples consumed so far."""
         return self._window * WINDOW
+
+    @property
+    def pause_windows(self) -> int:
+        """Silent windows since the last speech in the current utterance (0 outside one)."""
+        return self._silence if self.in_speech else 0
+
+    @property
+    def speech_end(self) -> int:
+        """End of the last speech window seen."""
+        return (self._last_speech + 1) * WINDOW
 
     def push(self, probabilities: np.ndarray) -> list[VadEvent]:
         events: list[VadEvent] = []
@@ -117,7 +131,8 @@ class Segmenter:
 
     def _end(self, sample: int) -> VadEvent:
         end = min(sample, self.position)
+        speech_end = min(self.speech_end, end)
         self.in_speech = False
         self._candidate, self._run, self._silence = None, 0, 0
         self._last_end = end
-        return VadEvent("end", end)
+        return VadEvent("end", end, speech_end)

@@ -1,0 +1,141 @@
+"""asr: real-time factor and latency of Recognize, and end of speech to final for streaming."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+from common import Report, median, service
+
+from voxstack.asr.engine import WhisperEngine
+from voxstack.audio import float_to_pcm16, resample
+from voxstack.config import load_settings
+from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Voice assistants turn speech into text, think of a reply, and speak it back.",
+    "Please remind me to buy milk, eggs and bread on the way home tonight.",
+    "The weather tomorrow will be sunny with a light breeze from the west.",
+    "Our meeting has been moved to half past three in the large conference room.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+]
+RUNS = 5
+# One utterance of about five seconds, no sentence break inside.
+UTTERANCE = (
+    "Please remind me to buy milk, eggs, bread, butter and some fresh fruit on the way home from work tonight"
+)
+
+
+def clip(voice, seconds: float) -> np.ndarray:
+    """About ``seconds`` of speech at 16 kHz, sentences with short pauses."""
+    parts: list[np.ndarray] = []
+    total = 0.0
+    i = 0
+    while total < seconds:
+        speech = resample(
+            np.concatenate([c.audio_float_array for c in voice.synthesize(SENTENCES[i % len(SENTENCES)])]),
+            22050,
+            16000,
+        )
+        parts += [speech, np.zeros(4000, np.float32)]
+        total += (speech.size + 4000) / 16000
+        i += 1
+    audio = np.concatenate(parts)
+    return audio[: int(seconds * 16000)]
+
+
+def recognize(stub, audio: np.ndarray) -> tuple[float, float]:
+    fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000, channels=1)
+    started = time.perf_counter()
+    reply = stub.Recognize(
+        asr_pb2.RecognizeRequest(config=asr_pb2.RecognitionConfig(format=fmt), audio=float_to_pcm16(audio)),
+        timeout=120,
+    )
+    return time.perf_counter() - started, reply.timings.processing_seconds
+
+
+def end_of_speech_to_final(stub, speech: np.ndarray) -> float:
+    """Stream silence, an utterance, silence in real time; seconds from the last speech chunk to the final."""
+    chunk = 320  # 20 ms
+    audio = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)])
+    speech_end = 8000 + speech.size
+    pcm = float_to_pcm16(audio)
+    sent_speech_end = threading.Event()
+    marks: dict[str, float] = {}
+    fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000, channels=1)
+
+    def requests():
+        yield asr_pb2.StreamingRecognizeRequest(config=asr_pb2.RecognitionConfig(format=fmt))
+        start = time.perf_counter()
+        for n, i in enumerate(range(0, audio.size, chunk)):
+            # Real time: chunk n is sent when its audio would have been spoken.
+            delay = start + n * chunk / 16000 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            yield asr_pb2.StreamingRecognizeRequest(audio=pcm[2 * i : 2 * (i + chunk)])
+            if i <= speech_end <= i + chunk:
+                marks["speech_end"] = time.perf_counter()
+                sent_speech_end.set()
+
+    for reply in stub.StreamingRecognize(requests(), timeout=120):
+        if reply.WhichOneof("event") == "final":
+            marks["final"] = time.perf_counter()  # the last final is the one that ends the speech
+    return marks["final"] - marks["speech_end"]
+
+
+def run(report: Report, voice, models_dir) -> None:
+    clips = {5: clip(voice, 5), 30: clip(voice, 30)}
+    settings = load_settings(models_dir=str(models_dir))
+
+    # Reference: the engine in this process, no gRPC, same settings.
+    engine = WhisperEngine(settings.asr, settings.models_dir)
+    engine.load()
+    engine.warm_up()
+    in_process = {}
+    for seconds, audio in clips.items():
+        times = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            engine.transcribe(threading.Event(), audio, "en")
+            times.append(time.perf_counter() - started)
+        in_process[seconds] = median(times)
+    del engine
+
+    with (
+        service("asr", {"VOXSTACK_MODELS_DIR": str(models_dir)}) as address,
+        grpc.insecure_channel(address) as channel,
+    ):
+        stub = asr_pb2_grpc.AsrStub(channel)
+        recognize(stub, clips[5])
+        for seconds, audio in clips.items():
+            results = [recognize(stub, audio) for _ in range(RUNS)]
+            latency = median([r[0] for r in results])
+            report.add(
+                "asr", f"Recognize {seconds} s: RTF", latency / seconds, "x", "<= 0.15", f"median of {RUNS}"
+            )
+            report.add("asr", f"Recognize {seconds} s: latency", latency, "s")
+            report.add(
+                "asr",
+                f"Recognize {seconds} s: vs in-process engine",
+                latency / in_process[seconds],
+                "ratio",
+                "",
+                f"in-process {in_process[seconds]:.3f} s",
+            )
+        utterance = resample(
+            np.concatenate([c.audio_float_array for c in voice.synthesize(UTTERANCE)]), 22050, 16000
+        )
+        voiced = np.nonzero(np.abs(utterance) > 1e-3)[0]
+        utterance = utterance[voiced[0] : voiced[-1] + 1]
+        waits = [end_of_speech_to_final(stub, utterance) for _ in range(RUNS)]
+        report.add(
+            "asr",
+            f"Streaming {utterance.size / 16000:.1f} s utterance: end of speech to final",
+            median(waits),
+            "s",
+            "<= 0.4",
+            f"median of {RUNS}, max {max(waits):.3f}",
+        )

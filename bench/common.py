@@ -1,0 +1,88 @@
+"""Shared helpers for the benchmarks: servers as subprocesses, statistics, the table and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from voxstack.health_check import check_health
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def service(name: str, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """Run ``voxstack serve NAME`` in prod mode on a free port until the block ends."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | (env or {})
+    out = log.open("w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxstack", "serve", name, "--port", str(port), "--mode", "prod"],
+        env=full_env,
+        stdout=out,
+        stderr=out,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not check_health(address, timeout=1).serving:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become SERVING (exit {proc.returncode})")
+            time.sleep(0.1)
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Report:
+    """Rows of (benchmark, metric, value, unit, target, note), printed as a table and saved as JSON."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, object]] = []
+
+    def add(self, bench: str, metric: str, value: float, unit: str, target: str = "", note: str = "") -> None:
+        self.rows.append(
+            {
+                "bench": bench,
+                "metric": metric,
+                "value": round(value, 4),
+                "unit": unit,
+                "target": target,
+                "note": note,
+            }
+        )
+
+    def print(self) -> None:
+        table = Table(title="voxstack benchmarks")
+        for column in ("bench", "metric", "value", "unit", "target", "note"):
+            table.add_column(column)
+        for row in self.rows:
+            table.add_row(*(str(row[c]) for c in ("bench", "metric", "value", "unit", "target", "note")))
+        Console(width=160).print(table)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count()}
+        path.write_text(json.dumps({"meta": meta, "results": self.rows}, indent=2) + "\n")

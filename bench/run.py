@@ -1,0 +1,45 @@
+"""``make bench``: run the benchmarks, print a table, write bench/results/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS_DIR, Report
+
+from voxstack.config import load_settings
+from voxstack.models import DEFAULT_MODELS, pull
+
+BENCHES = ("asr",)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=BENCHES, action="append", help="run only these (repeatable)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    models_dir = load_settings().models_dir
+    for name in ("asr", "tts"):
+        pull(DEFAULT_MODELS[name], models_dir)
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(DEFAULT_MODELS["tts"].path(models_dir) / "en_US-joe-medium.onnx"))
+    report = Report()
+    selected = args.only or list(BENCHES)
+    if "asr" in selected:
+        import asr_bench
+
+        asr_bench.run(report, voice, models_dir)
+    report.print()
+    report.save(args.out)
+    print(f"results written to {args.out}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
