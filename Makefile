@@ -48,10 +48,14 @@ proto-check: venv
 models: venv
 	$(VENV)/bin/voxstack models pull all
 
-# Grows with the stack: today the asr service, in development mode.
+# Grows with the stack: today the asr and tts services, in development mode
+# (Ctrl-C stops both).
 dev: venv
-	$(VENV)/bin/voxstack models pull asr
-	$(VENV)/bin/voxstack serve asr --mode dev
+	$(VENV)/bin/voxstack models pull all
+	@trap 'kill 0' INT TERM; \
+	$(VENV)/bin/voxstack serve asr --mode dev & \
+	$(VENV)/bin/voxstack serve tts --mode dev & \
+	wait
 
 # Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
 bench: venv

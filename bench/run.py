@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr",)
+BENCHES = ("asr", "tts")
 
 
 def main() -> int:
@@ -35,6 +35,10 @@ def main() -> int:
         import asr_bench
 
         asr_bench.run(report, voice, models_dir)
+    if "tts" in selected:
+        import tts_bench
+
+        tts_bench.run(report, voice, models_dir)
     report.print()
     report.save(args.out)
     print(f"results written to {args.out}")  # noqa: T201

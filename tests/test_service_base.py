@@ -241,3 +241,28 @@ async def test_reuse_port_lets_two_servers_share_a_port(start) -> None:
     await twin.wait_ready()
     await twin.stop(grace=0)
     assert service.closed
+
+
+async def test_undecodable_requests_are_invalid_argument(start) -> None:
+    run = await start()
+    # Field 1 (text) with bytes that are not UTF-8: protobuf refuses to parse it.
+    bad = b"\x0a\x02\xff\xfe"
+    say = run.channel.unary_unary("/voxtest.v1.Echo/Say")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await say(bad, timeout=5)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "the request is not a valid message" in info.value.details()
+
+    chat = run.channel.stream_stream("/voxtest.v1.Echo/Chat")
+
+    async def messages():
+        yield echo_pb2.SayRequest(text="fine").SerializeToString()
+        yield bad
+
+    replies = []
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for reply in chat(messages(), timeout=5):
+            replies.append(echo_pb2.SayReply.FromString(reply).text)
+    assert replies == ["FINE"]
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (await run.echo.Say(echo_pb2.SayRequest(text="after"), timeout=5)).text == "after"

@@ -129,10 +129,11 @@ def show_version() -> None:
 
 
 def _register_feature_commands() -> None:
-    from voxstack.commands import models, transcribe
+    from voxstack.commands import models, speak, transcribe
 
     app.add_typer(models.app, name="models")
     app.command()(transcribe.transcribe)
+    app.command()(speak.speak)
 
 
 _register_feature_commands()

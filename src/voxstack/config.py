@@ -117,6 +117,16 @@ class LlmSettings(GrpcServiceSettings):
 
 class TtsSettings(GrpcServiceSettings):
     port: int = Field(50053, ge=0, le=65535)
+    voices: list[Path] = Field(
+        default_factory=list,
+        description="piper voices (.onnx, each with its .onnx.json beside it); empty = the default voice.",
+    )
+    default_voice: str = Field("", description="Voice used when a request names none; empty = the first.")
+    max_text_chars: int = Field(5000, ge=1, le=1_000_000, description="Longest text accepted.")
+    max_sentence_chars: int = Field(250, ge=20, le=10_000, description="Longer sentences are cut at a pause.")
+    sentence_silence: float = Field(0.2, ge=0, le=5, description="Seconds of silence between sentences.")
+    max_concurrency: int = Field(2, ge=1, le=32, description="Syntheses that run at once.")
+    max_queue: int = Field(16, ge=0, le=10_000, description="Calls that may wait for a slot before refusal.")
 
 
 class CoreSettings(ServiceSettings):

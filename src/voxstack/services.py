@@ -19,5 +19,6 @@ class ServiceSpec:
 SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
     {
         "asr": ServiceSpec("asr", "voxstack.asr.service:create", "voxstack.v1.Asr"),
+        "tts": ServiceSpec("tts", "voxstack.tts.service:create", "voxstack.v1.Tts"),
     }
 )

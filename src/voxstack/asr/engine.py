@@ -112,6 +112,9 @@ class WhisperEngine:
             samples,
             language=language,
             beam_size=self.settings.beam_size,
+            # No sampling fallback: the same audio always gives the same text,
+            # and a hard utterance does not cost several extra decodes.
+            temperature=0.0,
             word_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=self.settings.vad_filter if vad_filter is None else vad_filter,

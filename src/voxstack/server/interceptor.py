@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from voxstack.errors import NotReady
+from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY, status_for
 
@@ -25,6 +25,38 @@ logger = logging.getLogger(__name__)
 # Infrastructure methods: always allowed (health must answer while loading) and
 # logged at DEBUG only, since probes call them every few seconds.
 INFRA_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse (e.g. invalid UTF-8 in a string)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def invalid(self) -> InvalidInput:
+        return InvalidInput(f"the request is not a valid message: {self.error}", reason="UNDECODABLE")
+
+
+def _safe(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    # grpc would answer INTERNAL for a request that fails to parse; we make it
+    # INVALID_ARGUMENT by handing the handler a marker instead.
+    if deserialize is None:
+        return None
+
+    def safe(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return safe
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise request.invalid()
+        yield request
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
@@ -54,7 +86,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         infra = method.startswith(INFRA_PREFIXES)
         if handler.response_streaming:
             behavior = handler.unary_stream or handler.stream_stream
-            wrapped: Any = self._wrap_streaming(method, infra, behavior)
+            wrapped: Any = self._wrap_streaming(method, infra, behavior, handler.request_streaming)
             factory = (
                 grpc.stream_stream_rpc_method_handler
                 if handler.request_streaming
@@ -62,7 +94,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             )
         else:
             behavior = handler.unary_unary or handler.stream_unary
-            wrapped = self._wrap_unary(method, infra, behavior)
+            wrapped = self._wrap_unary(method, infra, behavior, handler.request_streaming)
             factory = (
                 grpc.stream_unary_rpc_method_handler
                 if handler.request_streaming
@@ -70,16 +102,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             )
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_safe(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap_unary(self, method: str, infra: bool, behavior: Any) -> Any:
+    def _wrap_unary(self, method: str, infra: bool, behavior: Any, request_streaming: bool) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _Call(self, method, infra, context)
             try:
                 call.begin()
-                response = await behavior(request, context)
+                response = await behavior(_incoming(request, request_streaming), context)
             except BaseException as exc:
                 await call.fail(exc)
                 raise  # not reached for mapped errors: fail() aborts
@@ -88,12 +120,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_streaming(self, method: str, infra: bool, behavior: Any) -> Any:
+    def _wrap_streaming(self, method: str, infra: bool, behavior: Any, request_streaming: bool) -> Any:
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(self, method, infra, context)
             try:
                 call.begin()
-                result = behavior(request, context)
+                result = behavior(_incoming(request, request_streaming), context)
                 if inspect.isasyncgen(result):
                     async for response in result:
                         yield response
@@ -105,6 +137,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             call.end()
 
         return streaming
+
+
+def _incoming(request: Any, streaming: bool) -> Any:
+    """The request as the handler should see it: checked, or an iterator that checks."""
+    if streaming:
+        return _checked(request)
+    if isinstance(request, _Undecodable):
+        raise request.invalid()
+    return request
 
 
 class _Call:

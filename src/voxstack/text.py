@@ -1,0 +1,146 @@
+"""Text for speech: cleaning and sentence splitting, whole or as a stream.
+
+tts speaks a text sentence by sentence; the core splits the llm's streamed
+reply into sentences as it arrives. Both use these rules: a sentence ends at
+., ! or ? (plus closing quotes or brackets) followed by whitespace and then a
+capital, a digit or an opening quote, or at a blank line, or at the end of
+the text. Abbreviations ("e.g.", "Dr.", "p.m."), initials ("J. R.") and
+decimals ("3.5") do not end sentences. A run-on sentence longer than
+``max_chars`` is cut at a comma, semicolon or colon, else at a space, so the
+first audio never waits for a whole paragraph.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Lower-case words that take a period and rarely end a sentence.
+ABBREVIATIONS = frozenset(
+    {
+        *("e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "no", "nos"),
+        *("approx", "fig", "figs", "inc", "ltd", "co", "corp", "dept", "est", "a.m", "p.m", "u.s", "u.k"),
+        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
+    }
+)
+ENDERS = ".!?\u2026"  # ... and the ellipsis character
+CLOSERS = "\"')]\u201d\u2019"  # straight and curly closing quotes, brackets
+OPENERS = "\"'([\u201c\u2018"
+_END = re.compile(f"[{re.escape(ENDERS)}]+[{re.escape(CLOSERS)}]*")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+_SOFT_BREAK = re.compile(r"[,;:]\s")
+_WORD_BEFORE = re.compile(r"([\w.]+)$")
+DEFAULT_MAX_CHARS = 250
+
+
+def clean(text: str) -> str:
+    """Control characters (but newlines) become spaces; Unicode is NFC-normalised."""
+    text = unicodedata.normalize("NFC", text)
+    return "".join(ch if ch == "\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    """Whether the punctuation run ending at ``end`` ends a sentence, given what follows."""
+    match = _END.match(text, _punct_start(text, end))
+    punct = match.group(0) if match else ""
+    if "." in punct and not any(c in punct for c in ENDERS[1:]):
+        word = _WORD_BEFORE.search(text, 0, end - len(punct))
+        before = word.group(1).lower().rstrip(".") if word else ""
+        if before in ABBREVIATIONS or (len(before) == 1 and before.isalpha()):
+            return False
+    rest = text[end:]
+    stripped = rest.lstrip()
+    if not stripped:
+        return True
+    if stripped is rest:  # no whitespace after: "3.5", "e.g.the"
+        return False
+    first = stripped[0]
+    return first.isupper() or first.isdigit() or first in OPENERS or not first.isalpha()
+
+
+def _punct_start(text: str, end: int) -> int:
+    start = end
+    while start > 0 and text[start - 1] in ENDERS + CLOSERS:
+        start -= 1
+    return start
+
+
+def sentence_spans(
+    text: str, *, final: bool = True, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence, whitespace excluded.
+
+    With ``final=False`` (more text will come), a sentence is returned only once
+    what follows it confirms the boundary, and the unfinished tail is not.
+    """
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    candidates = sorted(
+        {m.end() for m in _END.finditer(text)} | {m.start() for m in _BLANK_LINE.finditer(text)}
+    )
+    for end in candidates:
+        if end <= pos:
+            continue
+        at_blank = bool(_BLANK_LINE.match(text, end))
+        if not final and not text[end:].strip():
+            break  # what follows is not here yet
+        if at_blank or _ends_sentence(text, end):
+            spans += _cut_long(text, pos, end, max_chars)
+            pos = end
+    tail_start = len(text) - len(text[pos:].lstrip())
+    if final and text[tail_start:].strip():
+        spans += _cut_long(text, pos, len(text), max_chars)
+    elif not final:
+        # Long unfinished text is cut too, keeping the last piece back.
+        pieces = _cut_long(text, pos, len(text), max_chars)
+        spans += pieces[:-1]
+    return [s for s in spans if s[1] > s[0]]
+
+
+def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Trim whitespace; split pieces longer than ``max_chars`` at a soft break or a space."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    pieces = []
+    while end - start > max_chars:
+        window = text[start : start + max_chars]
+        cut = max((m.end() for m in _SOFT_BREAK.finditer(window)), default=0) or window.rfind(" ") + 1
+        if cut <= 0:
+            cut = max_chars
+        piece_end = start + cut
+        trimmed = piece_end
+        while trimmed > start and text[trimmed - 1].isspace():
+            trimmed -= 1
+        pieces.append((start, trimmed))
+        start = piece_end
+        while start < end and text[start].isspace():
+            start += 1
+    pieces.append((start, end))
+    return pieces
+
+
+class SentenceStream:
+    """Feed text as it streams; get each sentence as soon as its end is certain."""
+
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.max_chars = max_chars
+        self._buffer = ""
+
+    def feed(self, delta: str) -> list[str]:
+        self._buffer += delta
+        return self._take(final=False)
+
+    def flush(self) -> list[str]:
+        return self._take(final=True)
+
+    def _take(self, *, final: bool) -> list[str]:
+        spans = sentence_spans(self._buffer, final=final, max_chars=self.max_chars)
+        if not spans:
+            if final:
+                self._buffer = ""
+            return []
+        sentences = [self._buffer[a:b] for a, b in spans]
+        self._buffer = "" if final else self._buffer[spans[-1][1] :]
+        return sentences

@@ -1,0 +1,1 @@
+"""The tts service: text to speech with piper."""

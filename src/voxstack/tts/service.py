@@ -1,0 +1,214 @@
+"""The tts gRPC servicer and the Service the shared host runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16, resample, wav_bytes
+from voxstack.config import Settings
+from voxstack.errors import InvalidInput
+from voxstack.server.limiter import Limiter, run_in_thread
+from voxstack.text import clean, sentence_spans
+from voxstack.tts.engine import Options, PiperEngine, VoiceInfo
+from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_RATES = (8_000, 48_000)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated request."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    voice: VoiceInfo
+    options: Options
+    encoding: int
+    rate: int
+
+    @property
+    def format(self) -> common_pb2.AudioFormat:
+        return common_pb2.AudioFormat(encoding=self.encoding, sample_rate_hz=self.rate, channels=1)
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        pcm = float_to_pcm16(samples)
+        return wav_bytes(pcm, self.rate) if self.encoding == WAV else pcm
+
+
+class TtsServicer(tts_pb2_grpc.TtsServicer):
+    def __init__(self, service: TtsService) -> None:
+        self.service = service
+
+    def _job(self, request: tts_pb2.SynthesizeRequest) -> Job:
+        limits = self.service.settings.tts
+        text = clean(request.text)
+        if not text.strip():
+            raise InvalidInput("text is empty: give something to say", reason="EMPTY_TEXT")
+        if len(text) > limits.max_text_chars:
+            raise InvalidInput(
+                f"text is {len(text)} characters; the limit is {limits.max_text_chars}",
+                reason="TEXT_TOO_LONG",
+            )
+        voice = self.service.engine.info(request.voice)
+        fmt = request.format
+        encoding = fmt.encoding or PCM16
+        if encoding not in (PCM16, WAV):
+            raise InvalidInput(
+                f"output encoding {encoding_name(encoding)} is not supported: use AUDIO_ENCODING_PCM16 or "
+                "AUDIO_ENCODING_WAV",
+                reason="BAD_ENCODING",
+            )
+        if fmt.channels > 1:
+            raise InvalidInput(
+                f"channels {fmt.channels} is not supported: tts output is mono", reason="BAD_CHANNELS"
+            )
+        rate = fmt.sample_rate_hz or voice.sample_rate
+        if not OUTPUT_RATES[0] <= rate <= OUTPUT_RATES[1]:
+            check_rate(rate)  # names impossible rates
+            raise InvalidInput(
+                f"sample_rate_hz {rate} is not supported for output: "
+                f"{OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
+                reason="BAD_SAMPLE_RATE",
+            )
+        options = self.service.engine.options(request.options, voice)
+        spans = sentence_spans(text, max_chars=limits.max_sentence_chars)
+        return Job(text, spans, voice, options, encoding, rate)
+
+    async def _sentences(self, job: Job) -> AsyncIterator[tuple[int, tuple[int, int], np.ndarray, float]]:
+        """Audio of each sentence at the output rate, with the seconds spent making it."""
+        svc = self.service
+        silence = np.zeros(int(job.options.sentence_silence * job.rate), dtype=np.float32)
+        async with svc.limiter.slot():
+            for index, (start, end) in enumerate(job.spans):
+                cancel = threading.Event()
+                began = time.perf_counter()
+                audio = await run_in_thread(
+                    svc.executor,
+                    svc.engine.synthesize,
+                    cancel,
+                    job.voice.name,
+                    job.text[start:end],
+                    job.options,
+                    cancel=cancel,
+                )
+                logger.debug(
+                    "sentence %d/%d: %.2f s of audio in %.3f s",
+                    index + 1,
+                    len(job.spans),
+                    audio.size / job.voice.sample_rate,
+                    time.perf_counter() - began,
+                )
+                audio = resample(audio, job.voice.sample_rate, job.rate)
+                if index < len(job.spans) - 1 and silence.size:
+                    audio = np.concatenate([audio, silence])
+                yield index, (start, end), audio, time.perf_counter() - began
+
+    async def Synthesize(
+        self, request: tts_pb2.SynthesizeRequest, context: grpc.aio.ServicerContext
+    ) -> tts_pb2.SynthesizeResponse:
+        received = time.perf_counter()
+        job = self._job(request)
+        pieces: list[np.ndarray] = []
+        processing = 0.0
+        first = 0.0
+        async for _, _, audio, seconds in self._sentences(job):
+            pieces.append(audio)
+            processing += seconds
+            first = first or time.perf_counter() - received
+        samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        return tts_pb2.SynthesizeResponse(
+            audio=job.encode(samples),
+            format=job.format,
+            voice=job.voice.name,
+            timings=common_pb2.Timings(
+                processing_seconds=processing,
+                total_seconds=time.perf_counter() - received,
+                audio_seconds=samples.size / job.rate,
+                first_result_seconds=first,
+            ),
+        )
+
+    async def SynthesizeStream(
+        self, request: tts_pb2.SynthesizeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tts_pb2.SynthesisChunk]:
+        received = time.perf_counter()
+        job = self._job(request)
+        processing = audio_seconds = first = 0.0
+        last_index = len(job.spans) - 1
+        async for index, (start, end), audio, seconds in self._sentences(job):
+            processing += seconds
+            audio_seconds += audio.size / job.rate
+            first = first or time.perf_counter() - received
+            chunk = tts_pb2.SynthesisChunk(
+                sequence=index,
+                audio=job.encode(audio),
+                format=job.format,
+                span=tts_pb2.TextSpan(start=start, end=end, text=job.text[start:end]),
+                last=index == last_index,
+            )
+            if chunk.last:
+                chunk.timings.CopyFrom(
+                    common_pb2.Timings(
+                        processing_seconds=processing,
+                        total_seconds=time.perf_counter() - received,
+                        audio_seconds=audio_seconds,
+                        first_result_seconds=first,
+                    )
+                )
+            yield chunk
+
+    async def ListVoices(
+        self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext
+    ) -> tts_pb2.ListVoicesResponse:
+        engine = self.service.engine
+        return tts_pb2.ListVoicesResponse(
+            voices=[
+                tts_pb2.Voice(
+                    name=v.name,
+                    language=v.language,
+                    sample_rate_hz=v.sample_rate,
+                    is_default=v.name == engine.default,
+                    num_speakers=v.num_speakers,
+                )
+                for v in engine.infos.values()
+            ]
+        )
+
+
+class TtsService:
+    """piper behind the shared gRPC host."""
+
+    name = "tts"
+    grpc_names = ("voxstack.v1.Tts",)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        tts = settings.tts
+        self.engine = PiperEngine(tts, settings.models_dir)
+        self.limiter = Limiter("tts", tts.max_concurrency, tts.max_queue)
+        self.executor = ThreadPoolExecutor(max_workers=tts.max_concurrency, thread_name_prefix="tts")
+
+    def register(self, server: grpc.aio.Server) -> None:
+        tts_pb2_grpc.add_TtsServicer_to_server(TtsServicer(self), server)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.engine.load)
+        await asyncio.to_thread(self.engine.warm_up)
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def create(settings: Settings) -> TtsService:
+    return TtsService(settings)
