@@ -24,9 +24,7 @@ SENTENCES = [
 ]
 RUNS = 5
 # One utterance of about five seconds, no sentence break inside.
-UTTERANCE = (
-    "Please remind me to buy milk, eggs, bread, butter and some fresh fruit on the way home from work tonight"
-)
+UTTERANCE = "Please remind me to buy milk, eggs, bread, butter and some fresh fruit on the way home from work tonight"
 
 
 def clip(voice, seconds: float) -> np.ndarray:
@@ -113,9 +111,7 @@ def run(report: Report, voice, models_dir) -> None:
         for seconds, audio in clips.items():
             results = [recognize(stub, audio) for _ in range(RUNS)]
             latency = median([r[0] for r in results])
-            report.add(
-                "asr", f"Recognize {seconds} s: RTF", latency / seconds, "x", "<= 0.15", f"median of {RUNS}"
-            )
+            report.add("asr", f"Recognize {seconds} s: RTF", latency / seconds, "x", "<= 0.15", f"median of {RUNS}")
             report.add("asr", f"Recognize {seconds} s: latency", latency, "s")
             report.add(
                 "asr",
@@ -125,9 +121,7 @@ def run(report: Report, voice, models_dir) -> None:
                 "",
                 f"in-process {in_process[seconds]:.3f} s",
             )
-        utterance = resample(
-            np.concatenate([c.audio_float_array for c in voice.synthesize(UTTERANCE)]), 22050, 16000
-        )
+        utterance = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(UTTERANCE)]), 22050, 16000)
         voiced = np.nonzero(np.abs(utterance) > 1e-3)[0]
         utterance = utterance[voiced[0] : voiced[-1] + 1]
         waits = [end_of_speech_to_final(stub, utterance) for _ in range(RUNS)]

@@ -37,10 +37,7 @@ def run(report: Report, voice, models_dir) -> None:
     engine.warm_up()
     options = engine.options(tts_pb2.SynthesisOptions(), engine.infos[engine.default])
     first_sentence_in_process = median(
-        [
-            _timed(lambda: engine.synthesize(threading.Event(), engine.default, ONE, options))
-            for _ in range(RUNS)
-        ]
+        [_timed(lambda: engine.synthesize(threading.Event(), engine.default, ONE, options)) for _ in range(RUNS)]
     )
 
     with (
@@ -56,9 +53,7 @@ def run(report: Report, voice, models_dir) -> None:
                 started = time.perf_counter()
                 first = None
                 last = None
-                for chunk in stub.SynthesizeStream(
-                    tts_pb2.SynthesizeRequest(text=text, format=fmt), timeout=60
-                ):
+                for chunk in stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text, format=fmt), timeout=60):
                     first = first or time.perf_counter() - started
                     last = chunk
                 total = time.perf_counter() - started

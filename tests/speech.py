@@ -34,9 +34,7 @@ def silence(seconds: float, rate: int = VOICE_RATE) -> np.ndarray:
     return np.zeros(int(seconds * rate), dtype=np.float32)
 
 
-def pcm16(
-    samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1
-) -> bytes:
+def pcm16(samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1) -> bytes:
     """Mono float samples as PCM16 at ``to_rate``, duplicated into ``channels``."""
     out = resample(samples, from_rate, to_rate)
     if channels > 1:
@@ -44,9 +42,7 @@ def pcm16(
     return float_to_pcm16(out)
 
 
-def wav(
-    samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1
-) -> bytes:
+def wav(samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_RATE, channels: int = 1) -> bytes:
     buf = BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(channels)

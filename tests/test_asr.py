@@ -56,9 +56,7 @@ def asr_address(models_dir, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def stub(asr_address: str) -> Iterator[asr_pb2_grpc.AsrStub]:
-    with grpc.insecure_channel(
-        asr_address, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
-    ) as channel:
+    with grpc.insecure_channel(asr_address, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as channel:
         yield asr_pb2_grpc.AsrStub(channel)
 
 
@@ -77,9 +75,7 @@ def recognize_wav(stub, data: bytes, **kw) -> asr_pb2.RecognizeResponse:
     )
 
 
-def stream(
-    stub, audio: bytes, rate: int = 16000, chunk_bytes: int = 3200, interim: bool = False, pace: float = 0.0
-):
+def stream(stub, audio: bytes, rate: int = 16000, chunk_bytes: int = 3200, interim: bool = False, pace: float = 0.0):
     def requests():
         yield asr_pb2.StreamingRecognizeRequest(config=config(rate, interim_results=interim))
         for i in range(0, len(audio), chunk_bytes):
@@ -159,9 +155,7 @@ def test_interim_results_arrive_before_the_final(stub, speech) -> None:
 
 def test_chunk_size_does_not_change_the_result(stub, speech) -> None:
     audio = pcm16(np.concatenate([silence(0.3), speech.say(FIRST), silence(0.8)]), to_rate=16000)
-    texts = {
-        size: " ".join(finals(stream(stub, audio, chunk_bytes=size))) for size in (320, 777, 3200, 32000)
-    }
+    texts = {size: " ".join(finals(stream(stub, audio, chunk_bytes=size))) for size in (320, 777, 3200, 32000)}
     assert len(set(texts.values())) == 1, texts
     assert wer(FIRST, texts[320]) <= 0.15
 
@@ -246,12 +240,8 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "request_", "code", "message"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
-)
-def test_bad_input_gets_its_status_and_the_service_keeps_serving(
-    stub, speech, name, request_, code, message
-) -> None:
+@pytest.mark.parametrize(("name", "request_", "code", "message"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_gets_its_status_and_the_service_keeps_serving(stub, speech, name, request_, code, message) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.Recognize(request_, timeout=30)
     assert info.value.code() is code
@@ -278,17 +268,11 @@ def test_bad_streams_get_invalid_argument(stub) -> None:
         asr_pb2.StreamingRecognizeRequest(audio=b"\0\0" * 160),
         asr_pb2.StreamingRecognizeRequest(config=config()),
     )
-    assert (
-        err.code() is grpc.StatusCode.INVALID_ARGUMENT
-        and "only the first message may be a config" in err.details()
-    )
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT and "only the first message may be a config" in err.details()
     err = run(asr_pb2.StreamingRecognizeRequest(config=config(rate=0)))
     assert "sample_rate_hz is required" in err.details()
     assert failure_from_error(err).traceback  # dev mode: the traceback comes along
-    assert (
-        list(stub.StreamingRecognize(iter([asr_pb2.StreamingRecognizeRequest(config=config())]), timeout=30))
-        == []
-    )
+    assert list(stub.StreamingRecognize(iter([asr_pb2.StreamingRecognizeRequest(config=config())]), timeout=30)) == []
 
 
 def test_cancelling_a_long_stream_frees_the_service(stub, speech) -> None:

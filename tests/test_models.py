@@ -94,13 +94,9 @@ def test_models_cli_pull_twice_says_nothing_to_do(models_dir: Path) -> None:
     )
     assert result.returncode == 0
     assert "already present and verified, nothing to do" in result.stdout
-    listing = subprocess.run(
-        [sys.executable, "-m", "voxstack", "models", "list"], capture_output=True, text=True
-    )
+    listing = subprocess.run([sys.executable, "-m", "voxstack", "models", "list"], capture_output=True, text=True)
     assert "asr " in listing.stdout and ": ok" in listing.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "voxstack", "models", "pull", "nope"], capture_output=True, text=True
-    )
+    bad = subprocess.run([sys.executable, "-m", "voxstack", "models", "pull", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "choose from asr, llm, tts, all" in bad.stderr
 
 

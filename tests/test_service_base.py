@@ -149,9 +149,7 @@ async def test_message_size_limit_comes_from_settings(start) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await run.echo.Say(echo_pb2.SayRequest(payload=b"x" * 100_000), timeout=5)
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert (
-        await run.echo.Say(echo_pb2.SayRequest(payload=b"x" * 1000, text="small"), timeout=5)
-    ).text == "small"
+    assert (await run.echo.Say(echo_pb2.SayRequest(payload=b"x" * 1000, text="small"), timeout=5)).text == "small"
 
 
 async def test_servicer_abort_passes_through(start) -> None:

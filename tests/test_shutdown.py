@@ -35,9 +35,7 @@ def server(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[st
         proc.communicate(timeout=10)
 
 
-def stream_in_thread(
-    address: str, n: int, interval: float
-) -> tuple[threading.Thread, list, list, threading.Event]:
+def stream_in_thread(address: str, n: int, interval: float) -> tuple[threading.Thread, list, list, threading.Event]:
     received: list[int] = []
     errors: list[grpc.RpcError] = []
     first = threading.Event()

@@ -30,11 +30,7 @@ def test_generated_modules_import_and_define_the_api() -> None:
     from voxstack.v1 import asr_pb2_grpc, common_pb2, llm_pb2, llm_pb2_grpc, tts_pb2, tts_pb2_grpc
 
     assert common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_WAV).encoding == 2
-    assert (
-        hasattr(asr_pb2_grpc, "AsrStub")
-        and hasattr(llm_pb2_grpc, "LlmStub")
-        and hasattr(tts_pb2_grpc, "TtsStub")
-    )
+    assert hasattr(asr_pb2_grpc, "AsrStub") and hasattr(llm_pb2_grpc, "LlmStub") and hasattr(tts_pb2_grpc, "TtsStub")
     assert llm_pb2.GenerateResponse(delta="hi").WhichOneof("event") == "delta"
     assert tts_pb2.SynthesisChunk(last=True).last
 

@@ -12,9 +12,7 @@ from voxstack.audio import resample
 def test_streamed_probabilities_equal_whole_file_ones(speech) -> None:
     from faster_whisper.vad import get_vad_model
 
-    audio = resample(
-        np.concatenate([silence(0.5), speech.say("Good morning to you."), silence(0.5)]), 22050, 16000
-    )
+    audio = resample(np.concatenate([silence(0.5), speech.say("Good morning to you."), silence(0.5)]), 22050, 16000)
     audio = audio[: audio.size // WINDOW * WINDOW]
     whole = get_vad_model()(audio).reshape(-1)
     stream = SileroStream(load_silero_session())

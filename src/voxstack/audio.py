@@ -64,16 +64,12 @@ def check_rate(rate: int, what: str = "sample_rate_hz") -> None:
 
 def check_channels(channels: int) -> None:
     if not 1 <= channels <= MAX_CHANNELS:
-        raise InvalidInput(
-            f"channels {channels} is not supported: 1 to {MAX_CHANNELS}", reason="BAD_CHANNELS"
-        )
+        raise InvalidInput(f"channels {channels} is not supported: 1 to {MAX_CHANNELS}", reason="BAD_CHANNELS")
 
 
 def pcm16_to_float(data: bytes, channels: int) -> np.ndarray:
     if len(data) % 2:
-        raise InvalidInput(
-            f"PCM16 audio must have an even number of bytes (got {len(data)})", reason="BAD_PCM_LENGTH"
-        )
+        raise InvalidInput(f"PCM16 audio must have an even number of bytes (got {len(data)})", reason="BAD_PCM_LENGTH")
     frame_bytes = 2 * channels
     if len(data) % frame_bytes:
         raise InvalidInput(
@@ -97,8 +93,7 @@ def decode(data: bytes, fmt: common_pb2.AudioFormat, *, max_seconds: float | Non
         audio = decode_wav(data)
         if fmt.sample_rate_hz and fmt.sample_rate_hz != audio.sample_rate:
             raise InvalidInput(
-                f"declared sample_rate_hz {fmt.sample_rate_hz} disagrees with the WAV header's "
-                f"{audio.sample_rate}",
+                f"declared sample_rate_hz {fmt.sample_rate_hz} disagrees with the WAV header's {audio.sample_rate}",
                 reason="FORMAT_MISMATCH",
             )
         if fmt.channels and fmt.channels != audio.channels:
@@ -120,9 +115,7 @@ def decode(data: bytes, fmt: common_pb2.AudioFormat, *, max_seconds: float | Non
 
 def check_duration(seconds: float, max_seconds: float | None) -> None:
     if max_seconds is not None and seconds > max_seconds:
-        raise TooLarge(
-            f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", reason="AUDIO_TOO_LONG"
-        )
+        raise TooLarge(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", reason="AUDIO_TOO_LONG")
 
 
 def decode_wav(data: bytes) -> Audio:
@@ -150,11 +143,7 @@ def decode_wav(data: bytes) -> Audio:
         samples = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 3:
         raw = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
-        ints = (
-            raw[:, 0].astype(np.int32)
-            | (raw[:, 1].astype(np.int32) << 8)
-            | (raw[:, 2].astype(np.int32) << 16)
-        )
+        ints = raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16)
         ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
         samples = ints.astype(np.float32) / float(1 << 23)
     elif width == 4:

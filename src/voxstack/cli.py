@@ -62,13 +62,9 @@ def package_version() -> str:
 
 @app.command()
 def serve(
-    service: Annotated[
-        str, typer.Argument(help="A service (asr, llm, tts) or an import string module:factory.")
-    ],
+    service: Annotated[str, typer.Argument(help="A service (asr, llm, tts) or an import string module:factory.")],
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: from settings).")] = None,
-    port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
-    ] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")] = None,
     mode: ModeOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
@@ -90,13 +86,9 @@ def serve(
 def health(
     service: Annotated[
         str | None,
-        typer.Argument(
-            help="A service (asr, llm, tts) or a full gRPC service name; omit for the whole server."
-        ),
+        typer.Argument(help="A service (asr, llm, tts) or a full gRPC service name; omit for the whole server."),
     ] = None,
-    addr: Annotated[
-        str | None, typer.Option(help="HOST:PORT to ask (default: the service's address).")
-    ] = None,
+    addr: Annotated[str | None, typer.Option(help="HOST:PORT to ask (default: the service's address).")] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an answer.")] = 3.0,
 ) -> None:
     """Exit 0 when the service answers SERVING, 1 otherwise (container health checks call this)."""
@@ -123,9 +115,7 @@ def show_version() -> None:
     """Print the versions of voxstack, Python and grpc."""
     import grpc
 
-    typer.echo(
-        f"voxstack {package_version()} (Python {platform.python_version()}, grpcio {grpc.__version__})"
-    )
+    typer.echo(f"voxstack {package_version()} (Python {platform.python_version()}, grpcio {grpc.__version__})")
 
 
 def _register_feature_commands() -> None:

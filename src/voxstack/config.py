@@ -12,7 +12,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxstack.models import default_models_dir
@@ -89,9 +97,7 @@ class AsrSettings(GrpcServiceSettings):
         None, description="A faster-whisper model folder; unset = the default Whisper base in models_dir."
     )
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="cpu, cuda or auto.")
-    compute_type: str = Field(
-        "int8", min_length=1, description="CTranslate2 compute type: int8, float16, ..."
-    )
+    compute_type: str = Field("int8", min_length=1, description="CTranslate2 compute type: int8, float16, ...")
     cpu_threads: int = Field(0, ge=0, le=256, description="Threads per decode; 0 = one per core.")
     language: str = Field(
         "en",
@@ -100,9 +106,7 @@ class AsrSettings(GrpcServiceSettings):
     beam_size: int = Field(1, ge=1, le=20, description="Beam width; 1 = greedy (fastest).")
     vad_filter: bool = Field(True, description="Drop silence before decoding in Recognize.")
     max_concurrency: int = Field(1, ge=1, le=32, description="Decodes run in parallel.")
-    max_queue: int = Field(
-        16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing."
-    )
+    max_queue: int = Field(16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing.")
     max_audio_seconds: float = Field(120.0, gt=0, le=3600, description="Longest audio accepted.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
     vad_min_silence_ms: int = Field(300, ge=32, le=10_000, description="Silence that ends an utterance.")
@@ -111,8 +115,39 @@ class AsrSettings(GrpcServiceSettings):
     partial_interval: float = Field(0.5, ge=0.05, le=60, description="Seconds between interim decodes.")
 
 
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant. Your answers are spoken aloud, so reply in one to three short, "
+    "plain sentences: no lists, no markdown, no emoji, and numbers written as a person would say them."
+)
+
+
 class LlmSettings(GrpcServiceSettings):
     port: int = Field(50052, ge=0, le=65535)
+    engine: Literal["llama_cpp", "openai"] = Field(
+        "llama_cpp", description="llama_cpp (a local GGUF model) or openai (any OpenAI-compatible server)."
+    )
+    model: Path | None = Field(None, description="A GGUF file; unset = the default SmolLM2 in models_dir.")
+    context_size: int = Field(2048, ge=128, le=1_048_576, description="Context window in tokens.")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = one per core.")
+    gpu_layers: int = Field(0, ge=-1, le=10_000, description="Layers offloaded to a GPU (-1 = all).")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Default nucleus sampling.")
+    max_tokens: int = Field(256, ge=1, le=1_000_000, description="Default reply length limit in tokens.")
+    max_tokens_limit: int = Field(1024, ge=1, le=1_000_000, description="Largest max_tokens a request may ask.")
+    max_queue: int = Field(4, ge=0, le=10_000, description="Calls that may wait for the model before refusal.")
+    max_concurrency: int = Field(
+        1, ge=1, le=256, description="Calls run at once (openai engine; llama.cpp always runs one)."
+    )
+    upstream_url: str = Field(
+        "",
+        description="Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (openai engine).",
+    )
+    upstream_model: str = Field("", description="Model name sent upstream (openai engine).")
+    upstream_api_key: SecretStr | None = Field(
+        None, description="Bearer token for the upstream; unset = $OPENAI_API_KEY if set."
+    )
+    upstream_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the upstream.")
 
 
 class TtsSettings(GrpcServiceSettings):
@@ -152,9 +187,7 @@ class Settings(BaseSettings):
     traceback_locals: bool = Field(False, description="Show local variables in logged tracebacks.")
     health_interval: float = Field(30.0, gt=0, le=3600, description="Seconds between health checks.")
     reuse_port: bool = Field(False, description="Let a second server bind the same port (SO_REUSEPORT).")
-    grace_period: float = Field(
-        10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown."
-    )
+    grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."
     )

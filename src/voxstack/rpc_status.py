@@ -38,13 +38,9 @@ def status_for(exc: BaseException, *, request_id: str, error_detail: bool) -> St
     else:
         code, reason = grpc.StatusCode.INTERNAL, "INTERNAL"
         # Unexpected errors say nothing of our internals in prod.
-        message = (
-            f"{type(exc).__name__}: {exc}" if error_detail else f"internal error (request id {request_id})"
-        )
+        message = f"{type(exc).__name__}: {exc}" if error_detail else f"internal error (request id {request_id})"
     status = status_pb2.Status(code=code.value[0], message=message)
-    info = error_details_pb2.ErrorInfo(
-        reason=reason, domain=ERROR_DOMAIN, metadata={"request_id": request_id}
-    )
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata={"request_id": request_id})
     status.details.add().Pack(info)
     if error_detail:
         debug = error_details_pb2.DebugInfo(

@@ -65,9 +65,7 @@ def _punct_start(text: str, end: int) -> int:
     return start
 
 
-def sentence_spans(
-    text: str, *, final: bool = True, max_chars: int = DEFAULT_MAX_CHARS
-) -> list[tuple[int, int]]:
+def sentence_spans(text: str, *, final: bool = True, max_chars: int = DEFAULT_MAX_CHARS) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence, whitespace excluded.
 
     With ``final=False`` (more text will come), a sentence is returned only once
@@ -75,9 +73,7 @@ def sentence_spans(
     """
     spans: list[tuple[int, int]] = []
     pos = 0
-    candidates = sorted(
-        {m.end() for m in _END.finditer(text)} | {m.start() for m in _BLANK_LINE.finditer(text)}
-    )
+    candidates = sorted({m.end() for m in _END.finditer(text)} | {m.start() for m in _BLANK_LINE.finditer(text)})
     for end in candidates:
         if end <= pos:
             continue

@@ -54,8 +54,7 @@ class WhisperEngine:
         path = self.settings.model.expanduser()
         if not (path / "model.bin").is_file():
             raise ModelError(
-                f"asr model folder {path} has no model.bin (set VOXSTACK_ASR__MODEL to a "
-                "faster-whisper model folder)"
+                f"asr model folder {path} has no model.bin (set VOXSTACK_ASR__MODEL to a faster-whisper model folder)"
             )
         return path
 
@@ -75,9 +74,7 @@ class WhisperEngine:
             local_files_only=True,
         )
         self._languages = frozenset(_LANGUAGE_CODES)
-        logger.info(
-            "loaded whisper model from %s (%s, %s)", path, self.settings.device, self.settings.compute_type
-        )
+        logger.info("loaded whisper model from %s (%s, %s)", path, self.settings.device, self.settings.compute_type)
 
     def warm_up(self) -> None:
         # One real decode so the first caller does not pay for lazy initialisation.
@@ -91,8 +88,7 @@ class WhisperEngine:
             return None
         if self._languages and language not in self._languages:
             raise InvalidInput(
-                f"unknown language {language!r}: use an ISO 639-1 code such as 'en', "
-                "or leave it empty to detect",
+                f"unknown language {language!r}: use an ISO 639-1 code such as 'en', or leave it empty to detect",
                 reason="BAD_LANGUAGE",
             )
         return language

@@ -61,9 +61,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
     ) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("request") != "config":
-            raise InvalidInput(
-                "the first StreamingRecognize message must be the config", reason="CONFIG_FIRST"
-            )
+            raise InvalidInput("the first StreamingRecognize message must be the config", reason="CONFIG_FIRST")
         out: asyncio.Queue[object] = asyncio.Queue()
         svc = self.service
         stream = RecognitionStream(

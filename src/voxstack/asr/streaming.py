@@ -159,11 +159,7 @@ class RecognitionStream:
         usable = len(data) - len(data) % frame
         self._rest = data[usable:]
         ints = np.frombuffer(data[:usable], dtype="<i2").reshape(-1, self.channels)
-        mono = (
-            ints.mean(axis=1, dtype=np.float32) / 32768.0
-            if self.channels > 1
-            else ints[:, 0] / np.float32(32768)
-        )
+        mono = ints.mean(axis=1, dtype=np.float32) / 32768.0 if self.channels > 1 else ints[:, 0] / np.float32(32768)
         mono = mono.astype(np.float32, copy=False)
         if self._resampler is None:
             return mono

@@ -20,9 +20,7 @@ CHUNK_SECONDS = 0.1
 def stream_requests(
     pcm16: bytes, rate: int, channels: int, language: str, interim: bool
 ) -> Iterator[asr_pb2.StreamingRecognizeRequest]:
-    fmt = common_pb2.AudioFormat(
-        encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels
-    )
+    fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels)
     yield asr_pb2.StreamingRecognizeRequest(
         config=asr_pb2.RecognitionConfig(format=fmt, language=language, interim_results=interim)
     )
@@ -34,9 +32,7 @@ def stream_requests(
 def transcribe(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A WAV file (16-bit PCM).")],
     addr: Annotated[str | None, typer.Option(help="asr HOST:PORT (default: from settings).")] = None,
-    stream: Annotated[
-        bool, typer.Option("--stream", help="Use StreamingRecognize and print each utterance.")
-    ] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Use StreamingRecognize and print each utterance.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result(s) as JSON.")] = False,
     language: Annotated[str, typer.Option(help="ISO 639-1 code; empty = detect.")] = "",
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before giving up.")] = 300.0,
@@ -64,9 +60,7 @@ def transcribe(
             raise fail(f"asr at {address}: {failure_from_error(err).describe()}", 1) from None
 
 
-def _print_stream(
-    stub: asr_pb2_grpc.AsrStub, data: bytes, language: str, as_json: bool, timeout: float
-) -> None:
+def _print_stream(stub: asr_pb2_grpc.AsrStub, data: bytes, language: str, as_json: bool, timeout: float) -> None:
     from voxstack.audio import decode_wav, float_to_pcm16
 
     audio = decode_wav(data)

@@ -151,9 +151,7 @@ def _incoming(request: Any, streaming: bool) -> Any:
 class _Call:
     """One RPC's bookkeeping between begin() and end()/fail()."""
 
-    def __init__(
-        self, owner: CallInterceptor, method: str, infra: bool, context: grpc.aio.ServicerContext
-    ) -> None:
+    def __init__(self, owner: CallInterceptor, method: str, infra: bool, context: grpc.aio.ServicerContext) -> None:
         self.owner = owner
         self.method = method
         self.infra = infra

@@ -40,8 +40,7 @@ class Limiter:
         """Hold a slot; yields the seconds spent waiting for it."""
         if self._semaphore.locked() and self._waiting >= self.max_queue:
             raise TooLarge(
-                f"{self.name} is busy: {self._waiting} calls already wait "
-                f"(limit {self.max_queue}); retry later",
+                f"{self.name} is busy: {self._waiting} calls already wait (limit {self.max_queue}); retry later",
                 reason="QUEUE_FULL",
             )
         self._waiting += 1

@@ -28,9 +28,7 @@ def load_factory(ref: str) -> ServiceFactory:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         known = ", ".join(SERVICES) or "none yet"
-        raise FactoryError(
-            f"unknown service {ref!r}: give one of ({known}) or an import string module:factory"
-        )
+        raise FactoryError(f"unknown service {ref!r}: give one of ({known}) or an import string module:factory")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

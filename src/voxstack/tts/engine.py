@@ -47,9 +47,7 @@ class Options:
 def _in_range(name: str, value: float, bounds: tuple[float, float]) -> float:
     low, high = bounds
     if not low <= value <= high:
-        raise InvalidInput(
-            f"options.{name} {value:g} is out of range {low:g} to {high:g}", reason="BAD_OPTION"
-        )
+        raise InvalidInput(f"options.{name} {value:g} is out of range {low:g} to {high:g}", reason="BAD_OPTION")
     return value
 
 
@@ -70,9 +68,7 @@ class PiperEngine:
         paths = [p.expanduser() for p in self.settings.voices]
         for path in paths:
             if not path.is_file() or not Path(f"{path}.json").is_file():
-                raise ModelError(
-                    f"tts voice {path} needs both {path.name} and {path.name}.json (VOXSTACK_TTS__VOICES)"
-                )
+                raise ModelError(f"tts voice {path} needs both {path.name} and {path.name}.json (VOXSTACK_TTS__VOICES)")
         return paths
 
     def load(self) -> None:
@@ -83,9 +79,7 @@ class PiperEngine:
             name = path.name.removesuffix(".onnx")
             language = _language_code(path) or voice.config.espeak_voice
             self._voices[name] = voice
-            self.infos[name] = VoiceInfo(
-                name, language, voice.config.sample_rate, voice.config.num_speakers, path
-            )
+            self.infos[name] = VoiceInfo(name, language, voice.config.sample_rate, voice.config.num_speakers, path)
             logger.info("loaded voice %s (%s, %d Hz)", name, language, voice.config.sample_rate)
         wanted = self.settings.default_voice
         if wanted and wanted not in self._voices:
@@ -108,8 +102,7 @@ class PiperEngine:
         speaker = request.speaker_id if request.HasField("speaker_id") else None
         if speaker is not None and speaker >= max(1, voice.num_speakers):
             raise InvalidInput(
-                f"options.speaker_id {speaker} does not exist: "
-                f"voice {voice.name} has {voice.num_speakers} speaker(s)",
+                f"options.speaker_id {speaker} does not exist: voice {voice.name} has {voice.num_speakers} speaker(s)",
                 reason="BAD_OPTION",
             )
         return Options(
@@ -121,9 +114,7 @@ class PiperEngine:
             else None,
             noise_w=_in_range("noise_w", request.noise_w, NOISE) if request.HasField("noise_w") else None,
             speaker_id=speaker,
-            sentence_silence=_in_range(
-                "sentence_silence_seconds", request.sentence_silence_seconds, SENTENCE_SILENCE
-            )
+            sentence_silence=_in_range("sentence_silence_seconds", request.sentence_silence_seconds, SENTENCE_SILENCE)
             if request.HasField("sentence_silence_seconds")
             else self.settings.sentence_silence,
         )

@@ -70,15 +70,12 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
                 reason="BAD_ENCODING",
             )
         if fmt.channels > 1:
-            raise InvalidInput(
-                f"channels {fmt.channels} is not supported: tts output is mono", reason="BAD_CHANNELS"
-            )
+            raise InvalidInput(f"channels {fmt.channels} is not supported: tts output is mono", reason="BAD_CHANNELS")
         rate = fmt.sample_rate_hz or voice.sample_rate
         if not OUTPUT_RATES[0] <= rate <= OUTPUT_RATES[1]:
             check_rate(rate)  # names impossible rates
             raise InvalidInput(
-                f"sample_rate_hz {rate} is not supported for output: "
-                f"{OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
+                f"sample_rate_hz {rate} is not supported for output: {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
                 reason="BAD_SAMPLE_RATE",
             )
         options = self.service.engine.options(request.options, voice)
