@@ -119,11 +119,12 @@ def show_version() -> None:
 
 
 def _register_feature_commands() -> None:
-    from voxstack.commands import models, speak, transcribe
+    from voxstack.commands import chat, models, speak, transcribe
 
     app.add_typer(models.app, name="models")
     app.command()(transcribe.transcribe)
     app.command()(speak.speak)
+    app.command()(chat.chat)
 
 
 _register_feature_commands()

@@ -19,6 +19,7 @@ class ServiceSpec:
 SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
     {
         "asr": ServiceSpec("asr", "voxstack.asr.service:create", "voxstack.v1.Asr"),
+        "llm": ServiceSpec("llm", "voxstack.llm.service:create", "voxstack.v1.Llm"),
         "tts": ServiceSpec("tts", "voxstack.tts.service:create", "voxstack.v1.Tts"),
     }
 )

@@ -1,0 +1,1 @@
+"""The llm service: streamed replies from llama.cpp or an OpenAI-compatible upstream."""

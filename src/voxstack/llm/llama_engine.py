@@ -1,0 +1,151 @@
+"""llama.cpp through llama-cpp-python: one model, one call at a time, in its own thread.
+
+The chat template comes from the GGUF file. Tokens are produced in a worker
+thread and handed to the event loop one by one; closing the stream sets a flag
+the thread checks after every token, so decoding stops within one token step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from voxstack.config import LlmSettings
+from voxstack.errors import InvalidInput
+from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
+from voxstack.models import DEFAULT_MODELS, ModelError, require
+from voxstack.server.limiter import run_in_thread
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+
+
+class LlamaCppEngine:
+    def __init__(self, settings: LlmSettings, models_dir: Path) -> None:
+        self.settings = settings
+        self.models_dir = models_dir
+        self._llm: Any = None
+        self._formatter: Any = None
+        # llama.cpp contexts are not thread-safe: every call runs on this one thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+
+    def model_path(self) -> Path:
+        if self.settings.model is None:
+            spec = DEFAULT_MODELS["llm"]
+            return require(spec, self.models_dir) / spec.files[0].name
+        path = self.settings.model.expanduser()
+        if not path.is_file():
+            raise ModelError(f"llm model {path} does not exist (set VOXSTACK_LLM__MODEL to a GGUF file)")
+        return path
+
+    def _load(self) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = self.model_path()
+        try:
+            llm = Llama(
+                str(path),
+                n_ctx=self.settings.context_size,
+                n_threads=self.settings.threads or os.cpu_count() or 1,
+                n_gpu_layers=self.settings.gpu_layers,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's way of saying the file is not a model
+            raise ModelError(f"cannot load llm model {path}: {exc}") from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"llm model {path} has no chat template in its metadata")
+        eos = llm.token_eos()
+        bos = llm.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        self._llm = llm
+        logger.info("loaded %s (context %d tokens)", path.name, llm.n_ctx())
+
+    async def load(self) -> None:
+        await run_in_thread(self._executor, self._load)
+        # Warm-up: one real token through the whole path.
+        conversation = Conversation([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
+        async for _ in self.stream(conversation):
+            pass
+
+    def prompt_tokens(self, conversation: Conversation) -> tuple[list[int], list[str]]:
+        """The prompt as tokens, and the template's own stop strings."""
+        result = self._formatter(messages=conversation.messages)
+        tokens = self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return tokens, stop
+
+    def _generate(self, cancel: threading.Event, conversation: Conversation, emit: Callable[[object], None]) -> None:
+        tokens, template_stop = self.prompt_tokens(conversation)
+        room = self._llm.n_ctx() - len(tokens)
+        if room < 1:
+            raise InvalidInput(
+                f"the prompt is {len(tokens)} tokens; the context holds {self._llm.n_ctx()}: shorten the messages",
+                reason="PROMPT_TOO_LONG",
+            )
+        s = conversation.sampling
+        stream = self._llm.create_completion(
+            prompt=tokens,
+            max_tokens=min(s.max_tokens, room),
+            temperature=s.temperature,
+            top_p=s.top_p,
+            stop=[*template_stop, *s.stop],
+            seed=s.seed,
+            stream=True,
+        )
+        reason = "stop"
+        text: list[str] = []
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    text.append(choice["text"])
+                    emit(Delta(choice["text"]))
+                reason = choice["finish_reason"] or reason
+                if cancel.is_set():
+                    reason = "cancelled"
+                    break
+        finally:
+            stream.close()
+        completion = len(self._llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
+        emit(Finished(reason, len(tokens), completion))
+
+    async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        async def run() -> None:
+            try:
+                await run_in_thread(self._executor, self._generate, cancel, conversation, emit, cancel=cancel)
+            finally:
+                queue.put_nowait(_END)
+
+        task = asyncio.create_task(run())
+        try:
+            while (item := await queue.get()) is not _END:
+                yield item  # type: ignore[misc]
+            await task  # raises what the thread raised
+        finally:
+            if not task.done():
+                cancel.set()
+                await asyncio.wait([task])
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,112 @@
+"""Any OpenAI-compatible chat-completions server as the llm engine (llama.cpp's server, vLLM, Ollama, ...).
+
+Requests stream with server-sent events; closing our stream closes the HTTP
+response, which is how such servers learn that the client has gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from voxstack.config import LlmSettings
+from voxstack.errors import InvalidInput, NotReady, PreconditionFailed, VoxError
+from voxstack.llm.engine import Conversation, Delta, Event, Finished
+from voxstack.models import ModelError
+
+logger = logging.getLogger(__name__)
+
+
+class OpenAIEngine:
+    def __init__(self, settings: LlmSettings) -> None:
+        if not settings.upstream_url:
+            raise ModelError("the openai llm engine needs VOXSTACK_LLM__UPSTREAM_URL (e.g. http://127.0.0.1:8000/v1)")
+        self.settings = settings
+        self.url = settings.upstream_url.rstrip("/") + "/chat/completions"
+        key = (
+            settings.upstream_api_key.get_secret_value()
+            if settings.upstream_api_key
+            else os.environ.get("OPENAI_API_KEY", "")
+        )
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout)),
+        )
+
+    async def load(self) -> None:
+        # The warm-up is a real one-token call: it proves the address, the key and the model.
+        conversation = Conversation([{"role": "user", "content": "Hi"}])
+        try:
+            async for _ in self.stream(conversation, max_tokens=1):
+                pass
+        except VoxError as exc:
+            raise ModelError(f"the llm upstream at {self.url} does not answer: {exc}") from exc
+
+    def _body(self, conversation: Conversation, max_tokens: int | None) -> dict[str, Any]:
+        s = conversation.sampling
+        body: dict[str, Any] = {
+            "messages": conversation.messages,
+            "stream": True,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": max_tokens or s.max_tokens,
+        }
+        if self.settings.upstream_model:
+            body["model"] = self.settings.upstream_model
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if s.seed is not None:
+            body["seed"] = s.seed
+        return body
+
+    async def stream(self, conversation: Conversation, max_tokens: int | None = None) -> AsyncIterator[Event]:
+        reason = "stop"
+        usage: dict[str, int] = {}
+        completion_chunks = 0
+        try:
+            async with self._client.stream("POST", self.url, json=self._body(conversation, max_tokens)) as response:
+                if response.status_code != 200:
+                    raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"))
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            completion_chunks += 1
+                            yield Delta(text)
+                        reason = choice.get("finish_reason") or reason
+        except httpx.TimeoutException as exc:
+            raise NotReady(f"the llm upstream timed out: {exc!r}", reason="UPSTREAM_TIMEOUT") from exc
+        except httpx.TransportError as exc:
+            raise NotReady(f"the llm upstream at {self.url} is unreachable: {exc!r}", reason="UPSTREAM_DOWN") from exc
+        except json.JSONDecodeError as exc:
+            raise NotReady(f"the llm upstream sent a malformed event: {exc}", reason="UPSTREAM_BAD") from exc
+        yield Finished(
+            "length" if reason == "length" else "stop",
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", completion_chunks)),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _status_error(status: int, body: str) -> VoxError:
+    detail = body.strip()[:300]
+    if status in (400, 422):
+        return InvalidInput(f"the llm upstream refused the request ({status}): {detail}", reason="UPSTREAM_REFUSED")
+    if status in (401, 403):
+        return PreconditionFailed(f"the llm upstream rejected the credentials ({status})", reason="UPSTREAM_AUTH")
+    return NotReady(f"the llm upstream answered {status}: {detail}", reason="UPSTREAM_ERROR")

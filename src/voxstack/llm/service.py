@@ -1,0 +1,95 @@
+"""The llm gRPC servicer and the Service the shared host runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from voxstack.config import Settings
+from voxstack.llm.engine import Conversation, Delta, LlmEngine, conversation_from
+from voxstack.server.limiter import Limiter
+from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
+
+FINISH = {
+    "stop": llm_pb2.FINISH_REASON_STOP,
+    "length": llm_pb2.FINISH_REASON_LENGTH,
+    "cancelled": llm_pb2.FINISH_REASON_CANCELLED,
+}
+
+
+class LlmServicer(llm_pb2_grpc.LlmServicer):
+    def __init__(self, service: LlmService) -> None:
+        self.service = service
+
+    async def Generate(
+        self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[llm_pb2.GenerateResponse]:
+        received = time.perf_counter()
+        conversation: Conversation = conversation_from(request, self.service.settings.llm)
+        async with self.service.limiter.slot() as queued:
+            started = time.perf_counter()
+            first = 0.0
+            text: list[str] = []
+            async for event in self.service.engine.stream(conversation):
+                if isinstance(event, Delta):
+                    first = first or time.perf_counter() - started
+                    text.append(event.text)
+                    yield llm_pb2.GenerateResponse(delta=event.text)
+                    continue
+                now = time.perf_counter()
+                yield llm_pb2.GenerateResponse(
+                    done=llm_pb2.GenerateDone(
+                        finish_reason=FINISH.get(event.reason, llm_pb2.FINISH_REASON_STOP),
+                        usage=llm_pb2.TokenUsage(
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.completion_tokens,
+                            total_tokens=event.prompt_tokens + event.completion_tokens,
+                        ),
+                        text="".join(text),
+                        time_to_first_token_seconds=first,
+                        timings=common_pb2.Timings(
+                            queue_seconds=queued,
+                            processing_seconds=now - started,
+                            total_seconds=now - received,
+                            first_result_seconds=(started - received) + first if first else 0.0,
+                        ),
+                    )
+                )
+
+
+class LlmService:
+    """An llm engine (llama.cpp or an OpenAI-compatible upstream) behind the shared gRPC host."""
+
+    name = "llm"
+    grpc_names = ("voxstack.v1.Llm",)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        llm = settings.llm
+        self.engine: LlmEngine
+        if llm.engine == "openai":
+            from voxstack.llm.openai_engine import OpenAIEngine
+
+            self.engine = OpenAIEngine(llm)
+            concurrency = llm.max_concurrency
+        else:
+            from voxstack.llm.llama_engine import LlamaCppEngine
+
+            self.engine = LlamaCppEngine(llm, settings.models_dir)
+            concurrency = 1  # one context, one call at a time
+        self.limiter = Limiter("llm", concurrency, llm.max_queue)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        llm_pb2_grpc.add_LlmServicer_to_server(LlmServicer(self), server)
+
+    async def start(self) -> None:
+        await self.engine.load()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+
+def create(settings: Settings) -> LlmService:
+    return LlmService(settings)
