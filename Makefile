@@ -4,9 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
-EXTRAS ?= dev,test,asr,tts
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+EXTRAS ?= dev,test,asr,llm,tts
+# llama-cpp-python has no binary wheel on the index: it is built once per
+# machine (about 5 minutes) into this wheelhouse and installed from there.
+WHEELHOUSE ?= $(HOME)/.cache/voxstack/wheels
+LLAMA_CPP := llama-cpp-python>=0.3.8
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: help venv models test lint format proto proto-check dev bench clean
 
@@ -22,7 +26,11 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@mkdir -p $(WHEELHOUSE)
+	@ls $(WHEELHOUSE)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python once (about 5 minutes), cached in $(WHEELHOUSE)"; \
+	  $(PY) -m pip wheel --quiet --no-deps '$(LLAMA_CPP)' -w $(WHEELHOUSE); }
+	$(PY) -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -48,12 +56,13 @@ proto-check: venv
 models: venv
 	$(VENV)/bin/voxstack models pull all
 
-# Grows with the stack: today the asr and tts services, in development mode
-# (Ctrl-C stops both).
+# Grows with the stack: today the asr, llm and tts services, in development
+# mode (Ctrl-C stops them all).
 dev: venv
 	$(VENV)/bin/voxstack models pull all
 	@trap 'kill 0' INT TERM; \
 	$(VENV)/bin/voxstack serve asr --mode dev & \
+	$(VENV)/bin/voxstack serve llm --mode dev & \
 	$(VENV)/bin/voxstack serve tts --mode dev & \
 	wait
 

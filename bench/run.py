@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "tts")
+BENCHES = ("asr", "llm", "tts")
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     models_dir = load_settings().models_dir
-    for name in ("asr", "tts"):
+    for name in ("asr", "llm", "tts"):
         pull(DEFAULT_MODELS[name], models_dir)
     from piper import PiperVoice
 
@@ -35,6 +35,10 @@ def main() -> int:
         import asr_bench
 
         asr_bench.run(report, voice, models_dir)
+    if "llm" in selected:
+        import llm_bench
+
+        llm_bench.run(report, models_dir)
     if "tts" in selected:
         import tts_bench
 
