@@ -92,12 +92,18 @@ def health(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an answer.")] = 3.0,
 ) -> None:
     """Exit 0 when the service answers SERVING, 1 otherwise (container health checks call this)."""
-    from voxstack.health_check import check_health
+    from voxstack.health_check import check_health, check_http_health
     from voxstack.services import SERVICES
 
     spec = SERVICES.get(service or "")
+    if spec is not None and spec.kind == "http":
+        section = settings_from_flags().service(spec.name)
+        host = "127.0.0.1" if section.host in ("0.0.0.0", "::") else section.host
+        result = check_http_health(addr or f"{host}:{section.port}", timeout)
+        typer.echo(result.describe(), err=not result.serving)
+        raise typer.Exit(0 if result.serving else 1)
     if spec is not None:
-        address = addr or settings_from_flags().service(spec.name).address
+        address = addr or settings_from_flags().backend_address(spec.name)
         grpc_name = spec.grpc_name
     elif addr is not None:
         address, grpc_name = addr, service or ""
@@ -119,12 +125,14 @@ def show_version() -> None:
 
 
 def _register_feature_commands() -> None:
-    from voxstack.commands import chat, models, speak, transcribe
+    from voxstack.commands import chat, converse, models, speak, transcribe
 
     app.add_typer(models.app, name="models")
     app.command()(transcribe.transcribe)
     app.command()(speak.speak)
     app.command()(chat.chat)
+    app.command()(converse.converse)
+    app.command()(converse.status)
 
 
 _register_feature_commands()

@@ -166,6 +166,19 @@ class TtsSettings(GrpcServiceSettings):
 
 class CoreSettings(ServiceSettings):
     port: int = Field(8080, ge=0, le=65535)
+    asr_address: str = Field("", description="HOST:PORT of asr; empty = from the asr section.")
+    llm_address: str = Field("", description="HOST:PORT of llm; empty = from the llm section.")
+    tts_address: str = Field("", description="HOST:PORT of tts; empty = from the tts section.")
+    asr_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of an asr call, in seconds.")
+    llm_timeout: float = Field(60.0, gt=0, le=3600, description="Deadline of an llm call, in seconds.")
+    tts_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of a tts call, in seconds.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a call refused as UNAVAILABLE before any reply.")
+    max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest request body accepted.")
+    voice: str = Field("", description="tts voice for replies; empty = the tts default.")
+    session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
+    session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
+    session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
+    max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
 
 
 class Settings(BaseSettings):
@@ -216,6 +229,15 @@ class Settings(BaseSettings):
     @classmethod
     def _level_any_case(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    def backend_address(self, name: str) -> str:
+        """Where the core reaches a model service: core.NAME_address, else that service's own address."""
+        explicit = getattr(self.core, f"{name}_address")
+        if explicit:
+            return explicit
+        section = self.service(name)
+        host = "127.0.0.1" if section.host in ("0.0.0.0", "::", "") else section.host
+        return f"{host}:{section.port}"
 
     def service(self, name: str) -> ServiceSettings:
         """The section of one service by name (asr, llm, tts, core)."""

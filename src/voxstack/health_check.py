@@ -38,3 +38,24 @@ def check_health(address: str, service: str = "", timeout: float = 3.0) -> Healt
             return HealthResult(address, service, False, "UNREACHABLE", f"{detail}: {err.details()}")  # type: ignore[attr-defined]
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return HealthResult(address, service, reply.status == health_pb2.HealthCheckResponse.SERVING, status)
+
+
+def check_http_health(address: str, timeout: float = 3.0) -> HealthResult:
+    """GET /healthz of the core: SERVING on 200, NOT_SERVING (with the failing services) otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}/healthz", timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+            return HealthResult(address, "core", True, "SERVING", f"mode {body.get('mode', '?')}")
+    except urllib.error.HTTPError as err:
+        try:
+            body = json.loads(err.read() or b"{}")
+        except ValueError:
+            body = {}
+        failing = ", ".join(body.get("failing", [])) or f"HTTP {err.code}"
+        return HealthResult(address, "core", False, "NOT_SERVING", f"failing: {failing}")
+    except (OSError, ValueError) as exc:
+        return HealthResult(address, "core", False, "UNREACHABLE", f"nothing answering: {exc}")

@@ -54,6 +54,13 @@ def service_section(settings: Settings, name: str, host: str | None, port: int |
 def run_service(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
     """Serve until signalled; return the process exit code."""
     factory = load_factory(ref)
+    spec = SERVICES.get(ref)
+    if spec is not None and spec.kind == "http":
+        try:
+            return factory(settings, host, port)  # type: ignore[call-arg]
+        except BindError as exc:
+            logger.error("%s", exc)
+            return 1
 
     async def main() -> int:
         service = factory(settings)

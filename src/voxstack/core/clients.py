@@ -1,0 +1,122 @@
+"""gRPC clients of the asr, llm and tts services, as the core uses them.
+
+Channels are made once and reused. Every call has a deadline, carries the
+request id, and is retried with backoff only when refused as UNAVAILABLE
+before any reply came. A failure becomes a ``StageError`` naming the stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voxstack.config import Settings
+from voxstack.errors import VoxError
+from voxstack.logs import request_id_var
+from voxstack.rpc_status import REQUEST_ID_KEY
+from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("asr", "llm", "tts")
+T = TypeVar("T")
+
+
+class StageError(VoxError):
+    """A backend call failed; ``stage`` says which, the status says how."""
+
+    # The caller's own bad input, reported by a stage, stays a 4xx.
+    HTTP: ClassVar[dict[grpc.StatusCode, int]] = {
+        grpc.StatusCode.INVALID_ARGUMENT: 400,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+        grpc.StatusCode.UNAVAILABLE: 503,
+        grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    }
+
+    def __init__(self, stage: str, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{stage} failed: {code.name}: {details}", reason=f"{stage.upper()}_{code.name}")
+        self.stage = stage
+        self.code = code
+        self.http_status = self.HTTP.get(code, 502)  # type: ignore[misc]
+
+
+def stage_error(stage: str, err: grpc.RpcError) -> StageError:
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    details = err.details() if hasattr(err, "details") else str(err)  # type: ignore[attr-defined]
+    return StageError(stage, code, details or "")
+
+
+class Backends:
+    """Channels and stubs to the three model services."""
+
+    def __init__(self, settings: Settings) -> None:
+        core = settings.core
+        self.addresses = {stage: settings.backend_address(stage) for stage in STAGES}
+        self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
+        self.retries = core.retries
+        size = max(settings.asr.max_message_bytes, settings.tts.max_message_bytes)
+        options = [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)]
+        self.channels = {s: grpc.aio.insecure_channel(a, options=options) for s, a in self.addresses.items()}
+        self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
+        self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
+        self.tts = tts_pb2_grpc.TtsStub(self.channels["tts"])
+
+    @staticmethod
+    def metadata() -> tuple[tuple[str, str], ...]:
+        rid = request_id_var.get()
+        return ((REQUEST_ID_KEY, rid),) if rid else ()
+
+    async def unary(self, stage: str, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """A unary call with deadline, request id and retries."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await method(request, timeout=self.timeouts[stage], metadata=self.metadata())
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise stage_error(stage, err) from None
+                await self._backoff(stage, attempt, err)
+        raise AssertionError("unreachable")
+
+    async def stream(self, stage: str, method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
+        """A server-streaming call; retried only while nothing has been received."""
+        for attempt in range(self.retries + 1):
+            call = method(request, timeout=self.timeouts[stage], metadata=self.metadata())
+            received = False
+            try:
+                async for reply in call:
+                    received = True
+                    yield reply
+                return
+            except grpc.aio.AioRpcError as err:
+                if received or err.code() is not grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise stage_error(stage, err) from None
+                await self._backoff(stage, attempt, err)
+            finally:
+                call.cancel()  # no-op when finished; stops the backend when we stop early
+
+    async def _backoff(self, stage: str, attempt: int, err: grpc.aio.AioRpcError) -> None:
+        delay = 0.1 * 2**attempt
+        logger.warning("%s unavailable (%s), retrying in %.1f s", stage, err.details(), delay)
+        await asyncio.sleep(delay)
+
+    async def health(self, timeout: float = 2.0) -> dict[str, dict[str, str]]:
+        """Each stage's health status (SERVING, NOT_SERVING, UNREACHABLE, ...) and address."""
+
+        async def check(stage: str) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(self.channels[stage])
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                return stage, "UNREACHABLE" if err.code() is grpc.StatusCode.UNAVAILABLE else err.code().name
+            return stage, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+        results = await asyncio.gather(*(check(s) for s in STAGES))
+        return {stage: {"status": status, "address": self.addresses[stage]} for stage, status in results}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.channels.values()))

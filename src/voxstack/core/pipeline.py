@@ -1,0 +1,189 @@
+"""The voice pipeline as plain code: transcribe -> generate -> split into sentences -> synthesize.
+
+``reply`` streams everything a turn produces, in order: llm text deltas as they
+come, and the audio of each sentence as soon as that sentence is complete and
+spoken, while the llm goes on writing the next one. Stopping the iteration
+(barge-in, client gone) cancels the llm and tts calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from voxstack.config import Settings
+from voxstack.core.clients import Backends
+from voxstack.core.sessions import SessionStore
+from voxstack.errors import InvalidInput
+from voxstack.text import SentenceStream
+from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
+
+_ROLES = {"system": llm_pb2.ROLE_SYSTEM, "user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
+_END = object()
+
+
+@dataclass
+class TurnTimings:
+    """Seconds, each from the start of the turn (for a spoken turn: the end of speech)."""
+
+    asr_decode: float = 0.0
+    llm_first_token: float = 0.0
+    first_sentence: float = 0.0
+    tts_first_chunk: float = 0.0
+    first_audio: float = 0.0
+    total: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class SentenceAudio:
+    index: int
+    text: str
+    pcm16: bytes
+    sample_rate: int
+
+
+@dataclass
+class ReplyDone:
+    text: str
+    finish_reason: str
+    timings: TurnTimings = field(default_factory=TurnTimings)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+ReplyEvent = TextDelta | SentenceAudio | ReplyDone
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, backends: Backends, sessions: SessionStore) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.sessions = sessions
+
+    async def transcribe(
+        self, audio: bytes, fmt: common_pb2.AudioFormat, language: str = ""
+    ) -> asr_pb2.RecognizeResponse:
+        request = asr_pb2.RecognizeRequest(config=asr_pb2.RecognitionConfig(format=fmt, language=language), audio=audio)
+        return await self.backends.unary("asr", self.backends.asr.Recognize, request)
+
+    async def speak(self, text: str, voice: str = "", sample_rate: int = 0) -> tts_pb2.SynthesizeResponse:
+        request = tts_pb2.SynthesizeRequest(
+            text=text,
+            voice=voice or self.settings.core.voice,
+            format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_WAV, sample_rate_hz=sample_rate),
+        )
+        return await self.backends.unary("tts", self.backends.tts.Synthesize, request)
+
+    def messages(self, session_id: str | None, text: str, system: str | None = None) -> list[llm_pb2.ChatMessage]:
+        history = self.sessions.history(session_id) if session_id else []
+        chat = ([{"role": "system", "content": system}] if system else []) + history
+        chat.append({"role": "user", "content": text})
+        return [llm_pb2.ChatMessage(role=_ROLES[m["role"]], content=m["content"]) for m in chat]
+
+    async def generate(
+        self, session_id: str | None, text: str, system: str | None = None
+    ) -> AsyncIterator[llm_pb2.GenerateResponse]:
+        """The llm's reply as it streams; the turn joins the session's history when it completes."""
+        if not text.strip():
+            raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
+        request = llm_pb2.GenerateRequest(messages=self.messages(session_id, text, system))
+        async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
+            if reply.WhichOneof("event") == "done" and session_id:
+                self.sessions.append(session_id, text, reply.done.text)
+            yield reply
+
+    async def reply(
+        self, session_id: str | None, text: str, *, started: float | None = None, system: str | None = None
+    ) -> AsyncIterator[ReplyEvent]:
+        """A spoken reply to ``text``: deltas, sentence audio in order, then ReplyDone."""
+        t0 = started if started is not None else time.perf_counter()
+        timings = TurnTimings()
+        out: asyncio.Queue[object] = asyncio.Queue()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        done: dict[str, object] = {}
+
+        async def write() -> None:
+            splitter = SentenceStream()
+            try:
+                async for reply in self.generate(session_id, text, system):
+                    if reply.WhichOneof("event") == "delta":
+                        timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
+                        out.put_nowait(TextDelta(reply.delta))
+                        for sentence in splitter.feed(reply.delta):
+                            timings.first_sentence = timings.first_sentence or time.perf_counter() - t0
+                            sentences.put_nowait(sentence)
+                    else:
+                        done["text"] = reply.done.text
+                        done["reason"] = llm_pb2.FinishReason.Name(reply.done.finish_reason)
+                        done["usage"] = reply.done.usage
+                for sentence in splitter.flush():
+                    timings.first_sentence = timings.first_sentence or time.perf_counter() - t0
+                    sentences.put_nowait(sentence)
+            finally:
+                sentences.put_nowait(None)
+
+        async def speak() -> None:
+            index = 0
+            while (sentence := await sentences.get()) is not None:
+                asked = time.perf_counter()
+                reply = await self.backends.unary(
+                    "tts",
+                    self.backends.tts.Synthesize,
+                    tts_pb2.SynthesizeRequest(
+                        text=sentence,
+                        voice=self.settings.core.voice,
+                        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16),
+                    ),
+                )
+                if index == 0:
+                    timings.tts_first_chunk = time.perf_counter() - asked
+                    timings.first_audio = time.perf_counter() - t0
+                out.put_nowait(SentenceAudio(index, sentence, reply.audio, reply.format.sample_rate_hz))
+                index += 1
+
+        async def run(coro_fn) -> None:  # type: ignore[no-untyped-def]
+            try:
+                await coro_fn()
+            except BaseException as exc:
+                out.put_nowait(exc)
+                raise
+            finally:
+                out.put_nowait(_END)
+
+        tasks = [asyncio.create_task(run(write)), asyncio.create_task(run(speak))]
+        try:
+            finished = 0
+            while finished < len(tasks):
+                item = await out.get()
+                if item is _END:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item  # type: ignore[misc]
+            timings.total = time.perf_counter() - t0
+            usage = done.get("usage") or llm_pb2.TokenUsage()
+            yield ReplyDone(
+                str(done.get("text", "")),
+                str(done.get("reason", "")),
+                timings,
+                usage.prompt_tokens,  # type: ignore[attr-defined]
+                usage.completion_tokens,  # type: ignore[attr-defined]
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task

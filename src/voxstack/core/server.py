@@ -1,0 +1,47 @@
+"""Run the core under uvicorn: what ``voxstack serve core`` calls."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from voxstack.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """Bound here rather than by uvicorn so that a new instance can share the port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    import uvicorn
+
+    from voxstack.core.app import create_app
+    from voxstack.server.host import BindError
+
+    core = settings.core
+    address = (host or core.host, core.port if port is None else port)
+    try:
+        sock = listening_socket(*address, settings.reuse_port)
+    except OSError as exc:
+        raise BindError(f"cannot listen on {address[0]}:{address[1]}: {exc} (is the port in use?)") from exc
+    logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,  # our logging is configured already
+        access_log=False,  # the app logs one line per request itself
+        timeout_graceful_shutdown=int(settings.grace_period) or None,
+        ws_ping_interval=20,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0

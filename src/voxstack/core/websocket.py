@@ -1,0 +1,203 @@
+"""``/v1/stream``: a spoken conversation over one WebSocket.
+
+The client sends a JSON config, then binary PCM16 chunks (and optionally
+``{"type": "end"}``). The server sends JSON events -- ready, speech_started,
+partial, speech_ended, transcript, reply_delta, audio (followed by one binary
+frame of PCM16), reply_done, barge_in, error -- as they happen. When the
+client starts speaking while a reply is still being produced, that reply's
+llm and tts calls are cancelled and its audio stops (barge-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from voxstack.audio import MAX_RATE, MIN_RATE
+from voxstack.config import Settings
+from voxstack.core.clients import Backends, stage_error
+from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
+from voxstack.core.sessions import check_session_id
+from voxstack.errors import InvalidInput, VoxError
+from voxstack.logs import request_id_var
+from voxstack.v1 import asr_pb2, common_pb2
+
+logger = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+
+
+def parse_config(message: Any) -> tuple[asr_pb2.RecognitionConfig, str]:
+    if not isinstance(message, dict) or message.get("type") != "config":
+        raise InvalidInput(
+            'the first message must be JSON {"type": "config", "sample_rate": N, ...}', reason="CONFIG_FIRST"
+        )
+    rate, channels = message.get("sample_rate"), message.get("channels", 1)
+    if not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidInput(f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}", reason="BAD_SAMPLE_RATE")
+    if channels not in (1, 2):
+        raise InvalidInput("channels must be 1 or 2", reason="BAD_CHANNELS")
+    session_id = message.get("session_id") or uuid.uuid4().hex
+    if not isinstance(session_id, str):
+        raise InvalidInput("session_id must be a string", reason="BAD_SESSION_ID")
+    check_session_id(session_id)
+    config = asr_pb2.RecognitionConfig(
+        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels),
+        language=str(message.get("language", "")),
+        interim_results=bool(message.get("interim_results", True)),
+    )
+    return config, session_id
+
+
+class Conversation:
+    """One WebSocket connection."""
+
+    def __init__(self, ws: WebSocket, pipeline: Pipeline, backends: Backends) -> None:
+        self.ws = ws
+        self.pipeline = pipeline
+        self.backends = backends
+        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.send_lock = asyncio.Lock()
+        self.turn: asyncio.Task[None] | None = None
+        self.turns = 0
+        self.speech_end = time.perf_counter()
+
+    async def send(self, event: dict[str, Any], data: bytes | None = None) -> None:
+        async with self.send_lock:  # an audio event and its binary frame stay together
+            await self.ws.send_json(event)
+            if data is not None:
+                await self.ws.send_bytes(data)
+
+    async def run(self) -> None:
+        try:
+            config, session_id = parse_config(await self.ws.receive_json())
+        except (VoxError, ValueError) as exc:
+            message = exc.message if isinstance(exc, VoxError) else f"the config is not JSON: {exc}"
+            await self.send({"type": "error", "code": getattr(exc, "reason", "BAD_CONFIG"), "message": message})
+            await self.ws.close(POLICY_VIOLATION)
+            return
+        self.session_id = session_id
+        await self.send({"type": "ready", "session_id": session_id})
+        reader = asyncio.create_task(self.read())
+        try:
+            await self.recognise(config)
+            if self.turn is not None:
+                await asyncio.wait([self.turn])
+        except WebSocketDisconnect:
+            pass
+        except VoxError as exc:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "error", "code": exc.reason, "message": exc.message})
+        finally:
+            reader.cancel()
+            await self.cancel_turn()
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+    async def read(self) -> None:
+        """Client messages into the audio queue; None ends the recognition stream."""
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes"):
+                    self.audio.put_nowait(message["bytes"])
+                elif message.get("text") and '"end"' in message["text"]:
+                    break
+        finally:
+            self.audio.put_nowait(None)
+
+    async def requests(self, config: asr_pb2.RecognitionConfig) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
+        yield asr_pb2.StreamingRecognizeRequest(config=config)
+        while (chunk := await self.audio.get()) is not None:
+            yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
+
+    async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
+        call = self.backends.asr.StreamingRecognize(self.requests(config), metadata=self.backends.metadata())
+        try:
+            async for reply in call:
+                await self.on_asr(reply)
+        except grpc.aio.AioRpcError as err:
+            raise stage_error("asr", err) from None
+        finally:
+            call.cancel()
+
+    async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
+        kind = reply.WhichOneof("event")
+        utterance = reply.utterance_index
+        if kind == "speech_started":
+            if self.turn is not None and not self.turn.done():
+                await self.cancel_turn()
+                await self.send({"type": "barge_in", "turn": self.turns})
+            await self.send({"type": "speech_started", "utterance": utterance})
+        elif kind == "partial":
+            await self.send({"type": "partial", "utterance": utterance, "text": reply.partial.text})
+        elif kind == "speech_ended":
+            self.speech_end = time.perf_counter()
+            await self.send({"type": "speech_ended", "utterance": utterance})
+        elif kind == "final":
+            text = reply.final.result.text
+            await self.send({"type": "transcript", "utterance": utterance, "text": text})
+            if text.strip():
+                await self.cancel_turn()
+                self.turns += 1
+                self.turn = asyncio.create_task(
+                    self.speak_turn(self.turns, text, reply.final.timings.processing_seconds)
+                )
+
+    async def speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
+        try:
+            async for event in self.pipeline.reply(self.session_id, text, started=self.speech_end):
+                if isinstance(event, TextDelta):
+                    await self.send({"type": "reply_delta", "turn": turn, "text": event.text})
+                elif isinstance(event, SentenceAudio):
+                    meta = {
+                        "type": "audio",
+                        "turn": turn,
+                        "index": event.index,
+                        "text": event.text,
+                        "sample_rate": event.sample_rate,
+                        "bytes": len(event.pcm16),
+                    }
+                    await self.send(meta, event.pcm16)
+                elif isinstance(event, ReplyDone):
+                    event.timings.asr_decode = asr_decode
+                    await self.send(
+                        {"type": "reply_done", "turn": turn, "text": event.text, "timings": event.timings.as_dict()}
+                    )
+        except VoxError as exc:
+            await self.send(
+                {
+                    "type": "error",
+                    "turn": turn,
+                    "code": exc.reason,
+                    "message": exc.message,
+                    "stage": getattr(exc, "stage", None),
+                }
+            )
+
+    async def cancel_turn(self) -> None:
+        if self.turn is not None and not self.turn.done():
+            self.turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.turn
+
+
+def add_stream_route(app: FastAPI, settings: Settings) -> None:
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        token = request_id_var.set(ws.headers.get("x-request-id") or uuid.uuid4().hex)
+        try:
+            await Conversation(ws, ws.app.state.pipeline, ws.app.state.backends).run()
+        finally:
+            request_id_var.reset(token)
