@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
-EXTRAS ?= dev,test,asr,llm,tts
+EXTRAS ?= dev,test,asr,llm,tts,core
 # llama-cpp-python has no binary wheel on the index: it is built once per
 # machine (about 5 minutes) into this wheelhouse and installed from there.
 WHEELHOUSE ?= $(HOME)/.cache/voxstack/wheels

@@ -172,7 +172,14 @@ class Conversation:
                 elif isinstance(event, ReplyDone):
                     event.timings.asr_decode = asr_decode
                     await self.send(
-                        {"type": "reply_done", "turn": turn, "text": event.text, "timings": event.timings.as_dict()}
+                        {
+                            "type": "reply_done",
+                            "turn": turn,
+                            "text": event.text,
+                            "timings": event.timings.as_dict(),
+                            "prompt_tokens": event.prompt_tokens,
+                            "completion_tokens": event.completion_tokens,
+                        }
                     )
         except VoxError as exc:
             await self.send(
