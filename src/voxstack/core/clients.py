@@ -60,7 +60,15 @@ class Backends:
         self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
         self.retries = core.retries
         size = max(settings.asr.max_message_bytes, settings.tts.max_message_bytes)
-        options = [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)]
+        options = [
+            ("grpc.max_send_message_length", size),
+            ("grpc.max_receive_message_length", size),
+            # A service that restarts is reached again within a second, not after
+            # grpc's default backoff of up to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
         self.channels = {s: grpc.aio.insecure_channel(a, options=options) for s, a in self.addresses.items()}
         self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
