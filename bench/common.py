@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from voxstack.health_check import check_health
+from voxstack.health_check import check_health, check_http_health
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -28,9 +28,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def service(name: str, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
-    """Run ``voxstack serve NAME`` in prod mode on a free port until the block ends."""
-    port = free_port()
+def service(
+    name: str, env: dict[str, str] | None = None, log: Path | None = None, port: int = 0, http: bool = False
+) -> Iterator[str]:
+    """Run ``voxstack serve NAME`` in prod mode (on ``port``, or a free one) until the block ends."""
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | (env or {})
     out = log.open("w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
@@ -42,7 +44,8 @@ def service(name: str, env: dict[str, str] | None = None, log: Path | None = Non
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
-        while not check_health(address, timeout=1).serving:
+        check = check_http_health if http else check_health
+        while not check(address, timeout=1).serving:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not become SERVING (exit {proc.returncode})")
             time.sleep(0.1)

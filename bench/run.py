@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "tts")
+BENCHES = ("asr", "llm", "tts", "core")
 
 
 def main() -> int:
@@ -43,6 +43,10 @@ def main() -> int:
         import tts_bench
 
         tts_bench.run(report, voice, models_dir)
+    if "core" in selected:
+        import core_bench
+
+        core_bench.run(report, voice, models_dir)
     report.print()
     report.save(args.out)
     print(f"results written to {args.out}")  # noqa: T201

@@ -1,0 +1,118 @@
+"""core: end of speech to first reply audio over the WebSocket, and whole turns through /v1/converse."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+
+import httpx
+import numpy as np
+from common import Report, free_port, median, service
+from websockets.sync.client import connect
+
+from voxstack.audio import float_to_pcm16, resample, wav_bytes
+
+# Questions of three to five seconds, as the benchmark asks.
+QUESTIONS = [
+    "Could you please tell me what the capital city of France is called?",
+    "How many days are there in a week, and what is the first one called?",
+    "Can you tell me what the weather is usually like in London in the spring?",
+    "What would be a good name for a small brown dog that likes to play?",
+    "Please tell me something interesting about the animals that live in the ocean.",
+    "What should I cook for breakfast tomorrow morning before I go to work?",
+    "How far is it from the earth to the sun, in kilometres or in miles?",
+    "What colour do you get when you mix blue paint with yellow paint?",
+    "Who wrote the famous play about Romeo and Juliet, and when was it written?",
+    "Can you recommend a good book that I could read on my summer holiday?",
+]
+
+
+def speech16k(voice, text: str) -> np.ndarray:
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text)])
+    audio = resample(audio, 22050, 16000)
+    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
+    return audio[voiced[0] : voiced[-1] + 1]
+
+
+def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
+    """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte."""
+    chunk = 320
+    pcm = float_to_pcm16(np.concatenate([np.zeros(4800, np.float32), audio, np.zeros(16000, np.float32)]))
+    speech_end_sample = 4800 + audio.size
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
+        ws.recv(timeout=10)
+        start = time.perf_counter()
+        speech_end = 0.0
+        for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
+            delay = start + n * chunk / 16000 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            ws.send(pcm[2 * i : 2 * (i + chunk)])
+            if i <= speech_end_sample <= i + chunk:
+                speech_end = time.perf_counter()
+        first_audio = 0.0
+        while True:
+            message = ws.recv(timeout=60)
+            if isinstance(message, bytes):
+                first_audio = first_audio or time.perf_counter()
+                continue
+            event = json.loads(message)
+            if event["type"] == "reply_done":
+                return {
+                    "first_audio": first_audio - speech_end,
+                    **{f"stage {k}": v for k, v in event["timings"].items()},
+                }
+            if event["type"] == "error":
+                raise RuntimeError(event)
+
+
+def run(report: Report, voice, models_dir) -> None:
+    ports = {name: free_port() for name in ("asr", "llm", "tts")}
+    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
+    env |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
+    with ExitStack() as stack:
+        for name, port in ports.items():
+            stack.enter_context(service(name, env, port=port))
+        core_port = free_port()
+        stack.enter_context(service("core", env, port=core_port, http=True))
+        questions = [speech16k(voice, q) for q in QUESTIONS]
+        ws_turn(core_port, questions[0])  # warm-up
+        ws = [ws_turn(core_port, q) for q in questions]
+        totals = []
+        with httpx.Client(timeout=120) as client:
+            for q in questions:
+                body = wav_bytes(float_to_pcm16(np.concatenate([q, np.zeros(4800, np.float32)])), 16000)
+                started = time.perf_counter()
+                response = client.post(
+                    f"http://127.0.0.1:{core_port}/v1/converse", content=body, headers={"Content-Type": "audio/wav"}
+                )
+                response.raise_for_status()
+                totals.append(time.perf_counter() - started)
+    lengths = [q.size / 16000 for q in questions]
+    note = f"median of {len(questions)} questions of {min(lengths):.1f}-{max(lengths):.1f} s"
+    report.add(
+        "core",
+        "WebSocket: end of speech to first audio byte",
+        median([t["first_audio"] for t in ws]),
+        "s",
+        "<= 0.8",
+        note,
+    )
+    for key in (
+        "stage asr_decode",
+        "stage llm_first_token",
+        "stage first_sentence",
+        "stage first_audio",
+        "stage total",
+    ):
+        report.add(
+            "core",
+            f"WebSocket {key} (from end of speech)" if key != "stage asr_decode" else "WebSocket stage asr_decode",
+            median([t[key] for t in ws]),
+            "s",
+            "",
+            "server-side",
+        )
+    report.add("core", "/v1/converse: whole turn", median(totals), "s", "", note)
