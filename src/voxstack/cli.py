@@ -125,7 +125,7 @@ def show_version() -> None:
 
 
 def _register_feature_commands() -> None:
-    from voxstack.commands import chat, converse, models, speak, transcribe
+    from voxstack.commands import chat, converse, models, speak, stack, transcribe
 
     app.add_typer(models.app, name="models")
     app.command()(transcribe.transcribe)
@@ -133,6 +133,8 @@ def _register_feature_commands() -> None:
     app.command()(chat.chat)
     app.command()(converse.converse)
     app.command()(converse.status)
+    for command in (stack.dev, stack.up, stack.down, stack.logs):
+        app.command()(command)
 
 
 _register_feature_commands()

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxstack.models import default_models_dir
+from voxstack.runstate import default_state_dir
 
 ENV_PREFIX = "VOXSTACK_"
 ENV_NESTED_DELIMITER = "__"
@@ -203,6 +204,10 @@ class Settings(BaseSettings):
     grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."
+    )
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Run-state record, lock, control sockets and logs of `voxstack up`/`dev`.",
     )
     asr: AsrSettings = AsrSettings()
     llm: LlmSettings = LlmSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -62,7 +63,19 @@ def status(
     """Each service's health and address, as the core sees them (or asked directly when the core is down)."""
     from voxstack.cli import settings_from_flags
     from voxstack.health_check import check_health
+    from voxstack.runstate import RunState
 
+    record = RunState(settings_from_flags().state_dir).read()
+    if record is not None:
+        what = "voxstack dev" if record.mode == "dev" else "voxstack up"
+        typer.echo(f"{what} running (supervisor pid {record.supervisor_pid})")
+        for name, s in record.services.items():
+            reload = time.strftime("%H:%M:%S", time.localtime(s.last_reload)) if s.last_reload else "-"
+            took = f" ({s.last_reload_seconds:.2f} s)" if s.last_reload else ""
+            typer.echo(
+                f"  {name:7} {s.state:9} pid {s.pid:<7} generation {s.generation:<3} last reload {reload}{took}"
+                f"  restarts {s.restarts}" + (f"  last error: {s.last_error}" if s.last_error else "")
+            )
     base = _core_url(url)
     try:
         with urllib.request.urlopen(f"{base}/healthz", timeout=timeout) as response:

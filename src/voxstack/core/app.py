@@ -24,6 +24,7 @@ from voxstack.core.sessions import SessionStore, check_session_id
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY
+from voxstack.runtime import report_loaded_modules
 from voxstack.v1 import common_pb2
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.backends = backends
         app.state.pipeline = Pipeline(settings, backends, sessions)
+        report_loaded_modules()
         logger.info(
             "core %s mode; asr %s, llm %s, tts %s",
             settings.mode.value.upper(),
@@ -149,6 +151,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     def pipeline(request: Request) -> Pipeline:
         return request.app.state.pipeline
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        """This instance is up (whatever the state of the services behind it)."""
+        return {"status": "alive", "mode": settings.mode.value}
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

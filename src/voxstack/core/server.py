@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 
 from voxstack.config import Settings
@@ -27,14 +29,30 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     import uvicorn
 
     from voxstack.core.app import create_app
+    from voxstack.runtime import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
     from voxstack.server.host import BindError
 
     core = settings.core
     address = (host or core.host, core.port if port is None else port)
-    try:
-        sock = listening_socket(*address, settings.reuse_port)
-    except OSError as exc:
-        raise BindError(f"cannot listen on {address[0]}:{address[1]}: {exc} (is the port in use?)") from exc
+    inherited = os.environ.get(LISTEN_FD_ENV)
+    if inherited:
+        # The supervisor owns the listening socket: connections wait in its
+        # backlog while one instance hands over to the next, and none is lost.
+        sock = socket.socket(fileno=int(inherited))
+    else:
+        try:
+            sock = listening_socket(*address, settings.reuse_port)
+        except OSError as exc:
+            raise BindError(f"cannot listen on {address[0]}:{address[1]}: {exc} (is the port in use?)") from exc
+    sockets = [sock]
+    control = os.environ.get(CONTROL_SOCKET_ENV)
+    if control:
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(control)
+        unix.bind(control)
+        unix.listen(64)
+        sockets.append(unix)
     logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
     config = uvicorn.Config(
         create_app(settings),
@@ -43,5 +61,5 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         timeout_graceful_shutdown=int(settings.grace_period) or None,
         ws_ping_interval=20,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=sockets)
     return 0

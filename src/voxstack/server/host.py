@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from voxstack.config import GrpcServiceSettings, Settings
 from voxstack.errors import StartupError
+from voxstack.runtime import report_loaded_modules
 from voxstack.server.interceptor import CallInterceptor
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,19 @@ class BindError(RuntimeError):
 class ServiceHost:
     """Runs one Service on a grpc.aio server; see the module docstring."""
 
-    def __init__(self, service: Service, settings: Settings, section: GrpcServiceSettings) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: Settings,
+        section: GrpcServiceSettings,
+        control_socket: str | None = None,
+    ) -> None:
         self.service = service
         self.settings = settings
         self.section = section
+        # A private unix socket on which a supervisor reaches this very instance,
+        # while another instance shares the public port.
+        self.control_socket = control_socket
         self.port = 0
         self.health = health.aio.HealthServicer()
         self._ready = asyncio.Event()
@@ -100,6 +110,8 @@ class ServiceHost:
             raise BindError(f"cannot listen on {wanted}: {exc} (is the port in use?)") from exc
         if self.port == 0:  # older grpc: 0 instead of an exception
             raise BindError(f"cannot listen on {wanted} (is the port in use?)")
+        if self.control_socket:
+            self.server.add_insecure_port(f"unix:{self.control_socket}")
         await self.server.start()
         logger.info(
             "%s listening on %s (mode %s), loading engine",
@@ -129,6 +141,7 @@ class ServiceHost:
         for name in ("", *self.service.grpc_names):
             await self.health.set(name, SERVING)
         self._ready.set()
+        report_loaded_modules()
         elapsed = asyncio.get_running_loop().time() - started
         logger.info("%s SERVING on %s (engine ready in %.2f s)", self.service.name, self.address, elapsed)
 

@@ -188,6 +188,8 @@ class _Call:
 
     def _log(self, code: grpc.StatusCode, message: str = "") -> None:
         duration_ms = (time.perf_counter() - self.started) * 1000
+        if self.infra and code is grpc.StatusCode.OK:
+            return  # probes every few seconds (a reload polls every 20 ms): noise
         if self.infra:
             level = logging.DEBUG
         elif code is grpc.StatusCode.INTERNAL:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 from collections.abc import Callable
 from typing import cast
 
 from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.runtime import CONTROL_SOCKET_ENV
 from voxstack.server.host import BindError, Service, ServiceHost
 from voxstack.services import SERVICES
 
@@ -65,7 +67,8 @@ def run_service(ref: str, settings: Settings, *, host: str | None = None, port: 
     async def main() -> int:
         service = factory(settings)
         section = service_section(settings, service.name, host, port)
-        return await ServiceHost(service, settings, section).run()
+        control = os.environ.get(CONTROL_SOCKET_ENV) or None
+        return await ServiceHost(service, settings, section, control_socket=control).run()
 
     try:
         return asyncio.run(main())

@@ -1,0 +1,211 @@
+"""``voxstack dev``, ``up``, ``down`` and ``logs``: the whole stack as supervised processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voxstack.config import Settings
+
+OnlyOption = Annotated[
+    str | None, typer.Option("--only", help="Comma-separated subset of asr,llm,tts,core (default: all four).")
+]
+ReplaceOption = Annotated[bool, typer.Option("--replace", help="Stop a running `up` or `dev` first, then start.")]
+
+
+def _start(settings: Settings, only: str | None, replace: bool, mode: str):  # type: ignore[no-untyped-def]
+    from voxstack.cli import fail
+    from voxstack.logs import configure_logging
+    from voxstack.runstate import AlreadyRunning, RunState
+    from voxstack.supervisor.supervisor import services_from
+
+    configure_logging(settings, "supervisor")
+    try:
+        services = services_from(only)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    runstate = RunState(settings.state_dir)
+    try:
+        runstate.acquire(mode, replace=replace, timeout=settings.grace_period + 15)
+    except AlreadyRunning as exc:
+        raise fail(str(exc), 1) from None
+    return services, runstate
+
+
+def banner(supervisor, extra: list[str]) -> None:  # type: ignore[no-untyped-def]
+    settings = supervisor.settings
+    title = "voxstack DEV: hot reload on" if supervisor.mode == "dev" else "voxstack (production)"
+    lines = ["", f"==== {title} " + "=" * max(4, 60 - len(title)), f"  mode      {supervisor.mode}"]
+    for name, slot in supervisor.slots.items():
+        section = settings.service(name)
+        address = f"http://{section.host}:{section.port}" if name == "core" else section.address
+        state = f"pid {slot.state.pid}" if slot.state.pid else slot.state.state.upper()
+        lines.append(f"  {name:9} {address}  ({state})")
+    lines += [f"  {line}" for line in extra]
+    lines += [f"  logs      {supervisor.runstate.logs}", "  stop      Ctrl-C, or `voxstack down`", "=" * 66, ""]
+    typer.echo("\n".join(lines), err=True)
+
+
+def dev(
+    only: OnlyOption = None,
+    debug: Annotated[str | None, typer.Option(help="Run this service under debugpy.")] = None,
+    debug_port: Annotated[int, typer.Option(min=1, max=65535, help="debugpy port.")] = 5678,
+    debug_host: Annotated[
+        str, typer.Option(help="debugpy interface (keep 127.0.0.1 unless you mean it).")
+    ] = "127.0.0.1",
+    debug_wait: Annotated[
+        bool, typer.Option("--debug-wait", help="Start the service only once a debugger attaches.")
+    ] = False,
+    replace: ReplaceOption = False,
+    watch: Annotated[
+        list[Path] | None, typer.Option(help="Paths to watch (default: the voxstack source, proto/, pyproject.toml).")
+    ] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="More file name patterns to ignore.")] = None,
+    poll: Annotated[
+        bool | None, typer.Option("--poll/--no-poll", help="Force polling on or off (default: detect).")
+    ] = None,
+    poll_interval: Annotated[int, typer.Option(min=20, help="Polling interval, ms.")] = 300,
+    strategy: Annotated[
+        str,
+        typer.Option(help="overlap (new beside old: zero downtime) or restart (stop, then start: half the memory)."),
+    ] = "overlap",
+) -> None:
+    """Run the stack in development mode: DEBUG logs, error details, hot reload on save."""
+    import voxstack
+    from voxstack import protogen
+    from voxstack.cli import fail, settings_from_flags
+    from voxstack.dev.reloader import Reloader
+    from voxstack.dev.watcher import DEFAULT_IGNORES
+    from voxstack.supervisor.supervisor import DebugSpec, Supervisor, write_line
+
+    if strategy not in ("overlap", "restart"):
+        raise fail("--strategy is overlap or restart")
+    settings = settings_from_flags(mode="dev")
+    if debug is not None and debug not in ("asr", "llm", "tts", "core"):
+        raise fail(f"--debug takes asr, llm, tts or core (got {debug!r})")
+    services, runstate = _start(settings, only, replace, "dev")
+    package = Path(voxstack.__file__).resolve().parent
+    paths = watch or [
+        package,
+        *(p for p in (protogen.PROTO_ROOT, protogen.PROJECT_ROOT / "pyproject.toml") if p.exists()),
+    ]
+    spec = DebugSpec(debug, debug_host, debug_port, debug_wait) if debug else None
+    supervisor = Supervisor(settings, services, runstate, debug=spec, strategy=strategy, echo=write_line)
+    reloader = Reloader(
+        supervisor,
+        package.parent,
+        paths,
+        polling=poll,
+        poll_ms=poll_interval,
+        ignores=(*DEFAULT_IGNORES, *(ignore or ())),
+    )
+    extra = [f"watching  {', '.join(str(p) for p in paths)}"]
+    if spec:
+        extra.append(
+            f"debugger  {spec.service} on {spec.host}:{spec.port}{' (waiting for a client)' if spec.wait else ''}"
+        )
+
+    def ready(sup: Supervisor) -> None:
+        banner(sup, extra)
+        sup.spawn(asyncio.create_task(reloader.run()))
+
+    raise typer.Exit(asyncio.run(supervisor.run(on_ready=ready)))
+
+
+def up(
+    only: OnlyOption = None,
+    replace: ReplaceOption = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background, logs to files.")] = False,
+) -> None:
+    """Run the stack in production mode: no watcher, no debugger; crashed services restart with backoff."""
+    from voxstack.cli import fail, settings_from_flags
+    from voxstack.runstate import RunState
+    from voxstack.supervisor.supervisor import Supervisor, write_line
+
+    settings = settings_from_flags(mode="prod")
+    if detach:
+        runstate = RunState(settings.state_dir)
+        runstate.logs.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "voxstack",
+            "up",
+            *(["--only", only] if only else []),
+            *(["--replace"] if replace else []),
+        ]
+        with (runstate.logs / "supervisor.log").open("a") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            record = runstate.read()
+            if proc.poll() is not None:
+                raise fail(f"voxstack up exited with {proc.returncode}: see {runstate.logs / 'supervisor.log'}", 1)
+            if (
+                record
+                and record.supervisor_pid == proc.pid
+                and record.services
+                and all(s.state == "serving" for s in record.services.values())
+            ):
+                typer.echo(f"voxstack up running in the background (pid {proc.pid}); logs in {runstate.logs}")
+                return
+            time.sleep(0.2)
+        raise fail(f"voxstack up did not become ready in time: see {runstate.logs}", 1)
+    services, runstate = _start(settings, only, replace, "prod")
+    supervisor = Supervisor(settings, services, runstate, echo=write_line)
+    raise typer.Exit(asyncio.run(supervisor.run(on_ready=lambda sup: banner(sup, []))))
+
+
+def down() -> None:
+    """Stop whatever `voxstack up` or `voxstack dev` is running."""
+    from voxstack.cli import settings_from_flags
+    from voxstack.runstate import RunState, stop_pid
+
+    settings = settings_from_flags()
+    runstate = RunState(settings.state_dir)
+    record = runstate.read()
+    if record is None:
+        typer.echo("nothing is running")
+        return
+    what = "voxstack dev" if record.mode == "dev" else "voxstack up"
+    stopped = stop_pid(record.supervisor_pid, settings.grace_period + 15)
+    typer.echo(
+        f"stopped {what} (pid {record.supervisor_pid})" if stopped else f"could not stop pid {record.supervisor_pid}"
+    )
+    raise typer.Exit(0 if stopped else 1)
+
+
+def logs(
+    service: Annotated[str | None, typer.Argument(help="asr, llm, tts, core or supervisor; all when omitted.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+) -> None:
+    """Show the logs of the services run by `voxstack up` or `voxstack dev`."""
+    from voxstack.cli import fail, settings_from_flags
+    from voxstack.runstate import RunState
+
+    folder = RunState(settings_from_flags().state_dir).logs
+    names = [service] if service else ["supervisor", "asr", "llm", "tts", "core"]
+    files = [folder / f"{n}.log" for n in names if (folder / f"{n}.log").exists()]
+    if not files:
+        raise fail(f"no logs for {service or 'any service'} in {folder}", 1)
+    handles = []
+    for path in files:
+        handle = path.open(errors="replace")
+        for line in handle.readlines()[-lines:] if lines else []:
+            typer.echo(f"{path.stem:10} {line.rstrip()}" if len(files) > 1 else line.rstrip())
+        handles.append((path.stem, handle))
+    while follow:
+        quiet = True
+        for name, handle in handles:
+            for line in handle.readlines():
+                quiet = False
+                typer.echo(f"{name:10} {line.rstrip()}" if len(files) > 1 else line.rstrip())
+        if quiet:
+            time.sleep(0.2)

@@ -1,0 +1,121 @@
+"""Which services a changed file affects, from the code itself.
+
+Two sources, united. Statically: every module under the package is parsed
+(not imported) and its module-level imports collected; a service depends on
+the closure of its process's entry points (``voxstack.__main__`` and its
+factory module). At run time: each service process lists the package modules
+it has loaded once it serves (``voxstack.runtime.report_loaded_modules``),
+which adds what it imported inside functions. Function-level imports are not
+followed statically, since most of them (a command's lazy imports) never run
+in a service.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def module_name(path: Path, source_root: Path) -> str:
+    parts = list(path.relative_to(source_root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _module_level(tree: ast.AST) -> list[ast.AST]:
+    """The nodes a module runs on import: everything but function bodies."""
+    nodes, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(
+            child
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+        )
+    return nodes
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> set[str]:
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in _module_level(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            # "import a.b.c" also runs a and a.b
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                candidate = ".".join(parts[:i])
+                if candidate in known:
+                    found.add(candidate)
+    return found
+
+
+class DependencyMap:
+    """Module graph of one package, and the services that import each file."""
+
+    def __init__(self, source_root: Path, package: str, entry_points: Mapping[str, Iterable[str]]) -> None:
+        self.source_root = source_root
+        self.package = package
+        self.entry_points = {name: tuple(mods) for name, mods in entry_points.items()}
+        self.files: dict[str, Path] = {}
+        self.graph: dict[str, set[str]] = {}
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Parse the package again (after a save changed its imports). Files that do not parse keep their edges."""
+        root = self.source_root / self.package.replace(".", "/")
+        files = {module_name(p, self.source_root): p for p in root.rglob("*.py")}
+        known = set(files)
+        graph = {}
+        for module, path in files.items():
+            try:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+            except (SyntaxError, ValueError, OSError):
+                graph[module] = self.graph.get(module, set())
+                continue
+            graph[module] = _imports(tree, module, path.name == "__init__.py", known) - {module}
+        self.files, self.graph = files, graph
+
+    def closure(self, roots: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        stack = [r for r in roots if r in self.graph]
+        while stack:
+            module = stack.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            # Importing a.b.c runs the package __init__ files a and a.b first.
+            parent = module.rpartition(".")[0]
+            if parent and parent in self.graph:
+                stack.append(parent)
+            stack.extend(self.graph.get(module, ()))
+        return seen
+
+    def services_for(self, path: Path, loaded: Mapping[str, Iterable[str]] | None = None) -> set[str]:
+        """The services whose processes import ``path``; ``loaded`` = modules each process reported."""
+        try:
+            module = module_name(path.resolve(), self.source_root.resolve())
+        except ValueError:
+            return set()
+        loaded = loaded or {}
+        return {
+            name
+            for name, roots in self.entry_points.items()
+            if module in self.closure(roots) or module in set(loaded.get(name, ()))
+        }

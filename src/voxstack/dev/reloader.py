@@ -1,0 +1,114 @@
+"""The dev loop: changes -> which services -> reload. The supervisor knows nothing about it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from voxstack.dev.depmap import DependencyMap
+from voxstack.dev.watcher import DEFAULT_IGNORES, watch
+from voxstack.services import SERVICES
+from voxstack.supervisor.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+def entry_points(services: Sequence[str]) -> dict[str, list[str]]:
+    """What each service's process runs first: the command line, then its factory module."""
+    return {name: ["voxstack.__main__", SERVICES[name].factory.partition(":")[0]] for name in services}
+
+
+class Reloader:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        source_root: Path,
+        watch_paths: Sequence[Path],
+        *,
+        polling: bool | None,
+        poll_ms: int,
+        ignores: Sequence[str] = DEFAULT_IGNORES,
+        proto_root: Path | None = None,
+    ) -> None:
+        self.supervisor = supervisor
+        self.source_root = source_root
+        self.watch_paths = list(watch_paths)
+        self.polling = polling
+        self.poll_ms = poll_ms
+        self.ignores = ignores
+        self.proto_root = proto_root
+        self.depmap = DependencyMap(source_root, "voxstack", entry_points(list(supervisor.slots)))
+
+    async def run(self) -> None:
+        async for files, saved_at in watch(
+            self.watch_paths,
+            polling=self.polling,
+            poll_ms=self.poll_ms,
+            ignores=self.ignores,
+            stop_event=self.supervisor.stopping,
+        ):
+            await self.on_change(files, saved_at)
+
+    def _rel(self, path: Path) -> str:
+        for base in (self.source_root.parent, self.source_root):
+            try:
+                return str(path.relative_to(base))
+            except ValueError:
+                continue
+        return str(path)
+
+    async def on_change(self, files: set[Path], saved_at: float) -> None:
+        running = set(self.supervisor.slots)
+        if any(f.name == "pyproject.toml" for f in files):
+            logger.warning(
+                "pyproject.toml changed: dependencies may have changed. Run `make venv` "
+                "(or pip install -e '.[dev,test,asr,llm,tts,core]'), then restart voxstack dev"
+            )
+        targets: set[str] = set()
+        protos = [f for f in files if f.suffix == ".proto"]
+        if protos and await self._regenerate():
+            targets |= running
+        self.depmap.rebuild()
+        unclaimed = []
+        loaded = self.loaded_modules()
+        for path in (f for f in files if f.suffix == ".py"):
+            hit = self.depmap.services_for(path, loaded) & running
+            targets |= hit
+            if not hit:
+                unclaimed.append(self._rel(path))
+        if unclaimed:
+            logger.info("no running service imports %s: nothing to reload", ", ".join(sorted(unclaimed)))
+            if any("/dev/" in u or "/supervisor/" in u for u in unclaimed):
+                logger.warning("supervisor code changed: restart voxstack dev to run it")
+        if not targets:
+            return
+        reason = ", ".join(sorted(self._rel(f) for f in files))
+        logger.info("change in %s: reloading %s", reason, ", ".join(sorted(targets)))
+        await self.supervisor.reload(sorted(targets), reason, saved_at)
+
+    def loaded_modules(self) -> dict[str, list[str]]:
+        """The modules each running instance reported having loaded."""
+        found = {}
+        for name, slot in self.supervisor.slots.items():
+            if slot.current is None:
+                continue
+            try:
+                found[name] = json.loads(Path(f"{slot.current.control_socket}.modules").read_text())
+            except (OSError, ValueError):
+                continue
+        return found
+
+    async def _regenerate(self) -> bool:
+        from voxstack import protogen
+
+        root = self.proto_root or protogen.PROTO_ROOT
+        try:
+            written = await asyncio.to_thread(protogen.generate, self.source_root, root)
+        except Exception:
+            logger.exception("regenerating the stubs failed; the running services keep the old API")
+            return False
+        logger.info("regenerated %d stub files from %s", len(written), root)
+        return True

@@ -1,0 +1,155 @@
+"""The run-state record of `voxstack up`/`dev`: which mode runs, its PIDs and ports, under a lock.
+
+One supervisor at a time holds ``run.lock`` (an flock, released by the kernel
+when the process dies, so a crash never leaves a stale lock). ``run.json``
+says what runs; a record whose supervisor is gone is stale and is cleaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/voxstack``, else ``~/.local/state/voxstack``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "voxstack"
+
+
+@dataclass
+class ServiceState:
+    state: str = "starting"  # starting, serving, reloading, failed, backoff, stopped
+    pid: int = 0
+    port: int = 0
+    generation: int = 0
+    last_reload: float = 0.0
+    last_reload_seconds: float = 0.0
+    last_error: str = ""
+    restarts: int = 0
+
+
+@dataclass
+class RunRecord:
+    mode: str
+    supervisor_pid: int
+    started: float = field(default_factory=time.time)
+    services: dict[str, ServiceState] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        services = {k: ServiceState(**v) for k, v in data.get("services", {}).items()}
+        return cls(data["mode"], data["supervisor_pid"], data.get("started", 0.0), services)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another supervisor holds the lock; the message says what runs and how to switch."""
+
+    def __init__(self, record: RunRecord | None) -> None:
+        self.record = record
+        what = f"voxstack {'up' if record and record.mode == 'prod' else 'dev'}" if record else "another voxstack"
+        pid = f" (pid {record.supervisor_pid})" if record else ""
+        super().__init__(
+            f"{what} is already running{pid}. Stop it with `voxstack down`, "
+            "or pass --replace to stop it and start this one."
+        )
+
+
+class RunState:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+        self.record_path = state_dir / "run.json"
+        self.lock_path = state_dir / "run.lock"
+        self.logs = state_dir / "logs"
+        self.sockets = state_dir / "sockets"
+        self._lock: IO[str] | None = None
+
+    def read(self) -> RunRecord | None:
+        """The record, or None when nothing runs (a stale record is removed)."""
+        try:
+            record = RunRecord.from_json(json.loads(self.record_path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not pid_alive(record.supervisor_pid) or not self._locked_by_someone():
+            with contextlib.suppress(OSError):
+                self.record_path.unlink()
+            return None
+        return record
+
+    def _locked_by_someone(self) -> bool:
+        if self._lock is not None:
+            return True
+        try:
+            with self.lock_path.open("a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return False
+        except OSError:
+            return False
+
+    def acquire(self, mode: str, replace: bool = False, timeout: float = 30.0) -> None:
+        """Take the lock for this process; with ``replace``, stop whoever holds it first."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        self.sockets.mkdir(exist_ok=True)
+        handle = self.lock_path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            record = self.read()
+            if not replace:
+                handle.close()
+                raise AlreadyRunning(record) from None
+            if record is not None:
+                stop_pid(record.supervisor_pid, timeout)
+            fcntl.flock(handle, fcntl.LOCK_EX)  # returns once the old supervisor is gone
+        self._lock = handle
+        self.write(RunRecord(mode, os.getpid()))
+
+    def write(self, record: RunRecord) -> None:
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(record), indent=2))
+        os.replace(tmp, self.record_path)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.record_path.unlink()
+        if self._lock is not None:
+            self._lock.close()  # closing drops the flock
+            self._lock = None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, timeout: float) -> bool:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; True when it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return not pid_alive(pid)

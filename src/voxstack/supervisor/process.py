@@ -1,0 +1,194 @@
+"""One running instance of a service: a child process in its own process group.
+
+Its output is forwarded line by line (to the terminal and the service's log
+file) and the last lines are kept, so a failed start can be reported with its
+traceback's file and line. Readiness is asked on the instance's private
+control socket, never on the shared public port. Stopping is always bounded:
+SIGTERM to the group, the grace period, then SIGKILL to the whole group
+(grandchildren included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+_TRACE_LOCATION = re.compile(r'File "([^"]+)", line (\d+)')
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Instance:
+    """A child process serving one service."""
+
+    def __init__(
+        self,
+        service: str,
+        generation: int,
+        argv: Sequence[str],
+        env: dict[str, str],
+        control_socket: Path,
+        *,
+        http: bool,
+        pass_fds: Sequence[int] = (),
+        log_file: IO[str] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.generation = generation
+        self.argv = list(argv)
+        self.env = env
+        self.control_socket = control_socket
+        self.http = http
+        self.pass_fds = tuple(pass_fds)
+        self.log_file = log_file
+        self.echo = echo
+        self.proc: asyncio.subprocess.Process | None = None
+        self.tail: deque[str] = deque(maxlen=200)
+        self._pump: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.control_socket.unlink()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole
+            pass_fds=self.pass_fds,
+        )
+        self._pump = asyncio.create_task(self._forward())
+
+    async def _forward(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.tail.append(_ANSI.sub("", text))
+            if self.echo is not None:
+                self.echo(text)
+            if self.log_file is not None:
+                self.log_file.write(_ANSI.sub("", text) + "\n")
+                self.log_file.flush()
+
+    async def is_serving(self, timeout: float = 1.0) -> bool:
+        """Asks this instance itself, over its control socket."""
+        if not self.control_socket.exists():
+            return False
+        if self.http:
+            return await _http_alive(self.control_socket, timeout)
+        async with grpc.aio.insecure_channel(f"unix:{self.control_socket}") as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout
+                )
+            except grpc.aio.AioRpcError:
+                return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def wait_serving(self, timeout: float) -> bool:
+        """True once SERVING; False if the process exits or the time runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not self.alive:
+                return False
+            if await self.is_serving():
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self._pump is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pump, 2)
+        return code
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM to the group; after ``grace`` (plus a margin), SIGKILL to the group."""
+        if self.proc is None:
+            return
+        if self.alive:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace + 2.0)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "%s (pid %d) did not stop in %.1f s: killing its process group", self.service, self.pid, grace
+                )
+        _signal_group(self.proc.pid, signal.SIGKILL)  # whatever is left of the group, grandchildren too
+        await self.wait()
+        for leftover in (self.control_socket, Path(f"{self.control_socket}.modules")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+    def failure(self) -> str:
+        """The last error in the output, with the file and line it points at."""
+        lines = [line.strip() for line in self.tail if line.strip()]
+        locations = [m for line in lines for m in [_TRACE_LOCATION.search(line)] if m]
+        error = next(
+            (line for line in reversed(lines) if re.match(r"^(\w+\.)*\w*(Error|Exception)\b", line)),
+            lines[-1] if lines else "no output",
+        )
+        if locations:
+            path, line = locations[-1].groups()
+            return f"{error} ({path}:{line})"
+        return error
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+async def _http_alive(path: Path, timeout: float) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: control\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), timeout)
+        return status.startswith(b"HTTP/1.1 200")
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def python_argv(service: str, debug: tuple[str, int, bool] | None = None) -> list[str]:
+    """The command that runs one service; under debugpy when ``debug`` = (host, port, wait)."""
+    if debug is None:
+        return [sys.executable, "-m", "voxstack", "serve", service]
+    host, port, wait = debug
+    return [
+        sys.executable, "-m", "debugpy", "--listen", f"{host}:{port}", *(["--wait-for-client"] if wait else []),
+        "-m", "voxstack", "serve", service,
+    ]  # fmt: skip

@@ -1,0 +1,307 @@
+"""Runs the services as child processes and keeps them running: `voxstack up` and `voxstack dev`.
+
+The supervisor knows nothing of files: `reload(names, ...)` is called by the
+dev watcher; `voxstack up` never calls it. A reload starts the new instance
+beside the old one (same public port: SO_REUSEPORT for gRPC, the supervisor's
+own listening socket for the core), switches only when the new one answers
+SERVING on its private control socket, then drains and stops the old one. If
+the new one fails, the old one keeps serving. A service that dies on its own
+is restarted with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO
+
+from voxstack.config import Settings
+from voxstack.runstate import RunRecord, RunState, ServiceState
+from voxstack.services import SERVICES
+from voxstack.supervisor.process import Instance, python_argv
+
+logger = logging.getLogger(__name__)
+
+ALL_SERVICES = ("asr", "llm", "tts", "core")
+BACKOFF_START = 0.5
+BACKOFF_CAP = 30.0
+STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
+
+
+@dataclass(frozen=True)
+class DebugSpec:
+    service: str
+    host: str = "127.0.0.1"
+    port: int = 5678
+    wait: bool = False
+
+
+@dataclass
+class Slot:
+    """One service: its current instance and its bookkeeping."""
+
+    name: str
+    state: ServiceState = field(default_factory=ServiceState)
+    current: Instance | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: int = 0
+    log: IO[str] | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Iterable[str],
+        runstate: RunState,
+        *,
+        debug: DebugSpec | None = None,
+        strategy: str = "overlap",
+        echo: Callable[[str], None] | None = None,
+        start_timeout: float = 180.0,
+    ) -> None:
+        self.settings = settings
+        self.mode = settings.mode.value
+        self.runstate = runstate
+        self.debug = debug
+        self.strategy = strategy
+        self.echo = echo
+        self.start_timeout = start_timeout
+        self.slots = {name: Slot(name) for name in services}
+        self.record = RunRecord(self.mode, os.getpid(), services={n: s.state for n, s in self.slots.items()})
+        self.stopping = asyncio.Event()
+        self._signals = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._core_socket: socket.socket | None = None
+
+    # ----- lifecycle -------------------------------------------------------
+
+    async def run(self, on_ready: Callable[[Supervisor], None] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            if "core" in self.slots:
+                from voxstack.core.server import listening_socket
+
+                core = self.settings.core
+                self._core_socket = listening_socket(core.host, core.port, reuse_port=False)
+            for slot in self.slots.values():
+                slot.log = (self.runstate.logs / f"{slot.name}.log").open("a")
+            await asyncio.gather(*(self._start_first(slot) for slot in self.slots.values()))
+            if on_ready is not None and not self.stopping.is_set():
+                on_ready(self)
+            await self.stopping.wait()
+        finally:
+            await self.shutdown()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        return 0
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.info("received %s: stopping all services", signal.Signals(signum).name)
+            self.stopping.set()
+            return
+        logger.warning("received %s again: killing all services now", signal.Signals(signum).name)
+        for slot in self.slots.values():
+            if slot.current is not None and slot.current.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(slot.current.pid, signal.SIGKILL)
+        os._exit(128 + signum)
+
+    async def shutdown(self) -> None:
+        self.stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(t for t in self._tasks), return_exceptions=True)
+        instances = [s.current for s in self.slots.values() if s.current is not None]
+        await asyncio.gather(*(i.stop(self.settings.grace_period) for i in instances), return_exceptions=True)
+        for slot in self.slots.values():
+            slot.state.state, slot.state.pid = "stopped", 0
+            if slot.log is not None:
+                slot.log.close()
+        if self._core_socket is not None:
+            self._core_socket.close()
+        self.runstate.release()
+        logger.info("all services stopped")
+
+    def spawn(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def save(self) -> None:
+        self.record.services = {n: s.state for n, s in self.slots.items()}
+        self.runstate.write(self.record)
+
+    # ----- instances -------------------------------------------------------
+
+    def _instance(self, slot: Slot) -> Instance:
+        generation = slot.state.generation + 1
+        env = dict(os.environ)
+        env["VOXSTACK_MODE"] = self.mode
+        control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
+        env["VOXSTACK_CONTROL_SOCKET"] = str(control)
+        pass_fds: tuple[int, ...] = ()
+        if slot.name == "core" and self._core_socket is not None:
+            env["VOXSTACK_LISTEN_FD"] = str(self._core_socket.fileno())
+            pass_fds = (self._core_socket.fileno(),)
+        debug = None
+        if self.debug is not None and self.debug.service == slot.name:
+            debug = (self.debug.host, self.debug.port, self.debug.wait)
+        return Instance(
+            slot.name,
+            generation,
+            python_argv(slot.name, debug),
+            env,
+            control,
+            http=SERVICES[slot.name].kind == "http",
+            pass_fds=pass_fds,
+            log_file=slot.log,
+            echo=self.echo,
+        )
+
+    async def _launch(self, slot: Slot) -> Instance | None:
+        """Start a new instance and wait until it serves; None (and the error recorded) if it does not."""
+        instance = self._instance(slot)
+        slot.state.generation = instance.generation
+        await instance.start()
+        timeout = self.start_timeout * (10 if self.debug and self.debug.wait and self.debug.service == slot.name else 1)
+        if await instance.wait_serving(timeout):
+            return instance
+        if instance.alive:
+            error = f"not SERVING within {timeout:.0f} s"
+        else:
+            await instance.wait()
+            error = f"exited with code {instance.proc.returncode if instance.proc else '?'}: {instance.failure()}"
+        await instance.stop(0)
+        slot.state.last_error = error
+        return None
+
+    def _adopt(self, slot: Slot, instance: Instance) -> None:
+        slot.current = instance
+        slot.state.state, slot.state.pid = "serving", instance.pid
+        slot.state.port = self.settings.service(slot.name).port
+        self.save()
+        self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
+
+    async def _start_first(self, slot: Slot) -> None:
+        async with slot.lock:
+            instance = await self._launch(slot)
+        if instance is not None:
+            self._adopt(slot, instance)
+            logger.info("%s SERVING (pid %d)", slot.name, instance.pid)
+        else:
+            slot.state.state = "failed"
+            self.save()
+            logger.error("%s failed to start: %s", slot.name, slot.state.last_error)
+            self.spawn(asyncio.create_task(self._restart_with_backoff(slot)))
+
+    async def _watch_exit(self, slot: Slot, instance: Instance) -> None:
+        started = time.monotonic()
+        code = await instance.wait()
+        if self.stopping.is_set() or slot.current is not instance:
+            return  # stopped on purpose
+        if time.monotonic() - started > STABLE_AFTER:
+            slot.failures = 0
+        slot.current = None
+        slot.state.state, slot.state.pid = "failed", 0
+        slot.state.last_error = f"exited with code {code}: {instance.failure()}"
+        self.save()
+        logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
+        await self._restart_with_backoff(slot)
+
+    async def _restart_with_backoff(self, slot: Slot) -> None:
+        while not self.stopping.is_set() and slot.current is None:
+            delay = min(BACKOFF_CAP, BACKOFF_START * 2**slot.failures)
+            slot.failures += 1
+            slot.state.state = "backoff"
+            slot.state.restarts += 1
+            self.save()
+            logger.warning("restarting %s in %.1f s (attempt %d)", slot.name, delay, slot.failures)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                return
+            async with slot.lock:
+                if slot.current is not None:
+                    return  # a reload brought it back meanwhile
+                instance = await self._launch(slot)
+            if instance is not None:
+                self._adopt(slot, instance)
+                logger.info("%s restarted (pid %d)", slot.name, instance.pid)
+                return
+            logger.error("%s failed to start: %s", slot.name, slot.state.last_error)
+
+    # ----- reloads ---------------------------------------------------------
+
+    async def reload(self, names: Iterable[str], reason: str = "", saved_at: float | None = None) -> dict[str, bool]:
+        """Replace the named services' instances with new ones; {name: switched}."""
+        targets = [self.slots[n] for n in names if n in self.slots]
+        results = await asyncio.gather(*(self._reload_one(s, reason, saved_at) for s in targets))
+        return {slot.name: ok for slot, ok in zip(targets, results, strict=True)}
+
+    async def _reload_one(self, slot: Slot, reason: str, saved_at: float | None) -> bool:
+        async with slot.lock:
+            if self.stopping.is_set():
+                return False
+            old = slot.current
+            restart_first = self.strategy == "restart" or (self.debug is not None and self.debug.service == slot.name)
+            slot.state.state = "reloading"
+            self.save()
+            if restart_first and old is not None:
+                slot.current = None  # so its exit is not taken for a crash
+                await old.stop(self.settings.grace_period)
+                old = None
+            instance = await self._launch(slot)
+            if instance is None:
+                slot.state.state = "serving" if old is not None else "failed"
+                self.save()
+                kept = "the old instance keeps serving" if old is not None else "the service is down"
+                logger.error("reload of %s failed: %s; %s", slot.name, slot.state.last_error, kept)
+                if old is None:
+                    self.spawn(asyncio.create_task(self._restart_with_backoff(slot)))
+                return False
+            slot.current = instance  # from here the old one's exit is not a crash
+            slot.failures = 0
+            slot.state.last_error = ""
+            slot.state.last_reload = time.time()
+            took = time.time() - saved_at if saved_at is not None else 0.0
+            slot.state.last_reload_seconds = round(took, 3)
+            self._adopt(slot, instance)
+        if old is not None:
+            self.spawn(asyncio.create_task(old.stop(self.settings.grace_period)))
+        logger.info(
+            "reloaded %s in %.2f s from save to SERVING (generation %d, pid %d)%s",
+            slot.name,
+            took,
+            instance.generation,
+            instance.pid,
+            f": {reason}" if reason else "",
+        )
+        return True
+
+
+def write_line(text: str) -> None:
+    """Echo a child's output line on our stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def services_from(only: str | None) -> list[str]:
+    if not only:
+        return list(ALL_SERVICES)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ALL_SERVICES]
+    if unknown or not names:
+        raise ValueError(f"--only takes a comma-separated list of {', '.join(ALL_SERVICES)} (got {only!r})")
+    return names
