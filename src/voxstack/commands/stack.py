@@ -111,11 +111,9 @@ def dev(
             f"debugger  {spec.service} on {spec.host}:{spec.port}{' (waiting for a client)' if spec.wait else ''}"
         )
 
-    def ready(sup: Supervisor) -> None:
-        banner(sup, extra)
-        sup.spawn(asyncio.create_task(reloader.run()))
-
-    raise typer.Exit(asyncio.run(supervisor.run(on_ready=ready)))
+    # The watcher starts with the services, so a save during start-up is not missed.
+    code = asyncio.run(supervisor.run(on_ready=lambda sup: banner(sup, extra), companions=[reloader.run]))
+    raise typer.Exit(code)
 
 
 def up(

@@ -1,8 +1,9 @@
 """gRPC clients of the asr, llm and tts services, as the core uses them.
 
 Channels are made once and reused. Every call has a deadline, carries the
-request id, and is retried with backoff only when refused as UNAVAILABLE
-before any reply came. A failure becomes a ``StageError`` naming the stage.
+request id, and is retried with backoff only when refused before any reply
+came (UNAVAILABLE, or CANCELLED by an instance that is stopping). A failure
+becomes a ``StageError`` naming the stage.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 logger = logging.getLogger(__name__)
 
 STAGES = ("asr", "llm", "tts")
+# Refusals before any reply that a retry fixes: a service restarting, or an old
+# instance that stops while a call is on its way (it cancels what it did not start).
+# Our own cancellations never get here: they raise asyncio.CancelledError.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 T = TypeVar("T")
 
 
@@ -85,7 +90,7 @@ class Backends:
             try:
                 return await method(request, timeout=self.timeouts[stage], metadata=self.metadata())
             except grpc.aio.AioRpcError as err:
-                if err.code() is not grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                if err.code() not in RETRYABLE or attempt == self.retries:
                     raise stage_error(stage, err) from None
                 await self._backoff(stage, attempt, err)
         raise AssertionError("unreachable")
@@ -101,7 +106,7 @@ class Backends:
                     yield reply
                 return
             except grpc.aio.AioRpcError as err:
-                if received or err.code() is not grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                if received or err.code() not in RETRYABLE or attempt == self.retries:
                     raise stage_error(stage, err) from None
                 await self._backoff(stage, attempt, err)
             finally:

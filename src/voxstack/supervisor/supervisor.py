@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -84,7 +84,12 @@ class Supervisor:
 
     # ----- lifecycle -------------------------------------------------------
 
-    async def run(self, on_ready: Callable[[Supervisor], None] | None = None) -> int:
+    async def run(
+        self,
+        on_ready: Callable[[Supervisor], None] | None = None,
+        companions: Iterable[Callable[[], Awaitable[None]]] = (),
+    ) -> int:
+        """Start every service, then serve until a signal; ``companions`` (the dev watcher) run from the start."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
@@ -96,6 +101,8 @@ class Supervisor:
                 self._core_socket = listening_socket(core.host, core.port, reuse_port=False)
             for slot in self.slots.values():
                 slot.log = (self.runstate.logs / f"{slot.name}.log").open("a")
+            for companion in companions:
+                self.spawn(asyncio.create_task(companion()))
             await asyncio.gather(*(self._start_first(slot) for slot in self.slots.values()))
             if on_ready is not None and not self.stopping.is_set():
                 on_ready(self)

@@ -1,0 +1,96 @@
+"""A copy of the source tree and a `voxstack dev`/`up` supervisor over it, for the dev-mode tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import free_port
+
+from voxstack import protogen
+
+
+class DevRun:
+    """`python -m voxstack dev|up ...` running on a private copy of src/voxstack."""
+
+    def __init__(self, root: Path, models_dir: Path, command: str = "dev", args: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.src = root / "src"
+        if not (self.src / "voxstack").exists():
+            shutil.copytree(
+                protogen.PROJECT_ROOT / "src" / "voxstack",
+                self.src / "voxstack",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        self.state = root / "state"
+        self.out = root / f"{command}-{time.monotonic_ns()}.log"
+        self.ports = {n: free_port() for n in ("asr", "llm", "tts", "core")}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
+        self.env |= {
+            "PYTHONPATH": str(self.src),
+            "XDG_STATE_HOME": str(self.state),
+            "VOXSTACK_MODELS_DIR": str(models_dir),
+            "VOXSTACK_GRACE_PERIOD": "5",
+            **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
+        }
+        self.argv = [sys.executable, "-m", "voxstack", command, *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DevRun:
+        with self.out.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def record(self) -> dict:
+        try:
+            return json.loads((self.state / "voxstack" / "run.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_for(self, predicate, timeout: float = 120, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            assert self.proc is None or self.proc.poll() is None, f"supervisor exited:\n{self.output()[-3000:]}"
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-3000:]}")
+
+    def serving(self, *names: str) -> bool:
+        """All named services serve (and, for dev, the watcher runs)."""
+        services = self.record().get("services", {})
+        watching = self.argv[3] != "dev" or "] watching " in self.output()
+        return watching and all(services.get(n, {}).get("state") == "serving" for n in names)
+
+    def pid(self, name: str) -> int:
+        return self.record()["services"][name]["pid"]
+
+    def generation(self, name: str) -> int:
+        return self.record()["services"][name]["generation"]
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        path = self.src / "voxstack" / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new, 1))
+
+    def stop(self, signum: int = signal.SIGINT, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise

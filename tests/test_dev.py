@@ -1,0 +1,270 @@
+"""Development mode and production mode, run for real: a supervisor over a copy of the source tree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from devstack import DevRun
+
+from voxstack.config import load_settings
+from voxstack.core.clients import Backends
+from voxstack.runstate import pid_alive
+from voxstack.v1 import tts_pb2
+
+pytestmark = pytest.mark.slow
+
+LANGUAGE_LINE = "language=v.language,"
+
+
+@pytest.fixture
+def dev_tts(tmp_path, models_dir) -> Iterator[DevRun]:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts")).start()
+    run.wait_for(lambda: run.serving("tts"), what="tts serving")
+    yield run
+    run.stop()
+
+
+def backends_for(run: DevRun) -> Backends:
+    return Backends(load_settings(**{n: {"port": run.ports[n]} for n in ("asr", "llm", "tts")}))
+
+
+def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
+    """Calls in a loop, through the core's own client, while a handler file is saved 20 times."""
+
+    async def scenario() -> tuple[int, int, list[str], float]:
+        backends = backends_for(dev_tts)
+        calls = failures = 0
+        seen: list[str] = []
+        errors: list[str] = []
+        longest = 0.0
+        stop = asyncio.Event()
+
+        async def hammer() -> None:
+            nonlocal calls, failures, longest
+            while not stop.is_set():
+                started = time.perf_counter()
+                try:
+                    reply = await backends.unary("tts", backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
+                    language = reply.voices[0].language
+                    if not seen or seen[-1] != language:
+                        seen.append(language)
+                except Exception as exc:
+                    failures += 1
+                    errors.append(repr(exc))
+                calls += 1
+                longest = max(longest, time.perf_counter() - started)
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(hammer())
+        previous = LANGUAGE_LINE
+        for i in range(1, 21):
+            marker = f'language=v.language + "-v{i}",'
+            dev_tts.edit("tts/service.py", previous, marker)
+            previous = marker
+            deadline = time.monotonic() + 30
+            while not (seen and seen[-1].endswith(f"-v{i}")):
+                assert time.monotonic() < deadline, f"reload {i} not served; output:\n{dev_tts.output()[-2000:]}"
+                await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        await backends.close()
+        return calls, failures, seen, errors
+
+    calls, failures, seen, errors = asyncio.run(scenario())
+    assert failures == 0, errors
+    assert calls > 100
+    assert [s for s in seen if "-v" in s] == [f"en_US-v{i}" for i in range(1, 21)]
+    assert dev_tts.generation("tts") == 21
+    assert dev_tts.output().count("reloaded tts in") == 20
+
+
+def test_only_the_services_that_import_a_file_restart(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+    try:
+        run.wait_for(lambda: run.serving("tts", "core"), what="tts and core serving")
+        core_pid, tts_pid = run.pid("core"), run.pid("tts")
+        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="tts reload")
+        time.sleep(1.0)
+        assert run.pid("core") == core_pid and run.generation("core") == 1
+        assert run.pid("tts") != tts_pid
+        # Shared code that both import: both restart.
+        run.edit("text.py", "DEFAULT_MAX_CHARS = 250", "DEFAULT_MAX_CHARS = 260")
+        run.wait_for(
+            lambda: run.generation("tts") == 3 and run.generation("core") == 2 and run.serving("tts", "core"),
+            what="both reload",
+        )
+        assert "change in src/voxstack/text.py: reloading core, tts" in run.output()
+        # Code no running service imports: nothing restarts.
+        run.edit("asr/vad.py", "CONTEXT = 64", "CONTEXT = 64  # edited")
+        time.sleep(1.5)
+        assert run.generation("tts") == 3 and run.generation("core") == 2
+        assert "nothing to reload" in run.output()
+    finally:
+        assert run.stop() == 0
+
+
+def test_a_syntax_error_keeps_the_old_instance(dev_tts: DevRun) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{dev_tts.ports['tts']}") as channel:
+        from voxstack.v1 import tts_pb2_grpc
+
+        stub = tts_pb2_grpc.TtsStub(channel)
+        dev_tts.edit("tts/service.py", LANGUAGE_LINE, "language=v.language +,")
+        dev_tts.wait_for(lambda: "reload of tts failed" in dev_tts.output(), what="failed reload")
+        output = dev_tts.output()
+        assert "SyntaxError" in output
+        assert "tts/service.py" in output and "the old instance keeps serving" in output
+        assert stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=5).voices[0].language == "en_US"
+        dev_tts.edit("tts/service.py", "language=v.language +,", 'language=v.language + "-fixed",')
+        dev_tts.wait_for(
+            lambda: stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=5).voices[0].language == "en_US-fixed",
+            what="fixed code served",
+        )
+
+
+def test_a_killed_service_comes_back_and_a_crash_loop_backs_off(dev_tts: DevRun) -> None:
+    first = dev_tts.pid("tts")
+    os.kill(first, signal.SIGKILL)
+    dev_tts.wait_for(lambda: dev_tts.serving("tts") and dev_tts.pid("tts") not in (0, first), what="restart")
+    assert "restarting tts in 0.5 s" in dev_tts.output()
+    # Now make every start crash, and kill the running one.
+    dev_tts.edit("tts/engine.py", "import json\n", "import json\nraise RuntimeError('broken on purpose')\n")
+    dev_tts.wait_for(lambda: "reload of tts failed" in dev_tts.output(), what="failed reload")
+    os.kill(dev_tts.pid("tts"), signal.SIGKILL)
+    time.sleep(7)
+    restarts = dev_tts.record()["services"]["tts"]["restarts"]
+    assert 2 <= restarts <= 6  # 0.5, 1, 2, 4 s apart: no tight loop
+    assert "broken on purpose" in dev_tts.record()["services"]["tts"]["last_error"]
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    return members
+
+
+def test_ctrl_c_leaves_no_process_behind(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+    run.wait_for(lambda: run.serving("tts", "core"), what="serving")
+    children = [run.pid("tts"), run.pid("core")]
+    assert run.stop(signal.SIGINT) == 0
+    for pid in children:
+        assert not pid_alive(pid) or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        assert _group_members(pid) == []
+    assert "all services stopped" in run.output()
+    assert not (run.state / "voxstack" / "run.json").exists()
+
+
+def test_polling_mode_when_forced(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--poll", "--poll-interval", "100")).start()
+    try:
+        run.wait_for(lambda: run.serving("tts"), what="serving")
+        assert "(polling)" in run.output()
+        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="reload by polling")
+    finally:
+        run.stop()
+
+
+def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
+    up = DevRun(tmp_path, models_dir, "up", ("--only", "tts")).start()
+    up.wait_for(lambda: up.serving("tts"), what="prod serving")
+    assert up.record()["mode"] == "prod"
+    # Production serves without any development code or debugger.
+    modules = (up.state / "voxstack" / "sockets").glob("tts-*.sock.modules")
+    loaded = __import__("json").loads(next(modules).read_text())
+    assert "voxstack.server.host" in loaded
+    assert not [m for m in loaded if m.startswith(("voxstack.dev", "debugpy", "watchfiles"))]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", 5678)) != 0
+    assert '"mode": "prod"' in up.output()
+
+    refused = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+    refused.ports, refused.env = up.ports, up.env
+    result = subprocess.run(refused.argv, env=refused.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "voxstack up is already running" in result.stderr and "--replace" in result.stderr
+
+    dev = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--replace"))
+    dev.ports, dev.env = up.ports, up.env
+    dev.start()
+    try:
+        dev.wait_for(lambda: dev.record().get("mode") == "dev" and dev.serving("tts"), what="dev after replace")
+        assert up.proc.wait(30) == 0
+        down = subprocess.run(
+            [sys.executable, "-m", "voxstack", "down"], env=dev.env, capture_output=True, text=True, timeout=60
+        )
+        assert down.returncode == 0 and "stopped voxstack dev" in down.stdout
+        assert dev.proc.wait(30) == 0
+    finally:
+        if dev.proc.poll() is None:
+            dev.stop()
+
+
+def test_a_stale_record_is_recovered(tmp_path, models_dir) -> None:
+    state = tmp_path / "state" / "voxstack"
+    state.mkdir(parents=True)
+    (state / "run.json").write_text('{"mode": "prod", "supervisor_pid": 999999, "services": {}}')
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts")).start()
+    try:
+        run.wait_for(lambda: run.serving("tts"), what="serving despite a stale record")
+        assert run.record()["supervisor_pid"] == run.proc.pid
+        status = subprocess.run(
+            [sys.executable, "-m", "voxstack", "status", "--url", "http://127.0.0.1:1"],
+            env=run.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "voxstack dev running" in status.stdout and "generation 1" in status.stdout
+    finally:
+        run.stop()
+    down = subprocess.run(
+        [sys.executable, "-m", "voxstack", "down"], env=run.env, capture_output=True, text=True, timeout=60
+    )
+    assert "nothing is running" in down.stdout
+
+
+def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir) -> None:
+    from conftest import free_port
+
+    port = free_port()
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--debug", "tts", "--debug-port", str(port))).start()
+    try:
+        run.wait_for(lambda: run.serving("tts"), what="serving under debugpy")
+        assert f"debugger  tts on 127.0.0.1:{port}" in run.output()
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="reload under debugpy")
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        run.stop()
+
+
+def test_logs_command(dev_tts: DevRun) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voxstack", "logs", "tts", "-n", "5"],
+        env=dev_tts.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "[dev tts]" in result.stdout
