@@ -12,11 +12,13 @@ LLAMA_CPP := llama-cpp-python>=0.3.8
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv models test lint format proto proto-check dev bench clean
+.PHONY: help venv models test lint format proto proto-check dev up down bench clean
 
 help:
 	@echo "make dev    set up .venv and run the stack in development mode"
 	@echo "make test   set up .venv, lint, and run the test suite with coverage"
+	@echo "make up     run the stack in production mode, in the background"
+	@echo "make down   stop whatever runs (up or dev)"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
 	@echo "make lint   ruff check and format check"
@@ -56,15 +58,18 @@ proto-check: venv
 models: venv
 	$(VENV)/bin/voxstack models pull all
 
-# Grows with the stack: today the asr, llm and tts services, in development
-# mode (Ctrl-C stops them all).
+# The whole stack in development mode, hot reload on save (Ctrl-C stops it).
 dev: venv
 	$(VENV)/bin/voxstack models pull all
-	@trap 'kill 0' INT TERM; \
-	$(VENV)/bin/voxstack serve asr --mode dev & \
-	$(VENV)/bin/voxstack serve llm --mode dev & \
-	$(VENV)/bin/voxstack serve tts --mode dev & \
-	wait
+	$(VENV)/bin/voxstack dev $(DEV_ARGS)
+
+# Production mode in the background; `make down` stops it (or a dev run).
+up: venv
+	$(VENV)/bin/voxstack models pull all
+	$(VENV)/bin/voxstack up --detach $(UP_ARGS)
+
+down: venv
+	$(VENV)/bin/voxstack down
 
 # Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
 bench: venv

@@ -296,3 +296,10 @@ def test_a_killed_backend_gives_a_5xx_naming_it(stack, client, speech) -> None:
     assert response.json()["error"]["stage"] == "llm"
     with client.stream("POST", "/v1/chat", json={"message": "Hi"}) as streamed:
         assert streamed.status_code == 503
+
+
+def test_core_stops_gracefully_with_exit_0(stack) -> None:
+    core = stack.procs["core"]
+    core.send_signal(signal.SIGTERM)
+    assert core.wait(30) == 0
+    stack.procs.pop("core")

@@ -117,15 +117,19 @@ class Backends:
         logger.warning("%s unavailable (%s), retrying in %.1f s", stage, err.details(), delay)
         await asyncio.sleep(delay)
 
-    async def health(self, timeout: float = 2.0) -> dict[str, dict[str, str]]:
+    async def health(self, timeout: float = 1.5) -> dict[str, dict[str, str]]:
         """Each stage's health status (SERVING, NOT_SERVING, UNREACHABLE, ...) and address."""
 
         async def check(stage: str) -> tuple[str, str]:
             stub = health_pb2_grpc.HealthStub(self.channels[stage])
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+                # wait_for_ready: a service that just came back is reconnected to, not reported down.
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout, wait_for_ready=True
+                )
             except grpc.aio.AioRpcError as err:
-                return stage, "UNREACHABLE" if err.code() is grpc.StatusCode.UNAVAILABLE else err.code().name
+                down = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                return stage, "UNREACHABLE" if err.code() in down else err.code().name
             return stage, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
         results = await asyncio.gather(*(check(s) for s in STAGES))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 
 from voxstack.config import Settings
@@ -54,6 +55,7 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         unix.listen(64)
         sockets.append(unix)
     logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
+    _Server = _server_class()
     config = uvicorn.Config(
         create_app(settings),
         log_config=None,  # our logging is configured already
@@ -61,5 +63,29 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         timeout_graceful_shutdown=int(settings.grace_period) or None,
         ws_ping_interval=20,
     )
-    uvicorn.Server(config).run(sockets=sockets)
+    _Server(config).run(sockets=sockets)
     return 0
+
+
+def _server_class():  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, but a graceful stop exits 0.
+
+        uvicorn re-raises the SIGTERM it caught once it has shut down, so the
+        process would die of the signal; supervisors and orchestrators expect a
+        graceful stop to exit 0, as the gRPC services do. First signal: graceful;
+        second: force (uvicorn's own handle_exit).
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    return Server
