@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "tts", "core")
+BENCHES = ("asr", "llm", "tts", "core", "reload")
 
 
 def main() -> int:
@@ -47,6 +47,10 @@ def main() -> int:
         import core_bench
 
         core_bench.run(report, voice, models_dir)
+    if "reload" in selected:
+        import reload_bench
+
+        reload_bench.run(report, models_dir)
     report.print()
     report.save(args.out)
     print(f"results written to {args.out}")  # noqa: T201

@@ -276,3 +276,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_stream_route(app, settings)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The core app with settings from the environment: for ``uvicorn --factory voxstack.core.app:app_from_env``."""
+    from voxstack.config import load_settings
+    from voxstack.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings, "core")
+    return create_app(settings)

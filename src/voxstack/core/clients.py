@@ -114,7 +114,7 @@ class Backends:
 
     async def _backoff(self, stage: str, attempt: int, err: grpc.aio.AioRpcError) -> None:
         delay = 0.1 * 2**attempt
-        logger.warning("%s unavailable (%s), retrying in %.1f s", stage, err.details(), delay)
+        logger.warning("%s refused the call (%s), retrying in %.1f s", stage, err.code().name, delay)
         await asyncio.sleep(delay)
 
     async def health(self, timeout: float = 1.5) -> dict[str, dict[str, str]]:

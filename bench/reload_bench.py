@@ -1,0 +1,278 @@
+"""Dev mode: time from save to the new code answering, failed calls, and the longest call during reloads.
+
+Each service gets SAVES edits of a string its responses carry (a version
+marker), on a private copy of the source tree, while a client calls it in a
+loop through the same kind of client the core uses (the core's own gRPC
+client for asr, llm and tts; a new HTTP connection per call for the core).
+For comparison in the same run: `uvicorn --reload` serving the same core app,
+and `uvicorn --reload` serving a trivial ASGI app (the floor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from common import Report, free_port, median
+
+from voxstack import protogen
+from voxstack.config import load_settings
+from voxstack.core.clients import Backends, StageError
+from voxstack.v1 import asr_pb2, llm_pb2
+
+SAVES = 20
+
+# service -> (file, text carrying the marker, how to write marker n)
+MARKERS = {
+    "tts": ("tts/service.py", "language=v.language,", lambda n: f'language=v.language + "-v{n}",'),
+    "asr": ("asr/service.py", '"the first StreamingRecognize message must be the config"',
+            lambda n: f'"the first StreamingRecognize message must be the config v{n}"'),
+    "llm": ("llm/engine.py", '"messages is empty: send at least one user message"',
+            lambda n: f'"messages is empty: send at least one user message v{n}"'),
+    "core": ("core/app.py", '{"status": "alive", "mode": settings.mode.value}',
+             lambda n: f'{{"status": "alive-v{n}", "mode": settings.mode.value}}'),
+}  # fmt: skip
+
+
+async def grpc_marker(backends: Backends, service: str) -> str:
+    """The marker the service answers with now (an error message or a field)."""
+    if service == "tts":
+        from voxstack.v1 import tts_pb2
+
+        reply = await backends.unary("tts", backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
+        return reply.voices[0].language
+    try:
+        if service == "llm":
+            async for _ in backends.stream("llm", backends.llm.Generate, llm_pb2.GenerateRequest()):
+                pass
+        else:
+            await asr_refusal(backends)
+    except StageError as exc:
+        if exc.code.name != "INVALID_ARGUMENT":
+            raise
+        return exc.message
+    raise AssertionError("expected an INVALID_ARGUMENT carrying the marker")
+
+
+async def asr_refusal(backends: Backends) -> None:
+    """A stream whose first message is not a config; retried like the core's client when refused before a reply."""
+    import grpc
+
+    from voxstack.core.clients import RETRYABLE, stage_error
+
+    async def audio_first():
+        yield asr_pb2.StreamingRecognizeRequest(audio=b"\0\0")
+
+    for attempt in range(backends.retries + 1):
+        try:
+            async for _ in backends.asr.StreamingRecognize(audio_first(), timeout=10):
+                pass
+            return
+        except grpc.aio.AioRpcError as err:
+            if err.code() not in RETRYABLE or attempt == backends.retries:
+                raise stage_error("asr", err) from None
+            await asyncio.sleep(0.1 * 2**attempt)
+
+
+async def http_marker(url: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:  # a new connection per call
+        response = await client.get(url)
+        response.raise_for_status()
+        return response.json()["status"]
+
+
+async def measure(edit, probe, saves: int) -> dict[str, float]:
+    """Edit ``saves`` times; after each, time until ``probe`` returns the new marker; call in a loop meanwhile."""
+    failures = calls = 0
+    longest = 0.0
+    latest = ""
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        nonlocal failures, calls, longest, latest
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                latest = await probe()
+            except Exception:
+                failures += 1
+            calls += 1
+            longest = max(longest, time.perf_counter() - started)
+            await asyncio.sleep(0.005)
+
+    baseline = []
+    for _ in range(20):
+        started = time.perf_counter()
+        await probe()
+        baseline.append(time.perf_counter() - started)
+    task = asyncio.create_task(loop())
+    times = []
+    for n in range(1, saves + 1):
+        saved = time.perf_counter()
+        edit(n)
+        while not latest.endswith(f"v{n}"):
+            if time.perf_counter() - saved > 60:
+                raise RuntimeError(f"save {n} not served within 60 s")
+            await asyncio.sleep(0.005)
+        times.append(time.perf_counter() - saved)
+        await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    return {
+        "median": median(times), "max": max(times), "failures": failures, "calls": calls,
+        "longest": longest, "normal": median(baseline),
+    }  # fmt: skip
+
+
+def editor(path: Path, old: str, new):  # type: ignore[no-untyped-def]
+    state = {"current": old}
+
+    def edit(n: int) -> None:
+        text = path.read_text()
+        marker = new(n)
+        path.write_text(text.replace(state["current"], marker, 1))
+        state["current"] = marker
+
+    return edit
+
+
+def copy_tree(root: Path) -> Path:
+    shutil.copytree(protogen.PROJECT_ROOT / "src" / "voxstack", root / "src" / "voxstack",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    return root / "src"
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not up")
+
+
+def voxstack_dev(report: Report, models_dir: Path, tmp: Path) -> None:
+    src = copy_tree(tmp / "dev")
+    ports = {n: free_port() for n in ("asr", "llm", "tts", "core")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | {
+        "PYTHONPATH": str(src), "XDG_STATE_HOME": str(tmp / "state"), "VOXSTACK_MODELS_DIR": str(models_dir),
+        **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()},
+    }  # fmt: skip
+    log = (tmp / "dev.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "voxstack", "dev"], env=env, stdout=log, stderr=log,
+                            start_new_session=True)  # fmt: skip
+    try:
+        record = tmp / "state" / "voxstack" / "run.json"
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                services = json.loads(record.read_text())["services"]
+                if len(services) == 4 and all(s["state"] == "serving" for s in services.values()):
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("voxstack dev did not start")
+            time.sleep(0.2)
+        time.sleep(2)  # the watcher's start-up probe
+        settings = load_settings(**{n: {"port": ports[n]} for n in ("asr", "llm", "tts")})
+
+        async def run_all() -> dict[str, dict[str, float]]:
+            backends = Backends(settings)
+            results = {}
+            for service in ("core", "tts", "llm", "asr"):
+                file, old, new = MARKERS[service]
+                edit = editor(src / "voxstack" / file, old, new)
+                if service == "core":
+                    url = f"http://127.0.0.1:{ports['core']}/livez"
+                    results[service] = await measure(edit, lambda url=url: http_marker(url), SAVES)
+                else:
+                    results[service] = await measure(edit, lambda s=service: grpc_marker(backends, s), SAVES)
+            await backends.close()
+            return results
+
+        results = asyncio.run(run_all())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        log.close()
+    for service, r in results.items():
+        target = "<= uvicorn same app" if service == "core" else "<= 1.5"
+        report.add("reload", f"voxstack dev {service}: save to new code, median", r["median"], "s", target,
+                   f"max {r['max']:.2f} s over {SAVES} saves")  # fmt: skip
+        report.add("reload", f"voxstack dev {service}: failed calls", r["failures"], "calls", "0", f"of {r['calls']}")
+        report.add("reload", f"voxstack dev {service}: longest call during reloads", r["longest"], "s", "",
+                   f"normal call {r['normal'] * 1000:.1f} ms")  # fmt: skip
+    report.rows[-12]["_core_median"] = results["core"]["median"]
+
+
+TRIVIAL = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status": "alive-v0"}'})
+"""
+
+
+def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> None:
+    """`uvicorn --reload` on the same core app, and on a trivial app."""
+    cases = {}
+    src = copy_tree(tmp / "uvicorn")
+    trivial = tmp / "trivial"
+    trivial.mkdir()
+    (trivial / "trivial_app.py").write_text(TRIVIAL)
+    for label, target, cwd, file, old, new in (
+        ("same core app", "voxstack.core.app:app_from_env", src, src / "voxstack" / "core" / "app.py",
+         *MARKERS["core"][1:]),
+        ("trivial ASGI app", "trivial_app:app", trivial, trivial / "trivial_app.py", '"alive-v0"',
+         lambda n: f'"alive-v{n}"'),
+    ):  # fmt: skip
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | {
+            "PYTHONPATH": str(cwd), "VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        argv = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--reload", "--reload-dir", str(cwd),
+                "--log-level", "warning"]  # fmt: skip
+        if target.endswith("app_from_env"):
+            argv.insert(4, "--factory")
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        url = f"http://127.0.0.1:{port}/livez"
+        try:
+            wait_http(url, proc)
+            cases[label] = asyncio.run(measure(editor(file, old, new), lambda url=url: http_marker(url), SAVES))
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+    for label, r in cases.items():
+        report.add("reload", f"uvicorn --reload, {label}: save to new code, median", r["median"], "s", "",
+                   f"max {r['max']:.2f} s over {SAVES} saves")  # fmt: skip
+        report.add("reload", f"uvicorn --reload, {label}: failed calls", r["failures"], "calls", "", f"of {r['calls']}")
+        report.add("reload", f"uvicorn --reload, {label}: longest call during reloads", r["longest"], "s", "",
+                   f"normal call {r['normal'] * 1000:.1f} ms")  # fmt: skip
+    return cases
+
+
+def run(report: Report, models_dir: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="voxstack-reload-") as name:
+        tmp = Path(name)
+        voxstack_dev(report, models_dir, tmp)
+        core_median = report.rows[-12].pop("_core_median")
+        cases = uvicorn_reload(report, models_dir, tmp)
+        report.add("reload", "core: voxstack dev / uvicorn --reload (same app)",
+                   core_median / cases["same core app"]["median"], "ratio", "<= 1.0")  # fmt: skip
