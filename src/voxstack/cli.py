@@ -97,9 +97,7 @@ def health(
 
     spec = SERVICES.get(service or "")
     if spec is not None and spec.kind == "http":
-        section = settings_from_flags().service(spec.name)
-        host = "127.0.0.1" if section.host in ("0.0.0.0", "::") else section.host
-        result = check_http_health(addr or f"{host}:{section.port}", timeout)
+        result = check_http_health(addr or settings_from_flags().core.connect_address, timeout)
         typer.echo(result.describe(), err=not result.serving)
         raise typer.Exit(0 if result.serving else 1)
     if spec is not None:

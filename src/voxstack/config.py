@@ -83,6 +83,12 @@ class ServiceSettings(BaseModel):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def connect_address(self) -> str:
+        """Where a client on this machine reaches it: a wildcard bind becomes loopback."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{self.port}"
+
 
 class GrpcServiceSettings(ServiceSettings):
     """Where one gRPC service listens, and how big its messages may be."""
@@ -240,9 +246,7 @@ class Settings(BaseSettings):
         explicit = getattr(self.core, f"{name}_address")
         if explicit:
             return explicit
-        section = self.service(name)
-        host = "127.0.0.1" if section.host in ("0.0.0.0", "::", "") else section.host
-        return f"{host}:{section.port}"
+        return self.service(name).connect_address
 
     def service(self, name: str) -> ServiceSettings:
         """The section of one service by name (asr, llm, tts, core)."""

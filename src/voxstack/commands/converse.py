@@ -18,9 +18,7 @@ def _core_url(url: str | None) -> str:
 
     if url:
         return url.rstrip("/")
-    core = settings_from_flags().core
-    host = "127.0.0.1" if core.host in ("0.0.0.0", "::") else core.host
-    return f"http://{host}:{core.port}"
+    return f"http://{settings_from_flags().core.connect_address}"
 
 
 def converse(

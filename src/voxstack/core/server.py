@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -11,6 +12,8 @@ import socket
 from voxstack.config import Settings
 
 logger = logging.getLogger(__name__)
+
+HANDOVER_SECONDS = 0.2
 
 
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -78,6 +81,15 @@ def _server_class():  # type: ignore[no-untyped-def]
         graceful stop to exit 0, as the gRPC services do. First signal: graceful;
         second: force (uvicorn's own handle_exit).
         """
+
+        async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
+            # Stop accepting first, then give connections accepted a moment ago the
+            # time to send their request: uvicorn would close them as idle, and under
+            # a supervisor the next instance is already taking new connections.
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(HANDOVER_SECONDS)
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[no-untyped-def]
