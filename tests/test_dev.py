@@ -268,3 +268,26 @@ def test_logs_command(dev_tts: DevRun) -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "[dev tts]" in result.stdout
+
+
+def test_up_detached_then_down(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "up", ("--only", "tts", "--detach"))
+    started = subprocess.run(run.argv, env=run.env, capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr
+    assert "running in the background" in started.stdout
+    try:
+        assert run.record()["mode"] == "prod" and run.serving("tts")
+        logs = subprocess.run(
+            [sys.executable, "-m", "voxstack", "logs", "-n", "3"],
+            env=run.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert logs.returncode == 0 and '"service": "tts"' in logs.stdout
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "voxstack", "down"], env=run.env, capture_output=True, text=True, timeout=60
+        )
+    assert down.returncode == 0 and "stopped voxstack up" in down.stdout
+    assert run.record() == {}
