@@ -95,6 +95,7 @@ async def measure(edit, probe, saves: int) -> dict[str, float]:
     failures = calls = 0
     longest = 0.0
     latest = ""
+    errors: list[str] = []
     stop = asyncio.Event()
 
     async def loop() -> None:
@@ -103,8 +104,9 @@ async def measure(edit, probe, saves: int) -> dict[str, float]:
             started = time.perf_counter()
             try:
                 latest = await probe()
-            except Exception:
+            except Exception as exc:
                 failures += 1
+                errors.append(repr(exc)[:160])
             calls += 1
             longest = max(longest, time.perf_counter() - started)
             await asyncio.sleep(0.005)
@@ -129,7 +131,7 @@ async def measure(edit, probe, saves: int) -> dict[str, float]:
     await task
     return {
         "median": median(times), "max": max(times), "failures": failures, "calls": calls,
-        "longest": longest, "normal": median(baseline),
+        "longest": longest, "normal": median(baseline), "errors": errors,
     }  # fmt: skip
 
 
@@ -214,7 +216,9 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path) -> None:
         target = "<= uvicorn same app" if service == "core" else "<= 1.5"
         report.add("reload", f"voxstack dev {service}: save to new code, median", r["median"], "s", target,
                    f"max {r['max']:.2f} s over {SAVES} saves")  # fmt: skip
-        report.add("reload", f"voxstack dev {service}: failed calls", r["failures"], "calls", "0", f"of {r['calls']}")
+        seen = "; ".join(sorted(set(r["errors"])))[:300]
+        report.add("reload", f"voxstack dev {service}: failed calls", r["failures"], "calls", "0",
+                   f"of {r['calls']}" + (f": {seen}" if seen else ""))  # fmt: skip
         report.add("reload", f"voxstack dev {service}: longest call during reloads", r["longest"], "s", "",
                    f"normal call {r['normal'] * 1000:.1f} ms")  # fmt: skip
     report.rows[-12]["_core_median"] = results["core"]["median"]
