@@ -67,7 +67,7 @@ async def asr_refusal(backends: Backends) -> None:
     """A stream whose first message is not a config; retried like the core's client when refused before a reply."""
     import grpc
 
-    from voxstack.core.clients import RETRYABLE, stage_error
+    from voxstack.core.clients import retryable, stage_error
 
     async def audio_first():
         yield asr_pb2.StreamingRecognizeRequest(audio=b"\0\0")
@@ -78,7 +78,7 @@ async def asr_refusal(backends: Backends) -> None:
                 pass
             return
         except grpc.aio.AioRpcError as err:
-            if err.code() not in RETRYABLE or attempt == backends.retries:
+            if not retryable(err) or attempt == backends.retries:
                 raise stage_error("asr", err) from None
             await asyncio.sleep(0.1 * 2**attempt)
 

@@ -29,6 +29,17 @@ STAGES = ("asr", "llm", "tts")
 # instance that stops while a call is on its way (it cancels what it did not start).
 # Our own cancellations never get here: they raise asyncio.CancelledError.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+# grpc's own transport failure (a stream reset by a server going away) says this;
+# the services' INTERNAL errors never do, and are not retried.
+TRANSPORT_INTERNAL = "Internal error from Core"
+
+
+def retryable(err: grpc.aio.AioRpcError) -> bool:
+    """A refusal that a retry fixes (only ever asked before any reply came)."""
+    code = err.code()
+    return code in RETRYABLE or (code is grpc.StatusCode.INTERNAL and err.details() == TRANSPORT_INTERNAL)
+
+
 T = TypeVar("T")
 
 
@@ -90,7 +101,7 @@ class Backends:
             try:
                 return await method(request, timeout=self.timeouts[stage], metadata=self.metadata())
             except grpc.aio.AioRpcError as err:
-                if err.code() not in RETRYABLE or attempt == self.retries:
+                if not retryable(err) or attempt == self.retries:
                     raise stage_error(stage, err) from None
                 await self._backoff(stage, attempt, err)
         raise AssertionError("unreachable")
@@ -106,7 +117,7 @@ class Backends:
                     yield reply
                 return
             except grpc.aio.AioRpcError as err:
-                if received or err.code() not in RETRYABLE or attempt == self.retries:
+                if received or not retryable(err) or attempt == self.retries:
                     raise stage_error(stage, err) from None
                 await self._backoff(stage, attempt, err)
             finally:

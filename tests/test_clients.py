@@ -1,0 +1,43 @@
+"""Which refusals the core's clients retry, and how stage errors map to HTTP."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from voxstack.core.clients import TRANSPORT_INTERNAL, StageError, retryable
+
+
+def error(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "expected"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "connection refused", True),
+        (grpc.StatusCode.CANCELLED, "CANCELLED", True),
+        (grpc.StatusCode.INTERNAL, TRANSPORT_INTERNAL, True),
+        (grpc.StatusCode.INTERNAL, "internal error (request id 1)", False),
+        (grpc.StatusCode.INVALID_ARGUMENT, "bad", False),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "", False),
+    ],
+)
+def test_retryable(code, details, expected) -> None:
+    assert retryable(error(code, details)) is expected
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        (grpc.StatusCode.INTERNAL, 502),
+    ],
+)
+def test_stage_errors_name_the_stage(code, status) -> None:
+    err = StageError("llm", code, "details")
+    assert err.http_status == status
+    assert err.stage == "llm" and str(err) == f"llm failed: {code.name}: details"
