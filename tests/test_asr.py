@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from conftest import free_port
-from helpers import voxstack_command, wait_serving
+from helpers import served, voxstack_command
 from speech import VOICE_RATE, pcm16, silence, wav, wer
 
 from voxstack.rpc_status import failure_from_error
@@ -28,30 +27,15 @@ MAX_SECONDS = 30
 
 @pytest.fixture(scope="module")
 def asr_address(models_dir, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
     env = {
-        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("VOXSTACK_")},
         "VOXSTACK_MODELS_DIR": str(models_dir),
         "VOXSTACK_ASR__PARTIAL_INTERVAL": "0.3",
         "VOXSTACK_ASR__MAX_MESSAGE_BYTES": str(MAX_MESSAGE),
         "VOXSTACK_ASR__MAX_AUDIO_SECONDS": str(MAX_SECONDS),
         "VOXSTACK_ASR__MAX_CONCURRENCY": "1",
     }
-    log = tmp_path_factory.mktemp("asr") / "asr.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            voxstack_command("serve", "asr", "--port", str(port), "--mode", "dev"),
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_serving(address, proc, timeout=120)
+    with served("asr", env, tmp_path_factory.mktemp("asr") / "asr.log") as address:
         yield address
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import free_port
-from helpers import voxstack_command, wait_serving
+from helpers import served, voxstack_command
 
 from voxstack.models import DEFAULT_MODELS, pull
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
@@ -38,18 +38,6 @@ def llm_model(models_dir: Path) -> Path:
     return spec.path(models_dir) / spec.files[0].name
 
 
-def serve_llm(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | env_extra
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            voxstack_command("serve", "llm", "--port", str(port), "--mode", "dev"), env=env, stdout=out, stderr=out
-        )
-    address = f"127.0.0.1:{port}"
-    wait_serving(address, proc, timeout=120)
-    return proc, address
-
-
 @pytest.fixture(scope="module")
 def llm_address(models_dir: Path, llm_model: Path, tmp_path_factory) -> Iterator[str]:
     env = {
@@ -57,10 +45,8 @@ def llm_address(models_dir: Path, llm_model: Path, tmp_path_factory) -> Iterator
         "VOXSTACK_LLM__CONTEXT_SIZE": str(CONTEXT),
         "VOXSTACK_LLM__MAX_QUEUE": "1",
     }
-    proc, address = serve_llm(env, tmp_path_factory.mktemp("llm") / "llm.log")
-    yield address
-    proc.terminate()
-    proc.wait(30)
+    with served("llm", env, tmp_path_factory.mktemp("llm") / "llm.log") as address:
+        yield address
 
 
 @pytest.fixture
@@ -284,10 +270,8 @@ def upstream_address(upstream: str, tmp_path_factory) -> Iterator[str]:
         "VOXSTACK_LLM__UPSTREAM_URL": upstream,
         "VOXSTACK_LLM__UPSTREAM_API_KEY": "sk-test",
     }
-    proc, address = serve_llm(env, tmp_path_factory.mktemp("llm-openai") / "llm.log")
-    yield address
-    proc.terminate()
-    proc.wait(30)
+    with served("llm", env, tmp_path_factory.mktemp("llm-openai") / "llm.log") as address:
+        yield address
 
 
 def test_upstream_backend_streams(upstream_address: str) -> None:

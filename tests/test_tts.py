@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import threading
 import time
@@ -14,8 +13,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import free_port
-from helpers import voxstack_command, wait_serving
+from helpers import served, voxstack_command
 from speech import wer
 
 from voxstack.asr.engine import WhisperEngine
@@ -34,24 +32,10 @@ WAV = common_pb2.AUDIO_ENCODING_WAV
 
 @pytest.fixture(scope="module")
 def tts_server(models_dir: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
-    env |= {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_TTS__MAX_TEXT_CHARS": str(MAX_TEXT)}
+    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_TTS__MAX_TEXT_CHARS": str(MAX_TEXT)}
     log = tmp_path_factory.mktemp("tts") / "tts.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            voxstack_command("serve", "tts", "--port", str(port), "--mode", "dev"),
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_serving(address, proc, timeout=120)
+    with served("tts", env, log) as address:
         yield address, log
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.fixture
