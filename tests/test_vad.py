@@ -44,3 +44,21 @@ def test_force_end_closes_open_speech() -> None:
     assert end is not None and (end.kind, end.sample) == ("end", 5 * WINDOW)
     # A blip shorter than min_speech is not speech.
     assert seg.push(np.array([0.9, 0.1, 0.1], dtype=np.float32)) == []
+
+
+def test_audio_window_keeps_absolute_positions() -> None:
+    from voxstack.asr.streaming import AudioWindow
+
+    window = AudioWindow()
+    stream = np.arange(100_000, dtype=np.float32)
+    for i in range(0, stream.size, 777):  # many small appends, growing past the first capacity
+        window.append(stream[i : i + 777])
+    assert np.array_equal(window.slice(40_000, 40_010), stream[40_000:40_010])
+    window.trim(90_000)
+    assert window.start == 90_000
+    assert np.array_equal(window.slice(89_990, 90_005), stream[90_000:90_005])  # what was dropped is gone
+    window.append(np.array([-1.0], dtype=np.float32))
+    assert np.array_equal(window.slice(99_999, 100_001), np.array([99_999, -1], dtype=np.float32))
+    window.trim(10)  # behind the start: nothing to do
+    assert window.start == 90_000
+    assert window.slice(200_000, 300_000).size == 0

@@ -64,6 +64,44 @@ def stability(previous: str, current: str) -> float:
     return same / len(new)
 
 
+class AudioWindow:
+    """The recent part of a 16 kHz stream, addressed by absolute sample position.
+
+    Appends are amortised O(1): a long utterance fed in 10 ms chunks must not
+    copy everything it holds at every chunk.
+    """
+
+    def __init__(self) -> None:
+        self._data = np.zeros(SAMPLE_RATE, dtype=np.float32)
+        self._len = 0
+        self.start = 0  # absolute position of the first kept sample
+
+    def append(self, samples: np.ndarray) -> None:
+        need = self._len + samples.size
+        if need > self._data.size:
+            grown = np.empty(max(need, 2 * self._data.size), dtype=np.float32)
+            grown[: self._len] = self._data[: self._len]
+            self._data = grown
+        self._data[self._len : need] = samples
+        self._len = need
+
+    def trim(self, absolute: int) -> None:
+        """Forget what comes before ``absolute``."""
+        drop = min(absolute - self.start, self._len)
+        if drop <= 0:
+            return
+        remaining = self._len - drop
+        self._data[:remaining] = self._data[drop : self._len]
+        self._len = remaining
+        self.start += drop
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        """A copy of samples ``start`` to ``end`` (absolute), as far as they are kept."""
+        a = max(0, start - self.start)
+        b = max(0, min(end - self.start, self._len))
+        return self._data[a:b].copy()
+
+
 class RecognitionStream:
     """State of one streaming call; ``feed`` audio, then ``finish``."""
 
@@ -111,10 +149,8 @@ class RecognitionStream:
             else None
         )
         self._rest = b""  # bytes of an incomplete frame
-        # 16 kHz audio kept from absolute sample ``_buffer_start`` on: the current
-        # utterance plus the padding before it.
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._buffer_start = 0
+        # The current utterance plus the padding before it.
+        self._window = AudioWindow()
         self._utterance = 0
         self._utterance_start: int | None = None
         self._partial_task: asyncio.Task[None] | None = None
@@ -166,7 +202,7 @@ class RecognitionStream:
         return self._resampler.resample_chunk(mono, last=last)
 
     async def _process(self, samples: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, samples])
+        self._window.append(samples)
         probabilities = await asyncio.to_thread(self.vad, samples)
         for event in self.segmenter.push(probabilities):
             if event.kind == "start":
@@ -176,7 +212,7 @@ class RecognitionStream:
         if self._utterance_start is None:
             # Keep only what a future start's padding can reach back to.
             keep = self.segmenter.pad + 2 * 512
-            self._trim(self.segmenter.position - keep)
+            self._window.trim(self.segmenter.position - keep)
             return
         if self.segmenter.position - self._utterance_start >= self._max_samples:
             forced = self.segmenter.force_end()
@@ -188,7 +224,7 @@ class RecognitionStream:
             if self._guess is None or self._guess[0] != speech_end:
                 await self._cancel_guess()
                 await self._cancel_partial()
-                audio = self._slice(self._utterance_start, self.segmenter.position).copy()
+                audio = self._window.slice(self._utterance_start, self.segmenter.position)
                 task = asyncio.create_task(self._decode_utterance(audio, self._utterance_start))
                 self._guess = (speech_end, task)
             return
@@ -202,15 +238,6 @@ class RecognitionStream:
                 self._partial_at = self.segmenter.position
                 self._partial_wall = time.perf_counter()
                 self._partial_task = asyncio.create_task(self._partial(self._utterance))
-
-    def _trim(self, absolute: int) -> None:
-        drop = absolute - self._buffer_start
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start += drop
-
-    def _slice(self, start: int, end: int) -> np.ndarray:
-        return self._buffer[max(0, start - self._buffer_start) : max(0, end - self._buffer_start)]
 
     def _on_start(self, event: VadEvent) -> None:
         self._utterance_start = event.sample
@@ -235,10 +262,10 @@ class RecognitionStream:
                 speech_ended=asr_pb2.SpeechEnded(offset_seconds=event.sample / SAMPLE_RATE),
             )
         )
-        audio = self._slice(start, event.sample).copy()
+        audio = self._window.slice(start, event.sample)
         self._utterance += 1
         self._utterance_start = None
-        self._trim(event.sample)
+        self._window.trim(event.sample)
         guess, self._guess = self._guess, None
         if guess is not None and guess[0] == event.speech_end:
             transcript, queued, processing = await guess[1]
@@ -292,7 +319,7 @@ class RecognitionStream:
         start = self._utterance_start
         if start is None:
             return
-        audio = self._slice(start, self.segmenter.position).copy()
+        audio = self._window.slice(start, self.segmenter.position)
         try:
             transcript, _, _ = await self._decode_utterance(audio, start)
         except VoxError as exc:  # e.g. the queue is full: skip this partial, the final still comes
