@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -55,6 +56,15 @@ def parse_config(message: Any) -> tuple[asr_pb2.RecognitionConfig, str]:
         interim_results=bool(message.get("interim_results", True)),
     )
     return config, session_id
+
+
+def _is_end(text: str) -> bool:
+    """Whether a text frame is ``{"type": "end"}``; other text frames are ignored."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "end"
 
 
 class Conversation:
@@ -111,7 +121,7 @@ class Conversation:
                     break
                 if message.get("bytes"):
                     self.audio.put_nowait(message["bytes"])
-                elif message.get("text") and '"end"' in message["text"]:
+                elif message.get("text") and _is_end(message["text"]):
                     break
         finally:
             self.audio.put_nowait(None)

@@ -93,32 +93,34 @@ class Instance:
                 self.log_file.write(_ANSI.sub("", text) + "\n")
                 self.log_file.flush()
 
-    async def is_serving(self, timeout: float = 1.0) -> bool:
-        """Asks this instance itself, over its control socket."""
-        if not self.control_socket.exists():
-            return False
-        if self.http:
-            return await _http_alive(self.control_socket, timeout)
-        async with grpc.aio.insecure_channel(f"unix:{self.control_socket}") as channel:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=timeout
-                )
-            except grpc.aio.AioRpcError:
-                return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
     async def wait_serving(self, timeout: float) -> bool:
-        """True once SERVING; False if the process exits or the time runs out."""
+        """True once this instance itself answers SERVING on its control socket.
+
+        False if the process exits or the time runs out. One channel serves all
+        the polls of a start.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if not self.alive:
-                return False
-            if await self.is_serving():
-                return True
-            await asyncio.sleep(0.02)
+        # Reconnect at once when the socket appears: grpc's default backoff would add a second.
+        fast = [(f"grpc.{k}_reconnect_backoff_ms", 20) for k in ("initial", "min", "max")]
+        async with grpc.aio.insecure_channel(f"unix:{self.control_socket}", options=fast) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while loop.time() < deadline:
+                if not self.alive:
+                    return False
+                if self.control_socket.exists() and await self._serving(health):
+                    return True
+                await asyncio.sleep(0.02)
         return False
+
+    async def _serving(self, health: health_pb2_grpc.HealthStub) -> bool:
+        if self.http:
+            return await _http_alive(self.control_socket, 1.0)
+        try:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def wait(self) -> int:
         assert self.proc is not None
