@@ -39,6 +39,7 @@ class DevRun:
             "VOXSTACK_GRACE_PERIOD": "5",
             **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
         }
+        self.command = command
         self.argv = [sys.executable, "-m", "voxstack", command, *args]
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -70,7 +71,7 @@ class DevRun:
     def serving(self, *names: str) -> bool:
         """All named services serve (and, for dev, the watcher runs)."""
         services = self.record().get("services", {})
-        watching = self.argv[3] != "dev" or "] watching " in self.output()
+        watching = self.command != "dev" or "] watching " in self.output()
         return watching and all(services.get(n, {}).get("state") == "serving" for n in names)
 
     def pid(self, name: str) -> int:
@@ -84,6 +85,12 @@ class DevRun:
         text = path.read_text()
         assert old in text, f"{old!r} not in {relative}"
         path.write_text(text.replace(old, new, 1))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Another `voxstack` command with this run's environment (state dir, ports)."""
+        return subprocess.run(
+            [sys.executable, "-m", "voxstack", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 60) -> int:
         assert self.proc is not None

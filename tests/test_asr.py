@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -337,7 +338,7 @@ def test_transcribe_cli(asr_address, speech, tmp_path) -> None:
 
 
 def test_missing_model_fails_at_start_with_the_fix(tmp_path) -> None:
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("VOXSTACK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
     env["VOXSTACK_MODELS_DIR"] = str(tmp_path)
     result = subprocess.run(
         voxstack_command("serve", "asr", "--port", "0", "--mode", "prod"),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,7 +188,7 @@ def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
     assert up.record()["mode"] == "prod"
     # Production serves without any development code or debugger.
     modules = (up.state / "voxstack" / "sockets").glob("tts-*.sock.modules")
-    loaded = __import__("json").loads(next(modules).read_text())
+    loaded = json.loads(next(modules).read_text())
     assert "voxstack.server.host" in loaded
     assert not [m for m in loaded if m.startswith(("voxstack.dev", "debugpy", "watchfiles"))]
     with socket.socket() as probe:
@@ -207,9 +207,7 @@ def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
     try:
         dev.wait_for(lambda: dev.record().get("mode") == "dev" and dev.serving("tts"), what="dev after replace")
         assert up.proc.wait(30) == 0
-        down = subprocess.run(
-            [sys.executable, "-m", "voxstack", "down"], env=dev.env, capture_output=True, text=True, timeout=60
-        )
+        down = dev.cli("down")
         assert down.returncode == 0 and "stopped voxstack dev" in down.stdout
         assert dev.proc.wait(30) == 0
     finally:
@@ -225,19 +223,11 @@ def test_a_stale_record_is_recovered(tmp_path, models_dir) -> None:
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving despite a stale record")
         assert run.record()["supervisor_pid"] == run.proc.pid
-        status = subprocess.run(
-            [sys.executable, "-m", "voxstack", "status", "--url", "http://127.0.0.1:1"],
-            env=run.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = run.cli("status", "--url", "http://127.0.0.1:1")
         assert "voxstack dev running" in status.stdout and "generation 1" in status.stdout
     finally:
         run.stop()
-    down = subprocess.run(
-        [sys.executable, "-m", "voxstack", "down"], env=run.env, capture_output=True, text=True, timeout=60
-    )
+    down = run.cli("down")
     assert "nothing is running" in down.stdout
 
 
@@ -260,13 +250,7 @@ def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir)
 
 
 def test_logs_command(dev_tts: DevRun) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "voxstack", "logs", "tts", "-n", "5"],
-        env=dev_tts.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = dev_tts.cli("logs", "tts", "-n", "5")
     assert result.returncode == 0 and "[dev tts]" in result.stdout
 
 
@@ -277,17 +261,9 @@ def test_up_detached_then_down(tmp_path, models_dir) -> None:
     assert "running in the background" in started.stdout
     try:
         assert run.record()["mode"] == "prod" and run.serving("tts")
-        logs = subprocess.run(
-            [sys.executable, "-m", "voxstack", "logs", "-n", "3"],
-            env=run.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        logs = run.cli("logs", "-n", "3")
         assert logs.returncode == 0 and '"service": "tts"' in logs.stdout
     finally:
-        down = subprocess.run(
-            [sys.executable, "-m", "voxstack", "down"], env=run.env, capture_output=True, text=True, timeout=60
-        )
+        down = run.cli("down")
     assert down.returncode == 0 and "stopped voxstack up" in down.stdout
     assert run.record() == {}
