@@ -15,17 +15,20 @@ VOICE_RATE = 22_050
 
 
 class SpeechMaker:
-    """Synthesises sentences with piper (the tts default voice) as float32 mono at 22,050 Hz."""
+    """Synthesises sentences with piper (the tts default voice) as float32 mono at 22,050 Hz, deterministically."""
 
     def __init__(self, voice_dir: Path) -> None:
-        from piper import PiperVoice
+        from piper import PiperVoice, SynthesisConfig
 
         self.voice = PiperVoice.load(str(voice_dir / "en_US-joe-medium.onnx"))
+        # No random noise: the same sentence is the same audio in every run, so the
+        # asr results the tests check do not change from run to run.
+        self.config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
         self._cache: dict[str, np.ndarray] = {}
 
     def say(self, text: str) -> np.ndarray:
         if text not in self._cache:
-            chunks = [c.audio_float_array for c in self.voice.synthesize(text)]
+            chunks = [c.audio_float_array for c in self.voice.synthesize(text, syn_config=self.config)]
             self._cache[text] = np.concatenate(chunks).astype(np.float32)
         return self._cache[text]
 
