@@ -84,7 +84,7 @@ bench: venv
 # ---- Docker ------------------------------------------------------------------
 # Base image of every stage; `make base-image` makes a local stand-in where no
 # registry is reachable (then: BASE_IMAGE=voxstack-base:bookworm-py3.11).
-BASE_IMAGE ?= python:3.11-slim
+BASE_IMAGE ?= $(or $(VOXSTACK_BASE_IMAGE),python:3.11-slim)
 export VOXSTACK_BASE_IMAGE := $(BASE_IMAGE)
 COMPOSE ?= docker compose
 COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml

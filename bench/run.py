@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "tts", "core", "reload")
+BENCHES = ("asr", "llm", "tts", "core", "reload", "compose")
 
 
 def main() -> int:
@@ -51,6 +51,10 @@ def main() -> int:
         import reload_bench
 
         reload_bench.run(report, models_dir)
+    if "compose" in selected:
+        import compose_bench
+
+        compose_bench.run(report)
     report.print()
     report.save(args.out)
     print(f"results written to {args.out}")  # noqa: T201

@@ -104,6 +104,9 @@ def test_transcribe_and_speak(client, speech, asr) -> None:
     spoken = client.post("/v1/speak", json={"text": "Good night and sleep well.", "sample_rate": 16000})
     assert spoken.status_code == 200 and spoken.headers["content-type"] == "audio/wav"
     assert wer("Good night and sleep well.", heard(asr, spoken.content)) <= 0.15
+    voices = client.get("/v1/voices").json()["voices"]
+    assert [(v["name"], v["language"], v["default"]) for v in voices] == [("en_US-joe-medium", "en_US", True)]
+    assert voices[0]["sample_rate"] == 22050
 
 
 def sse(response: httpx.Response) -> list[tuple[str, dict]]:

@@ -54,13 +54,21 @@ def banner(supervisor, extra: list[str]) -> None:  # type: ignore[no-untyped-def
 
 def dev(
     only: OnlyOption = None,
-    debug: Annotated[str | None, typer.Option(help="Run this service under debugpy.")] = None,
-    debug_port: Annotated[int, typer.Option(min=1, max=65535, help="debugpy port.")] = 5678,
+    debug: Annotated[
+        str | None, typer.Option(envvar="VOXSTACK_DEV_DEBUG", help="Run this service under debugpy.")
+    ] = None,
+    debug_port: Annotated[
+        int, typer.Option(min=1, max=65535, envvar="VOXSTACK_DEV_DEBUG_PORT", help="debugpy port.")
+    ] = 5678,
     debug_host: Annotated[
-        str, typer.Option(help="debugpy interface (keep 127.0.0.1 unless you mean it).")
+        str,
+        typer.Option(envvar="VOXSTACK_DEV_DEBUG_HOST", help="debugpy interface (keep 127.0.0.1 unless you mean it)."),
     ] = "127.0.0.1",
     debug_wait: Annotated[
-        bool, typer.Option("--debug-wait", help="Start the service only once a debugger attaches.")
+        bool,
+        typer.Option(
+            "--debug-wait", envvar="VOXSTACK_DEV_DEBUG_WAIT", help="Start the service only once a debugger attaches."
+        ),
     ] = False,
     replace: ReplaceOption = False,
     watch: Annotated[
@@ -68,9 +76,12 @@ def dev(
     ] = None,
     ignore: Annotated[list[str] | None, typer.Option(help="More file name patterns to ignore.")] = None,
     poll: Annotated[
-        bool | None, typer.Option("--poll/--no-poll", help="Force polling on or off (default: detect).")
+        bool | None,
+        typer.Option("--poll/--no-poll", envvar="VOXSTACK_DEV_POLL", help="Force polling on or off (default: detect)."),
     ] = None,
-    poll_interval: Annotated[int, typer.Option(min=20, help="Polling interval, ms.")] = 300,
+    poll_interval: Annotated[
+        int, typer.Option(min=20, envvar="VOXSTACK_DEV_POLL_INTERVAL", help="Polling interval, ms.")
+    ] = 300,
     strategy: Annotated[
         str,
         typer.Option(help="overlap (new beside old: zero downtime) or restart (stop, then start: half the memory)."),
@@ -87,6 +98,7 @@ def dev(
     if strategy not in ("overlap", "restart"):
         raise fail("--strategy is overlap or restart")
     settings = settings_from_flags(mode="dev")
+    debug = debug or None  # an empty VOXSTACK_DEV_DEBUG means no debugger
     if debug is not None and debug not in ("asr", "llm", "tts", "core"):
         raise fail(f"--debug takes asr, llm, tts or core (got {debug!r})")
     services, runstate = _start(settings, only, replace, "dev")

@@ -221,6 +221,23 @@ def create_app(settings: Settings) -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.get("/v1/voices")
+    async def voices(request: Request) -> dict[str, Any]:
+        """The voices tts offers (names for `voice` in /v1/speak and the WebSocket config)."""
+        reply = await pipeline(request).voices()
+        return {
+            "voices": [
+                {
+                    "name": v.name,
+                    "language": v.language,
+                    "sample_rate": v.sample_rate_hz,
+                    "default": v.is_default,
+                    "speakers": v.num_speakers,
+                }
+                for v in reply.voices
+            ]
+        }
+
     @app.post("/v1/speak", response_class=Response, responses={200: {"content": {"audio/wav": {}}}})
     async def speak(request: Request, body: SpeakRequest) -> Response:
         """Text in, WAV out."""

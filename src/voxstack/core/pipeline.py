@@ -85,6 +85,9 @@ class Pipeline:
         )
         return await self.backends.unary("tts", self.backends.tts.Synthesize, request)
 
+    async def voices(self) -> tts_pb2.ListVoicesResponse:
+        return await self.backends.unary("tts", self.backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
+
     def messages(self, session_id: str | None, text: str, system: str | None = None) -> list[llm_pb2.ChatMessage]:
         history = self.sessions.history(session_id) if session_id else []
         chat = ([{"role": "system", "content": system}] if system else []) + history

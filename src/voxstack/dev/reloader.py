@@ -63,10 +63,16 @@ class Reloader:
     async def on_change(self, files: set[Path], saved_at: float) -> None:
         running = set(self.supervisor.slots)
         if any(f.name == "pyproject.toml" for f in files):
-            logger.warning(
-                "pyproject.toml changed: dependencies may have changed. Run `make venv` "
-                "(or pip install -e '.[dev,test,asr,llm,tts,core]'), then restart voxstack dev"
-            )
+            if Path("/.dockerenv").exists():
+                logger.warning(
+                    "pyproject.toml changed: dependencies may have changed. Rebuild the images on the host: "
+                    "`make compose-dev` (or `docker compose ... watch` rebuilds them by itself)"
+                )
+            else:
+                logger.warning(
+                    "pyproject.toml changed: dependencies may have changed. Run `make venv` "
+                    "(or pip install -e '.[dev,test,asr,llm,tts,core]'), then restart voxstack dev"
+                )
         targets: set[str] = set()
         protos = [f for f in files if f.suffix == ".proto"]
         if protos and await self._regenerate():

@@ -62,7 +62,12 @@ async def native_events_work(directory: Path) -> bool:
     task = asyncio.create_task(listen())
     await asyncio.sleep(0.2)  # let the watch start
     try:
-        probe.write_text("probe")
+        try:
+            probe.write_text("probe")
+        except OSError as exc:
+            # A read-only mount (e.g. shared code in a container): nothing proves events arrive.
+            logger.info("cannot write a probe file in %s (%s)", directory, exc.strerror or exc)
+            return False
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(seen.wait(), PROBE_SECONDS)
     finally:

@@ -1,0 +1,108 @@
+"""Docker Compose dev mode: save to the new code served, inside the containers, against `docker compose watch`.
+
+On a private copy of the repository (the tests' ComposeProject), calls run in a
+loop through the core (GET /livez and /v1/voices, which reaches tts) while a
+marker is edited SAVES times in core/app.py and in tts/service.py. First with
+docker-compose.dev.yml (`voxstack dev --only SERVICE` in each container), then,
+in the same run, with docker-compose.watch.yml under `docker compose watch`
+(sync+restart) as the reference.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import Report, median
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from compose import CallLoop, ComposeProject, build_images, docker_problem
+
+SAVES = 10
+LIVEZ = 'return {"status": "alive", "mode": settings.mode.value}'
+LANGUAGE = "language=v.language,"
+
+
+def edit_loop(project: ComposeProject, loop: CallLoop, tag: str) -> dict[str, list[float]]:
+    """SAVES edits of core and tts each, alternating; seconds from each save to its marker being served."""
+    times: dict[str, list[float]] = {"core": [], "tts": []}
+    livez, language = LIVEZ, LANGUAGE
+    for i in range(1, SAVES + 1):
+        marker = f"{tag}{i}"
+        new_livez = LIVEZ.replace('"alive"', f'"alive-{marker}"')
+        saved = project.edit("core/app.py", livez, new_livez)
+        done = project.wait_for(lambda m=marker: loop.livez == f"alive-{m}", f"core {marker}", timeout=120)
+        times["core"].append(done - saved)
+        livez = new_livez
+
+        new_language = f'language=v.language + "-{marker}",'
+        saved = project.edit("tts/service.py", language, new_language)
+        done = project.wait_for(lambda m=marker: loop.language == f"en_US-{m}", f"tts {marker}", timeout=120)
+        times["tts"].append(done - saved)
+        language = new_language
+        time.sleep(0.5)
+    return times
+
+
+def run_dev(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop]:
+    project.up("dev")
+    with CallLoop(project.url) as loop:
+        project.wait_for(lambda: bool(loop.livez and loop.language), "first answers")
+        times = edit_loop(project, loop, "d")
+    project.down()
+    return times, loop
+
+
+def run_watch(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop]:
+    # Back to the code the images hold, so both runs start from the same state.
+    project.restore("core/app.py")
+    project.restore("tts/service.py")
+    project.up("watch")
+    watcher = subprocess.Popen(
+        ["docker", "compose", "-p", project.name, *project.files("watch"), "watch", "--no-up"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # let watch start its file watcher
+        with CallLoop(project.url) as loop:
+            project.wait_for(lambda: bool(loop.livez and loop.language), "first answers")
+            times = edit_loop(project, loop, "w")
+    finally:
+        watcher.terminate()
+        watcher.wait(30)
+        project.down()
+    return times, loop
+
+
+def run(report: Report) -> None:
+    problem = docker_problem()
+    if problem:
+        report.add("compose", "skipped", 0, "", note=problem)
+        return
+    build_images()
+    with tempfile.TemporaryDirectory(prefix="voxstack-bench-compose-") as tmp:
+        project = ComposeProject(Path(tmp), f"voxstack-bench-{int(time.time())}")
+        try:
+            dev, dev_loop = run_dev(project)
+            watch, watch_loop = run_watch(project)
+        finally:
+            project.down()
+    for service in ("core", "tts"):
+        d, w = median(dev[service]), median(watch[service])
+        report.add("compose", f"{service}: save to served, voxstack dev in the container", d, "s", "<= watch / 2")
+        report.add("compose", f"{service}: save to served, docker compose watch sync+restart", w, "s")
+        report.add("compose", f"{service}: voxstack dev / compose watch", d / w, "x", "<= 0.5")
+    report.add(
+        "compose", "failed calls, voxstack dev", len(dev_loop.failures), "calls", "0", note=f"of {dev_loop.calls}"
+    )
+    report.add(
+        "compose", "failed calls, compose watch", len(watch_loop.failures), "calls", note=f"of {watch_loop.calls}"
+    )

@@ -1,0 +1,231 @@
+"""A Docker Compose project of voxstack over a private copy of the repository, for the Compose tests.
+
+Images are built once per test session from the repository itself (tag
+``test``, so a user's own images are left alone); each project then runs from a
+copy of the sources, so a test can edit files that the dev containers mount.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import free_port
+
+from voxstack import protogen
+
+REPO = protogen.PROJECT_ROOT
+TAG = "test"
+# What the project copy needs: the compose files and what they mount.
+COPIED = ("docker-compose.yml", "docker-compose.dev.yml", "docker-compose.watch.yml", "pyproject.toml", "src/voxstack")
+SERVICES = ("asr", "llm", "tts", "core")
+
+
+def docker_problem() -> str | None:
+    """Why Docker with Compose cannot be used here, or None when it can."""
+    if shutil.which("docker") is None:
+        return "no docker command"
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if info.returncode != 0:
+        return f"no Docker engine: {info.stderr.strip()[-200:]}"
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0:
+        return "no docker compose plugin"
+    return None
+
+
+def require_docker() -> None:
+    """Skip when there is no Docker engine, unless VOXSTACK_REQUIRE_DOCKER is set (CI): then fail."""
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("VOXSTACK_REQUIRE_DOCKER"):
+            pytest.fail(f"Docker is required here (VOXSTACK_REQUIRE_DOCKER is set): {problem}")
+        pytest.skip(problem)
+
+
+def compose_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_") or k == "VOXSTACK_BASE_IMAGE"}
+    return env | {"VOXSTACK_TAG": TAG, **extra}
+
+
+def build_images() -> None:
+    """Build the production and dev images from the repository (cached layers make repeats quick)."""
+    for overlay in (None, "dev"):
+        result = subprocess.run(
+            ["docker", "compose", *ComposeProject.files(overlay), "build"],
+            cwd=REPO,
+            env=compose_env(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+class ComposeProject:
+    """One compose project (its own name and ports) over a copy of the repository."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.name = name
+        for item in COPIED:
+            source, target = REPO / item, root / item
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        self.port = free_port()
+        self.debug_ports = {s: free_port() for s in SERVICES}
+        self.env = compose_env(
+            VOXSTACK_PORT=str(self.port),
+            **{f"VOXSTACK_DEBUG_PORT_{s.upper()}": str(p) for s, p in self.debug_ports.items()},
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def files(overlay: str | None) -> list[str]:
+        """The production file, plus docker-compose.OVERLAY.yml (dev or watch)."""
+        return ["-f", "docker-compose.yml", *(["-f", f"docker-compose.{overlay}.yml"] if overlay else [])]
+
+    def compose(self, *args: str, overlay: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "compose", "-p", self.name, *self.files(overlay), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def up(self, overlay: str | None = None) -> None:
+        result = self.compose(
+            "up", "--detach", "--no-build", "--remove-orphans", "--wait", overlay=overlay, timeout=600
+        )
+        assert result.returncode == 0, f"{result.stderr[-3000:]}\n{self.logs()[-5000:]}"
+
+    def down(self) -> None:
+        self.compose("down", "--remove-orphans", "--timeout", "20", overlay="dev", timeout=300)
+
+    def config(self) -> str:
+        result = self.compose("config")
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def logs(self, service: str = "", prefix: bool = False) -> str:
+        args = ["logs", "--no-color", *([] if prefix else ["--no-log-prefix"]), *([service] if service else [])]
+        result = self.compose(*args, overlay="dev")
+        return result.stdout + result.stderr
+
+    def containers(self) -> list[dict[str, Any]]:
+        """`docker inspect` of every container of this project, running or not."""
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if not ids:
+            return []
+        out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    def container(self, service: str) -> dict[str, Any]:
+        found = [c for c in self.containers() if c["Config"]["Labels"]["com.docker.compose.service"] == service]
+        assert len(found) == 1, f"{len(found)} containers for {service}"
+        return found[0]
+
+    def exec(self, service: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        # `docker exec`, not `compose exec`: Compose 2.40 reports 0 for a failed command on a 20.10 engine.
+        container = self.container(service)["Id"]
+        return subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True, timeout=60)
+
+    def resources(self, kind: str) -> list[str]:
+        """Names of this project's networks or volumes."""
+        out = subprocess.run(
+            ["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={self.name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if not out:
+            return []
+        names = subprocess.run(
+            ["docker", kind, "inspect", "--format", "{{.Name}}", *out], capture_output=True, text=True, check=True
+        )
+        return sorted(names.stdout.split())
+
+    def edit(self, relative: str, old: str, new: str) -> float:
+        """Replace text in a file under src/voxstack of the copy; return the wall time of the save."""
+        path = self.root / "src" / "voxstack" / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new, 1))
+        return time.time()
+
+    def restore(self, relative: str) -> None:
+        """Put back the repository's version of a file under src/voxstack."""
+        shutil.copy2(REPO / "src" / "voxstack" / relative, self.root / "src" / "voxstack" / relative)
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60) -> float:
+        """Poll until check() is true; return the wall time it first was."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():
+                    return time.time()
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{self.logs()[-4000:]}")
+            time.sleep(0.05)
+
+
+class CallLoop:
+    """GET /livez and /v1/voices through core, back to back, on a thread; every answer is kept."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.calls = 0
+        self.failures: list[str] = []
+        self.livez = ""
+        self.language = ""
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self.stop.is_set():
+                for path in ("/livez", "/v1/voices"):
+                    try:
+                        response = client.get(path)
+                        response.raise_for_status()
+                        body = response.json()
+                    except (httpx.HTTPError, ValueError) as exc:
+                        self.failures.append(f"{path}: {exc!r}")
+                        continue
+                    finally:
+                        self.calls += 1
+                    if path == "/livez":
+                        self.livez = body["status"]
+                    else:
+                        self.language = body["voices"][0]["language"]
+                time.sleep(0.01)
+
+    def __enter__(self) -> CallLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)

@@ -1,0 +1,184 @@
+"""Docker Compose, for real: production, development with hot reload in the containers, and switching.
+
+The tests run in order on one compose project: production first (its
+configuration and behaviour are recorded), then development (edits on the host
+reload services inside the containers while calls run in a loop), then
+production again, dev again, production again; each production run must match
+the first one, and nothing may be left over.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from compose import SERVICES, TAG, CallLoop, ComposeProject, build_images, require_docker
+from speech import silence, wav, wer
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+# The tiny default llm answers this one in English, so its spoken reply can be heard back.
+QUESTION = "What colour is the sky on a clear day?"
+LIVEZ_LINE = 'return {"status": "alive", "mode": settings.mode.value}'
+LANGUAGE_LINE = "language=v.language,"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Iterator[ComposeProject]:
+    require_docker()
+    build_images()
+    project = ComposeProject(tmp_path_factory.mktemp("compose"), f"voxstack-test-{os.getpid()}")
+    yield project
+    project.down()
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    """What the first production run looked like, for the later ones to match."""
+    return {}
+
+
+def signature(project: ComposeProject) -> dict[str, Any]:
+    """Everything about a running stack that production must not change between runs."""
+    containers = {}
+    for service in SERVICES:
+        c = project.container(service)
+        containers[service] = {
+            "image": c["Config"]["Image"],
+            "user": c["Config"]["User"],
+            "read_only": c["HostConfig"]["ReadonlyRootfs"],
+            "init": c["HostConfig"]["Init"],
+            "mounts": sorted((m["Type"], m["Destination"]) for m in c["Mounts"]),
+            "published": sorted(
+                (port, b["HostIp"], b["HostPort"])
+                for port, bindings in (c["NetworkSettings"]["Ports"] or {}).items()
+                for b in bindings or []
+            ),
+            "mode": next(e for e in c["Config"]["Env"] if e.startswith("VOXSTACK_MODE=")),
+        }
+    return {
+        "config": project.config(),
+        "containers": containers,
+        "livez": httpx.get(f"{project.url}/livez").json(),
+        "voices": httpx.get(f"{project.url}/v1/voices").json(),
+    }
+
+
+def json_log_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_production_stack(project: ComposeProject, speech, recorded: dict[str, Any]) -> None:
+    project.up()
+    health = httpx.get(f"{project.url}/healthz")
+    assert health.status_code == 200, health.text
+    assert health.json()["mode"] == "prod"
+    assert {s["status"] for s in health.json()["services"].values()} == {"SERVING"}
+
+    # A spoken question through asr -> llm -> tts, and the reply audio heard back by asr.
+    question = wav(np.concatenate([silence(0.3), speech.say(QUESTION), silence(0.4)]))
+    response = httpx.post(
+        f"{project.url}/v1/converse", content=question, headers={"Content-Type": "audio/wav"}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert wer(QUESTION, body["transcript"]) <= 0.15, body["transcript"]
+    assert body["reply"].strip()
+    assert response.headers["x-voxstack-mode"] == "prod"
+    reply_audio = base64.b64decode(body["audio"]["base64"])
+    heard = httpx.post(
+        f"{project.url}/v1/transcribe", content=reply_audio, headers={"Content-Type": "audio/wav"}, timeout=120
+    )
+    assert wer(body["reply"], heard.json()["text"]) <= 0.35, (body["reply"], heard.json()["text"])
+
+    state = signature(project)
+    for service, c in state["containers"].items():
+        assert c["user"] == "voxstack" and c["read_only"] and c["init"], (service, c)
+        assert c["mounts"] == [], (service, c["mounts"])
+        assert c["mode"] == "VOXSTACK_MODE=prod"
+        assert c["image"] == f"voxstack-{service}:{TAG}"
+        uid = project.exec(service, "id", "-u")
+        assert uid.stdout.strip() == "10001", uid
+        denied = project.exec(service, "touch", "/app/written")
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    # Only core's HTTP port is published, on loopback.
+    published = {s: c["published"] for s, c in state["containers"].items() if c["published"]}
+    assert published == {"core": [("8080/tcp", "127.0.0.1", str(project.port))]}
+    # Production logs are JSON, one object a line, and say prod.
+    lines = json_log_lines(project.logs("core"))
+    assert lines and {line["mode"] for line in lines} == {"prod"}
+    recorded["prod"] = state
+
+
+def test_development_stack_hot_reload(project: ComposeProject, recorded: dict[str, Any]) -> None:
+    assert "prod" in recorded, "the production test must run first"
+    project.up("dev")
+    health = httpx.get(f"{project.url}/healthz")
+    assert health.status_code == 200 and health.json()["mode"] == "dev"
+    assert httpx.get(f"{project.url}/livez").headers["x-voxstack-mode"] == "dev"
+    core_log = project.logs("core")
+    assert "voxstack DEV: hot reload on" in core_log and "[dev core]" in core_log
+    for service in SERVICES:
+        c = project.container(service)
+        assert c["Config"]["Image"] == f"voxstack-{service}-dev:{TAG}"
+        mounts = {m["Destination"]: m["RW"] for m in c["Mounts"] if m["Type"] == "bind"}
+        assert mounts["/app/src/voxstack"] is False and mounts[f"/app/src/voxstack/{service}"] is True
+
+    served: list[tuple[str, float]] = []
+    with CallLoop(project.url) as loop:
+        project.wait_for(lambda: loop.livez == "alive" and loop.language == "en_US", "the loop's first answers")
+        livez, language = LIVEZ_LINE, LANGUAGE_LINE
+        for i in range(1, 4):
+            new_livez = LIVEZ_LINE.replace('"alive"', f'"alive-v{i}"')
+            saved = project.edit("core/app.py", livez, new_livez)
+            done = project.wait_for(lambda i=i: loop.livez == f"alive-v{i}", f"core edit {i} served")
+            served.append(("core", done - saved))
+            livez = new_livez
+
+            new_language = f'language=v.language + "-v{i}",'
+            saved = project.edit("tts/service.py", language, new_language)
+            done = project.wait_for(lambda i=i: loop.language == f"en_US-v{i}", f"tts edit {i} served")
+            served.append(("tts", done - saved))
+            language = new_language
+
+        # A syntax error: the old instance keeps serving and the error is in the logs, with file and line.
+        project.edit("tts/service.py", language, "language=v.language +,")
+        project.wait_for(lambda: "SyntaxError" in project.logs("tts"), "the syntax error in the tts logs")
+        time.sleep(1)
+        assert loop.language == "en_US-v3"
+        assert "tts/service.py" in project.logs("tts")
+        project.edit("tts/service.py", "language=v.language +,", 'language=v.language + "-fixed",')
+        project.wait_for(lambda: loop.language == "en_US-fixed", "the fixed tts served")
+    print("save -> served:", ", ".join(f"{s} {t:.2f} s" for s, t in served))
+    assert loop.failures == [], loop.failures[:5]
+    assert loop.calls > 50
+    assert project.logs("tts").count("reloaded tts in") == 4
+    assert project.logs("core").count("reloaded core in") == 3
+
+
+def test_switching_between_dev_and_prod(project: ComposeProject, recorded: dict[str, Any]) -> None:
+    assert "prod" in recorded, "the production test must run first"
+    for _ in range(2):
+        project.up()
+        # Same configuration, images, mounts (none), ports, mode, and the image's own code.
+        assert signature(project) == recorded["prod"]
+        assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
+        project.up("dev")
+        assert httpx.get(f"{project.url}/healthz").json()["mode"] == "dev"
+        assert httpx.get(f"{project.url}/livez").json()["status"] == "alive-v3"  # the edited copy, mounted
+    project.up()
+    assert signature(project) == recorded["prod"]
+
+    # Nothing beyond what is declared: four containers, two networks, no volumes.
+    assert sorted(c["Config"]["Labels"]["com.docker.compose.service"] for c in project.containers()) == sorted(SERVICES)
+    assert project.resources("network") == [f"{project.name}_backend", f"{project.name}_frontend"]
+    assert project.resources("volume") == []
+    project.down()
+    assert project.containers() == [] and project.resources("network") == []
