@@ -24,6 +24,8 @@ ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     VOXSTACK_MODELS_DIR=/opt/voxstack/models \
     VOXSTACK_STATE_DIR=/tmp/voxstack
+# Numeric USER below: runtimes can tell it is not root without reading
+# /etc/passwd (Kubernetes runAsNonRoot; Docker's copy into a container).
 RUN groupadd --system --gid 10001 voxstack \
     && useradd --system --uid 10001 --gid voxstack --no-create-home --home-dir /tmp --shell /usr/sbin/nologin voxstack
 
@@ -69,7 +71,7 @@ FROM base AS core
 COPY --from=deps-core /opt/venv /opt/venv
 COPY --from=app /app /app
 ENV VOXSTACK_CORE__HOST=0.0.0.0
-USER voxstack
+USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["voxstack"]
 CMD ["serve", "core"]
@@ -79,7 +81,7 @@ COPY --from=models /opt/models/asr/ /opt/voxstack/models/
 COPY --from=deps-asr /opt/venv /opt/venv
 COPY --from=app /app /app
 ENV VOXSTACK_ASR__HOST=0.0.0.0
-USER voxstack
+USER 10001:10001
 EXPOSE 50051
 ENTRYPOINT ["voxstack"]
 CMD ["serve", "asr"]
@@ -92,7 +94,7 @@ COPY --from=models /opt/models/llm/ /opt/voxstack/models/
 COPY --from=deps-llm /opt/venv /opt/venv
 COPY --from=app /app /app
 ENV VOXSTACK_LLM__HOST=0.0.0.0
-USER voxstack
+USER 10001:10001
 EXPOSE 50052
 ENTRYPOINT ["voxstack"]
 CMD ["serve", "llm"]
@@ -102,7 +104,7 @@ COPY --from=models /opt/models/tts/ /opt/voxstack/models/
 COPY --from=deps-tts /opt/venv /opt/venv
 COPY --from=app /app /app
 ENV VOXSTACK_TTS__HOST=0.0.0.0
-USER voxstack
+USER 10001:10001
 EXPOSE 50053
 ENTRYPOINT ["voxstack"]
 CMD ["serve", "tts"]

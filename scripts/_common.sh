@@ -25,6 +25,9 @@ case "$RUNTIME" in
     *) echo "VOXSTACK_RUNTIME must be embedded or compose (got '$RUNTIME')" >&2; exit 2 ;;
 esac
 
+# How to name this way in a hint: "" or " --compose".
+FLAG=""
+[ "$RUNTIME" = compose ] && FLAG=" --compose"
 VOXSTACK="$ROOT/.venv/bin/voxstack"
 COMPOSE_DEV=(docker compose -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.dev.yml")
 CORE_URL="http://127.0.0.1:${VOXSTACK_PORT:-8080}"

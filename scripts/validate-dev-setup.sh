@@ -68,23 +68,28 @@ else
         else
             ok "default models present and verified"
         fi
-        if "$VOXSTACK" status >/dev/null 2>&1; then running=true; fi
+        if "$VOXSTACK" status 2>/dev/null | grep -q " running (supervisor pid"; then running=true; fi
     fi
 fi
 
-core_port="${VOXSTACK_PORT:-8080}"
+if [ "$RUNTIME" = compose ]; then
+    core_port="${VOXSTACK_PORT:-8080}"
+else
+    core_port="$("$ROOT/.venv/bin/python" -c 'from voxstack.config import load_settings; print(load_settings().core.port)' 2>/dev/null || echo 8080)"
+fi
+CORE_URL="http://127.0.0.1:$core_port"
 if $running; then
     health="$(curl -sS --max-time 5 "$CORE_URL/healthz" 2>&1 || true)"
     if echo "$health" | grep -q '"status":"ok"'; then
         ok "all services healthy ($(echo "$health" | grep -o '"mode":"[a-z]*"'))"
     else
-        bad "health" "core /healthz at $CORE_URL says: ${health:-nothing}; see scripts/dev-logs.sh${RUNTIME/embedded/}"
+        bad "health" "core /healthz at $CORE_URL says: ${health:-nothing}; see scripts/dev-logs.sh$FLAG"
     fi
 elif port_in_use "$core_port"; then
     bad "port $core_port" "in use by another program, and voxstack is not running: stop it or set VOXSTACK_PORT (Compose) / VOXSTACK_CORE__PORT (embedded)"
 else
     ok "port $core_port free"
-    skip "health and reload: the stack is not running (scripts/dev-start.sh${RUNTIME/embedded/ } starts it)"
+    skip "health and reload: the stack is not running (scripts/dev-start.sh$FLAG starts it)"
 fi
 
 if $running && $check_reload; then

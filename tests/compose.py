@@ -26,7 +26,14 @@ from voxstack import protogen
 REPO = protogen.PROJECT_ROOT
 TAG = "test"
 # What the project copy needs: the compose files and what they mount.
-COPIED = ("docker-compose.yml", "docker-compose.dev.yml", "docker-compose.watch.yml", "pyproject.toml", "src/voxstack")
+COPIED = (
+    "docker-compose.yml",
+    "docker-compose.dev.yml",
+    "docker-compose.watch.yml",
+    "pyproject.toml",
+    "src/voxstack",
+    "scripts",
+)
 SERVICES = ("asr", "llm", "tts", "core")
 
 
@@ -84,6 +91,8 @@ class ComposeProject:
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+        # The scripts look for the virtualenv next to them.
+        (root / ".venv").symlink_to(REPO / ".venv")
         self.port = free_port()
         self.debug_ports = {s: free_port() for s in SERVICES}
         self.env = compose_env(
@@ -144,6 +153,18 @@ class ComposeProject:
         found = [c for c in self.containers() if c["Config"]["Labels"]["com.docker.compose.service"] == service]
         assert len(found) == 1, f"{len(found)} containers for {service}"
         return found[0]
+
+    def script(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run one of scripts/*.sh of the copy against this project."""
+        return subprocess.run(
+            [str(self.root / "scripts" / name), *args],
+            cwd=self.root,
+            env=self.env | {"COMPOSE_PROJECT_NAME": self.name},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     def exec(self, service: str, *argv: str) -> subprocess.CompletedProcess[str]:
         # `docker exec`, not `compose exec`: Compose 2.40 reports 0 for a failed command on a 20.10 engine.

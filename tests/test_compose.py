@@ -100,7 +100,7 @@ def test_production_stack(project: ComposeProject, speech, recorded: dict[str, A
 
     state = signature(project)
     for service, c in state["containers"].items():
-        assert c["user"] == "voxstack" and c["read_only"] and c["init"], (service, c)
+        assert c["user"] == "10001:10001" and c["read_only"] and c["init"], (service, c)
         assert c["mounts"] == [], (service, c["mounts"])
         assert c["mode"] == "VOXSTACK_MODE=prod"
         assert c["image"] == f"voxstack-{service}:{TAG}"
@@ -161,6 +161,14 @@ def test_development_stack_hot_reload(project: ComposeProject, recorded: dict[st
     assert loop.calls > 50
     assert project.logs("tts").count("reloaded tts in") == 4
     assert project.logs("core").count("reloaded core in") == 3
+
+    # The setup check sees the mounts, the health and a reload of its own.
+    check = project.script("validate-dev-setup.sh", "--compose")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "all services healthy" in check.stdout and "reloaded core" in check.stdout
+    assert check.stdout.count("source mounted") == 4
+    status = project.script("dev-status.sh", "--compose")
+    assert status.returncode == 0 and '"mode":"dev"' in status.stdout
 
 
 def test_switching_between_dev_and_prod(project: ComposeProject, recorded: dict[str, Any]) -> None:
