@@ -100,9 +100,8 @@ def run(report: Report) -> None:
         report.add("compose", f"{service}: save to served, voxstack dev in the container", d, "s", "<= watch / 2")
         report.add("compose", f"{service}: save to served, docker compose watch sync+restart", w, "s")
         report.add("compose", f"{service}: voxstack dev / compose watch", d / w, "x", "<= 0.5")
-    report.add(
-        "compose", "failed calls, voxstack dev", len(dev_loop.failures), "calls", "0", note=f"of {dev_loop.calls}"
-    )
-    report.add(
-        "compose", "failed calls, compose watch", len(watch_loop.failures), "calls", note=f"of {watch_loop.calls}"
-    )
+    for name, loop, target in (("voxstack dev", dev_loop, "0"), ("compose watch", watch_loop, "")):
+        first = f"; first: {loop.failures[0][:120]}" if loop.failures else ""
+        report.add(
+            "compose", f"failed calls, {name}", len(loop.failures), "calls", target, note=f"of {loop.calls}{first}"
+        )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from devstack import DevRun
 
@@ -86,6 +87,39 @@ def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
     assert [s for s in seen if "-v" in s] == [f"en_US-v{i}" for i in range(1, 21)]
     assert dev_tts.generation("tts") == 21
     assert dev_tts.output().count("reloaded tts in") == 20
+
+
+def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, models_dir) -> None:
+    """One client, one keep-alive connection, requests back to back: the stopping instance answers with
+    `Connection: close` instead of closing the connection under a request."""
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core")).start()
+    try:
+        run.wait_for(lambda: run.serving("core"), what="core serving")
+        seen: list[str] = []
+        failures: list[str] = []
+        calls = 0
+        previous = '{"status": "alive",'
+        with httpx.Client(base_url=f"http://127.0.0.1:{run.ports['core']}", timeout=10) as client:
+            for i in range(1, 6):
+                marker = f'{{"status": "alive-v{i}",'
+                run.edit("core/app.py", previous, marker)
+                previous = marker
+                deadline = time.monotonic() + 30
+                while not seen or seen[-1] != f"alive-v{i}":
+                    assert time.monotonic() < deadline, f"reload {i} not served:\n{run.output()[-2000:]}"
+                    calls += 1
+                    try:
+                        status = client.get("/livez").json()["status"]
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+                        continue
+                    if not seen or seen[-1] != status:
+                        seen.append(status)
+    finally:
+        run.stop()
+    assert failures == [], failures[:3]
+    assert seen == ["alive", *(f"alive-v{i}" for i in range(1, 6))]
+    assert calls > 50
 
 
 def test_only_the_services_that_import_a_file_restart(tmp_path, models_dir) -> None:

@@ -24,8 +24,14 @@ def report_loaded_modules() -> None:
     control = os.environ.get(CONTROL_SOCKET_ENV)
     if not control:
         return
-    names = sorted(n for n in list(sys.modules) if n.split(".")[0] in REPORTED)
-    tmp = f"{control}.modules.tmp"
-    with open(tmp, "w") as f:
-        json.dump(names, f)
-    os.replace(tmp, f"{control}.modules")
+    loaded = sorted(sys.modules)
+    _write_json(f"{control}.modules", [n for n in loaded if n.split(".")[0] in REPORTED])
+    # Everything else: what a warm spare of this service imports ahead of the next reload.
+    _write_json(f"{control}.imports", [n for n in loaded if n.split(".")[0] not in REPORTED])
+
+
+def _write_json(path: str, value: object) -> None:
+    # Replaced atomically: the supervisor may read it at any moment.
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(value, f)
+    os.replace(f"{path}.tmp", path)

@@ -86,6 +86,14 @@ def dev(
         str,
         typer.Option(help="overlap (new beside old: zero downtime) or restart (stop, then start: half the memory)."),
     ] = "overlap",
+    spares: Annotated[
+        bool,
+        typer.Option(
+            "--spares/--no-spares",
+            envvar="VOXSTACK_DEV_SPARES",
+            help="Keep a warm spare of each service, its libraries imported, for faster reloads (overlap only).",
+        ),
+    ] = True,
 ) -> None:
     """Run the stack in development mode: DEBUG logs, error details, hot reload on save."""
     import voxstack
@@ -108,7 +116,15 @@ def dev(
         *(p for p in (protogen.PROTO_ROOT, protogen.PROJECT_ROOT / "pyproject.toml") if p.exists()),
     ]
     spec = DebugSpec(debug, debug_host, debug_port, debug_wait) if debug else None
-    supervisor = Supervisor(settings, services, runstate, debug=spec, strategy=strategy, echo=write_line)
+    supervisor = Supervisor(
+        settings,
+        services,
+        runstate,
+        debug=spec,
+        strategy=strategy,
+        echo=write_line,
+        spares=spares and strategy == "overlap",
+    )
     reloader = Reloader(
         supervisor,
         package.parent,

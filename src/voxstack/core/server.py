@@ -8,12 +8,41 @@ import logging
 import os
 import signal
 import socket
+from typing import Any
 
 from voxstack.config import Settings
 
 logger = logging.getLogger(__name__)
 
-HANDOVER_SECONDS = 0.2
+# How long a stopping instance waits for its keep-alive connections to send
+# their next request (answered with `Connection: close`) before closing them idle.
+DRAIN_SECONDS = 1.0
+
+
+class CloseWhenDraining:
+    """ASGI wrapper: once draining, every response says `Connection: close`.
+
+    Closing an idle keep-alive connection races with a client that is sending
+    its next request on it right then (the client sees a dropped request), so a
+    stopping instance answers that request instead, and the client's next one
+    opens a connection to the new instance.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.draining = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Any) -> None:
+            if message["type"] == "http.response.start" and self.draining:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
 
 
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -59,14 +88,15 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         sockets.append(unix)
     logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
     _Server = _server_class()
+    app = CloseWhenDraining(create_app(settings))
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_config=None,  # our logging is configured already
         access_log=False,  # the app logs one line per request itself
         timeout_graceful_shutdown=int(settings.grace_period) or None,
         ws_ping_interval=20,
     )
-    _Server(config).run(sockets=sockets)
+    _Server(config, app).run(sockets=sockets)
     return 0
 
 
@@ -74,7 +104,7 @@ def _server_class():  # type: ignore[no-untyped-def]
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn, but a graceful stop exits 0.
+        """uvicorn, with a drain that loses no keep-alive request, and a graceful stop that exits 0.
 
         uvicorn re-raises the SIGTERM it caught once it has shut down, so the
         process would die of the signal; supervisors and orchestrators expect a
@@ -82,13 +112,21 @@ def _server_class():  # type: ignore[no-untyped-def]
         second: force (uvicorn's own handle_exit).
         """
 
+        def __init__(self, config: uvicorn.Config, app: CloseWhenDraining) -> None:
+            super().__init__(config)
+            self.app = app
+
         async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
-            # Stop accepting first, then give connections accepted a moment ago the
-            # time to send their request: uvicorn would close them as idle, and under
-            # a supervisor the next instance is already taking new connections.
+            # Stop accepting (under a supervisor the next instance takes new
+            # connections), then let open HTTP connections send one more request,
+            # answered with `Connection: close`, before uvicorn closes what is idle.
             for server in self.servers:
                 server.close()
-            await asyncio.sleep(HANDOVER_SECONDS)
+            self.app.draining = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DRAIN_SECONDS
+            while loop.time() < deadline and any(hasattr(c, "cycle") for c in self.server_state.connections):
+                await asyncio.sleep(0.02)
             await super().shutdown(sockets)
 
         @contextlib.contextmanager

@@ -46,6 +46,7 @@ class Instance:
         pass_fds: Sequence[int] = (),
         log_file: IO[str] | None = None,
         echo: Callable[[str], None] | None = None,
+        spare: bool = False,
     ) -> None:
         self.service = service
         self.generation = generation
@@ -56,6 +57,8 @@ class Instance:
         self.pass_fds = tuple(pass_fds)
         self.log_file = log_file
         self.echo = echo
+        #: A warm spare (see spare.py): started early, waits for activate().
+        self.spare = spare
         self.proc: asyncio.subprocess.Process | None = None
         self.tail: deque[str] = deque(maxlen=200)
         self._pump: asyncio.Task[None] | None = None
@@ -74,13 +77,21 @@ class Instance:
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv,
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if self.spare else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole
             pass_fds=self.pass_fds,
         )
         self._pump = asyncio.create_task(self._forward())
+
+    async def activate(self) -> None:
+        """Tell a warm spare to become the service."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"start\n")
+        with contextlib.suppress(ConnectionError):
+            await self.proc.stdin.drain()
+        self.proc.stdin.close()
 
     async def _forward(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -144,7 +155,7 @@ class Instance:
                 )
         _signal_group(self.proc.pid, signal.SIGKILL)  # whatever is left of the group, grandchildren too
         await self.wait()
-        for leftover in (self.control_socket, Path(f"{self.control_socket}.modules")):
+        for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in ("modules", "imports"))):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 
@@ -183,6 +194,11 @@ async def _http_alive(path: Path, timeout: float) -> bool:
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+def spare_argv(service: str, imports_file: Path) -> list[str]:
+    """The command of a warm spare of one service, preloading the modules listed in ``imports_file``."""
+    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), "serve", service]
 
 
 def python_argv(service: str, debug: tuple[str, int, bool] | None = None) -> list[str]:

@@ -15,18 +15,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from voxstack.config import Settings
 from voxstack.runstate import RunRecord, RunState, ServiceState
 from voxstack.services import SERVICES
-from voxstack.supervisor.process import Instance, python_argv
+from voxstack.supervisor.process import Instance, python_argv, spare_argv
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class Slot:
     name: str
     state: ServiceState = field(default_factory=ServiceState)
     current: Instance | None = None
+    #: A warm spare for the next start (dev mode), or None.
+    spare: Instance | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
     log: IO[str] | None = None
@@ -67,6 +71,7 @@ class Supervisor:
         strategy: str = "overlap",
         echo: Callable[[str], None] | None = None,
         start_timeout: float = 180.0,
+        spares: bool = False,
     ) -> None:
         self.settings = settings
         self.mode = settings.mode.value
@@ -75,6 +80,8 @@ class Supervisor:
         self.strategy = strategy
         self.echo = echo
         self.start_timeout = start_timeout
+        # Warm spares make starts faster at the cost of one idle process per service.
+        self.spares = spares
         self.slots = {name: Slot(name) for name in services}
         self.record = RunRecord(self.mode, os.getpid(), services={n: s.state for n, s in self.slots.items()})
         self.stopping = asyncio.Event()
@@ -121,9 +128,10 @@ class Supervisor:
             return
         logger.warning("received %s again: killing all services now", signal.Signals(signum).name)
         for slot in self.slots.values():
-            if slot.current is not None and slot.current.alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(slot.current.pid, signal.SIGKILL)
+            for instance in (slot.current, slot.spare):
+                if instance is not None and instance.alive:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(instance.pid, signal.SIGKILL)
         os._exit(128 + signum)
 
     async def shutdown(self) -> None:
@@ -131,7 +139,7 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*(t for t in self._tasks), return_exceptions=True)
-        instances = [s.current for s in self.slots.values() if s.current is not None]
+        instances = [i for s in self.slots.values() for i in (s.current, s.spare) if i is not None]
         await asyncio.gather(*(i.stop(self.settings.grace_period) for i in instances), return_exceptions=True)
         for slot in self.slots.values():
             slot.state.state, slot.state.pid = "stopped", 0
@@ -152,7 +160,8 @@ class Supervisor:
 
     # ----- instances -------------------------------------------------------
 
-    def _instance(self, slot: Slot) -> Instance:
+    def _instance(self, slot: Slot, preload: Path | None = None) -> Instance:
+        """The next instance of a slot; a warm spare preloading the modules listed in ``preload`` if given."""
         generation = slot.state.generation + 1
         env = dict(os.environ)
         env["VOXSTACK_MODE"] = self.mode
@@ -165,23 +174,33 @@ class Supervisor:
         debug = None
         if self.debug is not None and self.debug.service == slot.name:
             debug = (self.debug.host, self.debug.port, self.debug.wait)
+        if preload is not None:
+            # Its own copy: the running instance's list goes when that instance stops.
+            own = Path(f"{control}.imports")
+            shutil.copyfile(preload, own)
         return Instance(
             slot.name,
             generation,
-            python_argv(slot.name, debug),
+            spare_argv(slot.name, own) if preload is not None else python_argv(slot.name, debug),
             env,
             control,
             http=SERVICES[slot.name].kind == "http",
             pass_fds=pass_fds,
             log_file=slot.log,
             echo=self.echo,
+            spare=preload is not None,
         )
 
     async def _launch(self, slot: Slot) -> Instance | None:
         """Start a new instance and wait until it serves; None (and the error recorded) if it does not."""
-        instance = self._instance(slot)
-        slot.state.generation = instance.generation
-        await instance.start()
+        instance = self._claim_spare(slot)
+        if instance is not None:
+            slot.state.generation = instance.generation
+            await instance.activate()
+        else:
+            instance = self._instance(slot)
+            slot.state.generation = instance.generation
+            await instance.start()
         timeout = self.start_timeout * (10 if self.debug and self.debug.wait and self.debug.service == slot.name else 1)
         if await instance.wait_serving(timeout):
             return instance
@@ -200,6 +219,31 @@ class Supervisor:
         slot.state.port = self.settings.service(slot.name).port
         self.save()
         self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
+        if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
+            self.spawn(asyncio.create_task(self._prepare_spare(slot, instance)))
+
+    def _claim_spare(self, slot: Slot) -> Instance | None:
+        """The slot's warm spare if it is alive and made for the next generation; else None."""
+        spare, slot.spare = slot.spare, None
+        if spare is None:
+            return None
+        if spare.alive and spare.generation == slot.state.generation + 1:
+            return spare
+        self.spawn(asyncio.create_task(spare.stop(0)))
+        return None
+
+    async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
+        """Start a warm spare for the slot's next start, with the modules ``instance`` reports having loaded."""
+        imports = Path(f"{instance.control_socket}.imports")
+        for _ in range(200):  # the service writes the list once it serves
+            if imports.exists() or slot.current is not instance or self.stopping.is_set():
+                break
+            await asyncio.sleep(0.05)
+        if not imports.exists() or slot.current is not instance or slot.spare is not None or self.stopping.is_set():
+            return
+        spare = self._instance(slot, preload=imports)
+        slot.spare = spare
+        await spare.start()
 
     async def _start_first(self, slot: Slot) -> None:
         async with slot.lock:
