@@ -24,8 +24,8 @@ ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     VOXSTACK_MODELS_DIR=/opt/voxstack/models \
     VOXSTACK_STATE_DIR=/tmp/voxstack
-# Numeric USER below: runtimes can tell it is not root without reading
-# /etc/passwd (Kubernetes runAsNonRoot; Docker's copy into a container).
+# The runtime stages use the numeric USER 10001: a runtime can tell it is not
+# root without reading /etc/passwd (Kubernetes' runAsNonRoot needs that).
 RUN groupadd --system --gid 10001 voxstack \
     && useradd --system --uid 10001 --gid voxstack --no-create-home --home-dir /tmp --shell /usr/sbin/nologin voxstack
 
