@@ -241,7 +241,10 @@ class Supervisor:
             await asyncio.sleep(0.05)
         if not imports.exists() or slot.current is not instance or slot.spare is not None or self.stopping.is_set():
             return
-        spare = self._instance(slot, preload=imports)
+        try:
+            spare = self._instance(slot, preload=imports)
+        except OSError:
+            return  # the list went with its instance: the next start runs without a spare
         slot.spare = spare
         await spare.start()
 
