@@ -75,6 +75,8 @@ class DependencyMap:
         self.entry_points = {name: tuple(mods) for name, mods in entry_points.items()}
         self.files: dict[str, Path] = {}
         self.graph: dict[str, set[str]] = {}
+        # Parsed files by path, with the (mtime, size) they were parsed at: a save re-parses only itself.
+        self._trees: dict[Path, tuple[tuple[int, int], ast.AST]] = {}
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -83,14 +85,19 @@ class DependencyMap:
         files = {module_name(p, self.source_root): p for p in root.rglob("*.py")}
         known = set(files)
         graph = {}
+        trees = {}
         for module, path in files.items():
             try:
-                tree = ast.parse(path.read_bytes(), filename=str(path))
+                stat = path.stat()
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                cached = self._trees.get(path)
+                tree = cached[1] if cached and cached[0] == stamp else ast.parse(path.read_bytes(), filename=str(path))
             except (SyntaxError, ValueError, OSError):
                 graph[module] = self.graph.get(module, set())
                 continue
+            trees[path] = (stamp, tree)
             graph[module] = _imports(tree, module, path.name == "__init__.py", known) - {module}
-        self.files, self.graph = files, graph
+        self.files, self.graph, self._trees = files, graph, trees
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         seen: set[str] = set()

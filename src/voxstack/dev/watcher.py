@@ -3,7 +3,10 @@
 Bind mounts from Docker Desktop, WSL or network filesystems often deliver no
 inotify events. At start a probe file is written and, if its event does not
 arrive within a second, the watcher falls back to polling; a setting forces
-either. A burst of saves is yielded once, after ``step_ms`` of quiet.
+either. Where no probe can be written (a read-only mount, as the Compose dev
+containers have), it watches both ways until the first change: if native
+events report it first they are kept, else polling is. A burst of saves is
+yielded once, after ``step_ms`` of quiet.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ DEFAULT_IGNORES = (
     ".voxstack-probe-*",
 )  # fmt: skip
 PROBE_SECONDS = 1.5
+# Without a probe: how long after polling saw a change native events may still report it.
+NATIVE_GRACE = 2.0
 
 
 class SourceFilter(DefaultFilter):
@@ -47,8 +52,8 @@ class SourceFilter(DefaultFilter):
         return super().__call__(change, path)
 
 
-async def native_events_work(directory: Path) -> bool:
-    """Write a probe file and see whether a native event for it arrives."""
+async def native_events_work(directory: Path) -> bool | None:
+    """Write a probe file and see whether a native event for it arrives; None when no probe can be written."""
     stop = asyncio.Event()
     probe = directory / f".voxstack-probe-{os.getpid()}"
     seen = asyncio.Event()
@@ -67,7 +72,7 @@ async def native_events_work(directory: Path) -> bool:
         except OSError as exc:
             # A read-only mount (e.g. shared code in a container): nothing proves events arrive.
             logger.info("cannot write a probe file in %s (%s)", directory, exc.strerror or exc)
-            return False
+            return None
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(seen.wait(), PROBE_SECONDS)
     finally:
@@ -89,11 +94,18 @@ async def watch(
     stop_event: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[set[Path], float]]:
     """Sets of changed files, each with the wall-clock time of the newest save in it."""
+    where = ", ".join(str(p) for p in paths)
     if polling is None:
-        polling = not await native_events_work(paths[0])
+        works = await native_events_work(paths[0])
+        if works is None:
+            logger.info("watching %s (native events and polling until the first change shows which works)", where)
+            async for item in _watch_both(paths, poll_ms, step_ms, ignores, stop_event):
+                yield item
+            return
+        polling = not works
         if polling:
             logger.warning("file events do not arrive from %s: polling every %d ms instead", paths[0], poll_ms)
-    logger.info("watching %s (%s)", ", ".join(str(p) for p in paths), "polling" if polling else "native events")
+    logger.info("watching %s (%s)", where, "polling" if polling else "native events")
     async for changes in awatch(
         *paths,
         watch_filter=SourceFilter(ignores),
@@ -102,6 +114,91 @@ async def watch(
         poll_delay_ms=poll_ms,
         stop_event=stop_event,
     ):
-        files = {Path(p) for _, p in changes}
-        saved = [f.stat().st_mtime for f in files if f.exists()]
-        yield files, max(saved) if saved else time.time()
+        yield _batch(changes)
+
+
+def _batch(changes: set[tuple[Change, str]]) -> tuple[set[Path], float]:
+    files = {Path(p) for _, p in changes}
+    saved = [f.stat().st_mtime for f in files if f.exists()]
+    return files, max(saved) if saved else time.time()
+
+
+async def _watch_both(
+    paths: Sequence[Path],
+    poll_ms: int,
+    step_ms: int,
+    ignores: Sequence[str],
+    stop_event: asyncio.Event | None,
+) -> AsyncIterator[tuple[set[Path], float]]:
+    """Native events and polling side by side until native events prove to work (then polling stops)
+    or polling has seen a change that native events missed for NATIVE_GRACE seconds (then native stops).
+
+    Polling may see a change a moment before native events do, so native events
+    are preferred: a change polling reports is yielded at once, and native's
+    report of the same save, if it follows, settles the choice without a second reload.
+    """
+    queue: asyncio.Queue[tuple[str, set[tuple[Change, str]]] | None] = asyncio.Queue()
+    stops = {"native": asyncio.Event(), "polling": asyncio.Event()}
+
+    async def pump(kind: str) -> None:
+        try:
+            async for changes in awatch(
+                *paths,
+                watch_filter=SourceFilter(ignores),
+                step=step_ms,
+                force_polling=kind == "polling",
+                poll_delay_ms=poll_ms,
+                stop_event=stops[kind],
+            ):
+                await queue.put((kind, changes))
+        finally:
+            await queue.put(None)
+
+    async def relay_stop() -> None:
+        if stop_event is None:
+            return
+        await stop_event.wait()
+        for stop in stops.values():
+            stop.set()
+
+    tasks = [asyncio.create_task(pump(kind)) for kind in stops]
+    tasks.append(asyncio.create_task(relay_stop()))
+    kept: str | None = None
+    polled_first_at: float | None = None
+    yielded: dict[Path, float] = {}
+    running = len(stops)
+
+    def keep(kind: str) -> None:
+        nonlocal kept
+        kept = kind
+        stops["polling" if kind == "native" else "native"].set()
+        why = "file events arrive" if kind == "native" else "file events do not arrive"
+        logger.info("watching with %s from now on (%s)", kind, why)
+
+    try:
+        while running:
+            item = await queue.get()
+            if item is None:
+                running -= 1
+                continue
+            kind, changes = item
+            if kept is None and kind == "native":
+                keep("native")
+            elif kept is None and polled_first_at is not None and time.monotonic() - polled_first_at > NATIVE_GRACE:
+                keep("polling")
+            elif kept is None and polled_first_at is None:
+                polled_first_at = time.monotonic()
+            if kept is not None and kind != kept:
+                continue
+            files, saved = _batch(changes)
+            stamps = {f: f.stat().st_mtime if f.exists() else -1.0 for f in files}
+            if all(yielded.get(f) == stamp for f, stamp in stamps.items()):
+                continue  # the same save, reported by the other watcher
+            yielded.update(stamps)
+            yield files, saved
+    finally:
+        for stop in stops.values():
+            stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
