@@ -4,9 +4,10 @@ Bind mounts from Docker Desktop, WSL or network filesystems often deliver no
 inotify events. At start a probe file is written and, if its event does not
 arrive within a second, the watcher falls back to polling; a setting forces
 either. Where no probe can be written (a read-only mount, as the Compose dev
-containers have), it watches both ways until the first change: if native
-events report it first they are kept, else polling is. A burst of saves is
-yielded once, after ``step_ms`` of quiet.
+containers have), it watches both ways until native events prove to work on
+a save (polling then stops) or polling has seen saves they missed for two
+seconds (native watching then stops). A burst of saves is yielded once, after
+``step_ms`` of quiet.
 """
 
 from __future__ import annotations
