@@ -107,21 +107,37 @@ async def watch(
         if polling:
             logger.warning("file events do not arrive from %s: polling every %d ms instead", paths[0], poll_ms)
     logger.info("watching %s (%s)", where, "polling" if polling else "native events")
-    async for changes in awatch(
+    async for changes in _awatch(paths, ignores, step_ms, polling, poll_ms, stop_event):
+        yield _batch(_stamps(changes))
+
+
+def _awatch(
+    paths: Sequence[Path],
+    ignores: Sequence[str],
+    step_ms: int,
+    polling: bool,
+    poll_ms: int,
+    stop_event: asyncio.Event | None,
+) -> AsyncIterator[set[tuple[Change, str]]]:
+    return awatch(
         *paths,
         watch_filter=SourceFilter(ignores),
         step=step_ms,
         force_polling=polling,
         poll_delay_ms=poll_ms,
         stop_event=stop_event,
-    ):
-        yield _batch(changes)
+    )
 
 
-def _batch(changes: set[tuple[Change, str]]) -> tuple[set[Path], float]:
+def _stamps(changes: set[tuple[Change, str]]) -> dict[Path, float]:
+    """Each changed file with its modification time (-1 once deleted)."""
     files = {Path(p) for _, p in changes}
-    saved = [f.stat().st_mtime for f in files if f.exists()]
-    return files, max(saved) if saved else time.time()
+    return {f: f.stat().st_mtime if f.exists() else -1.0 for f in files}
+
+
+def _batch(stamps: dict[Path, float]) -> tuple[set[Path], float]:
+    saved = [t for t in stamps.values() if t >= 0]
+    return set(stamps), max(saved) if saved else time.time()
 
 
 async def _watch_both(
@@ -143,14 +159,7 @@ async def _watch_both(
 
     async def pump(kind: str) -> None:
         try:
-            async for changes in awatch(
-                *paths,
-                watch_filter=SourceFilter(ignores),
-                step=step_ms,
-                force_polling=kind == "polling",
-                poll_delay_ms=poll_ms,
-                stop_event=stops[kind],
-            ):
+            async for changes in _awatch(paths, ignores, step_ms, kind == "polling", poll_ms, stops[kind]):
                 await queue.put((kind, changes))
         finally:
             await queue.put(None)
@@ -166,16 +175,8 @@ async def _watch_both(
     tasks.append(asyncio.create_task(relay_stop()))
     kept: str | None = None
     polled_first_at: float | None = None
-    yielded: dict[Path, float] = {}
+    last_polled: dict[Path, float] = {}  # what polling yielded while undecided
     running = len(stops)
-
-    def keep(kind: str) -> None:
-        nonlocal kept
-        kept = kind
-        stops["polling" if kind == "native" else "native"].set()
-        why = "file events arrive" if kind == "native" else "file events do not arrive"
-        logger.info("watching with %s from now on (%s)", kind, why)
-
     try:
         while running:
             item = await queue.get()
@@ -183,20 +184,22 @@ async def _watch_both(
                 running -= 1
                 continue
             kind, changes = item
-            if kept is None and kind == "native":
-                keep("native")
-            elif kept is None and polled_first_at is not None and time.monotonic() - polled_first_at > NATIVE_GRACE:
-                keep("polling")
-            elif kept is None and polled_first_at is None:
-                polled_first_at = time.monotonic()
-            if kept is not None and kind != kept:
+            stamps = _stamps(changes)
+            if kept is None:
+                now = time.monotonic()
+                if kind == "native" or (polled_first_at is not None and now - polled_first_at > NATIVE_GRACE):
+                    kept = kind
+                    stops["polling" if kind == "native" else "native"].set()
+                    why = "file events arrive" if kind == "native" else "file events do not arrive"
+                    logger.info("watching with %s from now on (%s)", kind, why)
+                    if stamps == last_polled:
+                        continue  # the save polling already reported
+                else:
+                    polled_first_at = polled_first_at or now
+                    last_polled = stamps
+            elif kind != kept:
                 continue
-            files, saved = _batch(changes)
-            stamps = {f: f.stat().st_mtime if f.exists() else -1.0 for f in files}
-            if all(yielded.get(f) == stamp for f, stamp in stamps.items()):
-                continue  # the same save, reported by the other watcher
-            yielded.update(stamps)
-            yield files, saved
+            yield _batch(stamps)
     finally:
         for stop in stops.values():
             stop.set()
