@@ -123,7 +123,7 @@ def dev(
         debug=spec,
         strategy=strategy,
         echo=write_line,
-        spares=spares and strategy == "overlap",
+        spares=spares,
     )
     reloader = Reloader(
         supervisor,
