@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -13,6 +15,9 @@ from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import float_to_pcm16, resample
 from voxstack.config import load_settings
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from speech import wer  # the tests' word error rate
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -84,23 +89,55 @@ def end_of_speech_to_final(stub, speech: np.ndarray) -> float:
     return marks["final"] - marks["speech_end"]
 
 
+def sentence_wer(engine: WhisperEngine, voice) -> float:
+    """Word error rate over all of SENTENCES, each synthesised and decoded alone."""
+    errors = words = 0.0
+    for sentence in SENTENCES:
+        audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(sentence)]), 22050, 16000)
+        text = engine.transcribe(threading.Event(), audio, "en").text
+        n = len(sentence.split())
+        errors += wer(sentence, text) * n
+        words += n
+    return errors / words
+
+
 def run(report: Report, voice, models_dir) -> None:
     clips = {5: clip(voice, 5), 30: clip(voice, 30)}
-    settings = load_settings(models_dir=str(models_dir))
 
-    # Reference: the engine in this process, no gRPC, same settings.
-    engine = WhisperEngine(settings.asr, settings.models_dir)
-    engine.load()
-    engine.warm_up()
-    in_process = {}
-    for seconds, audio in clips.items():
-        times = []
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            engine.transcribe(threading.Event(), audio, "en")
-            times.append(time.perf_counter() - started)
-        in_process[seconds] = median(times)
-    del engine
+    # Reference: the engine in this process, no gRPC, same settings; and the
+    # same engine with Whisper's fixed 30 s encoder window instead of a fitted one.
+    in_process: dict[str, dict[int, float]] = {}
+    for window, fitted in (("fitted", True), ("full", False)):
+        settings = load_settings(models_dir=str(models_dir), asr={"fit_window": fitted})
+        engine = WhisperEngine(settings.asr, settings.models_dir)
+        engine.load()
+        engine.warm_up()
+        in_process[window] = {}
+        for seconds, audio in clips.items():
+            times = []
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                engine.transcribe(threading.Event(), audio, "en")
+                times.append(time.perf_counter() - started)
+            in_process[window][seconds] = median(times)
+        report.add(
+            "asr",
+            f"word error rate, {window} window",
+            sentence_wer(engine, voice),
+            "",
+            "",
+            f"{len(SENTENCES)} sentences, in-process",
+        )
+        del engine
+    for seconds in clips:
+        report.add(
+            "asr",
+            f"Recognize {seconds} s: fitted / full window, in-process",
+            in_process["fitted"][seconds] / in_process["full"][seconds],
+            "ratio",
+            "",
+            f"full window {in_process['full'][seconds]:.3f} s",
+        )
 
     with (
         service("asr", {"VOXSTACK_MODELS_DIR": str(models_dir)}) as address,
@@ -116,10 +153,10 @@ def run(report: Report, voice, models_dir) -> None:
             report.add(
                 "asr",
                 f"Recognize {seconds} s: vs in-process engine",
-                latency / in_process[seconds],
+                latency / in_process["fitted"][seconds],
                 "ratio",
                 "",
-                f"in-process {in_process[seconds]:.3f} s",
+                f"in-process {in_process['fitted'][seconds]:.3f} s",
             )
         utterance = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(UTTERANCE)]), 22050, 16000)
         voiced = np.nonzero(np.abs(utterance) > 1e-3)[0]

@@ -7,6 +7,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from voxstack.models import DEFAULT_MODELS, ModelError, require
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
+# faster-whisper's own threshold for "this decode repeats itself" (gzip ratio of the text).
+LOOP_COMPRESSION_RATIO = 2.4
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,13 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
+        from voxstack.asr.fitted_window import FittedWhisperModel
+
         path = self.model_path()
-        self._model = WhisperModel(
+        fitted = self.settings.fit_window
+        margin = self.settings.fit_margin_seconds
+        model_class = partial(FittedWhisperModel, margin_seconds=margin) if fitted else WhisperModel
+        self._model = model_class(
             str(path),
             device=self.settings.device,
             compute_type=self.settings.compute_type,
@@ -74,7 +82,13 @@ class WhisperEngine:
             local_files_only=True,
         )
         self._languages = frozenset(_LANGUAGE_CODES)
-        logger.info("loaded whisper model from %s (%s, %s)", path, self.settings.device, self.settings.compute_type)
+        logger.info(
+            "loaded whisper model from %s (%s, %s, %s window)",
+            path,
+            self.settings.device,
+            self.settings.compute_type,
+            "fitted" if fitted else "30 s",
+        )
 
     def warm_up(self) -> None:
         # One real decode so the first caller does not pay for lazy initialisation.
@@ -104,6 +118,25 @@ class WhisperEngine:
     ) -> Transcript:
         """Decode 16 kHz mono float32 ``samples``; stops between segments once ``cancel`` is set."""
         assert self._model is not None, "load() first"
+        transcript, ratio = self._decode(cancel, samples, language, offset, vad_filter)
+        full_window = getattr(self._model, "full_window", None)
+        if ratio > LOOP_COMPRESSION_RATIO and full_window is not None and not cancel.is_set():
+            # A fitted window can make Whisper repeat itself; the full one is the reference.
+            logger.debug("decode looped (compression ratio %.1f): again with the full window", ratio)
+            with full_window():
+                transcript, _ = self._decode(cancel, samples, language, offset, vad_filter)
+        return transcript
+
+    def _decode(
+        self,
+        cancel: threading.Event,
+        samples: np.ndarray,
+        language: str | None,
+        offset: float,
+        vad_filter: bool | None,
+    ) -> tuple[Transcript, float]:
+        """The transcript and the highest compression ratio of its segments."""
+        assert self._model is not None
         segments, info = self._model.transcribe(
             samples,
             language=language,
@@ -118,9 +151,11 @@ class WhisperEngine:
         texts: list[str] = []
         words: list[WordTiming] = []
         logprobs: list[float] = []
+        ratio = 0.0
         for segment in segments:  # lazy: each step decodes one 30 s window
             texts.append(segment.text)
             logprobs.append(segment.avg_logprob)
+            ratio = max(ratio, segment.compression_ratio)
             words += [
                 WordTiming(w.word.strip(), offset + w.start, offset + w.end, w.probability)
                 for w in segment.words or ()
@@ -135,7 +170,7 @@ class WhisperEngine:
             confidence = math.exp(float(np.mean(logprobs)))
         else:
             confidence = 0.0
-        return Transcript(
+        transcript = Transcript(
             text="".join(texts).strip(),
             language=info.language,
             language_probability=float(info.language_probability),
@@ -144,3 +179,4 @@ class WhisperEngine:
             start=offset,
             end=offset + samples.shape[0] / SAMPLE_RATE,
         )
+        return transcript, ratio
