@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import ExitStack
 
@@ -36,36 +37,48 @@ def speech16k(voice, text: str) -> np.ndarray:
 
 
 def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
-    """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte."""
+    """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte.
+
+    A second thread sends the audio so that replies are read while the trailing
+    silence is still being sent, as a client that plays them would.
+    """
     chunk = 320
     pcm = float_to_pcm16(np.concatenate([np.zeros(4800, np.float32), audio, np.zeros(16000, np.float32)]))
     speech_end_sample = 4800 + audio.size
+    marks: dict[str, float] = {}
     with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None) as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
         ws.recv(timeout=10)
-        start = time.perf_counter()
-        speech_end = 0.0
-        for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
-            delay = start + n * chunk / 16000 - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            ws.send(pcm[2 * i : 2 * (i + chunk)])
-            if i <= speech_end_sample <= i + chunk:
-                speech_end = time.perf_counter()
-        first_audio = 0.0
-        while True:
-            message = ws.recv(timeout=60)
-            if isinstance(message, bytes):
-                first_audio = first_audio or time.perf_counter()
-                continue
-            event = json.loads(message)
-            if event["type"] == "reply_done":
-                return {
-                    "first_audio": first_audio - speech_end,
-                    **{f"stage {k}": v for k, v in event["timings"].items()},
-                }
-            if event["type"] == "error":
-                raise RuntimeError(event)
+
+        def send() -> None:
+            start = time.perf_counter()
+            for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
+                delay = start + n * chunk / 16000 - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                ws.send(pcm[2 * i : 2 * (i + chunk)])
+                if i <= speech_end_sample <= i + chunk:
+                    marks["speech_end"] = time.perf_counter()
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            while True:
+                message = ws.recv(timeout=60)
+                if isinstance(message, bytes):
+                    marks.setdefault("first_audio", time.perf_counter())
+                    continue
+                event = json.loads(message)
+                if event["type"] == "reply_done":
+                    break
+                if event["type"] == "error":
+                    raise RuntimeError(event)
+        finally:
+            sender.join()
+    return {
+        "first_audio": marks["first_audio"] - marks["speech_end"],
+        **{f"stage {k}": v for k, v in event["timings"].items()},
+    }
 
 
 def run(report: Report, voice, models_dir) -> None:

@@ -78,6 +78,27 @@ def test_streamed_reply_is_consistent(stub) -> None:
     assert done.timings.queue_seconds >= 0
 
 
+def serving_threads(port: int) -> dict[int, int]:
+    """Niceness of every thread of the process serving on ``port``, by thread id."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in cmdline and b"--port" in cmdline and cmdline[cmdline.index(b"--port") + 1] == str(port).encode():
+            tasks = (proc / "task").iterdir()
+            # Field 19 of stat is the niceness; the command name before it may hold spaces.
+            return {int(t.name): int((t / "stat").read_text().rpartition(")")[2].split()[16]) for t in tasks}
+    raise AssertionError(f"no process serves port {port}")
+
+
+def test_llm_yields_the_cpu_to_tts_and_asr(stub, llm_address: str) -> None:
+    collect(stub.Generate(generate_request(max_tokens=4)))  # the model's threads exist now
+    threads = serving_threads(int(llm_address.rpartition(":")[2]))
+    assert len(threads) > 2
+    assert set(threads.values()) == {10}, threads
+
+
 def test_max_tokens_ends_with_length(stub) -> None:
     _, done = collect(stub.Generate(generate_request("Write a long story about a dragon.", max_tokens=5), timeout=60))
     assert done.finish_reason == llm_pb2.FINISH_REASON_LENGTH

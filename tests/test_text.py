@@ -67,6 +67,30 @@ def test_sentence_stream_yields_each_sentence_once() -> None:
     assert SentenceStream().flush() == []
 
 
+def feed_all(stream: SentenceStream, text: str) -> list[str]:
+    got: list[str] = []
+    for ch in text:
+        got += stream.feed(ch)
+    return got + stream.flush()
+
+
+def test_first_clause_comes_out_alone_then_whole_sentences() -> None:
+    text = "Well, the capital of France is Paris, a city on the Seine. It is big, old and lovely."
+    assert feed_all(SentenceStream(first_clause=True), text) == [
+        "Well,",
+        "the capital of France is Paris, a city on the Seine.",
+        "It is big, old and lovely.",
+    ]
+    assert feed_all(SentenceStream(), text)[0] == "Well, the capital of France is Paris, a city on the Seine."
+
+
+def test_first_clause_waits_for_a_real_break() -> None:
+    # A sentence that ends before any comma goes out whole; "1,000" has no space after its comma.
+    assert feed_all(SentenceStream(first_clause=True), "Yes. Then, later.") == ["Yes.", "Then, later."]
+    assert feed_all(SentenceStream(first_clause=True), "About 1,000 people came.") == ["About 1,000 people came."]
+    assert feed_all(SentenceStream(first_clause=True), ", hello there") == [", hello there"]
+
+
 def test_clean_removes_control_characters() -> None:
     assert clean("a\x00b\x07c\td\ne\u200b") == "a b c d\ne "
     assert clean("cafe\u0301") == "caf\u00e9"

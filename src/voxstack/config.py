@@ -78,6 +78,7 @@ class ServiceSettings(BaseModel):
 
     host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on.")
     port: int = Field(0, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    nice: int = Field(0, ge=0, le=19, description="CPU niceness the service runs at (higher yields the CPU sooner).")
 
     @property
     def address(self) -> str:
@@ -144,6 +145,13 @@ class LlmSettings(GrpcServiceSettings):
     model: Path | None = Field(None, description="A GGUF file; unset = the default SmolLM2 in models_dir.")
     context_size: int = Field(2048, ge=128, le=1_048_576, description="Context window in tokens.")
     threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = one per core.")
+    nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness: the llm writes ahead of the speech it feeds, so tts and asr should win the CPU "
+        "when they contend (measured: tts of a sentence 0.39 s at the same priority, 0.19 s at 10).",
+    )
     gpu_layers: int = Field(0, ge=-1, le=10_000, description="Layers offloaded to a GPU (-1 = all).")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
     temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
@@ -190,6 +198,11 @@ class CoreSettings(ServiceSettings):
     retries: int = Field(2, ge=0, le=10, description="Retries of a call refused as UNAVAILABLE before any reply.")
     max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest request body accepted.")
     voice: str = Field("", description="tts voice for replies; empty = the tts default.")
+    first_clause: bool = Field(
+        True,
+        description="Speak a reply's first clause (up to a comma, semicolon or colon) as soon as it is written, "
+        "not its first sentence: the first audio comes sooner.",
+    )
     session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
     session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")

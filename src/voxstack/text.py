@@ -118,11 +118,17 @@ def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int
 
 
 class SentenceStream:
-    """Feed text as it streams; get each sentence as soon as its end is certain."""
+    """Feed text as it streams; get each sentence as soon as its end is certain.
 
-    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+    With ``first_clause``, the first piece ends at the first comma, semicolon or
+    colon if that comes before the first sentence end: a reply's first audio
+    then waits for a clause, not a sentence.
+    """
+
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, *, first_clause: bool = False) -> None:
         self.max_chars = max_chars
         self._buffer = ""
+        self._clause_pending = first_clause
 
     def feed(self, delta: str) -> list[str]:
         self._buffer += delta
@@ -133,6 +139,15 @@ class SentenceStream:
 
     def _take(self, *, final: bool) -> list[str]:
         spans = sentence_spans(self._buffer, final=final, max_chars=self.max_chars)
+        if not spans and not final and self._clause_pending:
+            brk = _SOFT_BREAK.search(self._buffer)
+            if brk is not None and self._buffer[: brk.start()].strip():
+                self._clause_pending = False
+                clause = self._buffer[: brk.start() + 1].strip()
+                self._buffer = self._buffer[brk.start() + 1 :]
+                return [clause]
+        if spans:
+            self._clause_pending = False
         if not spans:
             if final:
                 self._buffer = ""

@@ -117,7 +117,7 @@ class Pipeline:
         done: dict[str, object] = {}
 
         async def write() -> None:
-            splitter = SentenceStream()
+            splitter = SentenceStream(first_clause=self.settings.core.first_clause)
             try:
                 async for reply in self.generate(session_id, text, system):
                     if reply.WhichOneof("event") == "delta":

@@ -53,11 +53,22 @@ def service_section(settings: Settings, name: str, host: str | None, port: int |
     return type(section).model_validate({**section.model_dump(), **updates}) if updates else section
 
 
+def lower_priority(nice: int) -> None:
+    """Raise this thread's niceness by ``nice`` (Linux: threads created after this inherit it)."""
+    if nice <= 0:
+        return
+    try:
+        os.nice(nice)  # raising niceness needs no privilege
+    except OSError as exc:
+        logger.warning("cannot set CPU niceness %d: %s", nice, exc)
+
+
 def run_service(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
     """Serve until signalled; return the process exit code."""
     factory = load_factory(ref)
     spec = SERVICES.get(ref)
     if spec is not None and spec.kind == "http":
+        lower_priority(settings.service(spec.name).nice)
         try:
             return factory(settings, host, port)  # type: ignore[call-arg]
         except BindError as exc:
@@ -67,6 +78,7 @@ def run_service(ref: str, settings: Settings, *, host: str | None = None, port: 
     async def main() -> int:
         service = factory(settings)
         section = service_section(settings, service.name, host, port)
+        lower_priority(section.nice)  # before any worker thread starts, so they all inherit it
         control = os.environ.get(CONTROL_SOCKET_ENV) or None
         return await ServiceHost(service, settings, section, control_socket=control).run()
 
