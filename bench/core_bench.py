@@ -122,7 +122,7 @@ def run(report: Report, voice, models_dir) -> None:
     ):
         report.add(
             "core",
-            f"WebSocket {key} (from end of speech)" if key != "stage asr_decode" else "WebSocket stage asr_decode",
+            f"WebSocket {key} (from speech_ended)" if key != "stage asr_decode" else "WebSocket stage asr_decode",
             median([t[key] for t in ws]),
             "s",
             "",

@@ -179,6 +179,37 @@ def test_websocket_two_turns_share_history(stack, speech) -> None:
         ws.send(json.dumps({"type": "end"}))
 
 
+def test_websocket_moves_to_a_new_asr_when_the_old_one_stops(stack, speech) -> None:
+    """What a dev reload of asr does to an open conversation: nothing the client can see."""
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
+        json.loads(ws.recv(timeout=10))
+        first = "Please turn on the kitchen lights."
+        send_speech(ws, pcm16(np.concatenate([silence(0.3), speech.say(first), silence(1.0)]), to_rate=16000))
+        ws_collect(ws, lambda e: e["type"] == "reply_done")
+
+        # A second asr on the same port (dev mode: SO_REUSEPORT), then the first one stops.
+        log = stack.logs / "asr.log"
+        started = log.read_text().count("SERVING on")
+        old = stack.procs["asr"]
+        stack.start("asr")
+        deadline = time.monotonic() + 120
+        while log.read_text().count("SERVING on") == started:
+            assert time.monotonic() < deadline and stack.procs["asr"].poll() is None, log.read_text()
+            time.sleep(0.1)
+        old.send_signal(signal.SIGTERM)
+        assert old.wait(30) == 0
+
+        second = "What is the weather like tomorrow?"
+        send_speech(ws, pcm16(np.concatenate([speech.say(second), silence(1.0)]), to_rate=16000))
+        events = [e for e in ws_collect(ws, lambda e: e["type"] in ("transcript", "error")) if isinstance(e, dict)]
+        assert events[-1]["type"] == "transcript", events
+        assert events[-1]["utterance"] == 1  # one numbering across both asr streams
+        assert wer(second, events[-1]["text"]) <= 0.15, events[-1]
+        ws_collect(ws, lambda e: e["type"] == "reply_done")
+    assert "continuing on a new stream" in (stack.logs / "core.log").read_text()
+
+
 def test_websocket_barge_in_cancels_the_reply(stack, speech) -> None:
     with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000}))

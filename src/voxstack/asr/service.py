@@ -16,7 +16,7 @@ from voxstack.asr.streaming import RecognitionStream, result_message
 from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample
 from voxstack.config import Settings
-from voxstack.errors import InvalidInput
+from voxstack.errors import InvalidInput, NotReady
 from voxstack.server.limiter import Limiter, run_in_thread
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -88,12 +88,28 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
                 out.put_nowait(_DONE)
 
         task = asyncio.create_task(pump())
+        draining = asyncio.create_task(svc.draining.wait())
         try:
-            while (item := await out.get()) is not _DONE:
+            while True:
+                if svc.draining.is_set() and stream.idle:
+                    # Between utterances: the client loses nothing by opening a new stream.
+                    raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
+                if svc.draining.is_set():
+                    item = await out.get()  # let the current utterance finish
+                else:
+                    getter = asyncio.ensure_future(out.get())
+                    await asyncio.wait({getter, draining}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        continue
+                    item = getter.result()
+                if item is _DONE:
+                    break
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
+            draining.cancel()
             task.cancel()
             await asyncio.wait([task])
             await stream.close()
@@ -112,6 +128,12 @@ class AsrService:
         self.limiter = Limiter("asr", asr.max_concurrency, asr.max_queue)
         self.executor = ThreadPoolExecutor(max_workers=asr.max_concurrency, thread_name_prefix="asr")
         self.vad_session = None
+        # Set when the server begins to stop: open streams end at their next
+        # pause (RESTARTING) so that clients move to the new instance.
+        self.draining = asyncio.Event()
+
+    def drain(self) -> None:
+        self.draining.set()
 
     def register(self, server: grpc.aio.Server) -> None:
         asr_pb2_grpc.add_AsrServicer_to_server(AsrServicer(self), server)

@@ -164,6 +164,12 @@ class RecognitionStream:
         self._partial_wall = 0.0  # and when it started
         self._last_partial = ""
         self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
+        self._ending = False  # an utterance has ended and its final is not sent yet
+
+    @property
+    def idle(self) -> bool:
+        """Between utterances: no speech, no speech starting, no final still to come."""
+        return not self.segmenter.in_speech and not self.segmenter.starting and not self._ending
 
     async def feed(self, data: bytes) -> None:
         samples = self._decode(data, last=False)
@@ -254,6 +260,13 @@ class RecognitionStream:
         )
 
     async def _on_end(self, event: VadEvent) -> None:
+        self._ending = True
+        try:
+            await self._finish_utterance(event)
+        finally:
+            self._ending = False
+
+    async def _finish_utterance(self, event: VadEvent) -> None:
         detected = time.perf_counter()
         start = self._utterance_start if self._utterance_start is not None else event.sample
         await self._cancel_partial()

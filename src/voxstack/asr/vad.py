@@ -93,6 +93,11 @@ class Segmenter:
         return self._silence if self.in_speech else 0
 
     @property
+    def starting(self) -> bool:
+        """Speech-like windows seen, not yet enough to start speech."""
+        return not self.in_speech and self._candidate is not None
+
+    @property
     def speech_end(self) -> int:
         """End of the last speech window seen."""
         return (self._last_speech + 1) * WINDOW

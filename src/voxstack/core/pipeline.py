@@ -27,7 +27,8 @@ _END = object()
 
 @dataclass
 class TurnTimings:
-    """Seconds, each from the start of the turn (for a spoken turn: the end of speech)."""
+    """Seconds, each from the start of the turn (for a spoken turn: asr's speech_ended, which comes
+    ``vad_min_silence_ms`` after the last speech)."""
 
     asr_decode: float = 0.0
     llm_first_token: float = 0.0

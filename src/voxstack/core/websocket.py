@@ -24,11 +24,12 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from voxstack.audio import MAX_RATE, MIN_RATE
 from voxstack.config import Settings
-from voxstack.core.clients import Backends, stage_error
+from voxstack.core.clients import Backends, StageError, stage_error
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.logs import request_id_var
+from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
@@ -132,14 +133,36 @@ class Conversation:
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
 
     async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
-        call = self.backends.asr.StreamingRecognize(self.requests(config), metadata=self.backends.metadata())
+        """One asr stream for the connection; a new one when asr restarts (it ends ours between utterances)."""
+        base = 0  # utterances of earlier streams: the client sees one numbering
+        reconnect = False
+        while True:
+            if reconnect:
+                await self.asr_ready()
+            call = self.backends.asr.StreamingRecognize(
+                self.requests(config), metadata=self.backends.metadata(), wait_for_ready=reconnect
+            )
+            seen = 0
+            try:
+                async for reply in call:
+                    seen = max(seen, reply.utterance_index + 1)
+                    reply.utterance_index += base
+                    await self.on_asr(reply)
+                return
+            except grpc.aio.AioRpcError as err:
+                if failure_from_error(err).reason != "RESTARTING":
+                    raise stage_error("asr", err) from None
+                logger.info("asr is restarting: continuing on a new stream")
+                base += seen
+                reconnect = True
+            finally:
+                call.cancel()
+
+    async def asr_ready(self) -> None:
         try:
-            async for reply in call:
-                await self.on_asr(reply)
-        except grpc.aio.AioRpcError as err:
-            raise stage_error("asr", err) from None
-        finally:
-            call.cancel()
+            await asyncio.wait_for(self.backends.channels["asr"].channel_ready(), self.backends.timeouts["asr"])
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
+            raise StageError("asr", grpc.StatusCode.UNAVAILABLE, "did not come back after a restart") from None
 
     async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
         kind = reply.WhichOneof("event")

@@ -49,6 +49,9 @@ class Service(Protocol):
     async def close(self) -> None:
         """Release the engine after the server has stopped."""
 
+    # Optional: ``def drain(self) -> None``, called when the stop begins, for a
+    # service whose long-lived calls can end early at a clean point (asr streams).
+
 
 class BindError(RuntimeError):
     """The listening address could not be bound."""
@@ -158,6 +161,9 @@ class ServiceHost:
         self._stopping.set()
         logger.info("%s shutting down (grace %.1f s)", self.service.name, grace)
         await self.health.enter_graceful_shutdown()
+        drain = getattr(self.service, "drain", None)
+        if drain is not None:
+            drain()
         await self.server.stop(grace)
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
