@@ -119,7 +119,10 @@ class AsrSettings(GrpcServiceSettings):
         "(several times faster on short audio; a decode that loops is redone with the full window).",
     )
     fit_margin_seconds: float = Field(
-        2.0, ge=0.5, le=30, description="Padding the fitted window keeps after the audio; less makes Whisper loop."
+        10.0,
+        ge=0.5,
+        le=30,
+        description="Quiet the fitted window keeps after the audio: less is faster but less accurate (see README).",
     )
     max_concurrency: int = Field(1, ge=1, le=32, description="Decodes run in parallel.")
     max_queue: int = Field(16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing.")

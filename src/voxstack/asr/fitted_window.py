@@ -2,13 +2,14 @@
 
 Whisper pads every window to 30 s (3,000 feature frames) and the encoder pays
 for all of it: a 5 s clip costs what a 30 s one does. CTranslate2 accepts
-shorter inputs, so this model encodes the audio plus a margin of padding. Too
-little padding makes Whisper loop ("Hello Hello Hello ..."): measured on 38
-clips of piper and espeak-ng speech, 2 s of margin gave the same word error rate
-as the full window (0.083 vs 0.087) in a third of the time, 0 to 1 s did not.
-The margin is filled with silence (see ``fit``).
-``WhisperEngine`` also checks every result and decodes again with the full
-window when one looks like a loop, so a miss costs time, never text.
+shorter inputs, so this model encodes the audio plus a margin of quiet. The
+margin trades speed for accuracy. On 69 sentences of deterministic piper speech
+the word error rate was 0.077 with the full window (49 s in all), 0.082 with
+10 s of margin (22 s), 0.092 with 5 s (16 s), 0.107 with 2 s (12 s): short
+windows hurt short clips most ("Yes." read twice). Very little margin makes
+Whisper loop ("Hello Hello Hello ..."); ``WhisperEngine`` checks every result
+and decodes again with the full window when one looks like a loop, so a loop
+costs time, never text. The margin is filled with quiet (see ``fit``).
 """
 
 from __future__ import annotations
