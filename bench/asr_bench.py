@@ -9,10 +9,10 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from common import Report, median, service
+from common import Report, median, service, speech16k
 
 from voxstack.asr.engine import WhisperEngine
-from voxstack.audio import float_to_pcm16, resample
+from voxstack.audio import float_to_pcm16
 from voxstack.config import load_settings
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -38,23 +38,12 @@ def clip(voice, seconds: float) -> np.ndarray:
     total = 0.0
     i = 0
     while total < seconds:
-        speech = resample(
-            np.concatenate([c.audio_float_array for c in voice.synthesize(SENTENCES[i % len(SENTENCES)])]),
-            22050,
-            16000,
-        )
+        speech = speech16k(voice, SENTENCES[i % len(SENTENCES)], trim=False)
         parts += [speech, np.zeros(4000, np.float32)]
         total += (speech.size + 4000) / 16000
         i += 1
     audio = np.concatenate(parts)
     return audio[: int(seconds * 16000)]
-
-
-def spoken(voice, text: str) -> np.ndarray:
-    """``text`` synthesised at 16 kHz, trimmed to the speech."""
-    audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), 22050, 16000)
-    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
-    return audio[voiced[0] : voiced[-1] + 1]
 
 
 def recognize(stub, audio: np.ndarray) -> tuple[float, float]:
@@ -100,8 +89,7 @@ def sentence_wer(engine: WhisperEngine, voice) -> float:
     """Word error rate over all of SENTENCES, each synthesised and decoded alone."""
     errors = words = 0.0
     for sentence in SENTENCES:
-        audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(sentence)]), 22050, 16000)
-        text = engine.transcribe(threading.Event(), audio, "en").text
+        text = engine.transcribe(threading.Event(), speech16k(voice, sentence, trim=False), "en").text
         n = len(sentence.split())
         errors += wer(sentence, text) * n
         words += n
@@ -167,7 +155,7 @@ def run(report: Report, voice, models_dir) -> None:
             )
         # A new synthesis each run: piper's noise makes each a little different,
         # and the time to the final depends on where the VAD sees the end.
-        utterances = [spoken(voice, UTTERANCE) for _ in range(RUNS)]
+        utterances = [speech16k(voice, UTTERANCE) for _ in range(RUNS)]
         end_of_speech_to_final(stub, utterances[0])  # warm-up
         waits = [end_of_speech_to_final(stub, u) for u in utterances for _ in range(2)]
         utterance = utterances[0]

@@ -13,12 +13,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from voxstack.audio import resample
 from voxstack.health_check import check_health, check_http_health
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def speech16k(voice, text: str, *, trim: bool = True) -> np.ndarray:
+    """``text`` said by the piper ``voice`` at 16 kHz; trimmed to the speech unless told not to."""
+    audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), 22050, 16000)
+    if not trim:
+        return audio
+    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
+    return audio[voiced[0] : voiced[-1] + 1]
 
 
 def free_port() -> int:

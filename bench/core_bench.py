@@ -9,10 +9,10 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, free_port, median, service
+from common import Report, free_port, median, service, speech16k
 from websockets.sync.client import connect
 
-from voxstack.audio import float_to_pcm16, resample, wav_bytes
+from voxstack.audio import float_to_pcm16, wav_bytes
 
 # Questions of three to five seconds, as the benchmark asks.
 QUESTIONS = [
@@ -27,13 +27,6 @@ QUESTIONS = [
     "Who wrote the famous play about Romeo and Juliet, and when was it written?",
     "Can you recommend a good book that I could read on my summer holiday?",
 ]
-
-
-def speech16k(voice, text: str) -> np.ndarray:
-    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text)])
-    audio = resample(audio, 22050, 16000)
-    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
-    return audio[voiced[0] : voiced[-1] + 1]
 
 
 def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:

@@ -136,18 +136,17 @@ class ComposeProject:
         result = self.compose(*args, overlay="dev")
         return result.stdout + result.stderr
 
+    def _docker(self, *args: str) -> str:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+    def _labelled(self, *ls: str) -> list[str]:
+        """IDs from a ``docker ... ls``-style command, filtered to this project."""
+        return self._docker(*ls, "-q", "--filter", f"label=com.docker.compose.project={self.name}").split()
+
     def containers(self) -> list[dict[str, Any]]:
         """`docker inspect` of every container of this project, running or not."""
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        if not ids:
-            return []
-        out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
-        return json.loads(out)
+        ids = self._labelled("ps", "-a")
+        return json.loads(self._docker("inspect", *ids)) if ids else []
 
     def container(self, service: str) -> dict[str, Any]:
         found = [c for c in self.containers() if c["Config"]["Labels"]["com.docker.compose.service"] == service]
@@ -173,18 +172,8 @@ class ComposeProject:
 
     def resources(self, kind: str) -> list[str]:
         """Names of this project's networks or volumes."""
-        out = subprocess.run(
-            ["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={self.name}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        if not out:
-            return []
-        names = subprocess.run(
-            ["docker", kind, "inspect", "--format", "{{.Name}}", *out], capture_output=True, text=True, check=True
-        )
-        return sorted(names.stdout.split())
+        ids = self._labelled(kind, "ls")
+        return sorted(self._docker(kind, "inspect", "--format", "{{.Name}}", *ids).split()) if ids else []
 
     def edit(self, relative: str, old: str, new: str) -> float:
         """Replace text in a file under src/voxstack of the copy; return the wall time of the save."""

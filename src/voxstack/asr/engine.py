@@ -119,11 +119,10 @@ class WhisperEngine:
         """Decode 16 kHz mono float32 ``samples``; stops between segments once ``cancel`` is set."""
         assert self._model is not None, "load() first"
         transcript, ratio = self._decode(cancel, samples, language, offset, vad_filter)
-        full_window = getattr(self._model, "full_window", None)
-        if ratio > LOOP_COMPRESSION_RATIO and full_window is not None and not cancel.is_set():
+        if self.settings.fit_window and ratio > LOOP_COMPRESSION_RATIO and not cancel.is_set():
             # A fitted window can make Whisper repeat itself; the full one is the reference.
             logger.debug("decode looped (compression ratio %.1f): again with the full window", ratio)
-            with full_window():
+            with self._model.full_window():
                 transcript, _ = self._decode(cancel, samples, language, offset, vad_filter)
         return transcript
 

@@ -23,6 +23,7 @@ from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 logger = logging.getLogger(__name__)
 
 _DONE = object()
+_DRAINING = object()  # put in a stream's queue when the server begins to stop
 
 
 class AsrServicer(asr_pb2_grpc.AsrServicer):
@@ -87,27 +88,25 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             finally:
                 out.put_nowait(_DONE)
 
+        async def watch_drain() -> None:
+            await svc.draining.wait()
+            out.put_nowait(_DRAINING)
+
         task = asyncio.create_task(pump())
-        draining = asyncio.create_task(svc.draining.wait())
+        draining = asyncio.create_task(watch_drain())
+        stopping = False
         try:
-            while True:
-                if svc.draining.is_set() and stream.idle:
-                    # Between utterances: the client loses nothing by opening a new stream.
-                    raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
-                if svc.draining.is_set():
-                    item = await out.get()  # let the current utterance finish
-                else:
-                    getter = asyncio.ensure_future(out.get())
-                    await asyncio.wait({getter, draining}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        getter.cancel()
-                        continue
-                    item = getter.result()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
+            while (item := await out.get()) is not _DONE:
+                if item is _DRAINING:
+                    stopping = True
+                elif isinstance(item, BaseException):
                     raise item
-                yield item
+                else:
+                    yield item
+                if stopping and stream.idle:
+                    # Between utterances (else the current one finishes first):
+                    # the client loses nothing by opening a new stream.
+                    raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
         finally:
             draining.cancel()
             task.cancel()
