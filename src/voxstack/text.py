@@ -139,19 +139,22 @@ class SentenceStream:
 
     def _take(self, *, final: bool) -> list[str]:
         spans = sentence_spans(self._buffer, final=final, max_chars=self.max_chars)
-        if not spans and not final and self._clause_pending:
-            brk = _SOFT_BREAK.search(self._buffer)
-            if brk is not None and self._buffer[: brk.start()].strip():
-                self._clause_pending = False
-                clause = self._buffer[: brk.start() + 1].strip()
-                self._buffer = self._buffer[brk.start() + 1 :]
-                return [clause]
-        if spans:
-            self._clause_pending = False
         if not spans:
             if final:
                 self._buffer = ""
-            return []
+                return []
+            return self._take_clause()
+        self._clause_pending = False
         sentences = [self._buffer[a:b] for a, b in spans]
         self._buffer = "" if final else self._buffer[spans[-1][1] :]
         return sentences
+
+    def _take_clause(self) -> list[str]:
+        """The first clause, once its comma, semicolon or colon and a space are in (first piece only)."""
+        brk = _SOFT_BREAK.search(self._buffer) if self._clause_pending else None
+        if brk is None or not self._buffer[: brk.start()].strip():
+            return []
+        self._clause_pending = False
+        clause = self._buffer[: brk.start() + 1].strip()
+        self._buffer = self._buffer[brk.start() + 1 :]
+        return [clause]
