@@ -66,28 +66,42 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
+        from voxstack.asr.decoder_threads import split_decoder
         from voxstack.asr.fitted_window import FittedWhisperModel
 
         path = self.model_path()
         fitted = self.settings.fit_window
         margin = self.settings.fit_margin_seconds
         model_class = partial(FittedWhisperModel, margin_seconds=margin) if fitted else WhisperModel
+        # CTranslate2 reads 0 as its own default (4), which oversubscribes small machines.
+        threads = self.settings.cpu_threads or os.cpu_count() or 1
         self._model = model_class(
             str(path),
             device=self.settings.device,
             compute_type=self.settings.compute_type,
-            # CTranslate2 reads 0 as its own default (4), which oversubscribes small machines.
-            cpu_threads=self.settings.cpu_threads or os.cpu_count() or 1,
+            cpu_threads=threads,
             num_workers=self.settings.max_concurrency,
             local_files_only=True,
         )
+        on_cpu = self._model.model.device == "cpu"  # "auto" resolved
+        decoder_threads = (self.settings.decoder_threads or threads) if on_cpu else threads
+        if decoder_threads != threads:
+            split_decoder(
+                self._model,
+                str(path),
+                threads=decoder_threads,
+                workers=self.settings.max_concurrency,
+                compute_type=self.settings.compute_type,
+            )
         self._languages = frozenset(_LANGUAGE_CODES)
         logger.info(
-            "loaded whisper model from %s (%s, %s, %s window)",
+            "loaded whisper model from %s (%s, %s, %s window, %d encoder / %d decoder threads)",
             path,
             self.settings.device,
             self.settings.compute_type,
             "fitted" if fitted else "30 s",
+            threads,
+            decoder_threads,
         )
 
     def warm_up(self) -> None:
