@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from voxstack.core.clients import TRANSPORT_INTERNAL, StageError, retryable
+from voxstack.config import load_settings
+from voxstack.core.clients import TRANSPORT_INTERNAL, StageError, retry_delay, retryable
 
 
 def error(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
@@ -41,3 +42,10 @@ def test_stage_errors_name_the_stage(code, status) -> None:
     err = StageError("llm", code, "details")
     assert err.http_status == status
     assert err.stage == "llm" and str(err) == f"llm failed: {code.name}: details"
+
+
+def test_a_refused_call_is_retried_at_once_then_with_backoff() -> None:
+    # A reload's refusal is over by the time the caller sees it; a service that
+    # is really down still gets a growing wait, 0.32 s in all by default.
+    delays = [retry_delay(a) for a in range(load_settings().core.retries)]
+    assert delays == pytest.approx([0.0, 0.02, 0.1, 0.2])

@@ -272,7 +272,9 @@ def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir)
     run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--debug", "tts", "--debug-port", str(port))).start()
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving under debugpy")
-        assert f"debugger  tts on 127.0.0.1:{port}" in run.output()
+        # The banner comes once all serve; the watcher's line can come first.
+        banner = f"debugger  tts on 127.0.0.1:{port}"
+        run.wait_for(lambda: banner in run.output(), timeout=10, what="the debugger's address in the banner")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
         run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")

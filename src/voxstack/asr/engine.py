@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -66,7 +67,7 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-        from voxstack.asr.decoder_threads import split_decoder
+        from voxstack.asr.decoder_threads import SplitWhisper, load_decoder, runs_on_cpu
         from voxstack.asr.fitted_window import FittedWhisperModel
 
         path = self.model_path()
@@ -75,24 +76,29 @@ class WhisperEngine:
         model_class = partial(FittedWhisperModel, margin_seconds=margin) if fitted else WhisperModel
         # CTranslate2 reads 0 as its own default (4), which oversubscribes small machines.
         threads = self.settings.cpu_threads or os.cpu_count() or 1
-        self._model = model_class(
-            str(path),
-            device=self.settings.device,
-            compute_type=self.settings.compute_type,
-            cpu_threads=threads,
-            num_workers=self.settings.max_concurrency,
-            local_files_only=True,
-        )
-        on_cpu = self._model.model.device == "cpu"  # "auto" resolved
+        workers = self.settings.max_concurrency
+        on_cpu = runs_on_cpu(self.settings.device)
         decoder_threads = (self.settings.decoder_threads or threads) if on_cpu else threads
-        if decoder_threads != threads:
-            split_decoder(
-                self._model,
+        with ThreadPoolExecutor(1) as pool:
+            decoder = None
+            if decoder_threads != threads:
+                decoder = pool.submit(
+                    load_decoder,
+                    str(path),
+                    threads=decoder_threads,
+                    workers=workers,
+                    compute_type=self.settings.compute_type,
+                )
+            self._model = model_class(
                 str(path),
-                threads=decoder_threads,
-                workers=self.settings.max_concurrency,
+                device=self.settings.device,
                 compute_type=self.settings.compute_type,
+                cpu_threads=threads,
+                num_workers=workers,
+                local_files_only=True,
             )
+            if decoder is not None:
+                self._model.model = SplitWhisper(self._model.model, decoder.result())
         self._languages = frozenset(_LANGUAGE_CODES)
         logger.info(
             "loaded whisper model from %s (%s, %s, %s window, %d encoder / %d decoder threads)",

@@ -34,6 +34,20 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 TRANSPORT_INTERNAL = "Internal error from Core"
 
 
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (0-based) of a refused call: 0, 0.02, then 0.1, 0.2, 0.4 ...
+
+    Most refusals come from an instance that stops while its successor already
+    serves on the same port (a reload): it cancels the calls that reach it
+    before its GOAWAY does, so a retry at once usually lands on the successor;
+    one sent before the GOAWAY arrives is cancelled again, and 20 ms later the
+    channel has moved. A service that is really down gets the backoff after that.
+    """
+    if attempt < 2:
+        return 0.02 * attempt
+    return 0.1 * 2 ** (attempt - 2)
+
+
 def retryable(err: grpc.aio.AioRpcError) -> bool:
     """A refusal that a retry fixes (only ever asked before any reply came)."""
     code = err.code()
@@ -124,8 +138,10 @@ class Backends:
                 call.cancel()  # no-op when finished; stops the backend when we stop early
 
     async def _backoff(self, stage: str, attempt: int, err: grpc.aio.AioRpcError) -> None:
-        delay = 0.1 * 2**attempt
-        logger.warning("%s refused the call (%s), retrying in %.1f s", stage, err.code().name, delay)
+        delay = retry_delay(attempt)
+        # A first refusal is what a reload looks like; only a repeated one is news.
+        level = logging.DEBUG if attempt == 0 else logging.WARNING
+        logger.log(level, "%s refused the call (%s), retrying in %.1f s", stage, err.code().name, delay)
         await asyncio.sleep(delay)
 
     async def health(self, timeout: float = 1.5) -> dict[str, dict[str, str]]:
