@@ -46,6 +46,6 @@ def test_stage_errors_name_the_stage(code, status) -> None:
 
 def test_a_refused_call_is_retried_at_once_then_with_backoff() -> None:
     # A reload's refusal is over by the time the caller sees it; a service that
-    # is really down still gets a growing wait, 0.32 s in all by default.
+    # is really down still gets a growing wait, 0.375 s in all by default.
     delays = [retry_delay(a) for a in range(load_settings().core.retries)]
-    assert delays == pytest.approx([0.0, 0.02, 0.1, 0.2])
+    assert delays == pytest.approx([0.0, 0.025, 0.05, 0.1, 0.2])

@@ -206,11 +206,11 @@ class CoreSettings(ServiceSettings):
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Deadline of an llm call, in seconds.")
     tts_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of a tts call, in seconds.")
     retries: int = Field(
-        4,
+        5,
         ge=0,
         le=10,
         description="Retries of a call refused before any reply (UNAVAILABLE, or CANCELLED by a stopping "
-        "instance): the first at once, then after 0.02 s, 0.1 s, 0.2 s, ...",
+        "instance): the first at once, then after 25 ms, 50 ms, 100 ms, ...",
     )
     max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest request body accepted.")
     voice: str = Field("", description="tts voice for replies; empty = the tts default.")

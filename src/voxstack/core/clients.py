@@ -32,20 +32,23 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 # grpc's own transport failure (a stream reset by a server going away) says this;
 # the services' INTERNAL errors never do, and are not retried.
 TRANSPORT_INTERNAL = "Internal error from Core"
+# First wait before reconnecting a broken channel (grpc's default is 1 s): a
+# reload breaks connections while the successor already listens.
+RECONNECT_BACKOFF_MS = 25
 
 
 def retry_delay(attempt: int) -> float:
-    """Seconds before retry ``attempt`` (0-based) of a refused call: 0, 0.02, then 0.1, 0.2, 0.4 ...
+    """Seconds before retry ``attempt`` (0-based) of a refused call: 0, then 25 ms doubling.
 
     Most refusals come from an instance that stops while its successor already
-    serves on the same port (a reload): it cancels the calls that reach it
-    before its GOAWAY does, so a retry at once usually lands on the successor;
-    one sent before the GOAWAY arrives is cancelled again, and 20 ms later the
-    channel has moved. A service that is really down gets the backoff after that.
+    serves on the same port (a reload). It cancels the calls that reach it
+    before its GOAWAY does: a retry at once lands on the successor, or, sent
+    before the GOAWAY arrived, is cancelled again and the next one does. A
+    connection the kernel had queued on the old listener is reset when that
+    listener closes, and the channel reconnects after its backoff (25 ms,
+    RECONNECT_BACKOFF_MS). A service that is really down gets 0.375 s of retries.
     """
-    if attempt < 2:
-        return 0.02 * attempt
-    return 0.1 * 2 ** (attempt - 2)
+    return 0.0 if attempt == 0 else 0.025 * 2 ** (attempt - 1)
 
 
 def retryable(err: grpc.aio.AioRpcError) -> bool:
@@ -95,8 +98,9 @@ class Backends:
             ("grpc.max_receive_message_length", size),
             # A service that restarts is reached again within a second, not after
             # grpc's default backoff of up to two minutes.
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+            # grpc reads this one as the shortest time a connection attempt gets.
+            ("grpc.min_reconnect_backoff_ms", 1000),
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         self.channels = {s: grpc.aio.insecure_channel(a, options=options) for s, a in self.addresses.items()}
@@ -141,7 +145,7 @@ class Backends:
         delay = retry_delay(attempt)
         # A first refusal is what a reload looks like; only a repeated one is news.
         level = logging.DEBUG if attempt == 0 else logging.WARNING
-        logger.log(level, "%s refused the call (%s), retrying in %.1f s", stage, err.code().name, delay)
+        logger.log(level, "%s refused the call (%s), retrying in %d ms", stage, err.code().name, delay * 1000)
         await asyncio.sleep(delay)
 
     async def health(self, timeout: float = 1.5) -> dict[str, dict[str, str]]:
