@@ -46,7 +46,8 @@ def retry_delay(attempt: int) -> float:
     before the GOAWAY arrived, is cancelled again and the next one does. A
     connection the kernel had queued on the old listener is reset when that
     listener closes, and the channel reconnects after its backoff (25 ms,
-    RECONNECT_BACKOFF_MS). A service that is really down gets 0.375 s of retries.
+    RECONNECT_BACKOFF_MS). A service that is really down is retried for 0.375 s
+    (the default 5 retries).
     """
     return 0.0 if attempt == 0 else 0.025 * 2 ** (attempt - 1)
 
