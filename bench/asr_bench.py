@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from common import Report, median, service, speech16k
+from common import Report, median, realtime_chunks, service, speech16k
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import float_to_pcm16
@@ -58,26 +58,14 @@ def recognize(stub, audio: np.ndarray) -> tuple[float, float]:
 
 def end_of_speech_to_final(stub, speech: np.ndarray) -> float:
     """Stream silence, an utterance, silence in real time; seconds from the last speech chunk to the final."""
-    chunk = 320  # 20 ms
-    audio = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)])
-    speech_end = 8000 + speech.size
-    pcm = float_to_pcm16(audio)
-    sent_speech_end = threading.Event()
+    pcm = float_to_pcm16(np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)]))
     marks: dict[str, float] = {}
     fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000, channels=1)
 
     def requests():
         yield asr_pb2.StreamingRecognizeRequest(config=asr_pb2.RecognitionConfig(format=fmt))
-        start = time.perf_counter()
-        for n, i in enumerate(range(0, audio.size, chunk)):
-            # Real time: chunk n is sent when its audio would have been spoken.
-            delay = start + n * chunk / 16000 - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            yield asr_pb2.StreamingRecognizeRequest(audio=pcm[2 * i : 2 * (i + chunk)])
-            if i <= speech_end <= i + chunk:
-                marks["speech_end"] = time.perf_counter()
-                sent_speech_end.set()
+        for chunk in realtime_chunks(pcm, 8000 + speech.size, marks):
+            yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
 
     for reply in stub.StreamingRecognize(requests(), timeout=120):
         if reply.WhichOneof("event") == "final":

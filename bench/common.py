@@ -32,6 +32,21 @@ def speech16k(voice, text: str, *, trim: bool = True) -> np.ndarray:
     return audio[voiced[0] : voiced[-1] + 1]
 
 
+def realtime_chunks(pcm: bytes, speech_end: int, marks: dict[str, float], chunk: int = 320) -> Iterator[bytes]:
+    """16 kHz PCM16 ``pcm`` in ``chunk``-sample pieces, each when its audio would have been spoken.
+
+    ``marks["speech_end"]`` is the time the piece holding sample ``speech_end`` was sent.
+    """
+    start = time.perf_counter()
+    for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
+        delay = start + n * chunk / 16000 - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield pcm[2 * i : 2 * (i + chunk)]
+        if i <= speech_end <= i + chunk:
+            marks["speech_end"] = time.perf_counter()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, free_port, median, service, speech16k
+from common import Report, free_port, median, realtime_chunks, service, speech16k
 from websockets.sync.client import connect
 
 from voxstack.audio import float_to_pcm16, wav_bytes
@@ -35,23 +35,15 @@ def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
     A second thread sends the audio so that replies are read while the trailing
     silence is still being sent, as a client that plays them would.
     """
-    chunk = 320
     pcm = float_to_pcm16(np.concatenate([np.zeros(4800, np.float32), audio, np.zeros(16000, np.float32)]))
-    speech_end_sample = 4800 + audio.size
     marks: dict[str, float] = {}
     with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None) as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
         ws.recv(timeout=10)
 
         def send() -> None:
-            start = time.perf_counter()
-            for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
-                delay = start + n * chunk / 16000 - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                ws.send(pcm[2 * i : 2 * (i + chunk)])
-                if i <= speech_end_sample <= i + chunk:
-                    marks["speech_end"] = time.perf_counter()
+            for chunk in realtime_chunks(pcm, 4800 + audio.size, marks):
+                ws.send(chunk)
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
