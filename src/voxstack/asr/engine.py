@@ -79,26 +79,20 @@ class WhisperEngine:
         workers = self.settings.max_concurrency
         on_cpu = runs_on_cpu(self.settings.device)
         decoder_threads = (self.settings.decoder_threads or threads) if on_cpu else threads
-        with ThreadPoolExecutor(1) as pool:
-            decoder = None
-            if decoder_threads != threads:
-                decoder = pool.submit(
-                    load_decoder,
-                    str(path),
-                    threads=decoder_threads,
-                    workers=workers,
-                    compute_type=self.settings.compute_type,
-                )
+        compute = self.settings.compute_type
+        load = partial(load_decoder, str(path), threads=decoder_threads, workers=workers, compute_type=compute)
+        with ThreadPoolExecutor(1) as pool:  # the decoder instance loads beside the main one
+            decoder = pool.submit(load) if decoder_threads != threads else None
             self._model = model_class(
                 str(path),
                 device=self.settings.device,
-                compute_type=self.settings.compute_type,
+                compute_type=compute,
                 cpu_threads=threads,
                 num_workers=workers,
                 local_files_only=True,
             )
-            if decoder is not None:
-                self._model.model = SplitWhisper(self._model.model, decoder.result())
+        if decoder is not None:
+            self._model.model = SplitWhisper(self._model.model, decoder.result())
         self._languages = frozenset(_LANGUAGE_CODES)
         logger.info(
             "loaded whisper model from %s (%s, %s, %s window, %d encoder / %d decoder threads)",

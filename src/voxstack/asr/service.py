@@ -94,16 +94,13 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
 
         task = asyncio.create_task(pump())
         draining = asyncio.create_task(watch_drain())
-        stopping = False
         try:
             while (item := await out.get()) is not _DONE:
-                if item is _DRAINING:
-                    stopping = True
-                elif isinstance(item, BaseException):
+                if isinstance(item, BaseException):
                     raise item
-                else:
+                if item is not _DRAINING:  # the marker only wakes this loop
                     yield item
-                if stopping and stream.idle:
+                if svc.draining.is_set() and stream.idle:
                     # Between utterances (else the current one finishes first):
                     # the client loses nothing by opening a new stream.
                     raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
