@@ -51,37 +51,18 @@ async def grpc_marker(backends: Backends, service: str) -> str:
 
         reply = await backends.unary("tts", backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
         return reply.voices[0].language
+    if service == "llm":
+        method, request = backends.llm.Generate, llm_pb2.GenerateRequest()
+    else:  # a stream whose first message is not a config; a list, so that a retry sends it again
+        method, request = backends.asr.StreamingRecognize, [asr_pb2.StreamingRecognizeRequest(audio=b"\0\0")]
     try:
-        if service == "llm":
-            async for _ in backends.stream("llm", backends.llm.Generate, llm_pb2.GenerateRequest()):
-                pass
-        else:
-            await asr_refusal(backends)
+        async for _ in backends.stream(service, method, request):
+            pass
     except StageError as exc:
         if exc.code.name != "INVALID_ARGUMENT":
             raise
         return exc.message
     raise AssertionError("expected an INVALID_ARGUMENT carrying the marker")
-
-
-async def asr_refusal(backends: Backends) -> None:
-    """A stream whose first message is not a config; retried like the core's client when refused before a reply."""
-    import grpc
-
-    from voxstack.core.clients import retry_delay, retryable, stage_error
-
-    async def audio_first():
-        yield asr_pb2.StreamingRecognizeRequest(audio=b"\0\0")
-
-    for attempt in range(backends.retries + 1):
-        try:
-            async for _ in backends.asr.StreamingRecognize(audio_first(), timeout=10):
-                pass
-            return
-        except grpc.aio.AioRpcError as err:
-            if not retryable(err) or attempt == backends.retries:
-                raise stage_error("asr", err) from None
-            await asyncio.sleep(retry_delay(attempt))
 
 
 async def http_marker(url: str) -> str:
