@@ -12,7 +12,7 @@ LLAMA_CPP := llama-cpp-python>=0.3.8
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv models test lint format proto proto-check dev up down bench clean \
+.PHONY: help venv models test lint format docs proto proto-check dev up down bench clean \
 	wheelhouse base-image images compose-up compose-dev compose-down
 
 help:
@@ -21,8 +21,9 @@ help:
 	@echo "make up     run the stack in production mode, in the background"
 	@echo "make down   stop whatever runs (up or dev)"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
+	@echo "make docs   regenerate docs/CONFIGURATION.md from the settings model"
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
-	@echo "make lint   ruff check and format check"
+	@echo "make lint   ruff, import contracts (lint-imports) and types (mypy)"
 	@echo "make clean  remove .venv and caches"
 	@echo "make compose-up    Docker Compose, production (builds the images)"
 	@echo "make compose-dev   Docker Compose, development: source mounted, hot reload"
@@ -44,9 +45,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, the import contracts (layers point down, no cycles) and the type checker.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -54,6 +58,10 @@ format: venv
 
 test: lint
 	$(PY) -m pytest --cov=voxstack --cov-report=term $(PYTEST_ARGS)
+
+# docs/CONFIGURATION.md is generated from the settings model (a test fails when it is stale).
+docs: venv
+	$(VENV)/bin/voxstack config --docs > docs/CONFIGURATION.md
 
 proto: venv
 	$(PY) -m voxstack.protogen

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from voxstack.audio import resample
-from voxstack.health_check import check_health, check_http_health
+from voxstack.testing.processes import served
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -47,38 +44,11 @@ def realtime_chunks(pcm: bytes, speech_end: int, marks: dict[str, float], chunk:
             marks["speech_end"] = time.perf_counter()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def service(
-    name: str, env: dict[str, str] | None = None, log: Path | None = None, port: int = 0, http: bool = False
-) -> Iterator[str]:
-    """Run ``voxstack serve NAME`` in prod mode (on ``port``, or a free one) until the block ends."""
-    port = port or free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | (env or {})
-    out = log.open("w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxstack", "serve", name, "--port", str(port), "--mode", "prod"],
-        env=full_env,
-        stdout=out,
-        stderr=out,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        check = check_http_health if http else check_health
-        while not check(address, timeout=1).serving:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not become SERVING (exit {proc.returncode})")
-            time.sleep(0.1)
-        yield address
-    finally:
-        proc.terminate()
-        proc.wait(30)
+def service(name: str, env: dict[str, str] | None = None, log: Path | None = None, port: int = 0) -> Iterator[str]:
+    """Run service ``name`` in prod mode (on ``port``, or a free one) until the block ends; yields its address."""
+    with served(name, port=port or None, mode="prod", env=env, log=log) as process:
+        yield process.address
 
 
 def median(values: list[float]) -> float:

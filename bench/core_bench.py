@@ -74,7 +74,7 @@ def run(report: Report, voice, models_dir) -> None:
         for name, port in ports.items():
             stack.enter_context(service(name, env, port=port))
         core_port = free_port()
-        stack.enter_context(service("core", env, port=core_port, http=True))
+        stack.enter_context(service("core", env, port=core_port))
         questions = [speech16k(voice, q) for q in QUESTIONS]
         ws_turn(core_port, questions[0])  # warm-up
         ws = [ws_turn(core_port, q) for q in questions]

@@ -1,7 +1,8 @@
 """Dev mode: time from save to the new code answering, failed calls, and the longest call during reloads.
 
-Each service gets SAVES edits of a string its responses carry (a version
-marker), on a private copy of the source tree, while a client calls it in a
+Each service gets SAVES saves of a block appended to one of its modules that
+makes its answers carry a version marker (voxstack.testing.edits), on a
+private copy of the source tree, while a client calls it in a
 loop through the same kind of client the core uses (the core's own gRPC
 client for asr, llm and tts; a new HTTP connection per call for the core).
 For comparison in the same run: `uvicorn --reload` serving the same core app,
@@ -27,21 +28,13 @@ from common import Report, free_port, median
 from voxstack import protogen
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
+from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
+from voxstack.testing.edits import set_marker
+from voxstack.testing.processes import child_env
 from voxstack.v1 import asr_pb2, llm_pb2
 
 SAVES = 20
 QUIET_SECONDS = 5.0
-
-# service -> (file, text carrying the marker, how to write marker n)
-MARKERS = {
-    "tts": ("tts/service.py", "language=v.language,", lambda n: f'language=v.language + "-v{n}",'),
-    "asr": ("asr/service.py", '"the first StreamingRecognize message must be the config"',
-            lambda n: f'"the first StreamingRecognize message must be the config v{n}"'),
-    "llm": ("llm/engine.py", '"messages is empty: send at least one user message"',
-            lambda n: f'"messages is empty: send at least one user message v{n}"'),
-    "core": ("core/app.py", '{"status": "alive", "mode": settings.mode.value}',
-             lambda n: f'{{"status": "alive-v{n}", "mode": settings.mode.value}}'),
-}  # fmt: skip
 
 
 async def grpc_marker(backends: Backends, service: str) -> str:
@@ -70,6 +63,9 @@ async def http_marker(url: str) -> str:
         response = await client.get(url)
         response.raise_for_status()
         return response.json()["status"]
+
+
+MARKER_PATH = "/test/marker"  # served by the core's marker block
 
 
 async def measure(edit, probe, saves: int) -> dict[str, float]:
@@ -119,14 +115,18 @@ async def measure(edit, probe, saves: int) -> dict[str, float]:
     }  # fmt: skip
 
 
-def editor(path: Path, old: str, new):  # type: ignore[no-untyped-def]
-    state = {"current": old}
+def editor(package_dir: Path, service: str):  # type: ignore[no-untyped-def]
+    """Save n: the service's marker block says v{n}."""
 
     def edit(n: int) -> None:
-        text = path.read_text()
-        marker = new(n)
-        path.write_text(text.replace(state["current"], marker, 1))
-        state["current"] = marker
+        set_marker(package_dir, service, f"v{n}")
+
+    return edit
+
+
+def trivial_editor(path: Path):  # type: ignore[no-untyped-def]
+    def edit(n: int) -> None:
+        path.write_text(TRIVIAL.replace('"v0"', f'"v{n}"'))
 
     return edit
 
@@ -154,8 +154,9 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 def voxstack_dev(report: Report, models_dir: Path, tmp: Path) -> float:
     """Reload each service SAVES times under `voxstack dev`; return the core's median."""
     src = copy_tree(tmp / "dev")
-    ports = {n: free_port() for n in ("asr", "llm", "tts", "core")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | {
+    set_marker(src / "voxstack", "core", "v0")
+    ports = {n: free_port() for n in ALL_SERVICES}
+    env = child_env() | {
         "PYTHONPATH": str(src), "XDG_STATE_HOME": str(tmp / "state"), "VOXSTACK_MODELS_DIR": str(models_dir),
         **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()},
     }  # fmt: skip
@@ -176,16 +177,15 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path) -> float:
                 raise RuntimeError("voxstack dev did not start")
             time.sleep(0.2)
         time.sleep(2)  # the watcher's start-up probe
-        settings = load_settings(**{n: {"port": ports[n]} for n in ("asr", "llm", "tts")})
+        settings = load_settings(**{n: {"port": ports[n]} for n in MODEL_SERVICES})
 
         async def run_all() -> dict[str, dict[str, float]]:
             backends = Backends(settings)
             results = {}
             for service in ("core", "tts", "llm", "asr"):
-                file, old, new = MARKERS[service]
-                edit = editor(src / "voxstack" / file, old, new)
+                edit = editor(src / "voxstack", service)
                 if service == "core":
-                    url = f"http://127.0.0.1:{ports['core']}/livez"
+                    url = f"http://127.0.0.1:{ports['core']}{MARKER_PATH}"
                     results[service] = await measure(edit, lambda url=url: http_marker(url), SAVES)
                 else:
                     results[service] = await measure(edit, lambda s=service: grpc_marker(backends, s), SAVES)
@@ -217,7 +217,7 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": b'{"status": "alive-v0"}'})
+    await send({"type": "http.response.body", "body": b'{"status": "v0"}'})
 """
 
 
@@ -225,17 +225,16 @@ def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> None:
     """`uvicorn --reload` on the same core app, and on a trivial app."""
     cases = {}
     src = copy_tree(tmp / "uvicorn")
+    set_marker(src / "voxstack", "core", "v0")
     trivial = tmp / "trivial"
     trivial.mkdir()
     (trivial / "trivial_app.py").write_text(TRIVIAL)
-    for label, target, cwd, file, old, new in (
-        ("same core app", "voxstack.core.app:app_from_env", src, src / "voxstack" / "core" / "app.py",
-         *MARKERS["core"][1:]),
-        ("trivial ASGI app", "trivial_app:app", trivial, trivial / "trivial_app.py", '"alive-v0"',
-         lambda n: f'"alive-v{n}"'),
-    ):  # fmt: skip
+    for label, target, cwd, edit in (
+        ("same core app", "voxstack.core.app:app_from_env", src, editor(src / "voxstack", "core")),
+        ("trivial ASGI app", "trivial_app:app", trivial, trivial_editor(trivial / "trivial_app.py")),
+    ):
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")} | {
+        env = child_env() | {
             "PYTHONPATH": str(cwd), "VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LOG_LEVEL": "WARNING",
         }  # fmt: skip
         argv = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--reload", "--reload-dir", str(cwd),
@@ -244,10 +243,10 @@ def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> None:
             argv.insert(4, "--factory")
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
-        url = f"http://127.0.0.1:{port}/livez"
+        url = f"http://127.0.0.1:{port}{MARKER_PATH}"
         try:
             wait_http(url, proc)
-            cases[label] = asyncio.run(measure(editor(file, old, new), lambda url=url: http_marker(url), SAVES))
+            cases[label] = asyncio.run(measure(edit, lambda url=url: http_marker(url), SAVES))
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)

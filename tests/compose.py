@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
 
 from voxstack import protogen
+from voxstack.testing.processes import free_port
 
 REPO = protogen.PROJECT_ROOT
 TAG = "test"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from voxstack import protogen
+from voxstack.testing.processes import child_env
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -31,16 +31,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def subprocess_env(pytestconfig: pytest.Config) -> dict[str, str]:
     """Environment for a child process that serves the echo service."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
+    env = child_env()
     paths = [str(pytestconfig.voxtest_stubs), str(TESTS_DIR), env.get("PYTHONPATH", "")]  # type: ignore[attr-defined]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env

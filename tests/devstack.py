@@ -7,13 +7,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import free_port
-
 from voxstack import protogen
+from voxstack.registry import ALL_SERVICES
+from voxstack.testing.edits import set_marker, set_tail
+from voxstack.testing.processes import child_env, free_port, voxstack_command
 
 
 class DevRun:
@@ -30,17 +30,18 @@ class DevRun:
             )
         self.state = root / "state"
         self.out = root / f"{command}-{time.monotonic_ns()}.log"
-        self.ports = {n: free_port() for n in ("asr", "llm", "tts", "core")}
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
-        self.env |= {
-            "PYTHONPATH": str(self.src),
-            "XDG_STATE_HOME": str(self.state),
-            "VOXSTACK_MODELS_DIR": str(models_dir),
-            "VOXSTACK_GRACE_PERIOD": "5",
-            **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
-        }
+        self.ports = {n: free_port() for n in ALL_SERVICES}
+        self.env = child_env(
+            {
+                "PYTHONPATH": str(self.src),
+                "XDG_STATE_HOME": str(self.state),
+                "VOXSTACK_MODELS_DIR": str(models_dir),
+                "VOXSTACK_GRACE_PERIOD": "5",
+                **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
+            }
+        )
         self.command = command
-        self.argv = [sys.executable, "-m", "voxstack", command, *args]
+        self.argv = voxstack_command(command, *args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DevRun:
@@ -80,17 +81,17 @@ class DevRun:
     def generation(self, name: str) -> int:
         return self.record()["services"][name]["generation"]
 
-    def edit(self, relative: str, old: str, new: str) -> None:
-        path = self.src / "voxstack" / relative
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relative}"
-        path.write_text(text.replace(old, new, 1))
+    def append(self, relative: str, code: str) -> None:
+        """Make ``code`` the test's own block at the end of a module of the copy (see voxstack.testing.edits)."""
+        set_tail(self.src / "voxstack" / relative, code)
+
+    def mark(self, service: str, mark: str) -> None:
+        """Make ``service``'s answers carry ``mark`` (a block appended to its module)."""
+        set_marker(self.src / "voxstack", service, mark)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Another `voxstack` command with this run's environment (state dir, ports)."""
-        return subprocess.run(
-            [sys.executable, "-m", "voxstack", *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run(voxstack_command(*args), env=self.env, capture_output=True, text=True, timeout=60)
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 60) -> int:
         assert self.proc is not None

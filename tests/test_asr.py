@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from helpers import served, voxstack_command
 from speech import VOICE_RATE, pcm16, silence, wav, wer
 
 from voxstack.rpc_status import failure_from_error
+from voxstack.testing.processes import served, voxstack_command
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 pytestmark = pytest.mark.slow
@@ -35,8 +35,8 @@ def asr_address(models_dir, tmp_path_factory) -> Iterator[str]:
         "VOXSTACK_ASR__MAX_AUDIO_SECONDS": str(MAX_SECONDS),
         "VOXSTACK_ASR__MAX_CONCURRENCY": "1",
     }
-    with served("asr", env, tmp_path_factory.mktemp("asr") / "asr.log") as address:
-        yield address
+    with served("asr", env=env, log=tmp_path_factory.mktemp("asr") / "asr.log") as process:
+        yield process.address
 
 
 @pytest.fixture

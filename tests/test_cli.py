@@ -8,8 +8,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import free_port
-from helpers import voxstack_command, wait_serving
+
+from voxstack.testing.processes import free_port, voxstack_command, wait_until_serving
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def echo_server(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Pop
     )
     address = f"127.0.0.1:{port}"
     try:
-        wait_serving(address, proc)
+        wait_until_serving("echo", address, proc)
         yield proc, address
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -85,7 +85,7 @@ def test_health_of_a_not_serving_server(subprocess_env: dict[str, str]) -> None:
     from echo_service import EchoService
 
     from voxstack.config import GrpcServiceSettings, load_settings
-    from voxstack.server import ServiceHost
+    from voxstack.server.host import ServiceHost
 
     async def scenario() -> subprocess.CompletedProcess[str]:
         host = ServiceHost(EchoService(gate=asyncio.Event()), load_settings(), GrpcServiceSettings(port=0))

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from helpers import voxstack_command
 from speech import pcm16, silence, wav, wer
 from stack import Stack
 from websockets.sync.client import connect
@@ -23,6 +22,7 @@ from websockets.sync.client import connect
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import decode_wav, resample
 from voxstack.config import load_settings
+from voxstack.testing.processes import voxstack_command
 
 pytestmark = pytest.mark.slow
 

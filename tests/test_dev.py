@@ -20,11 +20,14 @@ from devstack import DevRun
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends
 from voxstack.runstate import pid_alive
+from voxstack.testing.processes import free_port
 from voxstack.v1 import tts_pb2
 
 pytestmark = pytest.mark.slow
 
-LANGUAGE_LINE = "language=v.language,"
+# The test's own edits: blocks appended to a module (voxstack.testing.edits), never a match of its code.
+TOUCH = "_TEST_EDIT = {n}\n"
+BROKEN = "raise RuntimeError('broken on purpose')\n"
 
 
 @pytest.fixture
@@ -67,11 +70,8 @@ def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
                 await asyncio.sleep(0.005)
 
         task = asyncio.create_task(hammer())
-        previous = LANGUAGE_LINE
         for i in range(1, 21):
-            marker = f'language=v.language + "-v{i}",'
-            dev_tts.edit("tts/service.py", previous, marker)
-            previous = marker
+            dev_tts.mark("tts", f"v{i}")
             deadline = time.monotonic() + 30
             while not (seen and seen[-1].endswith(f"-v{i}")):
                 assert time.monotonic() < deadline, f"reload {i} not served; output:\n{dev_tts.output()[-2000:]}"
@@ -92,24 +92,23 @@ def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
 def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, models_dir) -> None:
     """One client, one keep-alive connection, requests back to back: the stopping instance answers with
     `Connection: close` instead of closing the connection under a request."""
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core")).start()
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"))
+    run.mark("core", "v0")
+    run.start()
     try:
         run.wait_for(lambda: run.serving("core"), what="core serving")
         seen: list[str] = []
         failures: list[str] = []
         calls = 0
-        previous = '{"status": "alive",'
         with httpx.Client(base_url=f"http://127.0.0.1:{run.ports['core']}", timeout=10) as client:
             for i in range(1, 6):
-                marker = f'{{"status": "alive-v{i}",'
-                run.edit("core/app.py", previous, marker)
-                previous = marker
+                run.mark("core", f"v{i}")
                 deadline = time.monotonic() + 30
-                while not seen or seen[-1] != f"alive-v{i}":
+                while not seen or seen[-1] != f"v{i}":
                     assert time.monotonic() < deadline, f"reload {i} not served:\n{run.output()[-2000:]}"
                     calls += 1
                     try:
-                        status = client.get("/livez").json()["status"]
+                        status = client.get("/test/marker").json()["status"]
                     except httpx.HTTPError as exc:
                         failures.append(repr(exc))
                         continue
@@ -118,7 +117,7 @@ def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, model
     finally:
         run.stop()
     assert failures == [], failures[:3]
-    assert seen == ["alive", *(f"alive-v{i}" for i in range(1, 6))]
+    assert seen == [f"v{i}" for i in range(6)]
     assert calls > 50
 
 
@@ -127,20 +126,20 @@ def test_only_the_services_that_import_a_file_restart(tmp_path, models_dir) -> N
     try:
         run.wait_for(lambda: run.serving("tts", "core"), what="tts and core serving")
         core_pid, tts_pid = run.pid("core"), run.pid("tts")
-        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.append("tts/engine.py", TOUCH.format(n=1))
         run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="tts reload")
         time.sleep(1.0)
         assert run.pid("core") == core_pid and run.generation("core") == 1
         assert run.pid("tts") != tts_pid
         # Shared code that both import: both restart.
-        run.edit("text.py", "DEFAULT_MAX_CHARS = 250", "DEFAULT_MAX_CHARS = 260")
+        run.append("text.py", TOUCH.format(n=1))
         run.wait_for(
             lambda: run.generation("tts") == 3 and run.generation("core") == 2 and run.serving("tts", "core"),
             what="both reload",
         )
         assert "change in src/voxstack/text.py: reloading core, tts" in run.output()
         # Code no running service imports: nothing restarts.
-        run.edit("asr/vad.py", "CONTEXT = 64", "CONTEXT = 64  # edited")
+        run.append("asr/vad.py", TOUCH.format(n=1))
         time.sleep(1.5)
         assert run.generation("tts") == 3 and run.generation("core") == 2
         assert "nothing to reload" in run.output()
@@ -153,13 +152,13 @@ def test_a_syntax_error_keeps_the_old_instance(dev_tts: DevRun) -> None:
         from voxstack.v1 import tts_pb2_grpc
 
         stub = tts_pb2_grpc.TtsStub(channel)
-        dev_tts.edit("tts/service.py", LANGUAGE_LINE, "language=v.language +,")
+        dev_tts.append("tts/service.py", "def broken(:\n")
         dev_tts.wait_for(lambda: "reload of tts failed" in dev_tts.output(), what="failed reload")
         output = dev_tts.output()
         assert "SyntaxError" in output
         assert "tts/service.py" in output and "the old instance keeps serving" in output
         assert stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=5).voices[0].language == "en_US"
-        dev_tts.edit("tts/service.py", "language=v.language +,", 'language=v.language + "-fixed",')
+        dev_tts.mark("tts", "fixed")
         dev_tts.wait_for(
             lambda: stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=5).voices[0].language == "en_US-fixed",
             what="fixed code served",
@@ -172,7 +171,7 @@ def test_a_killed_service_comes_back_and_a_crash_loop_backs_off(dev_tts: DevRun)
     dev_tts.wait_for(lambda: dev_tts.serving("tts") and dev_tts.pid("tts") not in (0, first), what="restart")
     assert "restarting tts in 0.5 s" in dev_tts.output()
     # Now make every start crash, and kill the running one.
-    dev_tts.edit("tts/engine.py", "import json\n", "import json\nraise RuntimeError('broken on purpose')\n")
+    dev_tts.append("tts/engine.py", BROKEN)
     dev_tts.wait_for(lambda: "reload of tts failed" in dev_tts.output(), what="failed reload")
     os.kill(dev_tts.pid("tts"), signal.SIGKILL)
     time.sleep(7)
@@ -210,7 +209,7 @@ def test_polling_mode_when_forced(tmp_path, models_dir) -> None:
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving")
         assert "(polling)" in run.output()
-        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.append("tts/engine.py", TOUCH.format(n=1))
         run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="reload by polling")
     finally:
         run.stop()
@@ -266,7 +265,6 @@ def test_a_stale_record_is_recovered(tmp_path, models_dir) -> None:
 
 
 def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir) -> None:
-    from conftest import free_port
 
     port = free_port()
     run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--debug", "tts", "--debug-port", str(port))).start()
@@ -277,7 +275,7 @@ def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir)
         run.wait_for(lambda: banner in run.output(), timeout=10, what="the debugger's address in the banner")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-        run.edit("tts/engine.py", "LENGTH_SCALE = (0.2, 5.0)", "LENGTH_SCALE = (0.2, 5.5)")
+        run.append("tts/engine.py", TOUCH.format(n=1))
         run.wait_for(lambda: run.generation("tts") == 2 and run.serving("tts"), what="reload under debugpy")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
@@ -303,3 +301,22 @@ def test_up_detached_then_down(tmp_path, models_dir) -> None:
         down = run.cli("down")
     assert down.returncode == 0 and "stopped voxstack up" in down.stdout
     assert run.record() == {}
+
+
+def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_nothing(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+    try:
+        run.wait_for(lambda: run.serving("tts", "core"), what="serving")
+        for name in ("tts", "core"):
+            reported = next((run.state / "voxstack" / "sockets").glob(f"{name}-*.sock.modules"))
+            loaded = json.loads(reported.read_text())
+            assert "voxstack.server.__main__" in loaded
+            assert [m for m in loaded if m.startswith(("voxstack.cli", "voxstack.commands"))] == [], name
+        run.append("cli/chat.py", TOUCH.format(n=1))
+        run.append("cli/stack.py", TOUCH.format(n=1))
+        run.wait_for(lambda: "nothing to reload" in run.output(), timeout=10, what="the edit seen")
+        time.sleep(1.0)
+        assert run.generation("tts") == 1 and run.generation("core") == 1
+        assert "reloading" not in run.output()
+    finally:
+        assert run.stop() == 0

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import free_port
-from helpers import served, voxstack_command
 
 from voxstack.models import DEFAULT_MODELS, pull
+from voxstack.testing.processes import free_port, served, voxstack_command
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -45,8 +44,8 @@ def llm_address(models_dir: Path, llm_model: Path, tmp_path_factory) -> Iterator
         "VOXSTACK_LLM__CONTEXT_SIZE": str(CONTEXT),
         "VOXSTACK_LLM__MAX_QUEUE": "1",
     }
-    with served("llm", env, tmp_path_factory.mktemp("llm") / "llm.log") as address:
-        yield address
+    with served("llm", env=env, log=tmp_path_factory.mktemp("llm") / "llm.log") as process:
+        yield process.address
 
 
 @pytest.fixture
@@ -291,8 +290,8 @@ def upstream_address(upstream: str, tmp_path_factory) -> Iterator[str]:
         "VOXSTACK_LLM__UPSTREAM_URL": upstream,
         "VOXSTACK_LLM__UPSTREAM_API_KEY": "sk-test",
     }
-    with served("llm", env, tmp_path_factory.mktemp("llm-openai") / "llm.log") as address:
-        yield address
+    with served("llm", env=env, log=tmp_path_factory.mktemp("llm-openai") / "llm.log") as process:
+        yield process.address
 
 
 def test_upstream_backend_streams(upstream_address: str) -> None:

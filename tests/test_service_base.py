@@ -15,7 +15,7 @@ from voxtest.v1 import echo_pb2, echo_pb2_grpc
 
 from voxstack.config import GrpcServiceSettings, Settings, load_settings
 from voxstack.rpc_status import failure_from_error
-from voxstack.server import BindError, ServiceHost
+from voxstack.server.host import BindError, ServiceHost
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from conftest import free_port
-from helpers import voxstack_command, wait_serving
 from voxtest.v1 import echo_pb2, echo_pb2_grpc
+
+from voxstack.testing.processes import free_port, voxstack_command, wait_until_serving
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def server(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[st
     )
     address = f"127.0.0.1:{port}"
     try:
-        wait_serving(address, proc)
+        wait_until_serving("echo", address, proc)
         yield proc, address
     finally:
         if proc.poll() is None:

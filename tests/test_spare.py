@@ -41,10 +41,10 @@ def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded(t
     names = tmp_path / "imports"
     names.write_text(json.dumps(["rich"]))
     argv = spare_argv("tts", names)
-    assert argv[1].endswith("supervisor/spare.py") and argv[-2:] == ["serve", "tts"]
+    assert argv[1].endswith("supervisor/spare.py") and argv[-1] == "tts"
     base = argv[:3]
-    started = subprocess.run([*base, "version"], input="start\n", capture_output=True, text=True, timeout=60)
+    started = subprocess.run([*base, "--help"], input="start\n", capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
-    assert "voxstack" in started.stdout and "grpc" in started.stdout
-    discarded = subprocess.run([*base, "version"], input="", capture_output=True, text=True, timeout=60)
+    assert "python -m voxstack.server" in started.stdout and "SERVICE" in started.stdout.upper()
+    discarded = subprocess.run([*base, "--help"], input="", capture_output=True, text=True, timeout=60)
     assert discarded.returncode == 0 and discarded.stdout == ""

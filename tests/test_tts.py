@@ -13,12 +13,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from helpers import served, voxstack_command
 from speech import wer
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import resample
 from voxstack.config import load_settings
+from voxstack.testing.processes import served, voxstack_command
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,8 @@ WAV = common_pb2.AUDIO_ENCODING_WAV
 def tts_server(models_dir: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_TTS__MAX_TEXT_CHARS": str(MAX_TEXT)}
     log = tmp_path_factory.mktemp("tts") / "tts.log"
-    with served("tts", env, log) as address:
-        yield address, log
+    with served("tts", env=env, log=log) as process:
+        yield process.address, log
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxstack.models import default_models_dir
+from voxstack.registry import SERVICES
 from voxstack.runstate import default_state_dir
 
 ENV_PREFIX = "VOXSTACK_"
@@ -100,7 +101,9 @@ class GrpcServiceSettings(ServiceSettings):
 
 
 class AsrSettings(GrpcServiceSettings):
-    port: int = Field(50051, ge=0, le=65535)
+    """The asr service: speech to text with faster-whisper."""
+
+    port: int = Field(SERVICES["asr"].default_port, ge=0, le=65535)
     model: Path | None = Field(
         None, description="A faster-whisper model folder; unset = the default Whisper base in models_dir."
     )
@@ -112,7 +115,7 @@ class AsrSettings(GrpcServiceSettings):
         ge=0,
         le=256,
         description="Threads of the text decoder per decode on cpu; 0 = cpu_threads. Its per-token steps are too "
-        "small to share: one thread decoded 2.3x faster than two on 2 cores.",
+        "small to share between threads (see docs/PERFORMANCE.md); 1 runs it on a second model instance.",
     )
     language: str = Field(
         "en",
@@ -129,7 +132,8 @@ class AsrSettings(GrpcServiceSettings):
         10.0,
         ge=0.5,
         le=30,
-        description="Quiet the fitted window keeps after the audio: less is faster but less accurate (see README).",
+        description="Quiet the fitted window keeps after the audio: less is faster but less accurate "
+        "(see docs/PERFORMANCE.md).",
     )
     max_concurrency: int = Field(1, ge=1, le=32, description="Decodes run in parallel.")
     max_queue: int = Field(16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing.")
@@ -148,7 +152,9 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class LlmSettings(GrpcServiceSettings):
-    port: int = Field(50052, ge=0, le=65535)
+    """The llm service: replies from llama.cpp or an OpenAI-compatible upstream."""
+
+    port: int = Field(SERVICES["llm"].default_port, ge=0, le=65535)
     engine: Literal["llama_cpp", "openai"] = Field(
         "llama_cpp", description="llama_cpp (a local GGUF model) or openai (any OpenAI-compatible server)."
     )
@@ -160,7 +166,7 @@ class LlmSettings(GrpcServiceSettings):
         ge=0,
         le=19,
         description="CPU niceness: the llm writes ahead of the speech it feeds, so tts and asr should win the CPU "
-        "when they contend (measured: tts of a sentence 0.39 s at the same priority, 0.19 s at 10).",
+        "when they contend.",
     )
     gpu_layers: int = Field(0, ge=-1, le=10_000, description="Layers offloaded to a GPU (-1 = all).")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
@@ -184,7 +190,9 @@ class LlmSettings(GrpcServiceSettings):
 
 
 class TtsSettings(GrpcServiceSettings):
-    port: int = Field(50053, ge=0, le=65535)
+    """The tts service: speech from piper voices."""
+
+    port: int = Field(SERVICES["tts"].default_port, ge=0, le=65535)
     voices: list[Path] = Field(
         default_factory=list,
         description="piper voices (.onnx, each with its .onnx.json beside it); empty = the default voice.",
@@ -198,7 +206,9 @@ class TtsSettings(GrpcServiceSettings):
 
 
 class CoreSettings(ServiceSettings):
-    port: int = Field(8080, ge=0, le=65535)
+    """The core: the HTTP/WebSocket API, its calls to the services, and sessions."""
+
+    port: int = Field(SERVICES["core"].default_port, ge=0, le=65535)
     asr_address: str = Field("", description="HOST:PORT of asr; empty = from the asr section.")
     llm_address: str = Field("", description="HOST:PORT of llm; empty = from the llm section.")
     tts_address: str = Field("", description="HOST:PORT of tts; empty = from the tts section.")

@@ -1,15 +1,15 @@
 """Typed errors with stable codes, turned into gRPC or HTTP statuses at the edge.
 
-Engines and servicers raise these; the service base maps them to a gRPC status
-(and the core to an HTTP status). ``reason`` is the stable, machine-readable
+Engines and servicers raise these; ``rpc_status`` maps them to gRPC statuses
+(for the service base and its clients) and the core to HTTP statuses. This
+module imports no grpc, so code that only fetches models or reads settings
+does not need the services' dependencies. ``reason`` is the stable, machine-readable
 code a client can branch on; the message is for people.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
-
-import grpc
 
 
 class StartupError(Exception):
@@ -20,7 +20,6 @@ class StartupError(Exception):
 class VoxError(Exception):
     """Base of every error voxstack reports to a caller on purpose."""
 
-    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
     http_status: ClassVar[int] = 500
     default_reason: ClassVar[str] = "INTERNAL"
 
@@ -36,7 +35,6 @@ class VoxError(Exception):
 class InvalidInput(VoxError):
     """The request is malformed: bad audio, empty text, unknown voice, ..."""
 
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
     http_status = 400
     default_reason = "INVALID_ARGUMENT"
 
@@ -44,7 +42,6 @@ class InvalidInput(VoxError):
 class TooLarge(VoxError):
     """The request is over a size, length or queue limit."""
 
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
     http_status = 413
     default_reason = "RESOURCE_EXHAUSTED"
 
@@ -52,7 +49,6 @@ class TooLarge(VoxError):
 class NotReady(VoxError):
     """The service cannot serve yet (engine loading) or any more (shutting down)."""
 
-    grpc_status = grpc.StatusCode.UNAVAILABLE
     http_status = 503
     default_reason = "NOT_READY"
 
@@ -60,7 +56,6 @@ class NotReady(VoxError):
 class PreconditionFailed(VoxError):
     """The request is valid but the system is not in a state to run it."""
 
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
     http_status = 409
     default_reason = "FAILED_PRECONDITION"
 
@@ -68,7 +63,6 @@ class PreconditionFailed(VoxError):
 class DeadlineExceeded(VoxError):
     """The work did not finish within its deadline."""
 
-    grpc_status = grpc.StatusCode.DEADLINE_EXCEEDED
     http_status = 504
     default_reason = "DEADLINE_EXCEEDED"
 

@@ -15,11 +15,31 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from voxstack.errors import VoxError
+from voxstack.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    NotReady,
+    PreconditionFailed,
+    TooLarge,
+    VoxError,
+)
 
 ERROR_DOMAIN = "voxstack"
 REQUEST_ID_KEY = "x-request-id"
 _DETAILS_KEY = "grpc-status-details-bin"
+# Each error kind's status; a subclass takes its nearest listed base's.
+GRPC_STATUS: dict[type[VoxError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def grpc_status(exc: VoxError) -> grpc.StatusCode:
+    """The gRPC status of a typed error (INTERNAL for kinds not listed)."""
+    return next((GRPC_STATUS[k] for k in type(exc).__mro__ if k in GRPC_STATUS), grpc.StatusCode.INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -34,7 +54,7 @@ class StatusReply:
 def status_for(exc: BaseException, *, request_id: str, error_detail: bool) -> StatusReply:
     """The status a caller gets for ``exc``."""
     if isinstance(exc, VoxError):
-        code, reason, message = exc.grpc_status, exc.reason, exc.message
+        code, reason, message = grpc_status(exc), exc.reason, exc.message
     else:
         code, reason = grpc.StatusCode.INTERNAL, "INTERNAL"
         # Unexpected errors say nothing of our internals in prod.
@@ -79,7 +99,7 @@ def failure_from_error(err: grpc.RpcError) -> RpcFailure:
     reason = request_id = tb = ""
     status = None
     try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+        status = rpc_status.from_call(err)
     except (ValueError, AttributeError):
         status = None  # no or inconsistent rich details: the plain status still says enough
     if status is not None:

@@ -1,4 +1,4 @@
-"""How a supervisor and the service processes it starts talk, through the environment and files."""
+"""What a service process tells its supervisor through files: the modules it has loaded."""
 
 from __future__ import annotations
 
@@ -6,11 +6,7 @@ import json
 import os
 import sys
 
-# A unix socket path on which this instance alone answers (health, /livez).
-CONTROL_SOCKET_ENV = "VOXSTACK_CONTROL_SOCKET"
-# For the core: an inherited listening socket to serve on.
-LISTEN_FD_ENV = "VOXSTACK_LISTEN_FD"
-
+from voxstack.registry import CONTROL_SOCKET_ENV
 
 # Modules listed by the report: ours, and the development tools prod must never load.
 REPORTED = ("voxstack", "debugpy", "watchfiles")

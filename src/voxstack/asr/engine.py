@@ -10,16 +10,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voxstack.asr import SAMPLE_RATE
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput
 from voxstack.models import DEFAULT_MODELS, ModelError, require
 
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 # faster-whisper's own threshold for "this decode repeats itself" (gzip ratio of the text).
 LOOP_COMPRESSION_RATIO = 2.4
 
@@ -49,7 +53,7 @@ class WhisperEngine:
     def __init__(self, settings: AsrSettings, models_dir: Path) -> None:
         self.settings = settings
         self.models_dir = models_dir
-        self._model = None
+        self._model: WhisperModel | None = None  # or its FittedWhisperModel subclass
         self._languages: frozenset[str] = frozenset()
 
     def model_path(self) -> Path:

@@ -15,17 +15,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 
 import numpy as np
 import soxr
 
-from voxstack.asr.engine import SAMPLE_RATE, Transcript, WhisperEngine
+from voxstack.asr import SAMPLE_RATE
+from voxstack.asr.engine import Transcript, WhisperEngine
 from voxstack.asr.vad import Segmenter, SileroStream, VadEvent
 from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput, VoxError
-from voxstack.server.limiter import Limiter, run_in_thread
+from voxstack.server.worker import Worker
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
@@ -114,8 +114,7 @@ class RecognitionStream:
         engine: WhisperEngine,
         vad: SileroStream,
         settings: AsrSettings,
-        limiter: Limiter,
-        executor: Executor,
+        worker: Worker,
         emit: Emit,
     ) -> None:
         fmt = config.format
@@ -136,8 +135,7 @@ class RecognitionStream:
         self.engine = engine
         self.vad = vad
         self.settings = settings
-        self.limiter = limiter
-        self.executor = executor
+        self.worker = worker
         self.emit = emit
         self.segmenter = Segmenter(
             settings.vad_threshold,
@@ -313,18 +311,8 @@ class RecognitionStream:
         )
 
     async def _decode_utterance(self, audio: np.ndarray, start: int) -> tuple[Transcript, float, float]:
-        cancel = threading.Event()
-        async with self.limiter.slot() as queued:
-            began = time.perf_counter()
-            transcript = await run_in_thread(
-                self.executor,
-                self._transcribe,
-                cancel,
-                audio,
-                start / SAMPLE_RATE,
-                cancel=cancel,
-            )
-        return transcript, queued, time.perf_counter() - began
+        done = await self.worker.run(self._transcribe, audio, start / SAMPLE_RATE)
+        return done.value, done.queue_seconds, done.processing_seconds
 
     def _transcribe(self, cancel: threading.Event, audio: np.ndarray, offset: float) -> Transcript:
         # The VAD already cut out the silence.

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from voxstack.asr import SAMPLE_RATE
+
 WINDOW = 512  # samples at 16 kHz: 32 ms
 CONTEXT = 64
-SAMPLE_RATE = 16_000
 
 
 def load_silero_session() -> Any:

@@ -14,17 +14,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxstack.config import Settings
 from voxstack.errors import VoxError
+from voxstack.health import check_channel
 from voxstack.logs import request_id_var
+from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY
 from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("asr", "llm", "tts")
 # Refusals before any reply that a retry fixes: a service restarting, or an old
 # instance that stops while a call is on its way (it cancels what it did not start).
 # Our own cancellations never get here: they raise asyncio.CancelledError.
@@ -76,12 +76,13 @@ class StageError(VoxError):
         super().__init__(f"{stage} failed: {code.name}: {details}", reason=f"{stage.upper()}_{code.name}")
         self.stage = stage
         self.code = code
-        self.http_status = self.HTTP.get(code, 502)  # type: ignore[misc]
+        # One class for every stage failure: its HTTP status follows the gRPC code.
+        self.http_status = self.HTTP.get(code, 502)  # type: ignore[misc]  # a ClassVar on other errors
 
 
 def stage_error(stage: str, err: grpc.RpcError) -> StageError:
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
-    details = err.details() if hasattr(err, "details") else str(err)  # type: ignore[attr-defined]
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
     return StageError(stage, code, details or "")
 
 
@@ -90,7 +91,7 @@ class Backends:
 
     def __init__(self, settings: Settings) -> None:
         core = settings.core
-        self.addresses = {stage: settings.backend_address(stage) for stage in STAGES}
+        self.addresses = {stage: settings.backend_address(stage) for stage in MODEL_SERVICES}
         self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
         self.retries = core.retries
         size = max(settings.asr.max_message_bytes, settings.tts.max_message_bytes)
@@ -152,20 +153,14 @@ class Backends:
     async def health(self, timeout: float = 1.5) -> dict[str, dict[str, str]]:
         """Each stage's health status (SERVING, NOT_SERVING, UNREACHABLE, ...) and address."""
 
-        async def check(stage: str) -> tuple[str, str]:
-            stub = health_pb2_grpc.HealthStub(self.channels[stage])
-            try:
-                # wait_for_ready: a service that just came back is reconnected to, not reported down.
-                reply = await stub.Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=timeout, wait_for_ready=True
-                )
-            except grpc.aio.AioRpcError as err:
-                down = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-                return stage, "UNREACHABLE" if err.code() in down else err.code().name
-            return stage, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-
-        results = await asyncio.gather(*(check(s) for s in STAGES))
-        return {stage: {"status": status, "address": self.addresses[stage]} for stage, status in results}
+        # wait_for_ready: a service that just came back is reconnected to, not reported down.
+        results = await asyncio.gather(
+            *(
+                check_channel(self.channels[s], self.addresses[s], timeout=timeout, wait_for_ready=True)
+                for s in MODEL_SERVICES
+            )
+        )
+        return {s: {"status": r.status, "address": r.address} for s, r in zip(MODEL_SERVICES, results, strict=True)}
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.channels.values()))

@@ -9,7 +9,6 @@ spoken, while the llm goes on writing the next one. Stopping the iteration
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from voxstack.config import Settings
 from voxstack.core.clients import Backends
 from voxstack.core.sessions import SessionStore
 from voxstack.errors import InvalidInput
+from voxstack.server.feed import Feed
 from voxstack.text import SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
 
 _ROLES = {"system": llm_pb2.ROLE_SYSTEM, "user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
-_END = object()
 
 
 @dataclass
@@ -113,7 +112,7 @@ class Pipeline:
         """A spoken reply to ``text``: deltas, sentence audio in order, then ReplyDone."""
         t0 = started if started is not None else time.perf_counter()
         timings = TurnTimings()
-        out: asyncio.Queue[object] = asyncio.Queue()
+        out: Feed[TextDelta | SentenceAudio] = Feed()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         done: dict[str, object] = {}
 
@@ -123,7 +122,7 @@ class Pipeline:
                 async for reply in self.generate(session_id, text, system):
                     if reply.WhichOneof("event") == "delta":
                         timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
-                        out.put_nowait(TextDelta(reply.delta))
+                        out.put(TextDelta(reply.delta))
                         for sentence in splitter.feed(reply.delta):
                             timings.first_sentence = timings.first_sentence or time.perf_counter() - t0
                             sentences.put_nowait(sentence)
@@ -153,41 +152,19 @@ class Pipeline:
                 if index == 0:
                     timings.tts_first_chunk = time.perf_counter() - asked
                     timings.first_audio = time.perf_counter() - t0
-                out.put_nowait(SentenceAudio(index, sentence, reply.audio, reply.format.sample_rate_hz))
+                out.put(SentenceAudio(index, sentence, reply.audio, reply.format.sample_rate_hz))
                 index += 1
 
-        async def run(coro_fn) -> None:  # type: ignore[no-untyped-def]
-            try:
-                await coro_fn()
-            except BaseException as exc:
-                out.put_nowait(exc)
-                raise
-            finally:
-                out.put_nowait(_END)
-
-        tasks = [asyncio.create_task(run(write)), asyncio.create_task(run(speak))]
-        try:
-            finished = 0
-            while finished < len(tasks):
-                item = await out.get()
-                if item is _END:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item  # type: ignore[misc]
-            timings.total = time.perf_counter() - t0
-            usage = done.get("usage") or llm_pb2.TokenUsage()
-            yield ReplyDone(
-                str(done.get("text", "")),
-                str(done.get("reason", "")),
-                timings,
-                usage.prompt_tokens,  # type: ignore[attr-defined]
-                usage.completion_tokens,  # type: ignore[attr-defined]
-            )
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+        async with out.running(write, speak):
+            async for item in out:
+                yield item
+        timings.total = time.perf_counter() - t0
+        reported = done.get("usage")
+        usage = reported if isinstance(reported, llm_pb2.TokenUsage) else llm_pb2.TokenUsage()
+        yield ReplyDone(
+            str(done.get("text", "")),
+            str(done.get("reason", "")),
+            timings,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )

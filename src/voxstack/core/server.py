@@ -8,9 +8,13 @@ import logging
 import os
 import signal
 import socket
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from voxstack.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     import uvicorn
 
     from voxstack.core.app import create_app
-    from voxstack.runtime import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
+    from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
     from voxstack.server.host import BindError
 
     core = settings.core
@@ -100,7 +104,7 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     return 0
 
 
-def _server_class():  # type: ignore[no-untyped-def]
+def _server_class() -> Callable[[uvicorn.Config, CloseWhenDraining], uvicorn.Server]:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -116,7 +120,7 @@ def _server_class():  # type: ignore[no-untyped-def]
             super().__init__(config)
             self.app = app
 
-        async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Stop accepting (under a supervisor the next instance takes new
             # connections), then let open HTTP connections send one more request,
             # answered with `Connection: close`, before uvicorn closes what is idle.
@@ -130,7 +134,7 @@ def _server_class():  # type: ignore[no-untyped-def]
             await super().shutdown(sockets)
 
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]
+        def capture_signals(self) -> Iterator[None]:
             previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
                 yield

@@ -1,9 +1,8 @@
 """``/v1/stream``: a spoken conversation over one WebSocket.
 
 The client sends a JSON config, then binary PCM16 chunks (and optionally
-``{"type": "end"}``). The server sends JSON events -- ready, speech_started,
-partial, speech_ended, transcript, reply_delta, audio (followed by one binary
-frame of PCM16), reply_done, barge_in, error -- as they happen. When the
+``{"type": "end"}``). The server sends the events of ``core.events`` as they
+happen; an ``audio`` event is followed by one binary frame of PCM16. When the
 client starts speaking while a reply is still being produced, that reply's
 llm and tts calls are cancelled and its audio stops (barge-in).
 """
@@ -12,60 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 
-from voxstack.audio import MAX_RATE, MIN_RATE
-from voxstack.config import Settings
+from voxstack.core import events
 from voxstack.core.clients import Backends, StageError, stage_error
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
-from voxstack.core.sessions import check_session_id
-from voxstack.errors import InvalidInput, VoxError
-from voxstack.logs import request_id_var
+from voxstack.errors import VoxError
 from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
-
-POLICY_VIOLATION = 1008
-
-
-def parse_config(message: Any) -> tuple[asr_pb2.RecognitionConfig, str]:
-    if not isinstance(message, dict) or message.get("type") != "config":
-        raise InvalidInput(
-            'the first message must be JSON {"type": "config", "sample_rate": N, ...}', reason="CONFIG_FIRST"
-        )
-    rate, channels = message.get("sample_rate"), message.get("channels", 1)
-    if not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidInput(f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}", reason="BAD_SAMPLE_RATE")
-    if channels not in (1, 2):
-        raise InvalidInput("channels must be 1 or 2", reason="BAD_CHANNELS")
-    session_id = message.get("session_id") or uuid.uuid4().hex
-    if not isinstance(session_id, str):
-        raise InvalidInput("session_id must be a string", reason="BAD_SESSION_ID")
-    check_session_id(session_id)
-    config = asr_pb2.RecognitionConfig(
-        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels),
-        language=str(message.get("language", "")),
-        interim_results=bool(message.get("interim_results", True)),
-    )
-    return config, session_id
-
-
-def _is_end(text: str) -> bool:
-    """Whether a text frame is ``{"type": "end"}``; other text frames are ignored."""
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "end"
 
 
 class Conversation:
@@ -81,22 +41,33 @@ class Conversation:
         self.turns = 0
         self.speech_end = time.perf_counter()
 
-    async def send(self, event: dict[str, Any], data: bytes | None = None) -> None:
+    async def send(self, event: events.Event, data: bytes | None = None) -> None:
         async with self.send_lock:  # an audio event and its binary frame stay together
-            await self.ws.send_json(event)
+            await self.ws.send_json(event.payload())
             if data is not None:
                 await self.ws.send_bytes(data)
 
     async def run(self) -> None:
+        first = await self.ws.receive()
+        if first["type"] == "websocket.disconnect":
+            return
         try:
-            config, session_id = parse_config(await self.ws.receive_json())
-        except (VoxError, ValueError) as exc:
-            message = exc.message if isinstance(exc, VoxError) else f"the config is not JSON: {exc}"
-            await self.send({"type": "error", "code": getattr(exc, "reason", "BAD_CONFIG"), "message": message})
-            await self.ws.close(POLICY_VIOLATION)
+            stream_config, session_id = events.parse_config(first.get("text"))
+        except VoxError as exc:
+            await self.send(events.Error(code=exc.reason, message=exc.message))
+            await self.ws.close(events.POLICY_VIOLATION)
             return
         self.session_id = session_id
-        await self.send({"type": "ready", "session_id": session_id})
+        config = asr_pb2.RecognitionConfig(
+            format=common_pb2.AudioFormat(
+                encoding=common_pb2.AUDIO_ENCODING_PCM16,
+                sample_rate_hz=stream_config.sample_rate,
+                channels=stream_config.channels,
+            ),
+            language=stream_config.language,
+            interim_results=stream_config.interim_results,
+        )
+        await self.send(events.Ready(session_id=session_id))
         reader = asyncio.create_task(self.read())
         try:
             await self.recognise(config)
@@ -106,7 +77,7 @@ class Conversation:
             pass
         except VoxError as exc:
             with contextlib.suppress(Exception):
-                await self.send({"type": "error", "code": exc.reason, "message": exc.message})
+                await self.send(events.Error(code=exc.reason, message=exc.message))
         finally:
             reader.cancel()
             await self.cancel_turn()
@@ -122,7 +93,7 @@ class Conversation:
                     break
                 if message.get("bytes"):
                     self.audio.put_nowait(message["bytes"])
-                elif message.get("text") and _is_end(message["text"]):
+                elif message.get("text") and events.is_end(message["text"]):
                     break
         finally:
             self.audio.put_nowait(None)
@@ -170,16 +141,16 @@ class Conversation:
         if kind == "speech_started":
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
-                await self.send({"type": "barge_in", "turn": self.turns})
-            await self.send({"type": "speech_started", "utterance": utterance})
+                await self.send(events.BargeIn(turn=self.turns))
+            await self.send(events.SpeechStarted(utterance=utterance))
         elif kind == "partial":
-            await self.send({"type": "partial", "utterance": utterance, "text": reply.partial.text})
+            await self.send(events.Partial(utterance=utterance, text=reply.partial.text))
         elif kind == "speech_ended":
             self.speech_end = time.perf_counter()
-            await self.send({"type": "speech_ended", "utterance": utterance})
+            await self.send(events.SpeechEnded(utterance=utterance))
         elif kind == "final":
             text = reply.final.result.text
-            await self.send({"type": "transcript", "utterance": utterance, "text": text})
+            await self.send(events.Transcript(utterance=utterance, text=text))
             if text.strip():
                 await self.cancel_turn()
                 self.turns += 1
@@ -191,38 +162,30 @@ class Conversation:
         try:
             async for event in self.pipeline.reply(self.session_id, text, started=self.speech_end):
                 if isinstance(event, TextDelta):
-                    await self.send({"type": "reply_delta", "turn": turn, "text": event.text})
+                    await self.send(events.ReplyDelta(turn=turn, text=event.text))
                 elif isinstance(event, SentenceAudio):
-                    meta = {
-                        "type": "audio",
-                        "turn": turn,
-                        "index": event.index,
-                        "text": event.text,
-                        "sample_rate": event.sample_rate,
-                        "bytes": len(event.pcm16),
-                    }
+                    meta = events.Audio(
+                        turn=turn,
+                        index=event.index,
+                        text=event.text,
+                        sample_rate=event.sample_rate,
+                        bytes=len(event.pcm16),
+                    )
                     await self.send(meta, event.pcm16)
                 elif isinstance(event, ReplyDone):
                     event.timings.asr_decode = asr_decode
                     await self.send(
-                        {
-                            "type": "reply_done",
-                            "turn": turn,
-                            "text": event.text,
-                            "timings": event.timings.as_dict(),
-                            "prompt_tokens": event.prompt_tokens,
-                            "completion_tokens": event.completion_tokens,
-                        }
+                        events.ReplyDone(
+                            turn=turn,
+                            text=event.text,
+                            timings=event.timings.as_dict(),
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.completion_tokens,
+                        )
                     )
         except VoxError as exc:
             await self.send(
-                {
-                    "type": "error",
-                    "turn": turn,
-                    "code": exc.reason,
-                    "message": exc.message,
-                    "stage": getattr(exc, "stage", None),
-                }
+                events.Error(turn=turn, code=exc.reason, message=exc.message, stage=getattr(exc, "stage", None))
             )
 
     async def cancel_turn(self) -> None:
@@ -230,14 +193,3 @@ class Conversation:
             self.turn.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.turn
-
-
-def add_stream_route(app: FastAPI, settings: Settings) -> None:
-    @app.websocket("/v1/stream")
-    async def stream(ws: WebSocket) -> None:
-        await ws.accept()
-        token = request_id_var.set(ws.headers.get("x-request-id") or uuid.uuid4().hex)
-        try:
-            await Conversation(ws, ws.app.state.pipeline, ws.app.state.backends).run()
-        finally:
-            request_id_var.reset(token)

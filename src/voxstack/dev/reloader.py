@@ -10,15 +10,15 @@ from pathlib import Path
 
 from voxstack.dev.depmap import DependencyMap
 from voxstack.dev.watcher import DEFAULT_IGNORES, watch
-from voxstack.services import SERVICES
+from voxstack.registry import SERVER_ENTRY, SERVICES
 from voxstack.supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 
 def entry_points(services: Sequence[str]) -> dict[str, list[str]]:
-    """What each service's process runs first: the command line, then its factory module."""
-    return {name: ["voxstack.__main__", SERVICES[name].factory.partition(":")[0]] for name in services}
+    """What each service's process runs first: the lean server entry, then its factory module."""
+    return {name: [f"{SERVER_ENTRY}.__main__", SERVICES[name].module] for name in services}
 
 
 class Reloader:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch
 
+from voxstack.server.feed import Feed, Producer
+
 logger = logging.getLogger(__name__)
 
 WATCHED_SUFFIXES = (".py", ".proto")
@@ -154,15 +156,15 @@ async def _watch_both(
     are preferred: a change polling reports is yielded at once, and native's
     report of the same save, if it follows, settles the choice without a second reload.
     """
-    queue: asyncio.Queue[tuple[str, set[tuple[Change, str]]] | None] = asyncio.Queue()
+    feed: Feed[tuple[str, set[tuple[Change, str]]]] = Feed()
     stops = {"native": asyncio.Event(), "polling": asyncio.Event()}
 
-    async def pump(kind: str) -> None:
-        try:
+    def pump(kind: str) -> Producer:
+        async def run() -> None:
             async for changes in _awatch(paths, ignores, step_ms, kind == "polling", poll_ms, stops[kind]):
-                await queue.put((kind, changes))
-        finally:
-            await queue.put(None)
+                feed.put((kind, changes))
+
+        return run
 
     async def relay_stop() -> None:
         if stop_event is None:
@@ -171,38 +173,28 @@ async def _watch_both(
         for stop in stops.values():
             stop.set()
 
-    tasks = [asyncio.create_task(pump(kind)) for kind in stops]
-    tasks.append(asyncio.create_task(relay_stop()))
     kept: str | None = None
     polled_first_at: float | None = None
     last_polled: dict[Path, float] = {}  # what polling yielded while undecided
-    running = len(stops)
     try:
-        while running:
-            item = await queue.get()
-            if item is None:
-                running -= 1
-                continue
-            kind, changes = item
-            stamps = _stamps(changes)
-            if kept is None:
-                now = time.monotonic()
-                if kind == "native" or (polled_first_at is not None and now - polled_first_at > NATIVE_GRACE):
-                    kept = kind
-                    stops["polling" if kind == "native" else "native"].set()
-                    why = "file events arrive" if kind == "native" else "file events do not arrive"
-                    logger.info("watching with %s from now on (%s)", kind, why)
-                    if stamps == last_polled:
-                        continue  # the save polling already reported
-                else:
-                    polled_first_at = polled_first_at or now
-                    last_polled = stamps
-            elif kind != kept:
-                continue
-            yield _batch(stamps)
+        async with feed.running(*(pump(kind) for kind in stops), companions=[relay_stop]):
+            async for kind, changes in feed:
+                stamps = _stamps(changes)
+                if kept is None:
+                    now = time.monotonic()
+                    if kind == "native" or (polled_first_at is not None and now - polled_first_at > NATIVE_GRACE):
+                        kept = kind
+                        stops["polling" if kind == "native" else "native"].set()
+                        why = "file events arrive" if kind == "native" else "file events do not arrive"
+                        logger.info("watching with %s from now on (%s)", kind, why)
+                        if stamps == last_polled:
+                            continue  # the save polling already reported
+                    else:
+                        polled_first_at = polled_first_at or now
+                        last_polled = stamps
+                elif kind != kept:
+                    continue
+                yield _batch(stamps)
     finally:
         for stop in stops.values():
             stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,6 @@ the thread checks after every token, so decoding stops within one token step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -20,11 +19,10 @@ from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
 from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
 from voxstack.models import DEFAULT_MODELS, ModelError, require
-from voxstack.server.limiter import run_in_thread
+from voxstack.server.feed import Feed
+from voxstack.server.worker import run_in_thread
 
 logger = logging.getLogger(__name__)
-
-_END = object()
 
 
 class LlamaCppEngine:
@@ -88,7 +86,7 @@ class LlamaCppEngine:
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, stop
 
-    def _generate(self, cancel: threading.Event, conversation: Conversation, emit: Callable[[object], None]) -> None:
+    def _generate(self, cancel: threading.Event, conversation: Conversation, emit: Callable[[Event], None]) -> None:
         tokens, template_stop = self.prompt_tokens(conversation)
         room = self._llm.n_ctx() - len(tokens)
         if room < 1:
@@ -124,28 +122,17 @@ class LlamaCppEngine:
         emit(Finished(reason, len(tokens), completion))
 
     async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        feed: Feed[Event] = Feed()
         cancel = threading.Event()
 
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        async def generate() -> None:
+            await run_in_thread(
+                self._executor, self._generate, cancel, conversation, feed.put_threadsafe, cancel=cancel
+            )
 
-        async def run() -> None:
-            try:
-                await run_in_thread(self._executor, self._generate, cancel, conversation, emit, cancel=cancel)
-            finally:
-                queue.put_nowait(_END)
-
-        task = asyncio.create_task(run())
-        try:
-            while (item := await queue.get()) is not _END:
-                yield item  # type: ignore[misc]
-            await task  # raises what the thread raised
-        finally:
-            if not task.done():
-                cancel.set()
-                await asyncio.wait([task])
+        async with feed.running(generate):
+            async for event in feed:
+                yield event
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -9,7 +9,7 @@ import grpc
 
 from voxstack.config import Settings
 from voxstack.llm.engine import Conversation, Delta, LlmEngine, conversation_from
-from voxstack.server.limiter import Limiter
+from voxstack.server.worker import Worker
 from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
 FINISH = {
@@ -28,7 +28,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         received = time.perf_counter()
         conversation: Conversation = conversation_from(request, self.service.settings.llm)
-        async with self.service.limiter.slot() as queued:
+        async with self.service.worker.slot() as queued:
             started = time.perf_counter()
             first = 0.0
             text: list[str] = []
@@ -79,7 +79,8 @@ class LlmService:
 
             self.engine = LlamaCppEngine(llm, settings.models_dir)
             concurrency = 1  # one context, one call at a time
-        self.limiter = Limiter("llm", concurrency, llm.max_queue)
+        # Only its queue limit: the engines run their own threads or calls.
+        self.worker = Worker("llm", concurrency, llm.max_queue)
 
     def register(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(LlmServicer(self), server)

@@ -1,6 +1,5 @@
-"""The shared gRPC service base: host, interceptor and the runner used by ``voxstack serve``."""
+"""The shared gRPC service base: host, interceptor, worker and the runner.
 
-from voxstack.server.host import BindError, Service, ServiceHost
-from voxstack.server.run import load_factory, run_service
-
-__all__ = ["BindError", "Service", "ServiceHost", "load_factory", "run_service"]
+Nothing is imported here, so that ``python -m voxstack.server SERVICE`` (the
+lean entry a supervisor starts) loads only what that service needs.
+"""

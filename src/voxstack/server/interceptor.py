@@ -82,7 +82,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         infra = method.startswith(INFRA_PREFIXES)
         if handler.response_streaming:
             behavior = handler.unary_stream or handler.stream_stream

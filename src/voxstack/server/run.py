@@ -1,4 +1,4 @@
-"""Run one service in this process: what ``voxstack serve`` calls."""
+"""Run one service in this process: what ``voxstack serve`` and ``python -m voxstack.server`` call."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from collections.abc import Callable
 from typing import cast
 
 from voxstack.config import GrpcServiceSettings, Settings
-from voxstack.runtime import CONTROL_SOCKET_ENV
+from voxstack.registry import CONTROL_SOCKET_ENV, SERVICES
 from voxstack.server.host import BindError, Service, ServiceHost
-from voxstack.services import SERVICES
 
 logger = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Settings], Service]
+HttpFactory = Callable[[Settings, "str | None", "int | None"], int]
 
 
 class FactoryError(ValueError):
     """A service name or factory reference that cannot be loaded."""
 
 
-def load_factory(ref: str) -> ServiceFactory:
+def load_factory(ref: str) -> Callable[..., object]:
     """A registered service name (``asr``) or an import string (``pkg.module:create``)."""
     spec = SERVICES.get(ref)
     target = spec.factory if spec else ref
@@ -38,7 +38,7 @@ def load_factory(ref: str) -> ServiceFactory:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise FactoryError(f"{target!r} is not a callable service factory")
-    return cast(ServiceFactory, factory)
+    return cast(Callable[..., object], factory)
 
 
 def service_section(settings: Settings, name: str, host: str | None, port: int | None) -> GrpcServiceSettings:
@@ -65,15 +65,16 @@ def lower_priority(nice: int) -> None:
 
 def run_service(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
     """Serve until signalled; return the process exit code."""
-    factory = load_factory(ref)
     spec = SERVICES.get(ref)
     if spec is not None and spec.kind == "http":
+        http_factory = cast(HttpFactory, load_factory(ref))
         lower_priority(settings.service(spec.name).nice)
         try:
-            return factory(settings, host, port)  # type: ignore[call-arg]
+            return http_factory(settings, host, port)
         except BindError as exc:
             logger.error("%s", exc)
             return 1
+    factory = cast(ServiceFactory, load_factory(ref))
 
     async def main() -> int:
         service = factory(settings)
@@ -87,3 +88,16 @@ def run_service(ref: str, settings: Settings, *, host: str | None = None, port: 
     except BindError as exc:
         logger.error("%s", exc)
         return 1
+
+
+def log_name(ref: str) -> str:
+    """The name a service's log lines carry: ``asr`` for ``asr`` and for ``pkg.asr_module:create``."""
+    return ref.rpartition(":")[0].rpartition(".")[2] or ref
+
+
+def serve(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+    """Configure logging for the service, then serve it until signalled; FactoryError if it cannot load."""
+    from voxstack.logs import configure_logging
+
+    configure_logging(settings, log_name(ref))
+    return run_service(ref, settings, host=host, port=port)

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import IO
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voxstack.health import check_channel, http_alive
+from voxstack.registry import SERVER_ENTRY
 
 logger = logging.getLogger(__name__)
 
@@ -115,23 +117,18 @@ class Instance:
         # Reconnect at once when the socket appears: grpc's default backoff would add a second.
         fast = [(f"grpc.{k}_reconnect_backoff_ms", 20) for k in ("initial", "min", "max")]
         async with grpc.aio.insecure_channel(f"unix:{self.control_socket}", options=fast) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
             while loop.time() < deadline:
                 if not self.alive:
                     return False
-                if self.control_socket.exists() and await self._serving(health):
+                if self.control_socket.exists() and await self._serving(channel):
                     return True
                 await asyncio.sleep(0.02)
         return False
 
-    async def _serving(self, health: health_pb2_grpc.HealthStub) -> bool:
+    async def _serving(self, channel: grpc.aio.Channel) -> bool:
         if self.http:
-            return await _http_alive(self.control_socket, 1.0)
-        try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-        except grpc.aio.AioRpcError:
-            return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+            return await http_alive(self.control_socket, 1.0)
+        return (await check_channel(channel, str(self.control_socket), timeout=1.0)).serving
 
     async def wait(self) -> int:
         assert self.proc is not None
@@ -178,35 +175,17 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-async def _http_alive(path: Path, timeout: float) -> bool:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    try:
-        writer.write(b"GET /livez HTTP/1.1\r\nHost: control\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), timeout)
-        return status.startswith(b"HTTP/1.1 200")
-    except (OSError, asyncio.TimeoutError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
 def spare_argv(service: str, imports_file: Path) -> list[str]:
     """The command of a warm spare of one service, preloading the modules listed in ``imports_file``."""
-    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), "serve", service]
+    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), service]
 
 
 def python_argv(service: str, debug: tuple[str, int, bool] | None = None) -> list[str]:
-    """The command that runs one service; under debugpy when ``debug`` = (host, port, wait)."""
+    """The command that runs one service (the lean entry); under debugpy when ``debug`` = (host, port, wait)."""
     if debug is None:
-        return [sys.executable, "-m", "voxstack", "serve", service]
+        return [sys.executable, "-m", SERVER_ENTRY, service]
     host, port, wait = debug
     return [
         sys.executable, "-m", "debugpy", "--listen", f"{host}:{port}", *(["--wait-for-client"] if wait else []),
-        "-m", "voxstack", "serve", service,
+        "-m", SERVER_ENTRY, service,
     ]  # fmt: skip

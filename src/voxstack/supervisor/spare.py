@@ -4,7 +4,7 @@ The dev supervisor keeps one per service. It imports the libraries the
 service's running instance had loaded (FastAPI, grpc, onnxruntime, ...: a
 third of a start), but no voxstack module, then waits on stdin. At a reload the
 supervisor writes ``start``: only then does it import voxstack and run
-``voxstack serve SERVICE``, so it runs whatever code is on disk at that moment.
+``python -m voxstack.server SERVICE``, so it runs whatever code is on disk at that moment.
 
 Run by path, not as ``-m voxstack.supervisor.spare``, so that not even the
 voxstack package is imported early.
@@ -53,8 +53,9 @@ def main() -> None:
     preload(names_file)
     if sys.stdin.readline().strip() != "start":
         return  # discarded unused
-    sys.argv = ["voxstack", *service_args]
-    runpy.run_module("voxstack", run_name="__main__", alter_sys=True)
+    sys.argv = ["voxstack.server", *service_args]
+    # Not imported from the registry: nothing of voxstack may load before "start".
+    runpy.run_module("voxstack.server", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

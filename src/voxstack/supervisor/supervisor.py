@@ -20,19 +20,18 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from voxstack.config import Settings
+from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
 from voxstack.runstate import RunRecord, RunState, ServiceState
-from voxstack.services import SERVICES
 from voxstack.supervisor.process import Instance, python_argv, spare_argv
 
 logger = logging.getLogger(__name__)
 
-ALL_SERVICES = ("asr", "llm", "tts", "core")
 BACKOFF_START = 0.5
 BACKOFF_CAP = 30.0
 STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
@@ -94,7 +93,7 @@ class Supervisor:
     async def run(
         self,
         on_ready: Callable[[Supervisor], None] | None = None,
-        companions: Iterable[Callable[[], Awaitable[None]]] = (),
+        companions: Iterable[Callable[[], Coroutine[Any, Any, None]]] = (),
     ) -> int:
         """Start every service, then serve until a signal; ``companions`` (the dev watcher) run from the start."""
         loop = asyncio.get_running_loop()
@@ -164,12 +163,12 @@ class Supervisor:
         """The next instance of a slot; a warm spare preloading the modules listed in ``preload`` if given."""
         generation = slot.state.generation + 1
         env = dict(os.environ)
-        env["VOXSTACK_MODE"] = self.mode
+        env[MODE_ENV] = self.mode
         control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
-        env["VOXSTACK_CONTROL_SOCKET"] = str(control)
+        env[CONTROL_SOCKET_ENV] = str(control)
         pass_fds: tuple[int, ...] = ()
         if slot.name == "core" and self._core_socket is not None:
-            env["VOXSTACK_LISTEN_FD"] = str(self._core_socket.fileno())
+            env[LISTEN_FD_ENV] = str(self._core_socket.fileno())
             pass_fds = (self._core_socket.fileno(),)
         debug = None
         if self.debug is not None and self.debug.service == slot.name:
@@ -349,13 +348,3 @@ def write_line(text: str) -> None:
     """Echo a child's output line on our stdout."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def services_from(only: str | None) -> list[str]:
-    if not only:
-        return list(ALL_SERVICES)
-    names = [n.strip() for n in only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_SERVICES]
-    if unknown or not names:
-        raise ValueError(f"--only takes a comma-separated list of {', '.join(ALL_SERVICES)} (got {only!r})")
-    return names

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -16,7 +14,7 @@ import numpy as np
 from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16, resample, wav_bytes
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput
-from voxstack.server.limiter import Limiter, run_in_thread
+from voxstack.server.worker import Worker
 from voxstack.text import clean, sentence_spans
 from voxstack.tts.engine import Options, PiperEngine, VoiceInfo
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
@@ -34,7 +32,7 @@ class Job:
     spans: list[tuple[int, int]]
     voice: VoiceInfo
     options: Options
-    encoding: int
+    encoding: common_pb2.AudioEncoding
     rate: int
 
     @property
@@ -86,27 +84,18 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
         """Audio of each sentence at the output rate, with the seconds spent making it."""
         svc = self.service
         silence = np.zeros(int(job.options.sentence_silence * job.rate), dtype=np.float32)
-        async with svc.limiter.slot():
+        async with svc.worker.slot():
             for index, (start, end) in enumerate(job.spans):
-                cancel = threading.Event()
                 began = time.perf_counter()
-                audio = await run_in_thread(
-                    svc.executor,
-                    svc.engine.synthesize,
-                    cancel,
-                    job.voice.name,
-                    job.text[start:end],
-                    job.options,
-                    cancel=cancel,
-                )
+                done = await svc.worker.call(svc.engine.synthesize, job.voice.name, job.text[start:end], job.options)
                 logger.debug(
                     "sentence %d/%d: %.2f s of audio in %.3f s",
                     index + 1,
                     len(job.spans),
-                    audio.size / job.voice.sample_rate,
-                    time.perf_counter() - began,
+                    done.value.size / job.voice.sample_rate,
+                    done.processing_seconds,
                 )
-                audio = resample(audio, job.voice.sample_rate, job.rate)
+                audio = resample(done.value, job.voice.sample_rate, job.rate)
                 if index < len(job.spans) - 1 and silence.size:
                     audio = np.concatenate([audio, silence])
                 yield index, (start, end), audio, time.perf_counter() - began
@@ -193,8 +182,7 @@ class TtsService:
         self.settings = settings
         tts = settings.tts
         self.engine = PiperEngine(tts, settings.models_dir)
-        self.limiter = Limiter("tts", tts.max_concurrency, tts.max_queue)
-        self.executor = ThreadPoolExecutor(max_workers=tts.max_concurrency, thread_name_prefix="tts")
+        self.worker = Worker("tts", tts.max_concurrency, tts.max_queue)
 
     def register(self, server: grpc.aio.Server) -> None:
         tts_pb2_grpc.add_TtsServicer_to_server(TtsServicer(self), server)
@@ -204,7 +192,7 @@ class TtsService:
         await asyncio.to_thread(self.engine.warm_up)
 
     async def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.worker.close()
 
 
 def create(settings: Settings) -> TtsService:

@@ -8,6 +8,7 @@ from typing import Annotated
 import grpc
 import typer
 
+from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
@@ -23,7 +24,6 @@ def chat(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before giving up.")] = 120.0,
 ) -> None:
     """Stream the llm service's reply to QUESTION."""
-    from voxstack.cli import fail, settings_from_flags
 
     address = addr or settings_from_flags().llm.address
     messages = [llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=system)] if system is not None else []

@@ -11,6 +11,7 @@ import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
 
+from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -38,7 +39,6 @@ def transcribe(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before giving up.")] = 300.0,
 ) -> None:
     """Transcribe a WAV file with the asr service."""
-    from voxstack.cli import fail, settings_from_flags
 
     address = addr or settings_from_flags().asr.address
     data = file.read_bytes()

@@ -3,6 +3,8 @@
 Engines are slow and CPU-bound: calls beyond ``max_concurrency`` wait in a
 bounded queue (beyond ``max_queue`` they are refused with RESOURCE_EXHAUSTED),
 and the blocking work runs in a thread that a cancelled call tells to stop.
+``Worker`` puts the three together and times each job; asr, llm and tts each
+hold one instead of writing the bookkeeping again.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from voxstack.errors import TooLarge
 
@@ -56,7 +59,7 @@ class Limiter:
 
 
 async def run_in_thread(
-    executor: Executor, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None
+    executor: Executor | None, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None
 ) -> T:
     """Run ``fn(*args)`` in ``executor``, keeping the caller's context (request id in logs).
 
@@ -74,3 +77,43 @@ async def run_in_thread(
             cancel.set()
         await asyncio.wait([future])
         raise
+
+
+@dataclass(frozen=True)
+class Timed(Generic[T]):
+    """A job's result, the seconds it waited for a slot and the seconds it ran."""
+
+    value: T
+    queue_seconds: float
+    processing_seconds: float
+
+
+class Worker:
+    """One engine's threads: ``max_concurrency`` jobs at once, ``max_queue`` waiting, cancellable."""
+
+    def __init__(self, name: str, max_concurrency: int, max_queue: int) -> None:
+        self.name = name
+        self.limiter = Limiter(name, max_concurrency, max_queue)
+        # Threads start on first use: a worker whose engine runs its own costs nothing.
+        self.executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix=name)
+
+    def slot(self) -> AbstractAsyncContextManager[float]:
+        """Hold a slot across several jobs (``call``); yields the seconds waited."""
+        return self.limiter.slot()
+
+    async def call(self, fn: Callable[..., T], *args: object) -> Timed[T]:
+        """``fn(cancel, *args)`` in a thread, for a caller that holds a slot; ``cancel`` is set if it is cancelled."""
+        cancel = threading.Event()
+        began = time.perf_counter()
+        value = await run_in_thread(self.executor, fn, cancel, *args, cancel=cancel)
+        return Timed(value, 0.0, time.perf_counter() - began)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> Timed[T]:
+        """``fn(cancel, *args)`` in a thread once a slot is free; refused with QUEUE_FULL past the queue limit."""
+        async with self.limiter.slot() as queued:
+            done = await self.call(fn, *args)
+        return Timed(done.value, queued, done.processing_seconds)
+
+    def close(self) -> None:
+        """Wait for running jobs; drop queued ones."""
+        self.executor.shutdown(wait=True, cancel_futures=True)

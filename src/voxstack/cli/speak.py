@@ -8,6 +8,7 @@ from typing import Annotated
 import grpc
 import typer
 
+from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
@@ -25,7 +26,6 @@ def speak(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before giving up.")] = 120.0,
 ) -> None:
     """Synthesise TEXT with the tts service into a WAV file."""
-    from voxstack.cli import fail, settings_from_flags
 
     address = addr or settings_from_flags().tts.address
     with grpc.insecure_channel(address) as channel:

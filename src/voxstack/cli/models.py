@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from voxstack.cli.options import settings_from_flags
 from voxstack.models import DEFAULT_MODELS, ModelError, problems, pull
 
 app = typer.Typer(help="Fetch and check the default models (cached under models_dir).", no_args_is_help=True)
@@ -25,7 +26,6 @@ def pull_command(
     which: Annotated[str, typer.Argument(help="asr, llm, tts or all.")] = "all",
 ) -> None:
     """Download, assemble and verify the default model(s); does nothing for those already intact."""
-    from voxstack.cli import settings_from_flags
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     models_dir = settings_from_flags().models_dir
@@ -46,7 +46,6 @@ def pull_command(
 @app.command("list")
 def list_command() -> None:
     """Show each default model, where it lives and whether it is intact."""
-    from voxstack.cli import settings_from_flags
 
     models_dir = settings_from_flags().models_dir
     for name, spec in DEFAULT_MODELS.items():

@@ -1,17 +1,26 @@
-"""``voxstack dev``, ``up``, ``down`` and ``logs``: the whole stack as supervised processes."""
+"""``voxstack dev``, ``up``, ``down``, ``logs`` and ``status``: the whole stack as supervised processes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voxstack.cli.options import CoreUrlOption, core_url, fail, settings_from_flags
 from voxstack.config import Settings
+from voxstack.registry import ALL_SERVICES
+
+if TYPE_CHECKING:
+    from voxstack.runstate import RunState
+    from voxstack.supervisor.supervisor import Supervisor
 
 OnlyOption = Annotated[
     str | None, typer.Option("--only", help="Comma-separated subset of asr,llm,tts,core (default: all four).")
@@ -19,15 +28,14 @@ OnlyOption = Annotated[
 ReplaceOption = Annotated[bool, typer.Option("--replace", help="Stop a running `up` or `dev` first, then start.")]
 
 
-def _start(settings: Settings, only: str | None, replace: bool, mode: str):  # type: ignore[no-untyped-def]
-    from voxstack.cli import fail
+def _start(settings: Settings, only: str | None, replace: bool, mode: str) -> tuple[list[str], RunState]:
     from voxstack.logs import configure_logging
+    from voxstack.registry import parse_services
     from voxstack.runstate import AlreadyRunning, RunState
-    from voxstack.supervisor.supervisor import services_from
 
     configure_logging(settings, "supervisor")
     try:
-        services = services_from(only)
+        services = parse_services(only)
     except ValueError as exc:
         raise fail(str(exc)) from None
     runstate = RunState(settings.state_dir)
@@ -38,7 +46,7 @@ def _start(settings: Settings, only: str | None, replace: bool, mode: str):  # t
     return services, runstate
 
 
-def banner(supervisor, extra: list[str]) -> None:  # type: ignore[no-untyped-def]
+def banner(supervisor: Supervisor, extra: list[str]) -> None:
     settings = supervisor.settings
     title = "voxstack DEV: hot reload on" if supervisor.mode == "dev" else "voxstack (production)"
     lines = ["", f"==== {title} " + "=" * max(4, 60 - len(title)), f"  mode      {supervisor.mode}"]
@@ -98,7 +106,6 @@ def dev(
     """Run the stack in development mode: DEBUG logs, error details, hot reload on save."""
     import voxstack
     from voxstack import protogen
-    from voxstack.cli import fail, settings_from_flags
     from voxstack.dev.reloader import Reloader
     from voxstack.dev.watcher import DEFAULT_IGNORES
     from voxstack.supervisor.supervisor import DebugSpec, Supervisor, write_line
@@ -107,8 +114,8 @@ def dev(
         raise fail("--strategy is overlap or restart")
     settings = settings_from_flags(mode="dev")
     debug = debug or None  # an empty VOXSTACK_DEV_DEBUG means no debugger
-    if debug is not None and debug not in ("asr", "llm", "tts", "core"):
-        raise fail(f"--debug takes asr, llm, tts or core (got {debug!r})")
+    if debug is not None and debug not in ALL_SERVICES:
+        raise fail(f"--debug takes one of {', '.join(ALL_SERVICES)} (got {debug!r})")
     services, runstate = _start(settings, only, replace, "dev")
     package = Path(voxstack.__file__).resolve().parent
     paths = watch or [
@@ -150,7 +157,6 @@ def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background, logs to files.")] = False,
 ) -> None:
     """Run the stack in production mode: no watcher, no debugger; crashed services restart with backoff."""
-    from voxstack.cli import fail, settings_from_flags
     from voxstack.runstate import RunState
     from voxstack.supervisor.supervisor import Supervisor, write_line
 
@@ -190,7 +196,6 @@ def up(
 
 def down() -> None:
     """Stop whatever `voxstack up` or `voxstack dev` is running."""
-    from voxstack.cli import settings_from_flags
     from voxstack.runstate import RunState, stop_pid
 
     settings = settings_from_flags()
@@ -213,11 +218,10 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
 ) -> None:
     """Show the logs of the services run by `voxstack up` or `voxstack dev`."""
-    from voxstack.cli import fail, settings_from_flags
     from voxstack.runstate import RunState
 
     folder = RunState(settings_from_flags().state_dir).logs
-    names = [service] if service else ["supervisor", "asr", "llm", "tts", "core"]
+    names = [service] if service else ["supervisor", *ALL_SERVICES]
     files = [folder / f"{n}.log" for n in names if (folder / f"{n}.log").exists()]
     if not files:
         raise fail(f"no logs for {service or 'any service'} in {folder}", 1)
@@ -235,3 +239,47 @@ def logs(
                 typer.echo(f"{name:10} {line.rstrip()}" if len(files) > 1 else line.rstrip())
         if quiet:
             time.sleep(0.2)
+
+
+def status(
+    url: CoreUrlOption = None,
+    timeout: Annotated[float, typer.Option(min=0.1)] = 3.0,
+) -> None:
+    """Each service's health and address, as the core sees them (or asked directly when the core is down)."""
+    from voxstack.health import check_health
+    from voxstack.registry import MODEL_SERVICES
+    from voxstack.runstate import RunState
+
+    record = RunState(settings_from_flags().state_dir).read()
+    if record is not None:
+        what = "voxstack dev" if record.mode == "dev" else "voxstack up"
+        typer.echo(f"{what} running (supervisor pid {record.supervisor_pid})")
+        for name, s in record.services.items():
+            reload = time.strftime("%H:%M:%S", time.localtime(s.last_reload)) if s.last_reload else "-"
+            took = f" ({s.last_reload_seconds:.2f} s)" if s.last_reload else ""
+            typer.echo(
+                f"  {name:7} {s.state:9} pid {s.pid:<7} generation {s.generation:<3} last reload {reload}{took}"
+                f"  restarts {s.restarts}" + (f"  last error: {s.last_error}" if s.last_error else "")
+            )
+    base = core_url(url)
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        body = json.loads(err.read() or b"{}")
+    except OSError:
+        body = None
+    if body is not None:
+        typer.echo(f"core      {base}  {body.get('status', '?')} (mode {body.get('mode', '?')})")
+        services = body.get("services", {})
+    else:
+        typer.echo(f"core      {base}  UNREACHABLE")
+        settings = settings_from_flags()
+        services = {}
+        for name in MODEL_SERVICES:
+            address = settings.backend_address(name)
+            services[name] = {"status": check_health(address, timeout=timeout).status, "address": address}
+    for name, info in services.items():
+        typer.echo(f"{name:9} {info['address']}  {info['status']}")
+    healthy = body is not None and body.get("status") == "ok"
+    raise typer.Exit(0 if healthy else 1)

@@ -1,1 +1,0 @@
-"""Subcommands of ``voxstack`` that belong to one feature each; cli.py registers them."""

@@ -1,0 +1,32 @@
+"""What routes receive through ``Depends``: the app's settings, pipeline and backends."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from voxstack.config import Settings
+from voxstack.core.clients import Backends
+from voxstack.core.pipeline import Pipeline
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    settings: Settings = conn.app.state.settings
+    return settings
+
+
+def get_pipeline(conn: HTTPConnection) -> Pipeline:
+    pipeline: Pipeline = conn.app.state.pipeline
+    return pipeline
+
+
+def get_backends(conn: HTTPConnection) -> Backends:
+    backends: Backends = conn.app.state.backends
+    return backends
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+BackendsDep = Annotated[Backends, Depends(get_backends)]

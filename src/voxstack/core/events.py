@@ -1,0 +1,177 @@
+"""The messages of ``WS /v1/stream``, typed: what a client sends and every event the server sends.
+
+docs/API.md documents them; this module is where they are defined. Client
+messages are validated on the way in (a bad one is an ``error`` event naming
+the field); server events are built from these models and sent as their JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from voxstack.audio import MAX_RATE, MIN_RATE
+from voxstack.core.sessions import check_session_id
+from voxstack.errors import InvalidInput
+
+# The close code sent after a config that cannot be used.
+POLICY_VIOLATION = 1008
+
+
+class EventType(str, Enum):
+    """The ``type`` of each server event, in the order a turn produces them."""
+
+    READY = "ready"
+    SPEECH_STARTED = "speech_started"
+    PARTIAL = "partial"
+    SPEECH_ENDED = "speech_ended"
+    TRANSCRIPT = "transcript"
+    REPLY_DELTA = "reply_delta"
+    AUDIO = "audio"
+    REPLY_DONE = "reply_done"
+    BARGE_IN = "barge_in"
+    ERROR = "error"
+
+
+# ---- client -> server ---------------------------------------------------------
+
+
+class StreamConfig(BaseModel):
+    """The first message: how the audio that follows is encoded, and the session it belongs to."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["config"]
+    sample_rate: StrictInt = Field(ge=MIN_RATE, le=MAX_RATE, description="Rate of the PCM16 frames that follow.")
+    channels: Literal[1, 2] = Field(1, description="1 or 2 (interleaved).")
+    session_id: StrictStr | None = Field(None, description="Continue this session; none = a new one.")
+    language: StrictStr = Field("", description="ISO 639-1, 'auto', or empty for the asr's default.")
+    interim_results: StrictBool = Field(True, description="Send partial transcripts while the user speaks.")
+
+
+# What each field's error is called, so clients can branch on it.
+_CONFIG_REASONS = {
+    "type": "CONFIG_FIRST",
+    "sample_rate": "BAD_SAMPLE_RATE",
+    "channels": "BAD_CHANNELS",
+    "session_id": "BAD_SESSION_ID",
+}
+_CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
+
+
+def parse_config(text: str | None) -> tuple[StreamConfig, str]:
+    """The config and the session id it names (a new one if none): InvalidInput naming the field otherwise."""
+    if text is None:
+        raise InvalidInput(f"the first message must be a JSON text frame {_CONFIG_HINT}", reason="CONFIG_FIRST")
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"the config is not JSON: {exc}", reason="BAD_CONFIG") from None
+    if not isinstance(message, dict) or message.get("type") != "config":
+        raise InvalidInput(f"the first message must be JSON {_CONFIG_HINT}", reason="CONFIG_FIRST")
+    try:
+        config = StreamConfig.model_validate(message)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "config"
+        if field == "sample_rate":
+            problem = f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}"
+        elif field == "channels":
+            problem = "channels must be 1 or 2"
+        else:
+            problem = f"{field}: {first['msg']}"
+        raise InvalidInput(problem, reason=_CONFIG_REASONS.get(field, "BAD_CONFIG")) from None
+    session_id = check_session_id(config.session_id) if config.session_id else uuid.uuid4().hex
+    return config, session_id
+
+
+def is_end(text: str) -> bool:
+    """Whether a text frame is ``{"type": "end"}`` (the client has no more audio)."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "end"
+
+
+# ---- server -> client ---------------------------------------------------------
+
+
+class Event(BaseModel):
+    type: EventType
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON object sent: fields that are unset (None) are left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Ready(Event):
+    type: Literal[EventType.READY] = EventType.READY
+    session_id: str
+
+
+class SpeechStarted(Event):
+    type: Literal[EventType.SPEECH_STARTED] = EventType.SPEECH_STARTED
+    utterance: int
+
+
+class Partial(Event):
+    type: Literal[EventType.PARTIAL] = EventType.PARTIAL
+    utterance: int
+    text: str
+
+
+class SpeechEnded(Event):
+    type: Literal[EventType.SPEECH_ENDED] = EventType.SPEECH_ENDED
+    utterance: int
+
+
+class Transcript(Event):
+    type: Literal[EventType.TRANSCRIPT] = EventType.TRANSCRIPT
+    utterance: int
+    text: str
+
+
+class ReplyDelta(Event):
+    type: Literal[EventType.REPLY_DELTA] = EventType.REPLY_DELTA
+    turn: int
+    text: str
+
+
+class Audio(Event):
+    """Announces the binary frame that follows it: PCM16 mono of one sentence of the reply."""
+
+    type: Literal[EventType.AUDIO] = EventType.AUDIO
+    turn: int
+    index: int
+    text: str
+    sample_rate: int
+    bytes: int
+
+
+class ReplyDone(Event):
+    type: Literal[EventType.REPLY_DONE] = EventType.REPLY_DONE
+    turn: int
+    text: str
+    timings: dict[str, float]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class BargeIn(Event):
+    type: Literal[EventType.BARGE_IN] = EventType.BARGE_IN
+    turn: int
+
+
+class Error(Event):
+    type: Literal[EventType.ERROR] = EventType.ERROR
+    code: str
+    message: str
+    #: The turn it ended, if it happened in one.
+    turn: int | None = None
+    #: asr, llm or tts when a backend call failed.
+    stage: str | None = None

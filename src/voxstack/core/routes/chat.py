@@ -1,0 +1,66 @@
+"""``/v1/chat``: text in, the reply streamed as server-sent events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from voxstack.core.deps import PipelineDep
+from voxstack.core.errors import error_body
+from voxstack.core.sessions import check_session_id
+from voxstack.errors import InvalidInput, VoxError
+from voxstack.v1 import llm_pb2
+
+router = APIRouter(tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(..., description="What the user says.")
+    session_id: str | None = Field(None, description="Keeps the conversation's history between calls.")
+    system: str | None = Field(None, description="A system prompt for this turn.")
+
+
+def sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def done_data(done: llm_pb2.GenerateDone) -> dict[str, object]:
+    return {
+        "text": done.text,
+        "prompt_tokens": done.usage.prompt_tokens,
+        "completion_tokens": done.usage.completion_tokens,
+        "time_to_first_token": done.time_to_first_token_seconds,
+    }
+
+
+@router.post("/v1/chat")
+async def chat(body: ChatRequest, pipeline: PipelineDep) -> StreamingResponse:
+    """Text in; the reply streamed as server-sent events: `delta` events, then one `done`."""
+    if body.session_id is not None:
+        check_session_id(body.session_id)
+    if not body.message.strip():
+        raise InvalidInput("message is empty", reason="EMPTY_TEXT")
+    replies = pipeline.generate(body.session_id, body.message, body.system)
+    # Fail before the 200 goes out when the llm cannot be reached at all.
+    first = await anext(replies)
+
+    async def events() -> AsyncIterator[str]:
+        reply = first
+        while True:
+            if reply.WhichOneof("event") == "delta":
+                yield sse("delta", {"text": reply.delta})
+            else:
+                yield sse("done", done_data(reply.done))
+            try:
+                reply = await anext(replies)
+            except StopAsyncIteration:
+                return
+            except VoxError as exc:
+                yield sse("error", error_body(exc))
+                return
+
+    return StreamingResponse(events(), media_type="text/event-stream")

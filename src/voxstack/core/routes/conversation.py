@@ -1,0 +1,81 @@
+"""Whole spoken turns: ``POST /v1/converse`` (one turn) and ``WS /v1/stream`` (a conversation)."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from voxstack.audio import wav_bytes
+from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep
+from voxstack.core.pipeline import ReplyDone, SentenceAudio
+from voxstack.core.sessions import check_session_id
+from voxstack.core.uploads import audio_format, read_body
+from voxstack.core.websocket import Conversation
+from voxstack.errors import InvalidInput
+from voxstack.logs import request_id_var
+from voxstack.rpc_status import REQUEST_ID_KEY
+
+router = APIRouter(tags=["conversation"])
+
+
+@router.post("/v1/converse", responses={200: {"content": {"application/json": {}, "audio/wav": {}}}})
+async def converse(
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    content_type: Annotated[str | None, Header()] = None,
+    accept: Annotated[str | None, Header()] = None,
+    session_id: Annotated[str | None, Query(description="Keeps history between turns.")] = None,
+    language: Annotated[str, Query()] = "",
+) -> Response:
+    """One spoken turn: speech in; transcript, reply text, reply audio and per-stage timings out.
+
+    With `Accept: audio/wav` the reply audio itself comes back, the texts in headers.
+    """
+    if session_id is not None:
+        check_session_id(session_id)
+    fmt = audio_format(content_type)
+    audio = await read_body(request, settings.core.max_upload_bytes)
+    started = time.perf_counter()
+    heard = await pipeline.transcribe(audio, fmt, language)
+    transcript = heard.result.text
+    if not transcript.strip():
+        raise InvalidInput("no speech was recognised in the audio", reason="NO_SPEECH")
+    pcm, rate, done = [], 0, ReplyDone("", "")
+    async for event in pipeline.reply(session_id, transcript, started=started):
+        if isinstance(event, SentenceAudio):
+            pcm.append(event.pcm16)
+            rate = event.sample_rate
+        elif isinstance(event, ReplyDone):
+            done = event
+    done.timings.asr_decode = heard.timings.processing_seconds
+    wav = wav_bytes(b"".join(pcm), rate or 22050)
+    if accept and "audio/wav" in accept.lower():
+        headers = {"X-Voxstack-Transcript": quote(transcript), "X-Voxstack-Reply": quote(done.text)}
+        return Response(wav, media_type="audio/wav", headers=headers)
+    return JSONResponse(
+        {
+            "session_id": session_id,
+            "transcript": transcript,
+            "reply": done.text,
+            "audio": {"format": "wav", "sample_rate": rate, "base64": base64.b64encode(wav).decode()},
+            "timings": done.timings.as_dict(),
+        }
+    )
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep) -> None:
+    """A spoken conversation; the messages are those of ``voxstack.core.events`` (docs/API.md)."""
+    await ws.accept()
+    token = request_id_var.set(ws.headers.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
+    try:
+        await Conversation(ws, pipeline, backends).run()
+    finally:
+        request_id_var.reset(token)

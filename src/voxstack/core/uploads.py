@@ -1,0 +1,53 @@
+"""Audio uploaded in a request body: its declared format, and the body read within a limit."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from voxstack.errors import InvalidInput, TooLarge, VoxError
+from voxstack.v1 import common_pb2
+
+WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+
+
+class UnsupportedMedia(VoxError):
+    http_status = 415
+    default_reason = "UNSUPPORTED_MEDIA_TYPE"
+
+
+def audio_format(content_type: str | None) -> common_pb2.AudioFormat:
+    """The declared format of an uploaded body: WAV, or raw PCM16 as ``audio/L16; rate=16000; channels=1``."""
+    if not content_type:
+        raise UnsupportedMedia("no Content-Type: send audio/wav or audio/L16; rate=N; channels=N")
+    media, *params = [p.strip() for p in content_type.split(";")]
+    media = media.lower()
+    if media in WAV_TYPES:
+        return common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_WAV)
+    if media == "audio/l16":
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        try:
+            rate = int(values.get("rate", "0"))
+            channels = int(values.get("channels", "1"))
+        except ValueError:
+            raise InvalidInput(f"bad audio/L16 parameters in {content_type!r}", reason="BAD_CONTENT_TYPE") from None
+        if rate <= 0:
+            raise InvalidInput("audio/L16 needs a rate parameter, e.g. audio/L16; rate=16000", reason="BAD_SAMPLE_RATE")
+        return common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels)
+    raise UnsupportedMedia(f"Content-Type {media} is not audio this API takes: send audio/wav or audio/L16; rate=N")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the upload is {int(declared)} bytes; the limit is {limit}", reason="UPLOAD_TOO_LARGE")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the upload is over the limit of {limit} bytes", reason="UPLOAD_TOO_LARGE")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body:
+        raise InvalidInput("the request body is empty: send the audio", reason="EMPTY_BODY")
+    return body

@@ -1,0 +1,64 @@
+"""The services voxstack ships, and the contract between a supervisor and the processes it starts.
+
+One home for these facts: names, kinds, default ports, gRPC names, factories
+(imported only when served) and the environment variables a supervisor sets.
+Everything that lists services, starts them or checks them reads them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    kind: Literal["grpc", "http"]
+    default_port: int
+    #: grpc: "module:callable" taking Settings and returning a voxstack.server.host.Service.
+    #: http: "module:callable" taking (Settings, host, port) that serves until stopped.
+    factory: str
+    #: Full gRPC service name, asked by health checks (grpc services).
+    grpc_name: str = ""
+
+    @property
+    def module(self) -> str:
+        """The module that holds the factory: what a process of this service imports first."""
+        return self.factory.partition(":")[0]
+
+
+SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
+    {
+        "asr": ServiceSpec("asr", "grpc", 50051, "voxstack.asr.service:create", "voxstack.v1.Asr"),
+        "llm": ServiceSpec("llm", "grpc", 50052, "voxstack.llm.service:create", "voxstack.v1.Llm"),
+        "tts": ServiceSpec("tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts"),
+        "core": ServiceSpec("core", "http", 8080, "voxstack.core.server:run"),
+    }
+)
+#: Every service, in start order.
+ALL_SERVICES: tuple[str, ...] = tuple(SERVICES)
+#: The gRPC model services the core calls (its pipeline's stages).
+MODEL_SERVICES: tuple[str, ...] = tuple(n for n, s in SERVICES.items() if s.kind == "grpc")
+
+# ---- how a supervisor and the service processes it starts talk -------------
+#: The lean entry a supervisor runs: ``python -m voxstack.server SERVICE``; it imports only that service.
+SERVER_ENTRY = "voxstack.server"
+#: The mode the child runs in.
+MODE_ENV = "VOXSTACK_MODE"
+#: A unix socket path on which this instance alone answers (health, /livez).
+CONTROL_SOCKET_ENV = "VOXSTACK_CONTROL_SOCKET"
+#: For the core: an inherited listening socket to serve on.
+LISTEN_FD_ENV = "VOXSTACK_LISTEN_FD"
+
+
+def parse_services(only: str | None) -> list[str]:
+    """A comma-separated subset of the services (all of them when empty); ValueError names the unknown."""
+    if not only:
+        return list(ALL_SERVICES)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown or not names:
+        raise ValueError(f"--only takes a comma-separated list of {', '.join(ALL_SERVICES)} (got {only!r})")
+    return names

@@ -1,0 +1,105 @@
+"""Edits a test owns: code appended to a module of a copied source tree, replaced on each save.
+
+Tests of hot reload must change code and see the change served. Rewriting a
+line of production code by exact match breaks whenever that line is
+reworded; instead a test appends its own block after a marker comment (a
+constant, a function, a wrapper of a servicer method) and replaces only that
+block on later saves, so production code is never matched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TAIL_MARK = "\n# ---- appended by a test: everything below is the test's own ----\n"
+
+# Code that makes each service's answers carry a version marker, keyed by the
+# file it is appended to. ``{mark}`` is replaced by the marker (e.g. "v3").
+MARKER_TAILS: dict[str, tuple[str, str]] = {
+    # ListVoices: every voice's language ends in "-{mark}".
+    "tts": (
+        "tts/service.py",
+        """
+_test_list_voices = TtsServicer.ListVoices
+
+
+async def _test_marked_voices(self, request, context):
+    reply = await _test_list_voices(self, request, context)
+    for voice in reply.voices:
+        voice.language += "-{mark}"
+    return reply
+
+
+TtsServicer.ListVoices = _test_marked_voices
+""",
+    ),
+    # A stream's INVALID_ARGUMENT messages end in " {mark}".
+    "asr": (
+        "asr/service.py",
+        """
+_test_recognize = AsrServicer.StreamingRecognize
+
+
+async def _test_marked_recognize(self, requests, context):
+    try:
+        async for reply in _test_recognize(self, requests, context):
+            yield reply
+    except InvalidInput as exc:
+        exc.message += " {mark}"
+        raise
+
+
+AsrServicer.StreamingRecognize = _test_marked_recognize
+""",
+    ),
+    # Generate's INVALID_ARGUMENT messages end in " {mark}".
+    "llm": (
+        "llm/service.py",
+        """
+from voxstack.errors import InvalidInput as _TestInvalidInput
+
+_test_generate = LlmServicer.Generate
+
+
+async def _test_marked_generate(self, request, context):
+    try:
+        async for reply in _test_generate(self, request, context):
+            yield reply
+    except _TestInvalidInput as exc:
+        exc.message += " {mark}"
+        raise
+
+
+LlmServicer.Generate = _test_marked_generate
+""",
+    ),
+    # GET /test/marker answers {"status": "{mark}"}.
+    "core": (
+        "core/routes/health.py",
+        """
+@router.get("/test/marker", include_in_schema=False)
+async def _test_marker() -> dict[str, str]:
+    return {"status": "{mark}"}
+""",
+    ),
+}
+
+
+def set_tail(path: Path, code: str) -> None:
+    """Make ``code`` the test's block at the end of ``path`` (replacing the block an earlier call left)."""
+    text = path.read_text()
+    original = text.split(TAIL_MARK, 1)[0]
+    path.write_text(original + TAIL_MARK + code.lstrip("\n"))
+
+
+def clear_tail(path: Path) -> None:
+    """Remove the test's block from ``path``."""
+    path.write_text(path.read_text().split(TAIL_MARK, 1)[0])
+
+
+def set_marker(package_dir: Path, service: str, mark: str) -> Path:
+    """Append (or replace) ``service``'s marker block in the source tree at ``package_dir``; the file edited."""
+    relative, template = MARKER_TAILS[service]
+    path = package_dir / relative
+    set_tail(path, template.replace("{mark}", mark))
+    return path

@@ -1,0 +1,151 @@
+"""voxstack services as real subprocesses on free ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from voxstack.config import ENV_PREFIX
+from voxstack.health import check_health, check_http_health
+from voxstack.registry import MODE_ENV, SERVER_ENTRY, SERVICES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any voxstack setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    return env | dict(extra or {})
+
+
+def voxstack_command(*args: str) -> list[str]:
+    """The ``voxstack`` command line, run by this interpreter."""
+    return [sys.executable, "-m", "voxstack", *args]
+
+
+def serving(name: str, address: str, timeout: float = 1.0) -> bool:
+    """Whether the service ``name`` (or a gRPC server of another name) answers SERVING at ``address``."""
+    spec = SERVICES.get(name)
+    if spec is not None and spec.kind == "http":
+        return check_http_health(address, timeout).serving
+    return check_health(address, timeout=timeout).serving
+
+
+def wait_until_serving(
+    name: str, address: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 180.0
+) -> None:
+    """Return once ``address`` answers SERVING; AssertionError if ``proc`` exits first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not serving(name, address):
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode} before SERVING")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} not SERVING within {timeout} s")
+        time.sleep(0.05)
+
+
+class ServiceProcess:
+    """One service run as ``python -m voxstack.server NAME`` (the supervisor's lean entry) on a port."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        port: int | None = None,
+        mode: str = "dev",
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.port = port or free_port()
+        self.env = child_env({MODE_ENV: mode, **(env or {})})
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self) -> ServiceProcess:
+        out: IO[bytes] | int = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", SERVER_ENTRY, self.name, "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        return self
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        assert self.proc is not None, "start() first"
+        return self.proc
+
+    def send_signal(self, signum: int) -> None:
+        self._running().send_signal(signum)
+
+    def poll(self) -> int | None:
+        return self._running().poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._running().wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log is not None and self.log.exists() else ""
+
+    def wait_serving(self, timeout: float = 180.0) -> ServiceProcess:
+        try:
+            wait_until_serving(self.name, self.address, self._running(), timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not stop in ``timeout``; the exit code."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        return proc.returncode
+
+
+@contextmanager
+def served(
+    name: str,
+    *,
+    port: int | None = None,
+    mode: str = "dev",
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[ServiceProcess]:
+    """A service started, SERVING, and stopped when the block ends (see ``ServiceProcess``)."""
+    process = ServiceProcess(name, port=port, mode=mode, env=env, log=log).start()
+    try:
+        yield process.wait_serving()
+    finally:
+        process.stop()

@@ -1,0 +1,65 @@
+"""The README stays short and starts with the two commands; docs/CONFIGURATION.md is generated and current."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from voxstack.config import Settings, env_name
+from voxstack.settings_docs import render
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs" / "CONFIGURATION.md"
+
+
+def env_names(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[str]:
+    names = []
+    for field_name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += env_names(annotation, (*prefix, field_name))
+        else:
+            names.append(env_name((*prefix, field_name)))
+    return names
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = README.read_text().splitlines()[:20]
+    assert any(line.startswith("make dev") for line in head)
+    assert any(line.startswith("make test") for line in head)
+
+
+def test_readme_is_short_and_its_links_resolve() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links and all((ROOT / link).exists() for link in links if not link.startswith("http")), links
+
+
+def test_configuration_docs_are_generated_from_the_settings_and_current() -> None:
+    assert CONFIGURATION.read_text() == render(), "docs/CONFIGURATION.md is stale: run `make docs`"
+
+
+def test_every_setting_is_in_the_configuration_reference() -> None:
+    text = render()
+    assert [name for name in env_names(Settings) if f"| `{name}` |" not in text] == []
+
+
+def test_the_config_command_prints_the_reference_and_the_settings(clean_env) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from voxstack.cli import app
+
+    runner = CliRunner()
+    docs = runner.invoke(app, ["config", "--docs"])
+    assert docs.exit_code == 0 and docs.stdout == render()
+    shown = runner.invoke(app, ["config", "--mode", "dev"], env={"VOXSTACK_LLM__UPSTREAM_API_KEY": "sk-secret"})
+    assert shown.exit_code == 0, shown.stdout
+    settings = json.loads(shown.stdout)
+    assert settings["mode"] == "dev" and settings["asr"]["port"] == 50051
+    assert "sk-secret" not in shown.stdout
