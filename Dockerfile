@@ -36,6 +36,7 @@ RUN python3 -m venv /opt/venv
 COPY wheelhouse/ /wheelhouse/
 COPY docker/install-deps.sh docker/pull-models.sh /usr/local/bin/
 COPY pyproject.toml README.md /build/
+COPY docker/av-stub/ /build/av-stub/
 
 FROM base AS app
 COPY pyproject.toml /app/
@@ -51,9 +52,10 @@ RUN if ls /wheelhouse/*.whl >/dev/null 2>&1; then export PIP_NO_INDEX=1 PIP_FIND
 FROM builder AS deps-core
 RUN install-deps.sh core
 
-# Only voxstack's models module (and the errors it raises, which need grpc),
-# so this layer is rebuilt only when the pinned models change.
-FROM deps-core AS models
+# Only voxstack's models module and the errors it raises: standard library
+# only (an import contract keeps it so), so this stage installs nothing and
+# is rebuilt only when the pinned models change.
+FROM builder AS models
 COPY src/voxstack/__init__.py src/voxstack/errors.py src/voxstack/models.py /build/src/voxstack/
 RUN pull-models.sh asr llm tts
 

@@ -13,7 +13,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: help venv models test lint format docs proto proto-check dev up down bench clean \
-	wheelhouse base-image images compose-up compose-dev compose-down
+	wheelhouse base-image images images-single-stage compose-up compose-dev compose-down
 
 help:
 	@echo "make dev    set up .venv and run the stack in development mode"
@@ -30,6 +30,7 @@ help:
 	@echo "make compose-down  stop and remove the Compose stack (dev or prod)"
 	@echo "make wheelhouse    every wheel the images need, for builds with no index access"
 	@echo "make base-image    a local python:3.11-slim stand-in where no registry is reachable"
+	@echo "make images-single-stage  each service built in one stage, for the size comparison in docs/DOCKER.md"
 
 # Re-installs when pyproject.toml changes; the stamp names the extras installed.
 $(STAMP): pyproject.toml
@@ -118,6 +119,14 @@ base-image:
 images:
 	$(COMPOSE_PROD) build
 	$(COMPOSE_DEV) build
+
+# Each service built the plain way (one stage, compilers left in): the sizes docs/DOCKER.md compares.
+images-single-stage:
+	for service in core asr llm tts; do \
+	  docker build --quiet -f docker/Dockerfile.single-stage --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    --build-arg SERVICE=$$service -t voxstack-$$service:single-stage . >/dev/null || exit 1; \
+	done
+	@docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^voxstack-(core|asr|llm|tts):' | sort
 
 compose-up:
 	$(COMPOSE_PROD) up --detach --build --remove-orphans --wait

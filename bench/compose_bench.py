@@ -1,8 +1,9 @@
 """Docker Compose dev mode: save to the new code served, inside the containers, against `docker compose watch`.
 
 On a private copy of the repository (the tests' ComposeProject), calls run in a
-loop through the core (GET /livez and /v1/voices, which reaches tts) while a
-marker is edited SAVES times in core/app.py and in tts/service.py. First with
+loop through the core (GET /test/marker and /v1/voices, which reaches tts)
+while a marker block (voxstack.testing.edits) is saved SAVES times in the
+core's and in the tts's code. First with
 docker-compose.dev.yml (`voxstack dev --only SERVICE` in each container), then,
 in the same run, with docker-compose.watch.yml under `docker compose watch`
 (sync+restart) as the reference.
@@ -23,35 +24,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from compose import CallLoop, ComposeProject, build_images, docker_problem
 
 SAVES = 10
-LIVEZ = 'return {"status": "alive", "mode": settings.mode.value}'
-LANGUAGE = "language=v.language,"
 
 
 def edit_loop(project: ComposeProject, loop: CallLoop, tag: str) -> dict[str, list[float]]:
     """SAVES edits of core and tts each, alternating; seconds from each save to its marker being served."""
     times: dict[str, list[float]] = {"core": [], "tts": []}
-    livez, language = LIVEZ, LANGUAGE
     for i in range(1, SAVES + 1):
         marker = f"{tag}{i}"
-        new_livez = LIVEZ.replace('"alive"', f'"alive-{marker}"')
-        saved = project.edit("core/app.py", livez, new_livez)
-        done = project.wait_for(lambda m=marker: loop.livez == f"alive-{m}", f"core {marker}", timeout=120)
+        saved = project.mark("core", marker)
+        done = project.wait_for(lambda m=marker: loop.marker == m, f"core {marker}", timeout=120)
         times["core"].append(done - saved)
-        livez = new_livez
 
-        new_language = f'language=v.language + "-{marker}",'
-        saved = project.edit("tts/service.py", language, new_language)
+        saved = project.mark("tts", marker)
         done = project.wait_for(lambda m=marker: loop.language == f"en_US-{m}", f"tts {marker}", timeout=120)
         times["tts"].append(done - saved)
-        language = new_language
         time.sleep(0.5)
     return times
 
 
 def run_dev(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop]:
+    project.mark("core", "d0")
     project.up("dev")
     with CallLoop(project.url) as loop:
-        project.wait_for(lambda: bool(loop.livez and loop.language), "first answers")
+        project.wait_for(lambda: bool(loop.marker and loop.language), "first answers")
         times = edit_loop(project, loop, "d")
     project.down()
     return times, loop
@@ -59,7 +54,7 @@ def run_dev(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop]:
 
 def run_watch(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop]:
     # Back to the code the images hold, so both runs start from the same state.
-    project.restore("core/app.py")
+    project.restore("core/routes/health.py")
     project.restore("tts/service.py")
     project.up("watch")
     watcher = subprocess.Popen(
@@ -73,7 +68,7 @@ def run_watch(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop
     try:
         time.sleep(3)  # let watch start its file watcher
         with CallLoop(project.url) as loop:
-            project.wait_for(lambda: bool(loop.livez and loop.language), "first answers")
+            project.wait_for(lambda: bool(loop.language), "first answers")
             times = edit_loop(project, loop, "w")
     finally:
         watcher.terminate()

@@ -31,3 +31,14 @@ cp /build/pyproject.toml /build/README.md "$stub/"
 : >"$stub/src/voxstack/__init__.py"
 pip install --prefer-binary "$stub[$extras]"
 rm -rf "$stub" /opt/venv/lib/python3*/site-packages/voxstack
+
+case ",$extras," in
+*,asr,*)
+    # What faster-whisper pulls in and voxstack never runs: PyAV (voxstack
+    # decodes audio itself; a stand-in keeps faster-whisper importable) and
+    # hf-xet (models never come from a hub).
+    pip uninstall --yes av hf-xet
+    site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    cp -r /build/av-stub/av "$site/av"
+    ;;
+esac

@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from voxstack import protogen
+from voxstack.registry import ALL_SERVICES
+from voxstack.testing.edits import set_marker, set_tail
 from voxstack.testing.processes import free_port
 
 REPO = protogen.PROJECT_ROOT
@@ -34,7 +36,8 @@ COPIED = (
     "src/voxstack",
     "scripts",
 )
-SERVICES = ("asr", "llm", "tts", "core")
+SERVICES = ALL_SERVICES
+MARKER_PATH = "/test/marker"  # served by the core's marker block (voxstack.testing.edits)
 
 
 def docker_problem() -> str | None:
@@ -175,12 +178,14 @@ class ComposeProject:
         ids = self._labelled(kind, "ls")
         return sorted(self._docker(kind, "inspect", "--format", "{{.Name}}", *ids).split()) if ids else []
 
-    def edit(self, relative: str, old: str, new: str) -> float:
-        """Replace text in a file under src/voxstack of the copy; return the wall time of the save."""
-        path = self.root / "src" / "voxstack" / relative
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relative}"
-        path.write_text(text.replace(old, new, 1))
+    def mark(self, service: str, mark: str) -> float:
+        """Make the service's answers carry ``mark`` (a test-owned block in the copy); the wall time of the save."""
+        set_marker(self.root / "src" / "voxstack", service, mark)
+        return time.time()
+
+    def append(self, relative: str, code: str) -> float:
+        """Make ``code`` the test-owned block at the end of a module of the copy; the wall time of the save."""
+        set_tail(self.root / "src" / "voxstack" / relative, code)
         return time.time()
 
     def restore(self, relative: str) -> None:
@@ -202,13 +207,17 @@ class ComposeProject:
 
 
 class CallLoop:
-    """GET /livez and /v1/voices through core, back to back, on a thread; every answer is kept."""
+    """GET the core's marker (voxstack.testing.edits) and /v1/voices, back to back, on a thread.
+
+    ``marker`` is what the core's marker block says ("" while the code has
+    none: a 404 there is not a failure); ``language`` the first voice's.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.calls = 0
         self.failures: list[str] = []
-        self.livez = ""
+        self.marker = ""
         self.language = ""
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -216,9 +225,12 @@ class CallLoop:
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self.stop.is_set():
-                for path in ("/livez", "/v1/voices"):
+                for path in (MARKER_PATH, "/v1/voices"):
                     try:
                         response = client.get(path)
+                        if path == MARKER_PATH and response.status_code == 404:
+                            self.marker = ""
+                            continue
                         response.raise_for_status()
                         body = response.json()
                     except (httpx.HTTPError, ValueError) as exc:
@@ -226,8 +238,8 @@ class CallLoop:
                         continue
                     finally:
                         self.calls += 1
-                    if path == "/livez":
-                        self.livez = body["status"]
+                    if path == MARKER_PATH:
+                        self.marker = body["status"]
                     else:
                         self.language = body["voices"][0]["language"]
                 time.sleep(0.01)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from voxstack import protogen
-from voxstack.testing.processes import child_env
+from voxstack.testing.processes import child_env, free_port, voxstack_command, wait_until_serving
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -38,6 +41,35 @@ def subprocess_env(pytestconfig: pytest.Config) -> dict[str, str]:
     paths = [str(pytestconfig.voxtest_stubs), str(TESTS_DIR), env.get("PYTHONPATH", "")]  # type: ignore[attr-defined]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
+
+
+@contextmanager
+def echo_served(env: dict[str, str], *, merge_output: bool = False) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``voxstack serve echo_service:create --mode prod`` on a free port: (the process, its address) once SERVING.
+
+    Its output is piped (stderr, or both streams merged) for the test to read;
+    at the end it gets SIGTERM if still running, and SIGKILL if that is not enough.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        voxstack_command("serve", "echo_service:create", "--port", str(port), "--mode", "prod"),
+        env=env,
+        stdout=subprocess.PIPE if merge_output else None,
+        stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until_serving("echo", address, proc)
+        yield proc, address
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from conftest import echo_served
 
-from voxstack.testing.processes import free_port, voxstack_command, wait_until_serving
+from voxstack.testing.processes import free_port, voxstack_command
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,21 +32,9 @@ def test_version() -> None:
 
 @pytest.fixture
 def echo_server(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
     # CLI flags over env: the env asks for dev, the flag for prod (JSON logs).
-    proc = subprocess.Popen(
-        voxstack_command("serve", "echo_service:create", "--port", str(port), "--mode", "prod"),
-        env={**subprocess_env, "VOXSTACK_MODE": "dev"},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_until_serving("echo", address, proc)
-        yield proc, address
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
+    with echo_served({**subprocess_env, "VOXSTACK_MODE": "dev"}) as served:
+        yield served
 
 
 def test_health_exit_codes(echo_server, subprocess_env: dict[str, str]) -> None:

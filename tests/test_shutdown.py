@@ -10,29 +10,16 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from conftest import echo_served
 from voxtest.v1 import echo_pb2, echo_pb2_grpc
 
-from voxstack.testing.processes import free_port, voxstack_command, wait_until_serving
+from voxstack.testing.processes import voxstack_command
 
 
 @pytest.fixture
 def server(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        voxstack_command("serve", "echo_service:create", "--port", str(port), "--mode", "prod"),
-        env={**subprocess_env, "VOXSTACK_GRACE_PERIOD": "20"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_until_serving("echo", address, proc)
-        yield proc, address
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+    with echo_served({**subprocess_env, "VOXSTACK_GRACE_PERIOD": "20"}, merge_output=True) as served:
+        yield served
 
 
 def stream_in_thread(address: str, n: int, interval: float) -> tuple[threading.Thread, list, list, threading.Event]:

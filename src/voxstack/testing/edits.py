@@ -13,6 +13,28 @@ from pathlib import Path
 
 TAIL_MARK = "\n# ---- appended by a test: everything below is the test's own ----\n"
 
+
+def _tagged_errors(servicer: str, method: str) -> str:
+    """Code that wraps a streaming method so its INVALID_ARGUMENT messages end in " {mark}"."""
+    return f"""
+from voxstack.errors import InvalidInput as _TestInvalidInput
+
+_test_method = {servicer}.{method}
+
+
+async def _test_tagged(self, request, context):
+    try:
+        async for reply in _test_method(self, request, context):
+            yield reply
+    except _TestInvalidInput as exc:
+        exc.message += " {{mark}}"
+        raise
+
+
+{servicer}.{method} = _test_tagged
+"""
+
+
 # Code that makes each service's answers carry a version marker, keyed by the
 # file it is appended to. ``{mark}`` is replaced by the marker (e.g. "v3").
 MARKER_TAILS: dict[str, tuple[str, str]] = {
@@ -34,45 +56,8 @@ TtsServicer.ListVoices = _test_marked_voices
 """,
     ),
     # A stream's INVALID_ARGUMENT messages end in " {mark}".
-    "asr": (
-        "asr/service.py",
-        """
-_test_recognize = AsrServicer.StreamingRecognize
-
-
-async def _test_marked_recognize(self, requests, context):
-    try:
-        async for reply in _test_recognize(self, requests, context):
-            yield reply
-    except InvalidInput as exc:
-        exc.message += " {mark}"
-        raise
-
-
-AsrServicer.StreamingRecognize = _test_marked_recognize
-""",
-    ),
-    # Generate's INVALID_ARGUMENT messages end in " {mark}".
-    "llm": (
-        "llm/service.py",
-        """
-from voxstack.errors import InvalidInput as _TestInvalidInput
-
-_test_generate = LlmServicer.Generate
-
-
-async def _test_marked_generate(self, request, context):
-    try:
-        async for reply in _test_generate(self, request, context):
-            yield reply
-    except _TestInvalidInput as exc:
-        exc.message += " {mark}"
-        raise
-
-
-LlmServicer.Generate = _test_marked_generate
-""",
-    ),
+    "asr": ("asr/service.py", _tagged_errors("AsrServicer", "StreamingRecognize")),
+    "llm": ("llm/service.py", _tagged_errors("LlmServicer", "Generate")),
     # GET /test/marker answers {"status": "{mark}"}.
     "core": (
         "core/routes/health.py",
