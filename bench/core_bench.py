@@ -13,6 +13,7 @@ from common import Report, free_port, median, realtime_chunks, service, speech16
 from websockets.sync.client import connect
 
 from voxstack.audio import float_to_pcm16, wav_bytes
+from voxstack.registry import MODEL_SERVICES
 
 # Questions of three to five seconds, as the benchmark asks.
 QUESTIONS = [
@@ -67,7 +68,7 @@ def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
 
 
 def run(report: Report, voice, models_dir) -> None:
-    ports = {name: free_port() for name in ("asr", "llm", "tts")}
+    ports = {name: free_port() for name in MODEL_SERVICES}
     env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
     env |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     with ExitStack() as stack:

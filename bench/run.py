@@ -24,7 +24,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     models_dir = load_settings().models_dir
-    for name in ("asr", "llm", "tts"):
+    for name in DEFAULT_MODELS:
         pull(DEFAULT_MODELS[name], models_dir)
     from piper import PiperVoice
 

@@ -19,6 +19,7 @@ from devstack import DevRun
 
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends
+from voxstack.registry import MODEL_SERVICES
 from voxstack.runstate import pid_alive
 from voxstack.testing.processes import free_port
 from voxstack.v1 import tts_pb2
@@ -39,7 +40,7 @@ def dev_tts(tmp_path, models_dir) -> Iterator[DevRun]:
 
 
 def backends_for(run: DevRun) -> Backends:
-    return Backends(load_settings(**{n: {"port": run.ports[n]} for n in ("asr", "llm", "tts")}))
+    return Backends(load_settings(**{n: {"port": run.ports[n]} for n in MODEL_SERVICES}))
 
 
 def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
