@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -297,42 +298,22 @@ def test_cancelling_a_long_stream_frees_the_service(stub, speech) -> None:
 def test_transcribe_cli(asr_address, speech, tmp_path) -> None:
     path = tmp_path / "q.wav"
     path.write_bytes(wav(np.concatenate([silence(0.3), speech.say(FIRST), silence(0.5)])))
-    plain = subprocess.run(
-        voxstack_command("transcribe", str(path), "--addr", asr_address),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def transcribe(audio: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        argv = voxstack_command("transcribe", str(audio), "--addr", asr_address, *flags)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    plain = transcribe(path)
     assert plain.returncode == 0 and wer(FIRST, plain.stdout) <= 0.15
-    streamed = subprocess.run(
-        voxstack_command("transcribe", str(path), "--addr", asr_address, "--stream"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    streamed = transcribe(path, "--stream")
     assert streamed.returncode == 0 and wer(FIRST, streamed.stdout) <= 0.15
-    as_json = subprocess.run(
-        voxstack_command("transcribe", str(path), "--addr", asr_address, "--json"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    as_json = transcribe(path, "--json")
     assert '"words"' in as_json.stdout and '"timings"' in as_json.stdout
-    stream_json = subprocess.run(
-        voxstack_command("transcribe", str(path), "--addr", asr_address, "--stream", "--json"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    stream_json = transcribe(path, "--stream", "--json")
     assert '"speechStarted"' in stream_json.stdout and '"final"' in stream_json.stdout
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
-    failed = subprocess.run(
-        voxstack_command("transcribe", str(bad), "--addr", asr_address),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    failed = transcribe(bad)
     assert failed.returncode == 1
     assert "INVALID_ARGUMENT: corrupt WAV: no RIFF/WAVE header" in failed.stderr
 
