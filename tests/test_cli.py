@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -121,3 +122,16 @@ def test_serve_reports_a_taken_port(echo_server, subprocess_env: dict[str, str])
     result = run("serve", "echo_service:create", "--port", port, "--mode", "prod", env=subprocess_env)
     assert result.returncode == 1
     assert "is the port in use?" in result.stderr
+
+
+def test_the_lean_server_entry_names_what_is_wrong(subprocess_env: dict[str, str]) -> None:
+    def lean(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "voxstack.server", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+    unknown = lean("nosuch", env=subprocess_env)
+    assert unknown.returncode == 2 and "unknown service 'nosuch'" in unknown.stderr
+    bad = lean("asr", env={**subprocess_env, "VOXSTACK_ASR__PORT": "http"})
+    assert bad.returncode == 2 and "VOXSTACK_ASR__PORT" in bad.stderr
+    usage = lean("--help", env=subprocess_env)
+    assert usage.returncode == 0 and "python -m voxstack.server" in usage.stdout
