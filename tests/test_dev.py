@@ -311,7 +311,7 @@ def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_noth
         for name in ("tts", "core"):
             reported = next((run.state / "voxstack" / "sockets").glob(f"{name}-*.sock.modules"))
             loaded = json.loads(reported.read_text())
-            assert "voxstack.server.__main__" in loaded
+            assert "voxstack.server.run" in loaded  # started by the lean entry (run as __main__)
             assert [m for m in loaded if m.startswith(("voxstack.cli", "voxstack.commands"))] == [], name
         run.append("cli/chat.py", TOUCH.format(n=1))
         run.append("cli/stack.py", TOUCH.format(n=1))

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -80,21 +81,31 @@ async def check_channel(
     return _from_reply(address, service, reply)
 
 
-def check_http_health(address: str, timeout: float = 3.0) -> HealthResult:
-    """GET /healthz of the core: SERVING on 200, NOT_SERVING (with the failing services) otherwise."""
+def read_core_health(base_url: str, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The body of the core's ``GET /healthz`` (200 or 503 alike), or None when nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://{address}/healthz", timeout=timeout) as response:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/healthz", timeout=timeout) as response:
             body = json.loads(response.read() or b"{}")
-            return HealthResult(address, "core", True, SERVING, f"mode {body.get('mode', '?')}")
     except urllib.error.HTTPError as err:
         try:
             body = json.loads(err.read() or b"{}")
         except ValueError:
             body = {}
-        failing = ", ".join(body.get("failing", [])) or f"HTTP {err.code}"
-        return HealthResult(address, "core", False, NOT_SERVING, f"failing: {failing}")
-    except (OSError, ValueError) as exc:
-        return HealthResult(address, "core", False, UNREACHABLE, f"nothing answering: {exc}")
+        body.setdefault("status", f"HTTP {err.code}")
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else {}
+
+
+def check_http_health(address: str, timeout: float = 3.0) -> HealthResult:
+    """The core's health: SERVING when /healthz says ok, NOT_SERVING (with the failing services) otherwise."""
+    body = read_core_health(f"http://{address}", timeout)
+    if body is None:
+        return HealthResult(address, "core", False, UNREACHABLE, "nothing answering")
+    if body.get("status") == "ok":
+        return HealthResult(address, "core", True, SERVING, f"mode {body.get('mode', '?')}")
+    failing = ", ".join(body.get("failing", [])) or str(body.get("status", "?"))
+    return HealthResult(address, "core", False, NOT_SERVING, f"failing: {failing}")
 
 
 async def http_alive(control_socket: Path, timeout: float = 1.0) -> bool:

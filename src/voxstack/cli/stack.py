@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -246,7 +243,7 @@ def status(
     timeout: Annotated[float, typer.Option(min=0.1)] = 3.0,
 ) -> None:
     """Each service's health and address, as the core sees them (or asked directly when the core is down)."""
-    from voxstack.health import check_health
+    from voxstack.health import check_health, read_core_health
     from voxstack.registry import MODEL_SERVICES
     from voxstack.runstate import RunState
 
@@ -262,13 +259,7 @@ def status(
                 f"  restarts {s.restarts}" + (f"  last error: {s.last_error}" if s.last_error else "")
             )
     base = core_url(url)
-    try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=timeout) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        body = json.loads(err.read() or b"{}")
-    except OSError:
-        body = None
+    body = read_core_health(base, timeout)
     if body is not None:
         typer.echo(f"core      {base}  {body.get('status', '?')} (mode {body.get('mode', '?')})")
         services = body.get("services", {})
