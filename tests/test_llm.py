@@ -84,7 +84,11 @@ def serving_threads(port: int) -> dict[int, int]:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"voxstack.server" in cmdline and b"--port" in cmdline and cmdline[cmdline.index(b"--port") + 1] == str(port).encode():
+        if (
+            b"voxstack.server" in cmdline
+            and b"--port" in cmdline
+            and cmdline[cmdline.index(b"--port") + 1] == str(port).encode()
+        ):
             tasks = (proc / "task").iterdir()
             # Field 19 of stat is the niceness; the command name before it may hold spaces.
             return {int(t.name): int((t / "stat").read_text().rpartition(")")[2].split()[16]) for t in tasks}

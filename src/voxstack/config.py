@@ -222,7 +222,46 @@ class CoreSettings(ServiceSettings):
         description="Retries of a call refused before any reply (UNAVAILABLE, or CANCELLED by a stopping "
         "instance): the first at once, then after 25 ms, 50 ms, 100 ms, ...",
     )
-    max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest request body accepted.")
+    max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest audio body accepted.")
+    max_json_bytes: int = Field(
+        1 * MiB, ge=1024, le=2**31 - 1, description="Largest body of any other kind (JSON, forms) accepted."
+    )
+    max_text_chars: int = Field(
+        4000,
+        ge=1,
+        le=1_000_000,
+        description="Longest text a caller may send (a chat message, a system prompt, text "
+        "to speak), checked before any other work.",
+    )
+    api_docs: bool | None = Field(
+        None, description="Serve the OpenAPI schema and docs pages (/docs, /redoc, /openapi.json); unset = in dev only."
+    )
+    ws_max_frame_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=64 * MiB,
+        description="Largest WebSocket message accepted (a larger one closes the socket with 1009).",
+    )
+    ws_queue_chunks: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Audio frames a WebSocket may have waiting for the asr; beyond that the "
+        "core stops reading the socket (backpressure).",
+    )
+    ws_realtime_factor: float = Field(
+        4.0,
+        gt=0,
+        le=1000,
+        description="How much faster than real time a WebSocket may send audio once past "
+        "ws_burst_seconds; faster senders are slowed down, not refused.",
+    )
+    ws_burst_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Audio a WebSocket may send at once before ws_realtime_factor applies.",
+    )
     voice: str = Field("", description="tts voice for replies; empty = the tts default.")
     first_clause: bool = Field(
         True,

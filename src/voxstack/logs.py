@@ -29,7 +29,10 @@ request_id_var: ContextVar[str | None] = ContextVar("voxstack_request_id", defau
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _CONTEXT_ATTRS = frozenset({"service", "mode", "request_id"})
 # Libraries that are chatty at DEBUG and say nothing a voxstack developer needs.
-_QUIET_LOGGERS = ("asyncio", "grpc._cython", "watchfiles.main", "httpcore", "urllib3", "faster_whisper")
+# Libraries whose DEBUG and INFO lines are noise (websockets logs every frame at DEBUG).
+_QUIET_LOGGERS = (
+    "asyncio", "grpc._cython", "watchfiles.main", "httpcore", "urllib3", "faster_whisper", "websockets",
+)  # fmt: skip
 
 
 class ContextFilter(logging.Filter):

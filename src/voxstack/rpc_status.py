@@ -8,7 +8,9 @@ detail is on (dev mode).
 
 from __future__ import annotations
 
+import re
 import traceback
+import uuid
 from dataclasses import dataclass
 
 import grpc
@@ -26,6 +28,8 @@ from voxstack.errors import (
 
 ERROR_DOMAIN = "voxstack"
 REQUEST_ID_KEY = "x-request-id"
+# What a caller's request id may hold: it goes into logs and gRPC metadata as it is.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DETAILS_KEY = "grpc-status-details-bin"
 # Each error kind's status; a subclass takes its nearest listed base's.
 GRPC_STATUS: dict[type[VoxError], grpc.StatusCode] = {
@@ -49,6 +53,13 @@ class StatusReply:
     code: grpc.StatusCode
     message: str
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def clean_request_id(value: str | None) -> str:
+    """The caller's request id if it is safe to log and to pass on as metadata, else a new one."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 def status_for(exc: BaseException, *, request_id: str, error_detail: bool) -> StatusReply:

@@ -271,6 +271,6 @@ def status(
             address = settings.backend_address(name)
             services[name] = {"status": check_health(address, timeout=timeout).status, "address": address}
     for name, info in services.items():
-        typer.echo(f"{name:9} {info['address']}  {info['status']}")
+        typer.echo(f"{name:9} {info.get('address', '-')}  {info['status']}")
     healthy = body is not None and body.get("status") == "ok"
     raise typer.Exit(0 if healthy else 1)

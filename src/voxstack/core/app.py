@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 
-from voxstack.config import Settings
+from voxstack.config import Mode, Settings
+from voxstack.core import errors
 from voxstack.core.clients import Backends
-from voxstack.core.errors import error_body
+from voxstack.core.limits import BodyLimit
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.routes import chat, conversation, health, speech
 from voxstack.core.sessions import SessionStore
-from voxstack.errors import VoxError
 from voxstack.logs import request_id_var
-from voxstack.rpc_status import REQUEST_ID_KEY
+from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 from voxstack.runtime import report_loaded_modules
 
 logger = logging.getLogger(__name__)
@@ -44,32 +42,44 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await backends.close()
 
+    dev = settings.mode is Mode.DEV
+    docs = settings.core.api_docs if settings.core.api_docs is not None else dev
     app = FastAPI(
         title=f"voxstack core ({settings.mode.value})",
         description="Voice assistant API: speech to text, chat, text to speech, and whole spoken turns.",
         version="1",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
+    errors.install(app, detail=settings.error_detail)
+    # Added first, so it runs inside the request log (which sets the request id its refusals carry).
+    app.add_middleware(BodyLimit, audio_limit=settings.core.max_upload_bytes, other_limit=settings.core.max_json_bytes)
     app.middleware("http")(RequestLog(settings))
-    app.add_exception_handler(VoxError, vox_error)  # type: ignore[arg-type]  # Starlette types handlers loosely
     for module in (health, speech, chat, conversation):
         app.include_router(module.router)
     return app
 
 
 class RequestLog:
-    """Every HTTP request: a request id (the caller's or a new one) in the logs and the reply, one log line."""
+    """Every HTTP request: a request id (the caller's if it is safe, else a new one) in the logs and the
+    reply, one log line; an unexpected exception becomes a 500 in the one error shape, logged with its traceback."""
 
     def __init__(self, settings: Settings) -> None:
         self.mode = settings.mode.value
+        self.detail = settings.error_detail
 
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = (request.headers.get(REQUEST_ID_KEY) or uuid.uuid4().hex)[:128]
+        rid = clean_request_id(request.headers.get(REQUEST_ID_KEY))
         token = request_id_var.set(rid)
         started = time.perf_counter()
         try:
             response = await call_next(request)
+        except Exception as exc:
+            logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+            response = errors.unexpected_response(exc, detail=self.detail)
         finally:
             request_id_var.reset(token)
         response.headers[REQUEST_ID_KEY] = rid
@@ -85,12 +95,6 @@ class RequestLog:
             extra={"request_id": rid, "status": response.status_code},
         )
         return response
-
-
-async def vox_error(request: Request, exc: VoxError) -> JSONResponse:
-    if exc.http_status >= 500:
-        logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(error_body(exc), status_code=exc.http_status)
 
 
 def app_from_env() -> FastAPI:

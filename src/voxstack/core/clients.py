@@ -20,7 +20,7 @@ from voxstack.errors import VoxError
 from voxstack.health import check_channel
 from voxstack.logs import request_id_var
 from voxstack.registry import MODEL_SERVICES
-from voxstack.rpc_status import REQUEST_ID_KEY
+from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
 from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ T = TypeVar("T")
 
 
 class StageError(VoxError):
-    """A backend call failed; ``stage`` says which, the status says how."""
+    """A backend call failed; ``stage`` says which, the status how, ``cause`` the backend's own reason."""
 
     # The caller's own bad input, reported by a stage, stays a 4xx.
     HTTP: ClassVar[dict[grpc.StatusCode, int]] = {
@@ -71,19 +71,40 @@ class StageError(VoxError):
         grpc.StatusCode.UNAVAILABLE: 503,
         grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     }
+    # RESOURCE_EXHAUSTED for the caller's input being too big (not for a busy stage): 413.
+    TOO_LARGE: ClassVar[frozenset[str]] = frozenset({"AUDIO_TOO_LONG", "TEXT_TOO_LONG", "PROMPT_TOO_LONG"})
+    # Statuses whose backend message is about the caller's request, safe to show in prod.
+    CALLER_FACING: ClassVar[frozenset[grpc.StatusCode]] = frozenset(
+        {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    )
 
-    def __init__(self, stage: str, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, stage: str, code: grpc.StatusCode, details: str, cause: str = "") -> None:
         super().__init__(f"{stage} failed: {code.name}: {details}", reason=f"{stage.upper()}_{code.name}")
         self.stage = stage
         self.code = code
+        self.cause = cause
+        self.details = details
+        status = 413 if code is grpc.StatusCode.RESOURCE_EXHAUSTED and cause in self.TOO_LARGE else None
         # One class for every stage failure: its HTTP status follows the gRPC code.
-        self.http_status = self.HTTP.get(code, 502)  # type: ignore[misc]  # a ClassVar on other errors
+        self.http_status = status or self.HTTP.get(code, 502)  # type: ignore[misc]  # a ClassVar on other errors
+
+    @property
+    def public_message(self) -> str:
+        """The message for callers in prod: the backend's words only when they are about the request."""
+        if self.code in self.CALLER_FACING:
+            return f"{self.stage}: {self.details[:300]}"
+        what = {
+            grpc.StatusCode.UNAVAILABLE: "is unavailable",
+            grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time",
+        }.get(self.code, "failed")
+        return f"{self.stage} {what}"
 
 
 def stage_error(stage: str, err: grpc.RpcError) -> StageError:
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    details = err.details() if hasattr(err, "details") else str(err)
-    return StageError(stage, code, details or "")
+    if not isinstance(err, grpc.aio.AioRpcError | grpc.Call):
+        return StageError(stage, grpc.StatusCode.UNKNOWN, str(err))
+    failure = failure_from_error(err)
+    return StageError(stage, failure.code, failure.message, failure.reason)
 
 
 class Backends:

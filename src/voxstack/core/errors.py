@@ -1,16 +1,101 @@
-"""The one JSON shape of an error the core sends: ``{"error": {"code", "message", "request_id", ["stage"]}}``."""
+"""The one JSON shape of every error the core sends, and the handlers that make it.
+
+``{"error": {"code", "message", "request_id", ["stage"]}}`` for typed errors,
+validation failures, unknown routes and methods, and unexpected exceptions
+alike. Messages name the field at fault but never echo what the caller sent
+(it may be huge or not serialisable, as NaN is not). A 429 or 503 says when to
+retry. In prod, a failed backend call does not show its address or gRPC details.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
 from voxstack.core.clients import StageError
+from voxstack.core.uploads import ClientGone
 from voxstack.errors import VoxError
 from voxstack.logs import request_id_var
 
+logger = logging.getLogger(__name__)
 
-def error_body(exc: VoxError) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": exc.reason, "message": exc.message, "request_id": request_id_var.get()}
+# Seconds a refused caller should wait before trying again.
+RETRY_AFTER = {429: "1", 503: "2"}
+_HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def error_body(exc: VoxError, *, detail: bool = True) -> dict[str, Any]:
+    message = exc.message if detail or not isinstance(exc, StageError) else exc.public_message
+    error: dict[str, Any] = {"code": exc.reason, "message": message, "request_id": request_id_var.get()}
     if isinstance(exc, StageError):
         error["stage"] = exc.stage
     return {"error": error}
+
+
+def error_response(status: int, body: dict[str, Any]) -> JSONResponse:
+    body["error"].setdefault("request_id", request_id_var.get())
+    headers = {"Retry-After": RETRY_AFTER[status]} if status in RETRY_AFTER else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p)[:64] for p in loc if p not in ("body", "query", "header", "path")]
+    return ".".join(parts) or "body"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        if error.get("type") == "json_invalid":
+            problems.append("the body is not valid JSON")
+            continue
+        problems.append(f"{_field(tuple(error.get('loc', ())))}: {str(error.get('msg', 'invalid'))[:200]}")
+    return "; ".join(problems) or "the request is not valid"
+
+
+def unexpected_response(exc: Exception, *, detail: bool) -> JSONResponse:
+    """A 500 for an exception nobody expected: its type and text in dev, nothing of it in prod."""
+    message = f"{type(exc).__name__}: {exc}"[:500] if detail else "internal error"
+    return error_response(500, {"error": {"code": "INTERNAL", "message": message}})
+
+
+def install(app: FastAPI, *, detail: bool) -> None:
+    """Route every error through the one shape; ``detail`` (dev) keeps backend details in messages."""
+
+    async def vox_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, VoxError)
+        if isinstance(exc, ClientGone):
+            logger.info("%s %s: %s", request.method, request.url.path, exc)
+            return Response(status_code=400)
+        if exc.http_status >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(exc.http_status, error_body(exc, detail=detail))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, {"error": {"code": "INVALID_REQUEST", "message": validation_message(exc)}})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
+        response = error_response(exc.status_code, {"error": {"code": code, "message": message}})
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(VoxError, vox_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)

@@ -18,8 +18,10 @@ from voxstack.audio import MAX_RATE, MIN_RATE
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput
 
-# The close code sent after a config that cannot be used.
+# Close codes (RFC 6455): the end of a conversation, a config that cannot be used, audio that cannot be.
+NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
+INVALID_PAYLOAD = 1007
 
 
 class EventType(str, Enum):
@@ -47,9 +49,9 @@ class StreamConfig(BaseModel):
 
     type: Literal["config"]
     sample_rate: StrictInt = Field(ge=MIN_RATE, le=MAX_RATE, description="Rate of the PCM16 frames that follow.")
-    channels: Literal[1, 2] = Field(1, description="1 or 2 (interleaved).")
+    channels: StrictInt = Field(1, ge=1, le=2, description="1 or 2 (interleaved).")
     session_id: StrictStr | None = Field(None, description="Continue this session; none = a new one.")
-    language: StrictStr = Field("", description="ISO 639-1, 'auto', or empty for the asr's default.")
+    language: StrictStr = Field("", max_length=16, description="ISO 639-1, 'auto', or empty for the asr's default.")
     interim_results: StrictBool = Field(True, description="Send partial transcripts while the user speaks.")
 
 

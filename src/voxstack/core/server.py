@@ -99,6 +99,13 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         access_log=False,  # the app logs one line per request itself
         timeout_graceful_shutdown=int(settings.grace_period) or None,
         ws_ping_interval=20,
+        ws_max_size=settings.core.ws_max_frame_bytes,
+        # PCM audio hardly compresses, and tiny compressed frames that inflate to the size limit
+        # would let a client push far more audio than it sends bytes.
+        ws_per_message_deflate=False,
+        # Frames uvicorn reads ahead of the app: few, so a client that leaves is noticed soon.
+        ws_max_queue=4,
+        server_header=False,  # which server runs here is nobody's business
     )
     _Server(config, app).run(sockets=sockets)
     return 0

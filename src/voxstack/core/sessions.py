@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from voxstack.errors import InvalidInput
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def check_session_id(session_id: str) -> str:
-    if not SESSION_ID.match(session_id):
+    if not SESSION_ID.fullmatch(session_id):
         raise InvalidInput(
             f"session_id {session_id[:80]!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-'",
             reason="BAD_SESSION_ID",

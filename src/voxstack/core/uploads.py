@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
-from voxstack.errors import InvalidInput, TooLarge, VoxError
+from voxstack.audio import check_channels, check_rate
+from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import common_pb2
 
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
@@ -13,6 +15,13 @@ WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave
 class UnsupportedMedia(VoxError):
     http_status = 415
     default_reason = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class ClientGone(VoxError):
+    """The client closed the connection before its request was read: nobody to answer, nothing to log loudly."""
+
+    http_status = 499  # nginx's "client closed request": never seen by the client
+    default_reason = "CLIENT_CLOSED_REQUEST"
 
 
 def audio_format(content_type: str | None) -> common_pb2.AudioFormat:
@@ -29,24 +38,27 @@ def audio_format(content_type: str | None) -> common_pb2.AudioFormat:
             rate = int(values.get("rate", "0"))
             channels = int(values.get("channels", "1"))
         except ValueError:
-            raise InvalidInput(f"bad audio/L16 parameters in {content_type!r}", reason="BAD_CONTENT_TYPE") from None
+            raise InvalidInput(
+                f"bad audio/L16 parameters in {content_type[:100]!r}", reason="BAD_CONTENT_TYPE"
+            ) from None
         if rate <= 0:
             raise InvalidInput("audio/L16 needs a rate parameter, e.g. audio/L16; rate=16000", reason="BAD_SAMPLE_RATE")
+        check_rate(rate, "audio/L16 rate")
+        check_channels(channels)
         return common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels)
-    raise UnsupportedMedia(f"Content-Type {media} is not audio this API takes: send audio/wav or audio/L16; rate=N")
+    raise UnsupportedMedia(
+        f"Content-Type {media[:100]} is not audio this API takes: send audio/wav or audio/L16; rate=N"
+    )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the upload is {int(declared)} bytes; the limit is {limit}", reason="UPLOAD_TOO_LARGE")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the upload is over the limit of {limit} bytes", reason="UPLOAD_TOO_LARGE")
-        chunks.append(chunk)
+async def read_body(request: Request) -> bytes:
+    """The request body (``limits.BodyLimit`` refuses one past the upload limit while it streams in)."""
+    chunks = []
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone("the client went away during the upload") from None
     body = b"".join(chunks)
     if not body:
         raise InvalidInput("the request body is empty: send the audio", reason="EMPTY_BODY")

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import grpc
 from fastapi import WebSocket, WebSocketDisconnect
 
+from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError, stage_error
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
@@ -31,15 +32,19 @@ logger = logging.getLogger(__name__)
 class Conversation:
     """One WebSocket connection."""
 
-    def __init__(self, ws: WebSocket, pipeline: Pipeline, backends: Backends) -> None:
+    def __init__(self, ws: WebSocket, pipeline: Pipeline, backends: Backends, limits: CoreSettings) -> None:
         self.ws = ws
         self.pipeline = pipeline
         self.backends = backends
-        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.limits = limits
+        # Bounded: when the asr falls behind, the reader stops reading the socket (backpressure).
+        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=limits.ws_queue_chunks)
+        self.gone = asyncio.Event()  # the client went away: drop everything, cancel everything
         self.send_lock = asyncio.Lock()
         self.turn: asyncio.Task[None] | None = None
         self.turns = 0
         self.speech_end = time.perf_counter()
+        self.close_code = events.NORMAL_CLOSURE
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
         async with self.send_lock:  # an audio event and its binary frame stay together
@@ -68,35 +73,88 @@ class Conversation:
             interim_results=stream_config.interim_results,
         )
         await self.send(events.Ready(session_id=session_id))
-        reader = asyncio.create_task(self.read())
+        reader = asyncio.create_task(self.read(frame_bytes=2 * stream_config.channels, rate=stream_config.sample_rate))
+        work = asyncio.create_task(self.converse(config))
+        gone = asyncio.create_task(self.gone.wait())
+        try:
+            await asyncio.wait([work, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, work, gone):
+                task.cancel()
+            await asyncio.gather(reader, work, gone, return_exceptions=True)
+            await self.cancel_turn()
+            if not self.gone.is_set():
+                with contextlib.suppress(Exception):
+                    await self.ws.close(self.close_code)
+
+    async def converse(self, config: asr_pb2.RecognitionConfig) -> None:
         try:
             await self.recognise(config)
             if self.turn is not None:
                 await asyncio.wait([self.turn])
         except WebSocketDisconnect:
-            pass
+            self.gone.set()
         except VoxError as exc:
             with contextlib.suppress(Exception):
                 await self.send(events.Error(code=exc.reason, message=exc.message))
-        finally:
-            reader.cancel()
-            await self.cancel_turn()
-            with contextlib.suppress(Exception):
-                await self.ws.close()
 
-    async def read(self) -> None:
-        """Client messages into the audio queue; None ends the recognition stream."""
+    async def read(self, frame_bytes: int, rate: int) -> None:
+        """Client messages into the audio queue; None ends the recognition stream.
+
+        A client sending faster than ``ws_realtime_factor`` times real time
+        (after ``ws_burst_seconds`` of audio) is slowed down: the socket is not
+        read until its audio is due.
+        """
+        started = time.monotonic()
+        seconds = 0.0
+        ended = False
         try:
             while True:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
-                    break
-                if message.get("bytes"):
-                    self.audio.put_nowait(message["bytes"])
-                elif message.get("text") and events.is_end(message["text"]):
-                    break
+                    self.gone.set()
+                    return
+                data, text = message.get("bytes"), message.get("text")
+                if data:
+                    if len(data) % frame_bytes:
+                        await self.refuse(
+                            "BAD_FRAME",
+                            f"a binary frame of {len(data)} bytes is not whole PCM16 samples "
+                            f"({frame_bytes} bytes each): every frame must hold whole samples",
+                            events.INVALID_PAYLOAD,
+                        )
+                        return
+                    seconds += len(data) / frame_bytes / rate
+                    due = started + (seconds - self.limits.ws_burst_seconds) / self.limits.ws_realtime_factor
+                    if due > time.monotonic():
+                        await asyncio.sleep(due - time.monotonic())
+                    await self.audio.put(data)
+                elif text is not None:
+                    if events.is_end(text):
+                        await self.audio.put(None)  # after the audio already queued
+                        ended = True
+                        return
+                    await self.send(
+                        events.Error(
+                            code="UNEXPECTED_MESSAGE",
+                            message='after the config only binary audio and {"type": "end"} are expected; '
+                            "this text frame was ignored",
+                        )
+                    )
         finally:
-            self.audio.put_nowait(None)
+            if not ended:  # the client went away or broke the protocol: nobody is left to hear the rest
+                while not self.audio.empty():
+                    self.audio.get_nowait()
+                self.audio.put_nowait(None)
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        """An error that ends the conversation: the event, then the close with ``close_code``."""
+        self.close_code = close_code
+        with contextlib.suppress(Exception):
+            await self.send(events.Error(code=code, message=message))
+        self.gone.set()
+        with contextlib.suppress(Exception):
+            await self.ws.close(close_code)
 
     async def requests(self, config: asr_pb2.RecognitionConfig) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
         yield asr_pb2.StreamingRecognizeRequest(config=config)

@@ -10,7 +10,6 @@ import asyncio
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ import grpc
 
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
-from voxstack.rpc_status import REQUEST_ID_KEY, status_for
+from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +60,9 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    return uuid.uuid4().hex
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            return clean_request_id(value)
+    return clean_request_id(None)
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):

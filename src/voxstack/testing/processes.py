@@ -82,6 +82,10 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://{self.address}"
 
+    @property
+    def pid(self) -> int:
+        return self._running().pid
+
     def start(self) -> ServiceProcess:
         out: IO[bytes] | int = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         try:

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from voxstack.core.deps import PipelineDep
+from voxstack.core.deps import PipelineDep, SettingsDep
 from voxstack.core.errors import error_body
+from voxstack.core.inputs import Text, check_length
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import llm_pb2
@@ -19,9 +20,11 @@ router = APIRouter(tags=["chat"])
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(..., description="What the user says.")
+    model_config = ConfigDict(extra="forbid")
+
+    message: Text = Field(..., description="What the user says.")
     session_id: str | None = Field(None, description="Keeps the conversation's history between calls.")
-    system: str | None = Field(None, description="A system prompt for this turn.")
+    system: Text | None = Field(None, description="A system prompt for this turn.")
 
 
 def sse(event: str, data: object) -> str:
@@ -38,8 +41,10 @@ def done_data(done: llm_pb2.GenerateDone) -> dict[str, object]:
 
 
 @router.post("/v1/chat")
-async def chat(body: ChatRequest, pipeline: PipelineDep) -> StreamingResponse:
+async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> StreamingResponse:
     """Text in; the reply streamed as server-sent events: `delta` events, then one `done`."""
+    check_length("message", body.message, settings.core.max_text_chars)
+    check_length("system", body.system, settings.core.max_text_chars)
     if body.session_id is not None:
         check_session_id(body.session_id)
     if not body.message.strip():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from typing import Annotated
 from urllib.parse import quote
 
@@ -19,7 +18,7 @@ from voxstack.core.uploads import audio_format, read_body
 from voxstack.core.websocket import Conversation
 from voxstack.errors import InvalidInput
 from voxstack.logs import request_id_var
-from voxstack.rpc_status import REQUEST_ID_KEY
+from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 
 router = APIRouter(tags=["conversation"])
 
@@ -28,11 +27,10 @@ router = APIRouter(tags=["conversation"])
 async def converse(
     request: Request,
     pipeline: PipelineDep,
-    settings: SettingsDep,
     content_type: Annotated[str | None, Header()] = None,
     accept: Annotated[str | None, Header()] = None,
-    session_id: Annotated[str | None, Query(description="Keeps history between turns.")] = None,
-    language: Annotated[str, Query()] = "",
+    session_id: Annotated[str | None, Query(max_length=64, description="Keeps history between turns.")] = None,
+    language: Annotated[str, Query(max_length=16, description="ISO 639-1, 'auto', or empty for the default.")] = "",
 ) -> Response:
     """One spoken turn: speech in; transcript, reply text, reply audio and per-stage timings out.
 
@@ -41,7 +39,7 @@ async def converse(
     if session_id is not None:
         check_session_id(session_id)
     fmt = audio_format(content_type)
-    audio = await read_body(request, settings.core.max_upload_bytes)
+    audio = await read_body(request)
     started = time.perf_counter()
     heard = await pipeline.transcribe(audio, fmt, language)
     transcript = heard.result.text
@@ -71,11 +69,11 @@ async def converse(
 
 
 @router.websocket("/v1/stream")
-async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep) -> None:
+async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, settings: SettingsDep) -> None:
     """A spoken conversation; the messages are those of ``voxstack.core.events`` (docs/API.md)."""
     await ws.accept()
-    token = request_id_var.set(ws.headers.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
+    token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     try:
-        await Conversation(ws, pipeline, backends).run()
+        await Conversation(ws, pipeline, backends, settings.core).run()
     finally:
         request_id_var.reset(token)

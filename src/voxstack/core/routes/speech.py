@@ -6,31 +6,34 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from voxstack.audio import MAX_RATE
 from voxstack.core.deps import PipelineDep, SettingsDep
+from voxstack.core.inputs import Text, check_length
 from voxstack.core.uploads import audio_format, read_body
 
 router = APIRouter(tags=["speech"])
 
 
 class SpeakRequest(BaseModel):
-    text: str
-    voice: str = ""
-    sample_rate: int = Field(0, ge=0, description="0 = the voice's own rate.")
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text = Field(..., description="What to say.")
+    voice: Text = Field("", max_length=200, description="A voice from /v1/voices; empty = the default.")
+    sample_rate: int = Field(0, ge=0, le=MAX_RATE, description="0 = the voice's own rate.")
 
 
 @router.post("/v1/transcribe")
 async def transcribe(
     request: Request,
     pipeline: PipelineDep,
-    settings: SettingsDep,
     content_type: Annotated[str | None, Header()] = None,
-    language: Annotated[str, Query(description="ISO 639-1, 'auto', or empty for the default.")] = "",
+    language: Annotated[str, Query(max_length=16, description="ISO 639-1, 'auto', or empty for the default.")] = "",
 ) -> dict[str, Any]:
     """Audio (audio/wav or audio/L16; rate=N) in, text out."""
     fmt = audio_format(content_type)
-    audio = await read_body(request, settings.core.max_upload_bytes)
+    audio = await read_body(request)
     reply = await pipeline.transcribe(audio, fmt, language)
     result = reply.result
     return {
@@ -61,7 +64,8 @@ async def voices(pipeline: PipelineDep) -> dict[str, Any]:
 
 
 @router.post("/v1/speak", response_class=Response, responses={200: {"content": {"audio/wav": {}}}})
-async def speak(body: SpeakRequest, pipeline: PipelineDep) -> Response:
+async def speak(body: SpeakRequest, pipeline: PipelineDep, settings: SettingsDep) -> Response:
     """Text in, WAV out."""
+    check_length("text", body.text, settings.core.max_text_chars)
     reply = await pipeline.speak(body.text, body.voice, body.sample_rate)
     return Response(reply.audio, media_type="audio/wav")
