@@ -160,3 +160,48 @@ def test_mangled_wav_files_only_ever_give_invalid_input() -> None:
         except (InvalidInput, TooLarge):
             outcomes.add("refused")
     assert "refused" in outcomes
+
+
+def _wav(tag: int, samples: np.ndarray, rate: int = 16000, *, extensible: bool = False) -> bytes:
+    """A WAV file of ``samples`` (already in their on-disk dtype) with format ``tag``, plain or extensible."""
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    width = samples.dtype.itemsize
+    data = samples.tobytes()
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * channels * width,
+                      channels * width, 8 * width)  # fmt: skip
+    if extensible:  # cbSize, valid bits, channel mask, then the sub-format GUID (its first two bytes: the tag)
+        fmt += struct.pack("<HHI", 22, 8 * width, 0) + struct.pack("<H", tag) + bytes(14)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+@pytest.mark.parametrize(
+    ("tag", "dtype", "extensible"),
+    [(3, "<f4", False), (3, "<f8", True), (1, "<i2", True), (1, "<i4", True)],
+)
+def test_float_and_extensible_wavs_decode(tag: int, dtype: str, extensible: bool) -> None:
+    wave_ = 0.5 * np.sin(np.linspace(0, 2 * np.pi * 440, 1600, dtype=np.float64))
+    if tag == 1:
+        scale = 2 ** (8 * np.dtype(dtype).itemsize - 1)
+        on_disk = (wave_ * scale).astype(dtype)
+    else:
+        on_disk = wave_.astype(dtype)
+    decoded = audio.decode_wav(_wav(tag, on_disk, extensible=extensible))
+    assert decoded.sample_rate == 16000 and decoded.channels == 1
+    assert np.allclose(decoded.samples[:, 0], wave_, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"RIFF\x04\x00\x00\x00WAVE", "no fmt chunk"),
+        (b"RIFF\x10\x00\x00\x00WAVEdata\x00\x00\x00\x00", "data chunk comes before the fmt chunk"),
+        (b"RIFF\x18\x00\x00\x00WAVEfmt \x04\x00\x00\x00\x01\x00\x01\x00data\x00\x00\x00\x00", "fmt chunk of 4 bytes"),
+        (_wav(7, np.zeros(4, dtype="<i2")), "format 0x0007"),
+        (_wav(3, np.zeros(4, dtype="<i2")), "16 bits (float)"),
+    ],
+)
+def test_a_bad_wav_header_says_what_is_wrong(data: bytes, says: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        audio.decode_wav(data)
+    assert says in info.value.message and info.value.reason == "BAD_WAV"

@@ -118,26 +118,62 @@ def check_duration(seconds: float, max_seconds: float | None) -> None:
         raise TooLarge(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", reason="AUDIO_TOO_LONG")
 
 
+# WAVE format tags: integer PCM, IEEE float, and the extensible header whose sub-format says which.
+_PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+
+
+def _wav_chunks(data: bytes) -> tuple[bytes, bytes]:
+    """The ``fmt `` chunk and the ``data`` chunk of a RIFF/WAVE file (a truncated data chunk is kept)."""
+    fmt: bytes | None = None
+    offset = 12
+    while offset + 8 <= len(data):
+        name, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        body = data[offset + 8 : offset + 8 + size]
+        if name == b"fmt ":
+            fmt = body
+        elif name == b"data":
+            if fmt is None:
+                raise InvalidInput("corrupt WAV: the data chunk comes before the fmt chunk", reason="BAD_WAV")
+            return fmt, body
+        offset += 8 + size + (size & 1)  # chunks are padded to an even size
+    what = "no fmt chunk" if fmt is None else "no data chunk"
+    raise InvalidInput(f"corrupt WAV: {what}", reason="BAD_WAV")
+
+
 def decode_wav(data: bytes) -> Audio:
-    """A RIFF/WAVE file of 8/16/24/32-bit integer PCM."""
+    """A RIFF/WAVE file: 8/16/24/32-bit integer PCM or 32/64-bit float, plain or WAVE_FORMAT_EXTENSIBLE."""
     if not data:
         raise InvalidInput("audio is empty", reason="EMPTY_AUDIO")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise InvalidInput("corrupt WAV: no RIFF/WAVE header", reason="BAD_WAV")
-    try:
-        with wave.open(io.BytesIO(data), "rb") as reader:
-            channels = reader.getnchannels()
-            width = reader.getsampwidth()
-            rate = reader.getframerate()
-            frames = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError, struct.error, RuntimeError, ValueError, OverflowError) as exc:
-        # The stdlib reader raises all of these on malformed chunks.
-        raise InvalidInput(f"corrupt WAV: {exc or 'malformed chunk'}", reason="BAD_WAV") from None
+    fmt, frames = _wav_chunks(data)
+    if len(fmt) < 16:
+        raise InvalidInput(f"corrupt WAV: a fmt chunk of {len(fmt)} bytes (at least 16)", reason="BAD_WAV")
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag == _EXTENSIBLE:
+        if len(fmt) < 26:
+            raise InvalidInput("corrupt WAV: an extensible fmt chunk without its sub-format", reason="BAD_WAV")
+        tag = struct.unpack_from("<H", fmt, 24)[0]  # the first two bytes of the sub-format GUID
     check_channels(channels)
     check_rate(rate, "WAV sample rate")
+    if (
+        tag not in (_PCM, _FLOAT)
+        or bits % 8
+        or not ((tag == _PCM and 8 <= bits <= 32) or (tag == _FLOAT and bits in (32, 64)))
+    ):
+        kind = {_PCM: "integer PCM", _FLOAT: "float"}.get(tag, f"format {tag:#06x}")
+        raise InvalidInput(
+            f"WAV sample width of {bits} bits ({kind}) is not supported: use 8/16/24/32-bit integer PCM or "
+            "32/64-bit float",
+            reason="BAD_WAV",
+        )
+    width = bits // 8
     usable = len(frames) - len(frames) % (width * channels)
     frames = frames[:usable]
-    if width == 2:
+    if tag == _FLOAT:
+        floats = np.frombuffer(frames, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
+        samples = np.nan_to_num(np.clip(floats, -1.0, 1.0))
+    elif width == 2:
         samples = pcm16_to_float(frames, channels)
     elif width == 1:  # unsigned 8-bit
         samples = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
@@ -146,10 +182,8 @@ def decode_wav(data: bytes) -> Audio:
         ints = raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16)
         ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
         samples = ints.astype(np.float32) / float(1 << 23)
-    elif width == 4:
-        samples = np.frombuffer(frames, dtype="<i4").astype(np.float32) / float(1 << 31)
     else:
-        raise InvalidInput(f"WAV sample width of {width} bytes is not supported", reason="BAD_WAV")
+        samples = np.frombuffer(frames, dtype="<i4").astype(np.float32) / float(1 << 31)
     return Audio(samples.reshape(-1, channels), rate)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,9 @@ from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
 
 logger = logging.getLogger(__name__)
+
+# The placeholder of message i in the rendered template (a character no template emits of its own).
+_MARK = re.compile("\x1evoxstack-message-(\\d+)\x1e")
 
 
 class LlamaCppEngine:
@@ -80,9 +84,25 @@ class LlamaCppEngine:
             pass
 
     def prompt_tokens(self, conversation: Conversation) -> tuple[list[int], list[str]]:
-        """The prompt as tokens, and the template's own stop strings."""
-        result = self._formatter(messages=conversation.messages)
-        tokens = self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        """The prompt as tokens, and the template's own stop strings.
+
+        Only the chat template's own markers are special tokens: the messages'
+        text is tokenized as plain text, so a user who types ``<|im_end|>`` gets
+        those characters, not the end of their turn (prompt injection through
+        the template). The template is rendered with a placeholder for each
+        message, and the pieces are tokenized apart.
+        """
+        messages = conversation.messages
+        marks = [f"\x1evoxstack-message-{i}\x1e" for i in range(len(messages))]
+        masked = [{"role": m["role"], "content": mark} for m, mark in zip(messages, marks, strict=True)]
+        result = self._formatter(messages=masked)
+        tokens: list[int] = []
+        # split() alternates: template text, a message's index, template text, ...
+        for n, piece in enumerate(_MARK.split(result.prompt)):
+            text, special = (messages[int(piece)]["content"], False) if n % 2 else (piece, True)
+            if text:
+                add_bos = not tokens and not result.added_special
+                tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, stop
 
