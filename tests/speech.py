@@ -57,7 +57,8 @@ def wav(samples: np.ndarray, from_rate: int = VOICE_RATE, to_rate: int = VOICE_R
 
 
 def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+    """Lower-case words; apostrophes dropped ("L'Alma" and "L. Alma" are spellings of one sound)."""
+    return re.sub(r"[^a-z0-9 ]+", " ", text.lower().replace("'", "")).split()
 
 
 def join_compounds(ref: list[str], hyp: list[str]) -> list[str]:

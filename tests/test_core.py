@@ -26,7 +26,9 @@ from voxstack.testing.processes import voxstack_command
 
 pytestmark = pytest.mark.slow
 
-QUESTION = "What is the capital of France?"
+# The tiny default llm answers this one in plain English at temperature 0 (its answer to "What is the
+# capital of France?" is "L'Alma: Paris, France.", which the tts and asr round trip spells several ways).
+QUESTION = "What colour is the sky on a clear day?"
 UPLOAD_LIMIT = 2 * 1024 * 1024
 
 
@@ -88,7 +90,7 @@ def test_converse_can_answer_with_wav(client, speech) -> None:
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "audio/wav"
-    assert "capital" in response.headers["x-voxstack-transcript"].lower()
+    assert "sky" in response.headers["x-voxstack-transcript"].lower()
     with wave.open(io.BytesIO(response.content)) as w:
         assert w.getnframes() > w.getframerate() // 2
 
@@ -263,7 +265,8 @@ def test_bad_requests_get_4xx_json(client, speech, content, headers, params, sta
 
 
 def test_bad_json_bodies(client) -> None:
-    assert client.post("/v1/chat", json={"nope": 1}).status_code == 422
+    unknown = client.post("/v1/chat", json={"nope": 1})  # one error shape for validation too (issue 15)
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "INVALID_REQUEST"
     assert client.post("/v1/chat", json={"message": "  "}).json()["error"]["code"] == "EMPTY_TEXT"
     assert client.post("/v1/speak", json={"text": ""}).json()["error"]["stage"] == "tts"
     assert client.post("/v1/speak", json={"text": "hi", "voice": "nobody"}).status_code == 400

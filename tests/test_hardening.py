@@ -109,7 +109,7 @@ def ws_url(stack: Stack) -> str:
 # ---- 1. WebSocket audio is bounded ----------------------------------------------------------
 
 
-def test_1_a_websocket_flood_is_slowed_down_not_buffered_and_dropped_when_the_client_goes(stack: Stack) -> None:
+def test_1_a_websocket_flood_is_refused_not_buffered_and_its_stream_ends(stack: Stack) -> None:
     core_pid = stack.procs["core"].pid
     before = rss_mb(core_pid)
     frame = b"\x01\x00" * (FRAME_LIMIT // 2)  # 2 s of 16 kHz audio a frame
@@ -133,8 +133,13 @@ def test_1_a_websocket_flood_is_slowed_down_not_buffered_and_dropped_when_the_cl
         sender.join(20)
         assert not sender.is_alive()
         grown = rss_mb(core_pid) - before
-    # 5 s at 4x real time after a 2 s burst is 22 s of audio (700 KB); queues and socket buffers add a
-    # few MB. Unbounded, a local client pushes hundreds of MB in 5 s.
+        error = json.loads(ws.recv(timeout=10))
+        assert error["type"] == "error" and error["code"] == "AUDIO_TOO_FAST"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    # Refused after a few frames past the 2 s burst; socket buffers hold a few MB more.
+    # Unbounded, a local client pushed 1 GB in 3.5 s.
     assert sent < 16 * 1024 * 1024, sent
     assert grown < 100, f"the core grew by {grown:.0f} MB"
     # The asr's stream ends soon after the client does, instead of going through what was queued

@@ -101,9 +101,11 @@ class Conversation:
     async def read(self, frame_bytes: int, rate: int) -> None:
         """Client messages into the audio queue; None ends the recognition stream.
 
-        A client sending faster than ``ws_realtime_factor`` times real time
-        (after ``ws_burst_seconds`` of audio) is slowed down: the socket is not
-        read until its audio is due.
+        The queue is bounded: while the asr is behind, the socket is not read.
+        A client that sends audio faster than ``ws_realtime_factor`` times real
+        time, beyond ``ws_burst_seconds`` of it, is refused: held back instead,
+        its surplus would sit in socket buffers that the core must work through
+        before it can even see the client leave.
         """
         started = time.monotonic()
         seconds = 0.0
@@ -125,9 +127,17 @@ class Conversation:
                         )
                         return
                     seconds += len(data) / frame_bytes / rate
-                    due = started + (seconds - self.limits.ws_burst_seconds) / self.limits.ws_realtime_factor
-                    if due > time.monotonic():
-                        await asyncio.sleep(due - time.monotonic())
+                    limits = self.limits
+                    allowed = limits.ws_burst_seconds + limits.ws_realtime_factor * (time.monotonic() - started)
+                    if seconds > allowed:
+                        await self.refuse(
+                            "AUDIO_TOO_FAST",
+                            f"{seconds:.1f} s of audio in {time.monotonic() - started:.1f} s: send audio at most "
+                            f"{limits.ws_realtime_factor:g} times faster than real time (after the first "
+                            f"{limits.ws_burst_seconds:g} s)",
+                            events.POLICY_VIOLATION,
+                        )
+                        return
                     await self.audio.put(data)
                 elif text is not None:
                     if events.is_end(text):
