@@ -308,6 +308,7 @@ def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_noth
     run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
     try:
         run.wait_for(lambda: run.serving("tts", "core"), what="serving")
+        assert (run.state / "voxstack" / "sockets").stat().st_mode & 0o777 == 0o700  # control sockets: this user's
         for name in ("tts", "core"):
             reported = next((run.state / "voxstack" / "sockets").glob(f"{name}-*.sock.modules"))
             loaded = json.loads(reported.read_text())

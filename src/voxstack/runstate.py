@@ -101,7 +101,8 @@ class RunState:
         """Take the lock for this process; with ``replace``, stop whoever holds it first."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
-        self.sockets.mkdir(exist_ok=True)
+        self.sockets.mkdir(mode=0o700, exist_ok=True)
+        self.sockets.chmod(0o700)  # control sockets answer anyone who can reach them: only this user
         handle = self.lock_path.open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
