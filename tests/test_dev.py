@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -322,3 +323,27 @@ def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_noth
         assert "reloading" not in run.output()
     finally:
         assert run.stop() == 0
+
+
+def test_a_hung_service_shows_unhealthy_and_a_killed_one_says_so(tmp_path, models_dir) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+    run.env["VOXSTACK_HEALTH_INTERVAL"] = "0.5"
+    run.start()
+    try:
+        run.wait_for(lambda: run.serving("tts"), what="serving")
+        pid = run.pid("tts")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            run.wait_for(lambda: run.record()["services"]["tts"]["state"] == "unhealthy", what="unhealthy")
+            assert re.search(r"tts\s+unhealthy", run.cli("status", "--url", "http://127.0.0.1:1").stdout)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        run.wait_for(lambda: run.serving("tts") and run.pid("tts") == pid, what="serving again after SIGCONT")
+        sockets = run.state / "voxstack" / "sockets"
+        os.kill(pid, signal.SIGKILL)
+        run.wait_for(lambda: run.serving("tts") and run.pid("tts") != pid, what="restarted")
+        assert run.record()["services"]["tts"]["last_error"] == "killed by SIGKILL"
+        assert not list(sockets.glob("tts-*-1.sock*")), list(sockets.iterdir())  # the dead one's files are gone
+    finally:
+        assert run.stop() == 0
+    assert not list((run.state / "voxstack" / "sockets").iterdir())  # nothing left after the stop

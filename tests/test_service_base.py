@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -83,8 +84,8 @@ async def test_health_goes_from_not_serving_to_serving_when_engine_is_ready(star
     assert reply.text == "hello"
 
 
-async def test_reflection_lists_the_service(start) -> None:
-    run = await start()
+async def test_reflection_lists_the_service_in_dev(start) -> None:
+    run = await start(load_settings(mode="dev"))
     stub = reflection_pb2_grpc.ServerReflectionStub(run.channel)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
 
@@ -95,6 +96,23 @@ async def test_reflection_lists_the_service(start) -> None:
     async for reply in stub.ServerReflectionInfo(requests(), timeout=5):
         names |= {s.name for s in reply.list_services_response.service}
     assert {"voxtest.v1.Echo", "grpc.health.v1.Health"} <= names
+
+
+async def test_prod_serves_no_reflection_unless_asked(start) -> None:
+    def reflection_calls(run: Running) -> Any:
+        stub = reflection_pb2_grpc.ServerReflectionStub(run.channel)
+
+        async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+        return stub.ServerReflectionInfo(requests(), timeout=5)
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in reflection_calls(await start(load_settings(mode="prod"))):
+            pass
+    assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    replies = [r async for r in reflection_calls(await start(load_settings(mode="prod", reflection=True)))]
+    assert replies
 
 
 @pytest.mark.parametrize("mode", ["dev", "prod"])

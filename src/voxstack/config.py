@@ -55,6 +55,7 @@ MODE_DEFAULTS: MappingProxyType[Mode, MappingProxyType[str, Any]] = MappingProxy
                 "traceback_locals": False,
                 "health_interval": 30.0,
                 "reuse_port": False,
+                "reflection": False,
             }
         ),
         Mode.DEV: MappingProxyType(
@@ -64,6 +65,7 @@ MODE_DEFAULTS: MappingProxyType[Mode, MappingProxyType[str, Any]] = MappingProxy
                 "error_detail": True,
                 "traceback_locals": True,
                 "health_interval": 15.0,
+                "reflection": True,
                 # The dev supervisor starts a new instance beside the old one.
                 "reuse_port": True,
             }
@@ -293,6 +295,9 @@ class Settings(BaseSettings):
     traceback_locals: bool = Field(False, description="Show local variables in logged tracebacks.")
     health_interval: float = Field(30.0, gt=0, le=3600, description="Seconds between health checks.")
     reuse_port: bool = Field(False, description="Let a second server bind the same port (SO_REUSEPORT).")
+    reflection: bool = Field(
+        False, description="Serve gRPC server reflection (what grpcurl lists); it tells callers the whole API."
+    )
     grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."

@@ -26,7 +26,7 @@ def default_state_dir() -> Path:
 
 @dataclass
 class ServiceState:
-    state: str = "starting"  # starting, serving, reloading, failed, backoff, stopped
+    state: str = "starting"  # starting, serving, unhealthy, reloading, failed, backoff, stopped
     pid: int = 0
     port: int = 0
     generation: int = 0

@@ -102,8 +102,9 @@ class ServiceHost:
         """Bind, start serving (health NOT_SERVING), begin loading the engine; return the port."""
         self.service.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = (*self.service.grpc_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, self.server)
+        if self.settings.reflection:
+            names = (*self.service.grpc_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, self.server)
         for name in ("", *self.service.grpc_names):
             await self.health.set(name, NOT_SERVING)
         wanted = self.section.address

@@ -125,10 +125,20 @@ class Instance:
                 await asyncio.sleep(0.02)
         return False
 
-    async def _serving(self, channel: grpc.aio.Channel) -> bool:
+    async def healthy(self, timeout: float) -> bool:
+        """One health check of this very instance on its control socket (a stopped process answers nothing)."""
+        if not self.alive or not self.control_socket.exists():
+            return False
+        async with grpc.aio.insecure_channel(f"unix:{self.control_socket}") as channel:
+            try:
+                return await asyncio.wait_for(self._serving(channel, timeout), timeout + 0.5)
+            except asyncio.TimeoutError:
+                return False
+
+    async def _serving(self, channel: grpc.aio.Channel, timeout: float = 1.0) -> bool:
         if self.http:
-            return await http_alive(self.control_socket, 1.0)
-        return (await check_channel(channel, str(self.control_socket), timeout=1.0)).serving
+            return await http_alive(self.control_socket, timeout)
+        return (await check_channel(channel, str(self.control_socket), timeout=timeout)).serving
 
     async def wait(self) -> int:
         assert self.proc is not None
@@ -152,9 +162,21 @@ class Instance:
                 )
         _signal_group(self.proc.pid, signal.SIGKILL)  # whatever is left of the group, grandchildren too
         await self.wait()
+        self.remove_files()
+
+    def remove_files(self) -> None:
+        """The control socket and the lists next to it, once the process is gone."""
         for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in ("modules", "imports"))):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+    def exit_reason(self, code: int) -> str:
+        """Why the process ended: the signal that killed it, else the last error it printed."""
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+            return f"killed by signal {-code}"
+        return f"exited with code {code}: {self.failure()}"
 
     def failure(self) -> str:
         """The last error in the output, with the file and line it points at."""

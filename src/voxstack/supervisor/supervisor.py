@@ -206,8 +206,8 @@ class Supervisor:
         if instance.alive:
             error = f"not SERVING within {timeout:.0f} s"
         else:
-            await instance.wait()
-            error = f"exited with code {instance.proc.returncode if instance.proc else '?'}: {instance.failure()}"
+            code = await instance.wait()
+            error = instance.exit_reason(code)
         await instance.stop(0)
         slot.state.last_error = error
         return None
@@ -220,6 +220,27 @@ class Supervisor:
         self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
         if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
             self.spawn(asyncio.create_task(self._prepare_spare(slot, instance)))
+        self.spawn(asyncio.create_task(self._watch_health(slot, instance)))
+
+    async def _watch_health(self, slot: Slot, instance: Instance) -> None:
+        """Every health_interval, ask the instance itself: a hung process (SIGSTOP, a deadlock) is not serving."""
+        interval = self.settings.health_interval
+        while not self.stopping.is_set() and slot.current is instance and instance.alive:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), interval)
+            if self.stopping.is_set() or slot.current is not instance or not instance.alive:
+                return
+            healthy = await instance.healthy(timeout=min(2.0, interval))
+            if slot.current is not instance or slot.state.state not in ("serving", "unhealthy"):
+                continue  # a reload or a restart is under way: it owns the state
+            state = "serving" if healthy else "unhealthy"
+            if state != slot.state.state:
+                slot.state.state = state
+                self.save()
+                if healthy:
+                    logger.info("%s (pid %d) answers again", slot.name, instance.pid)
+                else:
+                    logger.warning("%s (pid %d) does not answer its health check", slot.name, instance.pid)
 
     def _claim_spare(self, slot: Slot) -> Instance | None:
         """The slot's warm spare if it is alive and made for the next generation; else None."""
@@ -268,7 +289,8 @@ class Supervisor:
             slot.failures = 0
         slot.current = None
         slot.state.state, slot.state.pid = "failed", 0
-        slot.state.last_error = f"exited with code {code}: {instance.failure()}"
+        slot.state.last_error = instance.exit_reason(code)
+        instance.remove_files()
         self.save()
         logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
         await self._restart_with_backoff(slot)
