@@ -9,11 +9,12 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, free_port, median, realtime_chunks, service, speech16k
+from common import Report, median, realtime_chunks, service, speech16k
 from websockets.sync.client import connect
 
 from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.registry import MODEL_SERVICES
+from voxstack.testing.processes import free_port
 
 # Questions of three to five seconds, as the benchmark asks.
 QUESTIONS = [

@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 import httpx
-from common import Report, free_port, median
+from common import Report, median
 
 from voxstack import protogen
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.edits import set_marker
-from voxstack.testing.processes import child_env
+from voxstack.testing.processes import child_env, free_port
 from voxstack.v1 import asr_pb2, llm_pb2
 
 SAVES = 20

@@ -235,6 +235,20 @@ class CoreSettings(ServiceSettings):
         description="Longest text a caller may send (a chat message, a system prompt, text "
         "to speak), checked before any other work.",
     )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys callers must present (Authorization: Bearer KEY, or X-API-Key) on every route but "
+        "/livez and /healthz; a JSON list. Empty (and no api_keys_file) = no authentication.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of keys stored hashed: one `sha256:HEX` line each (`voxstack config --hash-key`)."
+    )
+    allow_anonymous: bool = Field(
+        False, description="Let a prod core without keys listen on a non-loopback address (behind your own auth)."
+    )
+    ws_token_seconds: float = Field(
+        60, gt=0, le=86_400, description="How long a WebSocket token from POST /v1/auth/ws-token stays valid."
+    )
     api_docs: bool | None = Field(
         None, description="Serve the OpenAPI schema and docs pages (/docs, /redoc, /openapi.json); unset = in dev only."
     )

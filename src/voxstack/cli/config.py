@@ -12,9 +12,17 @@ from voxstack.cli.options import ModeOption, settings_from_flags
 
 def config(
     docs: Annotated[bool, typer.Option("--docs", help="Print the settings reference (Markdown) instead.")] = False,
+    hash_key: Annotated[
+        str | None, typer.Option("--hash-key", help="Print the api_keys_file line for this key, and exit.")
+    ] = None,
     mode: ModeOption = None,
 ) -> None:
     """Print the settings in effect as JSON (secrets hidden), from defaults, .env, environment and flags."""
+    if hash_key is not None:
+        from voxstack.core.auth import hashed_line
+
+        typer.echo(hashed_line(hash_key))
+        return
     if docs:
         from voxstack.settings_docs import render
 

@@ -11,9 +11,11 @@ from fastapi import FastAPI, Request, Response
 
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
+from voxstack.core.auth import ApiKeys, RequireKey, load_digests
 from voxstack.core.clients import Backends
 from voxstack.core.limits import BodyLimit
 from voxstack.core.pipeline import Pipeline
+from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, speech
 from voxstack.core.sessions import SessionStore
 from voxstack.logs import request_id_var
@@ -54,11 +56,14 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
+    app.state.api_keys = ApiKeys(load_digests(settings.core), settings.core.ws_token_seconds)
     errors.install(app, detail=settings.error_detail)
-    # Added first, so it runs inside the request log (which sets the request id its refusals carry).
+    # Innermost first: a body is read only once its key is checked; both run inside the request
+    # log, which sets the request id their refusals carry.
     app.add_middleware(BodyLimit, audio_limit=settings.core.max_upload_bytes, other_limit=settings.core.max_json_bytes)
+    app.add_middleware(RequireKey, keys=app.state.api_keys)
     app.middleware("http")(RequestLog(settings))
-    for module in (health, speech, chat, conversation):
+    for module in (health, speech, chat, conversation, auth_routes):
         app.include_router(module.router)
     return app
 

@@ -65,12 +65,15 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     import uvicorn
 
+    from voxstack.config import Mode
     from voxstack.core.app import create_app
+    from voxstack.core.auth import check_exposure, load_digests
     from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
     from voxstack.server.host import BindError
 
     core = settings.core
     address = (host or core.host, core.port if port is None else port)
+    check_exposure(core.model_copy(update={"host": address[0]}), settings.mode is Mode.PROD, load_digests(core))
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited:
         # The supervisor owns the listening socket: connections wait in its

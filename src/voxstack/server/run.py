@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import cast
 
 from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.errors import StartupError
 from voxstack.registry import CONTROL_SOCKET_ENV, SERVICES
 from voxstack.server.host import BindError, Service, ServiceHost
 
@@ -71,8 +72,8 @@ def run_service(ref: str, settings: Settings, *, host: str | None = None, port: 
         lower_priority(settings.service(spec.name).nice)
         try:
             return http_factory(settings, host, port)
-        except BindError as exc:
-            logger.error("%s", exc)
+        except (BindError, StartupError) as exc:
+            logger.error("%s cannot start: %s", spec.name, exc)
             return 1
     factory = cast(ServiceFactory, load_factory(ref))
 

@@ -1,0 +1,175 @@
+"""API keys: every route but the health probes needs one, when keys are configured.
+
+Keys are kept only as SHA-256 digests and compared in constant time; they are
+never logged. A caller presents one as ``Authorization: Bearer KEY`` or
+``X-API-Key: KEY``. Browsers cannot set headers on a WebSocket, so a caller
+with a key gets a short-lived token (``POST /v1/auth/ws-token``) and opens
+``/v1/stream?token=...``; tokens are signed with a secret derived from the
+keys, so every core replica with the same keys accepts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from voxstack.config import CoreSettings
+from voxstack.errors import StartupError
+from voxstack.logs import request_id_var
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Routes that answer without a key: orchestrators probe them.
+OPEN_PATHS = frozenset({"/livez", "/healthz"})
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def hashed_line(key: str) -> str:
+    """The line of a keys file that holds ``key``."""
+    return f"sha256:{digest(key)}"
+
+
+def load_digests(core: CoreSettings) -> list[str]:
+    """The digests of every configured key; StartupError naming a bad line of the keys file."""
+    digests = [digest(k.get_secret_value()) for k in core.api_keys if k.get_secret_value()]
+    if core.api_keys_file is not None:
+        try:
+            lines = Path(core.api_keys_file).read_text().splitlines()
+        except OSError as exc:
+            raise StartupError(f"cannot read api_keys_file {core.api_keys_file}: {exc.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kind, _, value = line.partition(":")
+            if kind != "sha256" or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise StartupError(
+                    f"{core.api_keys_file}:{number}: expected `sha256:` and 64 hex digits "
+                    "(make one with `voxstack config --hash-key KEY`)"
+                )
+            digests.append(value)
+    return digests
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def check_exposure(core: CoreSettings, prod: bool, digests: list[str]) -> None:
+    """A prod core on a non-loopback address needs keys, or an explicit allow_anonymous."""
+    if prod and not digests and not core.allow_anonymous and not is_loopback(core.host):
+        raise StartupError(
+            f"the core would listen on {core.host} with no API keys: set VOXSTACK_CORE__API_KEYS (or "
+            "VOXSTACK_CORE__API_KEYS_FILE), bind to 127.0.0.1, or set VOXSTACK_CORE__ALLOW_ANONYMOUS=true "
+            "if something in front of it authenticates"
+        )
+
+
+class ApiKeys:
+    def __init__(self, digests: list[str], token_seconds: float) -> None:
+        self.digests = [bytes.fromhex(d) for d in digests]
+        self.token_seconds = token_seconds
+        # The token secret follows from the keys: every replica with the same keys shares it.
+        self._secret = hashlib.sha256(b"voxstack-ws-token:" + b"".join(sorted(self.digests))).digest()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.digests)
+
+    def valid(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        candidate = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        matched = False
+        for known in self.digests:  # every digest compared, in constant time: no timing tells which
+            matched |= hmac.compare_digest(candidate, known)
+        return matched
+
+    def token(self, now: float | None = None) -> tuple[str, float]:
+        expires = (now or time.time()) + self.token_seconds
+        payload = base64.urlsafe_b64encode(json.dumps({"exp": round(expires, 3)}).encode()).decode().rstrip("=")
+        return f"{payload}.{self._sign(payload)}", expires
+
+    def valid_token(self, token: str | None, now: float | None = None) -> bool:
+        if not token or "." not in token:
+            return False
+        payload, _, signature = token.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return False
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            return float(claims["exp"]) > (now or time.time())
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def _sign(self, payload: str) -> str:
+        mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    return key or None
+
+
+class RequireKey:
+    """ASGI middleware: 401 (HTTP) or a refused handshake (WebSocket) without a valid key or token."""
+
+    def __init__(self, app: ASGIApp, *, keys: ApiKeys) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS or not self.keys.enabled:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        allowed = self.keys.valid(presented_key(headers))
+        if not allowed and scope["type"] == "websocket":
+            token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+            allowed = self.keys.valid_token(token)
+        if allowed:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
+        else:
+            body = json.dumps(
+                {"error": {"code": "UNAUTHORIZED", "message": "a valid API key is required",
+                           "request_id": request_id_var.get()}}
+            ).encode()  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b'Bearer realm="voxstack"'),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,17 @@
+"""``POST /v1/auth/ws-token``: a short-lived token for opening the WebSocket where headers cannot be set."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/v1/auth/ws-token")
+async def ws_token(request: Request) -> dict[str, object]:
+    """A token for `WS /v1/stream?token=...` (browsers cannot send an Authorization header there).
+
+    Needs an API key itself, like every route; valid for `ws_token_seconds`.
+    """
+    token, expires = request.app.state.api_keys.token()
+    return {"token": token, "expires_at": expires}
