@@ -40,8 +40,14 @@ def done_data(done: llm_pb2.GenerateDone) -> dict[str, object]:
     }
 
 
-@router.post("/v1/chat")
-async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> StreamingResponse:
+class EventStream(StreamingResponse):
+    """Server-sent events, declared as such in the OpenAPI schema."""
+
+    media_type = "text/event-stream"
+
+
+@router.post("/v1/chat", response_class=EventStream)
+async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> EventStream:
     """Text in; the reply streamed as server-sent events: `delta` events, then one `done`."""
     check_length("message", body.message, settings.core.max_text_chars)
     check_length("system", body.system, settings.core.max_text_chars)
@@ -68,4 +74,4 @@ async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) 
                 yield sse("error", error_body(exc))
                 return
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return EventStream(events())
