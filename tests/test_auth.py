@@ -29,18 +29,6 @@ def handshake_refused(url: str) -> int:
     return refused.value.response.status_code
 
 
-def wait_alive(process: ServiceProcess, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{process.url}/livez", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, process.output()
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def core(tmp_path_factory) -> Iterator[ServiceProcess]:
     folder = tmp_path_factory.mktemp("auth")
@@ -53,8 +41,7 @@ def core(tmp_path_factory) -> Iterator[ServiceProcess]:
         "VOXSTACK_CORE__RETRIES": "0",
         "VOXSTACK_CORE__WS_TOKEN_SECONDS": "2",
     }
-    process = ServiceProcess("core", mode="prod", env=env, log=folder / "core.log").start()
-    wait_alive(process)
+    process = ServiceProcess("core", mode="prod", env=env, log=folder / "core.log").start().wait_live()
     yield process
     process.stop()
     assert KEY not in process.output() and FILED_KEY not in process.output()

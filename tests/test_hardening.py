@@ -60,16 +60,7 @@ def prod_core(tmp_path_factory) -> Iterator[ServiceProcess]:
     env = {f"VOXSTACK_CORE__{n.upper()}_ADDRESS": f"127.0.0.1:{free_port()}" for n in ("asr", "llm", "tts")}
     env |= {"VOXSTACK_CORE__RETRIES": "0", "VOXSTACK_CORE__TTS_TIMEOUT": "2"}
     log = tmp_path_factory.mktemp("prod-core") / "core.log"
-    process = ServiceProcess("core", mode="prod", env=env, log=log).start()
-    deadline = time.monotonic() + 60
-    while True:  # /healthz is 503 (no backends): wait for /livez
-        try:
-            if httpx.get(f"{process.url}/livez", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, process.output()
-        time.sleep(0.1)
+    process = ServiceProcess("core", mode="prod", env=env, log=log).start().wait_live()  # /healthz: no backends
     yield process
     process.stop()
 

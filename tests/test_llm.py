@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from voxstack.models import DEFAULT_MODELS, pull
-from voxstack.testing.processes import free_port, served, voxstack_command
+from voxstack.testing.processes import free_port, served, voxstack_command, wait_for_http
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -271,17 +271,10 @@ def upstream(llm_model: Path, tmp_path_factory) -> Iterator[str]:
             stderr=out,
         )
     url = f"http://127.0.0.1:{port}/v1"
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
+    try:
+        wait_for_http(f"{url}/models", proc)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{log.read_text()}") from None
     yield url
     proc.terminate()
     proc.wait(30)

@@ -16,20 +16,14 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.config import CoreSettings
 from voxstack.errors import StartupError
 from voxstack.logs import request_id_var
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Routes that answer without a key: orchestrators probe them.
 OPEN_PATHS = frozenset({"/livez", "/healthz"})

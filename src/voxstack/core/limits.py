@@ -10,17 +10,11 @@ reader refuses them past the limit.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxstack.errors import TooLarge
 from voxstack.logs import request_id_var
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Routes whose body is audio, read in chunks by the route itself.
 AUDIO_ROUTES = frozenset({"/v1/transcribe", "/v1/converse"})

@@ -56,6 +56,24 @@ def wait_until_serving(
         time.sleep(0.05)
 
 
+def wait_for_http(url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Return once ``GET url`` answers 200; AssertionError if ``proc`` exits first or the time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"exited with {proc.returncode} before {url} answered")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout} s")
+        time.sleep(0.1)
+
+
 class ServiceProcess:
     """One service run as ``python -m voxstack.server NAME`` (the supervisor's lean entry) on a port."""
 
@@ -119,6 +137,14 @@ class ServiceProcess:
     def wait_serving(self, timeout: float = 180.0) -> ServiceProcess:
         try:
             wait_until_serving(self.name, self.address, self._running(), timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
+        return self
+
+    def wait_live(self, timeout: float = 60.0) -> ServiceProcess:
+        """For the core: until ``/livez`` answers (``/healthz`` needs the services behind it)."""
+        try:
+            wait_for_http(f"{self.url}/livez", self._running(), timeout)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
         return self
