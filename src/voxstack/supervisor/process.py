@@ -150,7 +150,8 @@ class Instance:
 
     async def stop(self, grace: float) -> None:
         """SIGTERM to the group; after ``grace`` (plus a margin), SIGKILL to the group."""
-        if self.proc is None:
+        if self.proc is None:  # never started (a spare whose start was cancelled): only its files
+            self.remove_files()
             return
         if self.alive:
             _signal_group(self.proc.pid, signal.SIGTERM)
