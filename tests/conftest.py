@@ -94,6 +94,26 @@ def models_dir() -> Path:
     return directory
 
 
+@pytest.fixture
+def client(stack):  # type: ignore[no-untyped-def]
+    """An HTTP client of the core of the module's own ``stack`` fixture."""
+    import httpx
+
+    with httpx.Client(base_url=stack.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def asr(models_dir: Path):
+    """Whisper in this process, to hear what the services say (the default asr model)."""
+    from voxstack.asr.engine import WhisperEngine
+    from voxstack.config import load_settings
+
+    engine = WhisperEngine(load_settings(models_dir=str(models_dir)).asr, models_dir)
+    engine.load()
+    return engine
+
+
 @pytest.fixture(scope="session")
 def speech(models_dir: Path):
     from speech import SpeechMaker

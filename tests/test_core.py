@@ -21,7 +21,6 @@ from websockets.sync.client import connect
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import decode_wav, resample
-from voxstack.config import load_settings
 from voxstack.testing.processes import voxstack_command
 
 pytestmark = pytest.mark.slow
@@ -46,19 +45,6 @@ def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
     running = Stack(models_dir, tmp_path_factory.mktemp("stack"), env).up()
     yield running
     running.down()
-
-
-@pytest.fixture(scope="module")
-def asr(models_dir) -> WhisperEngine:
-    engine = WhisperEngine(load_settings(models_dir=str(models_dir)).asr, models_dir)
-    engine.load()
-    return engine
-
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as c:
-        yield c
 
 
 def question_wav(speech, text: str = QUESTION) -> bytes:

@@ -65,12 +65,6 @@ def prod_core(tmp_path_factory) -> Iterator[ServiceProcess]:
     process.stop()
 
 
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as c:
-        yield c
-
-
 def raw_http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send bytes as they are (headers no client library would send); the status, headers and body."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

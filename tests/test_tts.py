@@ -17,7 +17,6 @@ from speech import wer
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import resample
-from voxstack.config import load_settings
 from voxstack.testing.processes import served, voxstack_command
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
@@ -42,13 +41,6 @@ def tts_server(models_dir: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]
 def stub(tts_server) -> Iterator[tts_pb2_grpc.TtsStub]:
     with grpc.insecure_channel(tts_server[0]) as channel:
         yield tts_pb2_grpc.TtsStub(channel)
-
-
-@pytest.fixture(scope="module")
-def asr(models_dir: Path) -> WhisperEngine:
-    engine = WhisperEngine(load_settings(models_dir=str(models_dir)).asr, models_dir)
-    engine.load()
-    return engine
 
 
 # piper draws random noise for durations and timbre; with none, equal text gives equal audio.
