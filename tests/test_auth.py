@@ -102,15 +102,17 @@ def test_a_prod_core_on_a_public_address_without_keys_refuses_to_start(tmp_path:
     process.start()
     assert process.wait(60) == 1
     assert "no API keys" in process.output() and "ALLOW_ANONYMOUS" in process.output()
+    no_keys = ApiKeys([], 60)
     for host, allowed in (("127.0.0.2", True), ("::1", True), ("10.0.0.1", False), ("core.example", False)):
         core = CoreSettings(host=host)
         if allowed:
-            check_exposure(core, prod=True, digests=[])
+            check_exposure(core, prod=True, keys=no_keys)
         else:
             with pytest.raises(StartupError):
-                check_exposure(core, prod=True, digests=[])
-        check_exposure(core.model_copy(update={"allow_anonymous": True}), prod=True, digests=[])
-        check_exposure(core, prod=False, digests=[])  # dev: loopback by default, its own warnings
+                check_exposure(core, prod=True, keys=no_keys)
+        check_exposure(core, prod=True, keys=ApiKeys([digest(KEY)], 60))  # with keys: anywhere
+        check_exposure(core.model_copy(update={"allow_anonymous": True}), prod=True, keys=no_keys)
+        check_exposure(core, prod=False, keys=no_keys)  # dev is for this machine: not checked
 
 
 def test_a_bad_keys_file_line_is_named(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
-from voxstack.core.auth import ApiKeys, RequireKey, load_digests
+from voxstack.core.auth import ApiKeys, RequireKey
 from voxstack.core.clients import Backends
 from voxstack.core.limits import BodyLimit
 from voxstack.core.pipeline import Pipeline
@@ -25,7 +25,9 @@ from voxstack.runtime import report_loaded_modules
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
+    """The app; ``api_keys`` when the caller has loaded them already, else from the settings."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
@@ -56,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
-    app.state.api_keys = ApiKeys(load_digests(settings.core), settings.core.ws_token_seconds)
+    app.state.api_keys = api_keys or ApiKeys.from_settings(settings.core)
     errors.install(app, detail=settings.error_detail)
     # Innermost first: a body is read only once its key is checked; both run inside the request
     # log, which sets the request id their refusals carry.

@@ -22,8 +22,8 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.config import CoreSettings
+from voxstack.core.errors import error_response
 from voxstack.errors import StartupError
-from voxstack.logs import request_id_var
 
 #: Routes that answer without a key: orchestrators probe them.
 OPEN_PATHS = frozenset({"/livez", "/healthz"})
@@ -69,9 +69,9 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve anywhere
 
 
-def check_exposure(core: CoreSettings, prod: bool, digests: list[str]) -> None:
+def check_exposure(core: CoreSettings, prod: bool, keys: ApiKeys) -> None:
     """A prod core on a non-loopback address needs keys, or an explicit allow_anonymous."""
-    if prod and not digests and not core.allow_anonymous and not is_loopback(core.host):
+    if prod and not keys.enabled and not core.allow_anonymous and not is_loopback(core.host):
         raise StartupError(
             f"the core would listen on {core.host} with no API keys: set VOXSTACK_CORE__API_KEYS (or "
             "VOXSTACK_CORE__API_KEYS_FILE), bind to 127.0.0.1, or set VOXSTACK_CORE__ALLOW_ANONYMOUS=true "
@@ -80,6 +80,10 @@ def check_exposure(core: CoreSettings, prod: bool, digests: list[str]) -> None:
 
 
 class ApiKeys:
+    @classmethod
+    def from_settings(cls, core: CoreSettings) -> ApiKeys:
+        return cls(load_digests(core), core.ws_token_seconds)
+
     def __init__(self, digests: list[str], token_seconds: float) -> None:
         self.digests = [bytes.fromhex(d) for d in digests]
         self.token_seconds = token_seconds
@@ -151,19 +155,8 @@ class RequireKey:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
         else:
-            body = json.dumps(
-                {"error": {"code": "UNAUTHORIZED", "message": "a valid API key is required",
-                           "request_id": request_id_var.get()}}
-            ).encode()  # fmt: skip
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b'Bearer realm="voxstack"'),
-                    ],
-                }
+            response = error_response(
+                401, {"error": {"code": "UNAUTHORIZED", "message": "a valid API key is required"}}
             )
-            await send({"type": "http.response.body", "body": body})
+            response.headers["WWW-Authenticate"] = 'Bearer realm="voxstack"'
+            await response(scope, receive, send)

@@ -9,12 +9,10 @@ reader refuses them past the limit.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voxstack.core.errors import error_body, error_response
 from voxstack.errors import TooLarge
-from voxstack.logs import request_id_var
 
 #: Routes whose body is audio, read in chunks by the route itself.
 AUDIO_ROUTES = frozenset({"/v1/transcribe", "/v1/converse"})
@@ -25,13 +23,8 @@ def _too_large(size: str, limit: int, audio: bool) -> TooLarge:
     return TooLarge(f"the request body is {size}; the limit is {limit} bytes", reason=reason)
 
 
-async def _refuse(send: Send, error: TooLarge) -> None:
-    body = json.dumps(
-        {"error": {"code": error.reason, "message": error.message, "request_id": request_id_var.get()}}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: TooLarge) -> None:
+    await error_response(413, error_body(error))(scope, receive, send)
 
 
 class BodyLimit:
@@ -48,7 +41,7 @@ class BodyLimit:
         limit = self.audio_limit if audio else self.other_limit
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _refuse(send, _too_large(f"{int(declared)} bytes", limit, audio))
+            await _refuse(scope, receive, send, _too_large(f"{int(declared)} bytes", limit, audio))
             return
         if audio:
             await self.app(scope, _counted(receive, limit), send)
@@ -63,7 +56,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _refuse(send, _too_large(f"over {limit} bytes", limit, audio=False))
+                await _refuse(scope, receive, send, _too_large(f"over {limit} bytes", limit, audio=False))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

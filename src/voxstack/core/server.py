@@ -67,13 +67,14 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
 
     from voxstack.config import Mode
     from voxstack.core.app import create_app
-    from voxstack.core.auth import check_exposure, load_digests
+    from voxstack.core.auth import ApiKeys, check_exposure
     from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
     from voxstack.server.host import BindError
 
     core = settings.core
     address = (host or core.host, core.port if port is None else port)
-    check_exposure(core.model_copy(update={"host": address[0]}), settings.mode is Mode.PROD, load_digests(core))
+    keys = ApiKeys.from_settings(core)  # a bad keys file stops the start here, before any bind
+    check_exposure(core.model_copy(update={"host": address[0]}), settings.mode is Mode.PROD, keys)
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited:
         # The supervisor owns the listening socket: connections wait in its
@@ -95,7 +96,7 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         sockets.append(unix)
     logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
     _Server = _server_class()
-    app = CloseWhenDraining(create_app(settings))
+    app = CloseWhenDraining(create_app(settings, keys))
     config = uvicorn.Config(
         app,
         log_config=None,  # our logging is configured already

@@ -44,7 +44,6 @@ class Conversation:
         self.turn: asyncio.Task[None] | None = None
         self.turns = 0
         self.speech_end = time.perf_counter()
-        self.close_code = events.NORMAL_CLOSURE
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
         async with self.send_lock:  # an audio event and its binary frame stay together
@@ -83,9 +82,9 @@ class Conversation:
                 task.cancel()
             await asyncio.gather(reader, work, gone, return_exceptions=True)
             await self.cancel_turn()
-            if not self.gone.is_set():
+            if not self.gone.is_set():  # a refusal has closed the socket already
                 with contextlib.suppress(Exception):
-                    await self.ws.close(self.close_code)
+                    await self.ws.close(events.NORMAL_CLOSURE)
 
     async def converse(self, config: asr_pb2.RecognitionConfig) -> None:
         try:
@@ -159,7 +158,6 @@ class Conversation:
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         """An error that ends the conversation: the event, then the close with ``close_code``."""
-        self.close_code = close_code
         with contextlib.suppress(Exception):
             await self.send(events.Error(code=code, message=message))
         self.gone.set()

@@ -2,8 +2,8 @@
 
 The asr's streams, the llm's decoding thread, the core's reply (llm writing
 while tts speaks) and the dev watcher's two watchers all have the same shape:
-producers put items while one consumer reads them in order. ``Feed.run`` does
-it once: iterated inside ``running(...)``, it yields items until every
+producers put items while one consumer reads them in order. ``Feed`` does it
+once: iterated inside ``running(...)``, it yields items until every
 producer has returned and raises the first error a producer raised; leaving
 the block cancels them all and awaits their end.
 """

@@ -129,11 +129,10 @@ class Instance:
         """One health check of this very instance on its control socket (a stopped process answers nothing)."""
         if not self.alive or not self.control_socket.exists():
             return False
+        if self.http:
+            return await http_alive(self.control_socket, timeout)
         async with grpc.aio.insecure_channel(f"unix:{self.control_socket}") as channel:
-            try:
-                return await asyncio.wait_for(self._serving(channel, timeout), timeout + 0.5)
-            except asyncio.TimeoutError:
-                return False
+            return await self._serving(channel, timeout)
 
     async def _serving(self, channel: grpc.aio.Channel, timeout: float = 1.0) -> bool:
         if self.http:
