@@ -71,8 +71,9 @@ class StageError(VoxError):
         grpc.StatusCode.UNAVAILABLE: 503,
         grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     }
-    # RESOURCE_EXHAUSTED for the caller's input being too big (not for a busy stage): 413.
-    TOO_LARGE: ClassVar[frozenset[str]] = frozenset({"AUDIO_TOO_LONG", "TEXT_TOO_LONG", "PROMPT_TOO_LONG"})
+    # The services' RESOURCE_EXHAUSTED means a full queue (QUEUE_FULL: 429), except for these reasons,
+    # raised as TooLarge on the caller's own input (413). Too long text and prompts are INVALID_ARGUMENT.
+    TOO_LARGE: ClassVar[frozenset[str]] = frozenset({"AUDIO_TOO_LONG"})
     # Statuses whose backend message is about the caller's request, safe to show in prod.
     CALLER_FACING: ClassVar[frozenset[grpc.StatusCode]] = frozenset(
         {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
