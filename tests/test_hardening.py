@@ -195,14 +195,19 @@ def test_3_an_unusable_request_id_is_replaced(stack: Stack, bad_id: bytes) -> No
     port = stack.ports["core"]
     for path in (b"/v1/voices", b"/livez"):
         status, headers, _ = raw_http(
-            port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nx-request-id: " + bad_id + b"\r\nConnection: close\r\n\r\n"
+            port,
+            b"GET "
+            + path
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nx-request-id: "
+            + bad_id
+            + b"\r\nConnection: close\r\n\r\n",
         )
         assert status == 200
         assert len(headers["x-request-id"]) == 32 and headers["x-request-id"].isalnum()
     body = b'{"message": "Say hi."}'
     status, headers, data = raw_http(
         port,
-        b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-request-id: " + bad_id
+        b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nx-request-id: " + bad_id
         + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body,
     )  # fmt: skip
     assert status == 200 and b"event: done" in data
@@ -302,7 +307,7 @@ def test_12_clients_that_misbehave_leave_no_traceback(stack: Stack) -> None:
     # An upload abandoned half-way.
     with socket.create_connection(("127.0.0.1", stack.ports["core"])) as sock:
         sock.sendall(
-            b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n"
+            b"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n"
         )
         sock.sendall(b"RIFF" + b"\x00" * 1000)
     time.sleep(1.0)

@@ -46,6 +46,20 @@ class TooLarge(VoxError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class Busy(TooLarge):
+    """Too many requests from this caller, or for this service, right now: try again soon."""
+
+    http_status = 429
+    default_reason = "RATE_LIMITED"
+
+
+class TimedOut(VoxError):
+    """The caller was too slow: a request body that stopped arriving."""
+
+    http_status = 408
+    default_reason = "REQUEST_TIMEOUT"
+
+
 class NotReady(VoxError):
     """The service cannot serve yet (engine loading) or any more (shutting down)."""
 

@@ -19,6 +19,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voxstack.config import TlsSettings
+from voxstack.tls import open_channel
+
 SERVING = "SERVING"
 NOT_SERVING = "NOT_SERVING"
 #: Nothing answers at the address (or it did not answer in time).
@@ -56,9 +59,9 @@ def _from_error(address: str, service: str, err: grpc.RpcError) -> HealthResult:
     return HealthResult(address, service, False, UNREACHABLE, f"{what}: {details}")
 
 
-def check_health(address: str, service: str = "", timeout: float = 3.0) -> HealthResult:
-    """One gRPC Check call; never raises for a server that is down or not serving."""
-    with grpc.insecure_channel(address) as channel:
+def check_health(address: str, service: str = "", timeout: float = 3.0, tls: TlsSettings | None = None) -> HealthResult:
+    """One gRPC Check call (over TLS when ``tls`` is enabled); never raises for a server that is down or not serving."""
+    with open_channel(address, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)

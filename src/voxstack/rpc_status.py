@@ -22,6 +22,7 @@ from voxstack.errors import (
     InvalidInput,
     NotReady,
     PreconditionFailed,
+    TimedOut,
     TooLarge,
     VoxError,
 )
@@ -38,6 +39,7 @@ GRPC_STATUS: dict[type[VoxError], grpc.StatusCode] = {
     NotReady: grpc.StatusCode.UNAVAILABLE,
     PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

@@ -10,6 +10,7 @@ import typer
 
 from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
+from voxstack.tls import open_channel
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
 
@@ -25,11 +26,12 @@ def chat(
 ) -> None:
     """Stream the llm service's reply to QUESTION."""
 
-    address = addr or settings_from_flags().llm.address
+    settings = settings_from_flags()
+    address = addr or settings.llm.address
     messages = [llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=system)] if system is not None else []
     messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=question))
     sampling = llm_pb2.SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, settings.tls) as channel:
         try:
             for reply in llm_pb2_grpc.LlmStub(channel).Generate(
                 llm_pb2.GenerateRequest(messages=messages, sampling=sampling), timeout=timeout

@@ -55,7 +55,7 @@ def health(
     else:
         what = f"unknown service {service!r}" if service else "no service given"
         raise fail(f"{what}: name one of ({', '.join(SERVICES)}) or give --addr HOST:PORT")
-    result = check_health(address, grpc_name, timeout)
+    result = check_health(address, grpc_name, timeout, tls=settings_from_flags().tls)
     typer.echo(result.describe(), err=not result.serving)
     raise typer.Exit(0 if result.serving else 1)
 

@@ -10,6 +10,7 @@ import typer
 
 from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
+from voxstack.tls import open_channel
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 
@@ -27,8 +28,9 @@ def speak(
 ) -> None:
     """Synthesise TEXT with the tts service into a WAV file."""
 
-    address = addr or settings_from_flags().tts.address
-    with grpc.insecure_channel(address) as channel:
+    settings = settings_from_flags()
+    address = addr or settings.tts.address
+    with open_channel(address, settings.tls) as channel:
         stub = tts_pb2_grpc.TtsStub(channel)
         try:
             if list_voices:

@@ -269,7 +269,8 @@ def status(
         services = {}
         for name in MODEL_SERVICES:
             address = settings.backend_address(name)
-            services[name] = {"status": check_health(address, timeout=timeout).status, "address": address}
+            status = check_health(address, timeout=timeout, tls=settings.tls).status
+            services[name] = {"status": status, "address": address}
     for name, info in services.items():
         typer.echo(f"{name:9} {info.get('address', '-')}  {info['status']}")
     healthy = body is not None and body.get("status") == "ok"

@@ -13,6 +13,7 @@ from google.protobuf.json_format import MessageToDict
 
 from voxstack.cli.options import fail, settings_from_flags
 from voxstack.rpc_status import failure_from_error
+from voxstack.tls import open_channel
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 CHUNK_SECONDS = 0.1
@@ -40,9 +41,10 @@ def transcribe(
 ) -> None:
     """Transcribe a WAV file with the asr service."""
 
-    address = addr or settings_from_flags().asr.address
+    settings = settings_from_flags()
+    address = addr or settings.asr.address
     data = file.read_bytes()
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, settings.tls) as channel:
         stub = asr_pb2_grpc.AsrStub(channel)
         try:
             if stream:

@@ -8,21 +8,34 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
 from voxstack.core.auth import ApiKeys, RequireKey
 from voxstack.core.clients import Backends
 from voxstack.core.limits import BodyLimit
+from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
+from voxstack.core.ratelimit import RateLimit
 from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, speech
+from voxstack.core.routes import docs as docs_pages
 from voxstack.core.sessions import SessionStore
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 from voxstack.runtime import report_loaded_modules
 
 logger = logging.getLogger(__name__)
+
+#: Response headers a page from another origin may read.
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "Retry-After",
+    "X-Voxstack-Mode",
+    "X-Voxstack-Transcript",
+    "X-Voxstack-Reply",
+]
 
 
 def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
@@ -54,16 +67,36 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
         openapi_url="/openapi.json" if docs else None,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served by docs_pages, with local assets
+        redoc_url=None,
     )
+    if docs:
+        docs_pages.install(app, "/openapi.json")
     app.state.settings = settings
     app.state.api_keys = api_keys or ApiKeys.from_settings(settings.core)
     errors.install(app, detail=settings.error_detail)
-    # Innermost first: a body is read only once its key is checked; both run inside the request
-    # log, which sets the request id their refusals carry.
-    app.add_middleware(BodyLimit, audio_limit=settings.core.max_upload_bytes, other_limit=settings.core.max_json_bytes)
+    core = settings.core
+    # Innermost first: a body is read only once the request is admitted; the origin is checked before
+    # the key, preflights answered before either; all run inside the request log, which sets the
+    # request id their refusals carry.
+    app.add_middleware(
+        BodyLimit,
+        audio_limit=core.max_upload_bytes,
+        other_limit=core.max_json_bytes,
+        idle_seconds=core.body_timeout,
+    )
+    app.add_middleware(RateLimit, rate=core.rate_limit, burst=core.rate_burst, concurrency=core.client_concurrency)
     app.add_middleware(RequireKey, keys=app.state.api_keys)
+    app.add_middleware(CheckOrigin, origins=core.cors_origins, hosts=core.allowed_hosts, bound_to=core.host)
+    if core.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=core.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.middleware("http")(RequestLog(settings))
     for module in (health, speech, chat, conversation, auth_routes):
         app.include_router(module.router)

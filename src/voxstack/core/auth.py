@@ -27,6 +27,8 @@ from voxstack.errors import StartupError
 
 #: Routes that answer without a key: orchestrators probe them.
 OPEN_PATHS = frozenset({"/livez", "/healthz"})
+#: Where the caller's key id is kept in the request's state.
+OWNER = "voxstack_owner"
 
 
 def digest(key: str) -> str:
@@ -94,35 +96,58 @@ class ApiKeys:
     def enabled(self) -> bool:
         return bool(self.digests)
 
-    def valid(self, presented: str | None) -> bool:
+    def owner(self, presented: str | None) -> str | None:
+        """Who holds the key (a short id of its digest, safe to log), or None for no valid key."""
         if not presented:
-            return False
+            return None
         candidate = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         matched = False
         for known in self.digests:  # every digest compared, in constant time: no timing tells which
             matched |= hmac.compare_digest(candidate, known)
-        return matched
+        return key_id(candidate) if matched else None
 
-    def token(self, now: float | None = None) -> tuple[str, float]:
+    def valid(self, presented: str | None) -> bool:
+        return self.owner(presented) is not None
+
+    def token(self, owner: str = "", now: float | None = None) -> tuple[str, float]:
+        """A signed token for ``owner``'s WebSocket, and when it expires."""
         expires = (now or time.time()) + self.token_seconds
-        payload = base64.urlsafe_b64encode(json.dumps({"exp": round(expires, 3)}).encode()).decode().rstrip("=")
+        claims = {"exp": round(expires, 3), "sub": owner}
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload)}", expires
 
-    def valid_token(self, token: str | None, now: float | None = None) -> bool:
+    def token_owner(self, token: str | None, now: float | None = None) -> str | None:
+        """The owner a valid, unexpired token was issued to; None otherwise."""
         if not token or "." not in token:
-            return False
+            return None
         payload, _, signature = token.rpartition(".")
         if not hmac.compare_digest(signature, self._sign(payload)):
-            return False
+            return None
         try:
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            return float(claims["exp"]) > (now or time.time())
+            return str(claims["sub"]) if float(claims["exp"]) > (now or time.time()) else None
         except (ValueError, KeyError, TypeError):
-            return False
+            return None
+
+    def valid_token(self, token: str | None, now: float | None = None) -> bool:
+        return self.token_owner(token, now) is not None
 
     def _sign(self, payload: str) -> str:
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def key_id(digest: bytes) -> str:
+    return "key-" + digest.hex()[:12]
+
+
+def caller(scope: Scope) -> str:
+    """Who is calling: the key's id when one was presented, else the client's address."""
+    owner = scope.get("state", {}).get(OWNER)
+    if owner:
+        return str(owner)
+    client = scope.get("client")
+    return f"addr-{client[0]}" if client else "addr-local"
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:
@@ -146,11 +171,12 @@ class RequireKey:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        allowed = self.keys.valid(presented_key(headers))
-        if not allowed and scope["type"] == "websocket":
+        owner = self.keys.owner(presented_key(headers))
+        if owner is None and scope["type"] == "websocket":
             token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
-            allowed = self.keys.valid_token(token)
-        if allowed:
+            owner = self.keys.token_owner(token)
+        if owner is not None:
+            scope.setdefault("state", {})[OWNER] = owner  # sessions and limits belong to the key
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403

@@ -21,6 +21,7 @@ from voxstack.health import check_channel
 from voxstack.logs import request_id_var
 from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
+from voxstack.tls import open_aio_channel
 from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Backends:
             ("grpc.min_reconnect_backoff_ms", 1000),
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
-        self.channels = {s: grpc.aio.insecure_channel(a, options=options) for s, a in self.addresses.items()}
+        self.channels = {s: open_aio_channel(a, settings.tls, options) for s, a in self.addresses.items()}
         self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
         self.tts = tts_pb2_grpc.TtsStub(self.channels["tts"])

@@ -8,6 +8,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from voxstack.config import Settings
+from voxstack.core.auth import OWNER
 from voxstack.core.clients import Backends
 from voxstack.core.pipeline import Pipeline
 
@@ -25,6 +26,15 @@ def get_pipeline(conn: HTTPConnection) -> Pipeline:
 def get_backends(conn: HTTPConnection) -> Backends:
     backends: Backends = conn.app.state.backends
     return backends
+
+
+def session_key(conn: HTTPConnection, session_id: str | None) -> str | None:
+    """Where a session's history is kept: under the caller's key when there is one, so that a session
+    belongs to the key that made it; without keys, the session id itself is the secret."""
+    owner = conn.scope.get("state", {}).get(OWNER)
+    if session_id is None or not owner:
+        return session_id
+    return f"{owner}/{session_id}"
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

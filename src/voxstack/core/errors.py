@@ -45,9 +45,11 @@ def error_body(exc: VoxError, *, detail: bool = True) -> dict[str, Any]:
     return {"error": error}
 
 
-def error_response(status: int, body: dict[str, Any]) -> JSONResponse:
+def error_response(status: int, body: dict[str, Any], retry_after: int | None = None) -> JSONResponse:
+    """The error ``body`` with its request id; a 429 or 503 says when to retry (``retry_after`` s, or the default)."""
     body["error"].setdefault("request_id", request_id_var.get())
-    headers = {"Retry-After": RETRY_AFTER[status]} if status in RETRY_AFTER else None
+    wait = str(retry_after) if retry_after is not None else RETRY_AFTER.get(status)
+    headers = {"Retry-After": wait} if wait is not None else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -82,7 +84,10 @@ def install(app: FastAPI, *, detail: bool) -> None:
             return Response(status_code=400)
         if exc.http_status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(exc.http_status, error_body(exc, detail=detail))
+        response = error_response(exc.http_status, error_body(exc, detail=detail))
+        if exc.http_status == 408:
+            response.headers["Connection"] = "close"  # the rest of the body will not be read
+        return response
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

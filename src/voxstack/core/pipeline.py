@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from voxstack.config import Settings
 from voxstack.core.clients import Backends
 from voxstack.core.sessions import SessionStore
-from voxstack.errors import InvalidInput
+from voxstack.errors import Busy, InvalidInput
 from voxstack.server.feed import Feed
 from voxstack.text import SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
@@ -70,6 +70,20 @@ class Pipeline:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
+        llm = settings.llm
+        # What the llm takes at once, running and queued (llama.cpp runs one at a time).
+        self.llm_capacity = (llm.max_concurrency if llm.engine == "openai" else 1) + llm.max_queue
+        self.llm_calls = 0
+
+    def check_llm_capacity(self) -> None:
+        """Busy (429) when this core already has as many llm calls open as the llm takes: checked before
+        a turn spends asr work on a reply that would be refused."""
+        if self.llm_calls >= self.llm_capacity:
+            raise Busy(
+                f"the llm is busy: {self.llm_calls} replies are being written or wait (limit "
+                f"{self.llm_capacity}); retry later",
+                reason="LLM_BUSY",
+            )
 
     async def transcribe(
         self, audio: bytes, fmt: common_pb2.AudioFormat, language: str = ""
@@ -101,10 +115,14 @@ class Pipeline:
         if not text.strip():
             raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
         request = llm_pb2.GenerateRequest(messages=self.messages(session_id, text, system))
-        async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
-            if reply.WhichOneof("event") == "done" and session_id:
-                self.sessions.append(session_id, text, reply.done.text)
-            yield reply
+        self.llm_calls += 1
+        try:
+            async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
+                if reply.WhichOneof("event") == "done" and session_id:
+                    self.sessions.append(session_id, text, reply.done.text)
+                yield reply
+        finally:
+            self.llm_calls -= 1
 
     async def reply(
         self, session_id: str | None, text: str, *, started: float | None = None, system: str | None = None

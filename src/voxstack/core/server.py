@@ -68,13 +68,16 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     from voxstack.config import Mode
     from voxstack.core.app import create_app
     from voxstack.core.auth import ApiKeys, check_exposure
+    from voxstack.core.connections import server_options
     from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV
     from voxstack.server.host import BindError
 
     core = settings.core
     address = (host or core.host, core.port if port is None else port)
     keys = ApiKeys.from_settings(core)  # a bad keys file stops the start here, before any bind
-    check_exposure(core.model_copy(update={"host": address[0]}), settings.mode is Mode.PROD, keys)
+    core = core.model_copy(update={"host": address[0]})
+    settings = settings.model_copy(update={"core": core})
+    check_exposure(core, settings.mode is Mode.PROD, keys)
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited:
         # The supervisor owns the listening socket: connections wait in its
@@ -94,7 +97,10 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         unix.bind(control)
         unix.listen(64)
         sockets.append(unix)
-    logger.info("core listening on %s:%d (mode %s)", address[0], sock.getsockname()[1], settings.mode.value)
+    scheme = "https" if core.tls_cert_file else "http"
+    logger.info(
+        "core listening on %s://%s:%d (mode %s)", scheme, address[0], sock.getsockname()[1], settings.mode.value
+    )
     _Server = _server_class()
     app = CloseWhenDraining(create_app(settings, keys))
     config = uvicorn.Config(
@@ -110,6 +116,9 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         # Frames uvicorn reads ahead of the app: few, so a client that leaves is noticed soon.
         ws_max_queue=4,
         server_header=False,  # which server runs here is nobody's business
+        ssl_certfile=str(core.tls_cert_file) if core.tls_cert_file else None,
+        ssl_keyfile=str(core.tls_key_file) if core.tls_key_file else None,
+        **server_options(core),
     )
     _Server(config, app).run(sockets=sockets)
     return 0

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import grpc
 from fastapi import WebSocket, WebSocketDisconnect
@@ -21,6 +22,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError, stage_error
+from voxstack.core.deps import session_key
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.errors import VoxError
 from voxstack.rpc_status import failure_from_error
@@ -51,9 +53,21 @@ class Conversation:
             if data is not None:
                 await self.ws.send_bytes(data)
 
+    async def receive(self) -> MutableMapping[str, Any] | None:
+        """The client's next message; None once it has said nothing for ``ws_idle_seconds`` (then it is closed)."""
+        try:
+            return await asyncio.wait_for(self.ws.receive(), self.limits.ws_idle_seconds)
+        except asyncio.TimeoutError:
+            await self.refuse(
+                "IDLE_TIMEOUT",
+                f"nothing was received for {self.limits.ws_idle_seconds:g} s: closing",
+                events.NORMAL_CLOSURE,
+            )
+            return None
+
     async def run(self) -> None:
-        first = await self.ws.receive()
-        if first["type"] == "websocket.disconnect":
+        first = await self.receive()
+        if first is None or first["type"] == "websocket.disconnect":
             return
         try:
             stream_config, session_id = events.parse_config(first.get("text"))
@@ -62,6 +76,7 @@ class Conversation:
             await self.ws.close(events.POLICY_VIOLATION)
             return
         self.session_id = session_id
+        self.session_key = session_key(self.ws, session_id)
         config = asr_pb2.RecognitionConfig(
             format=common_pb2.AudioFormat(
                 encoding=common_pb2.AUDIO_ENCODING_PCM16,
@@ -108,12 +123,26 @@ class Conversation:
         """
         started = time.monotonic()
         seconds = 0.0
+        frames = 0
+        frame_rate = self.limits.ws_max_frame_rate
         ended = False
         try:
             while True:
-                message = await self.ws.receive()
+                message = await self.receive()
+                if message is None:
+                    return
                 if message["type"] == "websocket.disconnect":
                     self.gone.set()
+                    return
+                frames += 1
+                if frames > frame_rate * (2 + time.monotonic() - started):
+                    # Many tiny messages cost the core far more than the audio they carry.
+                    await self.refuse(
+                        "TOO_MANY_MESSAGES",
+                        f"{frames} messages in {time.monotonic() - started:.1f} s: send at most {frame_rate:g} "
+                        "a second (20 ms of audio each is plenty)",
+                        events.POLICY_VIOLATION,
+                    )
                     return
                 data, text = message.get("bytes"), message.get("text")
                 if data:
@@ -226,7 +255,7 @@ class Conversation:
 
     async def speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
         try:
-            async for event in self.pipeline.reply(self.session_id, text, started=self.speech_end):
+            async for event in self.pipeline.reply(self.session_key, text, started=self.speech_end):
                 if isinstance(event, TextDelta):
                     await self.send(events.ReplyDelta(turn=turn, text=event.text))
                 elif isinstance(event, SentenceAudio):

@@ -24,6 +24,7 @@ from voxstack.config import GrpcServiceSettings, Settings
 from voxstack.errors import StartupError
 from voxstack.runtime import report_loaded_modules
 from voxstack.server.interceptor import CallInterceptor
+from voxstack.tls import server_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ class Service(Protocol):
 
 class BindError(RuntimeError):
     """The listening address could not be bound."""
+
+
+def _tls_note(tls: bool, client_auth: bool) -> str:
+    if not tls:
+        return ""
+    return " with TLS (client certificates required)" if client_auth else " with TLS"
 
 
 class ServiceHost:
@@ -108,8 +115,12 @@ class ServiceHost:
         for name in ("", *self.service.grpc_names):
             await self.health.set(name, NOT_SERVING)
         wanted = self.section.address
+        credentials = server_credentials(self.settings.tls)
         try:
-            self.port = self.server.add_insecure_port(wanted)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(wanted)
+            else:
+                self.port = self.server.add_secure_port(wanted, credentials)
         except RuntimeError as exc:  # grpc raises on bind failure
             raise BindError(f"cannot listen on {wanted}: {exc} (is the port in use?)") from exc
         if self.port == 0:  # older grpc: 0 instead of an exception
@@ -118,9 +129,10 @@ class ServiceHost:
             self.server.add_insecure_port(f"unix:{self.control_socket}")
         await self.server.start()
         logger.info(
-            "%s listening on %s (mode %s), loading engine",
+            "%s listening on %s%s (mode %s), loading engine",
             self.service.name,
             self.address,
+            _tls_note(credentials is not None, self.settings.tls.client_auth),
             self.settings.mode.value,
         )
         self._load_task = asyncio.create_task(self._load(), name=f"{self.service.name}-load")

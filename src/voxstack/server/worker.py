@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from voxstack.errors import TooLarge
+from voxstack.errors import Busy
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ class Limiter:
     async def slot(self) -> AsyncIterator[float]:
         """Hold a slot; yields the seconds spent waiting for it."""
         if self._semaphore.locked() and self._waiting >= self.max_queue:
-            raise TooLarge(
+            raise Busy(
                 f"{self.name} is busy: {self._waiting} calls already wait (limit {self.max_queue}); retry later",
                 reason="QUEUE_FULL",
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from voxstack.core.auth import OWNER
+
 router = APIRouter(tags=["auth"])
 
 
@@ -13,5 +15,5 @@ async def ws_token(request: Request) -> dict[str, object]:
 
     Needs an API key itself, like every route; valid for `ws_token_seconds`.
     """
-    token, expires = request.app.state.api_keys.token()
+    token, expires = request.app.state.api_keys.token(getattr(request.state, OWNER, ""))
     return {"token": token, "expires_at": expires}

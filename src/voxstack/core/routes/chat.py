@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxstack.core.deps import PipelineDep, SettingsDep
+from voxstack.core.deps import PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import error_body
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.sessions import check_session_id
@@ -47,7 +47,7 @@ class EventStream(StreamingResponse):
 
 
 @router.post("/v1/chat", response_class=EventStream)
-async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> EventStream:
+async def chat(request: Request, body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> EventStream:
     """Text in; the reply streamed as server-sent events: `delta` events, then one `done`."""
     check_length("message", body.message, settings.core.max_text_chars)
     check_length("system", body.system, settings.core.max_text_chars)
@@ -55,7 +55,7 @@ async def chat(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) 
         check_session_id(body.session_id)
     if not body.message.strip():
         raise InvalidInput("message is empty", reason="EMPTY_TEXT")
-    replies = pipeline.generate(body.session_id, body.message, body.system)
+    replies = pipeline.generate(session_key(request, body.session_id), body.message, body.system)
     # Fail before the 200 goes out when the llm cannot be reached at all.
     first = await anext(replies)
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
-from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep
+from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.pipeline import ReplyDone, SentenceAudio
 from voxstack.core.sessions import check_session_id
 from voxstack.core.uploads import audio_format, read_body
@@ -40,13 +40,14 @@ async def converse(
         check_session_id(session_id)
     fmt = audio_format(content_type)
     audio = await read_body(request)
+    pipeline.check_llm_capacity()  # before the asr spends work on a turn the llm would refuse
     started = time.perf_counter()
     heard = await pipeline.transcribe(audio, fmt, language)
     transcript = heard.result.text
     if not transcript.strip():
         raise InvalidInput("no speech was recognised in the audio", reason="NO_SPEECH")
     pcm, rate, done = [], 0, ReplyDone("", "")
-    async for event in pipeline.reply(session_id, transcript, started=started):
+    async for event in pipeline.reply(session_key(request, session_id), transcript, started=started):
         if isinstance(event, SentenceAudio):
             pcm.append(event.pcm16)
             rate = event.sample_rate

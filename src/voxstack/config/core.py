@@ -1,0 +1,148 @@
+"""The core's settings section: where it listens, its limits, authentication and sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+
+from voxstack.config.services import MiB, ServiceSettings
+from voxstack.registry import SERVICES
+
+
+class CoreSettings(ServiceSettings):
+    """The core: the HTTP/WebSocket API, its calls to the services, and sessions."""
+
+    port: int = Field(SERVICES["core"].default_port, ge=0, le=65535)
+    asr_address: str = Field("", description="HOST:PORT of asr; empty = from the asr section.")
+    llm_address: str = Field("", description="HOST:PORT of llm; empty = from the llm section.")
+    tts_address: str = Field("", description="HOST:PORT of tts; empty = from the tts section.")
+    asr_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of an asr call, in seconds.")
+    llm_timeout: float = Field(60.0, gt=0, le=3600, description="Deadline of an llm call, in seconds.")
+    tts_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of a tts call, in seconds.")
+    retries: int = Field(
+        5,
+        ge=0,
+        le=10,
+        description="Retries of a call refused before any reply (UNAVAILABLE, or CANCELLED by a stopping "
+        "instance): the first at once, then after 25 ms, 50 ms, 100 ms, ...",
+    )
+    max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest audio body accepted.")
+    max_json_bytes: int = Field(
+        1 * MiB, ge=1024, le=2**31 - 1, description="Largest body of any other kind (JSON, forms) accepted."
+    )
+    max_text_chars: int = Field(
+        4000,
+        ge=1,
+        le=1_000_000,
+        description="Longest text a caller may send (a chat message, a system prompt, text "
+        "to speak), checked before any other work.",
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys callers must present (Authorization: Bearer KEY, or X-API-Key) on every route but "
+        "/livez and /healthz; a JSON list. Empty (and no api_keys_file) = no authentication.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of keys stored hashed: one `sha256:HEX` line each (`voxstack config --hash-key`)."
+    )
+    allow_anonymous: bool = Field(
+        False, description="Let a prod core without keys listen on a non-loopback address (behind your own auth)."
+    )
+    ws_token_seconds: float = Field(
+        60, gt=0, le=86_400, description="How long a WebSocket token from POST /v1/auth/ws-token stays valid."
+    )
+    api_docs: bool | None = Field(
+        None, description="Serve the OpenAPI schema and docs pages (/docs, /redoc, /openapi.json); unset = in dev only."
+    )
+    ws_max_frame_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=64 * MiB,
+        description="Largest WebSocket message accepted (a larger one closes the socket with 1009).",
+    )
+    ws_queue_chunks: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Audio frames a WebSocket may have waiting for the asr; beyond that the "
+        "core stops reading the socket (backpressure).",
+    )
+    ws_realtime_factor: float = Field(
+        4.0,
+        gt=0,
+        le=1000,
+        description="How much faster than real time a WebSocket may send audio once past "
+        "ws_burst_seconds; faster senders are slowed down, not refused.",
+    )
+    ws_burst_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Audio a WebSocket may send at once before ws_realtime_factor applies.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Open connections at most (kept below the file-descriptor limit); at the cap the longest-idle "
+        "connection is closed for a new one, and a new one is refused only when all are busy.",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a connection has to send a complete request head."
+    )
+    keepalive_timeout: float = Field(
+        5.0, gt=0, le=3600, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a request body may stop arriving before the request gets 408."
+    )
+    rate_limit: float = Field(
+        0.0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per second each client (its API key, else its address) may make, with bursts of "
+        "rate_burst; beyond, 429 with Retry-After. 0 = no limit.",
+    )
+    rate_burst: int = Field(20, ge=1, le=1_000_000, description="Requests a client may make at once under rate_limit.")
+    client_concurrency: int = Field(
+        0, ge=0, le=1_000_000, description="Requests each client may have in flight; beyond, 429. 0 = no limit."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) whose pages may call the API and open the WebSocket; a JSON "
+        "list. Requests from any other page are refused with 403 (same-origin pages always pass).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Host header values accepted (e.g. ["voice.example.com"], "*.example.com"); empty = any. '
+        "Guards against DNS rebinding.",
+    )
+    tls_cert_file: Path | None = Field(None, description="PEM certificate for HTTPS/WSS; unset = plain HTTP.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    ws_idle_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="A WebSocket that sends nothing for this long is closed."
+    )
+    ws_max_frame_rate: float = Field(
+        250.0,
+        gt=0,
+        le=100_000,
+        description="WebSocket messages per second a client may send (after a burst of two seconds' worth); "
+        "faster clients are refused (1008).",
+    )
+    voice: str = Field("", description="tts voice for replies; empty = the tts default.")
+    first_clause: bool = Field(
+        True,
+        description="Speak a reply's first clause (up to a comma, semicolon or colon) as soon as it is written, "
+        "not its first sentence: the first audio comes sooner.",
+    )
+    session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
+    session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
+    session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
+    max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> CoreSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
