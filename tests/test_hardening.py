@@ -6,6 +6,7 @@ its own for what prod must hide. Each test names the finding it reproduces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -19,7 +20,11 @@ import numpy as np
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from speech import pcm16, silence, wav
 from stack import Stack
 from websockets.exceptions import ConnectionClosed
@@ -48,6 +53,7 @@ def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
         "VOXSTACK_CORE__WS_QUEUE_CHUNKS": "8",
         "VOXSTACK_CORE__WS_BURST_SECONDS": "2",
         "VOXSTACK_CORE__WS_REALTIME_FACTOR": "4",
+        "VOXSTACK_CORE__WS_MAX_FRAME_RATE": "200",
     }
     running = Stack(models_dir, tmp_path_factory.mktemp("hardening"), env).up()
     yield running
@@ -149,6 +155,20 @@ def test_1_a_websocket_frame_over_the_limit_closes_with_1009(stack: Stack) -> No
             while True:
                 ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_1_a_flood_of_tiny_messages_is_refused(stack: Stack) -> None:
+    with connect(ws_url(stack)) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(2000):  # 2 bytes each: far less audio than the realtime cap, far more messages
+                ws.send(b"\x00\x00")
+        error = json.loads(ws.recv(timeout=10))
+        assert error["type"] == "error" and error["code"] == "TOO_MANY_MESSAGES"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
 # ---- 2. Every body within a limit; text checked before any work ------------------------------
@@ -273,6 +293,70 @@ def test_9_and_10_prod_refusals_carry_retry_after_and_no_internals(prod_core: Se
     assert "server" not in response.headers and "server" not in health.headers
 
 
+def test_9_a_converse_turn_the_llm_cannot_take_is_refused_before_the_asr_runs(stack: Stack, tmp_path: Path) -> None:
+    """A core whose llm takes one reply at a time, with that one held by an llm that never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as stalled_llm:  # accepts, never speaks
+        env = {
+            "VOXSTACK_CORE__ASR_ADDRESS": stack.address("asr"),
+            "VOXSTACK_CORE__TTS_ADDRESS": stack.address("tts"),
+            "VOXSTACK_CORE__LLM_ADDRESS": f"127.0.0.1:{stalled_llm.getsockname()[1]}",
+            "VOXSTACK_CORE__LLM_TIMEOUT": "20",
+            "VOXSTACK_CORE__RETRIES": "10",  # the chat keeps its llm call open while it retries
+            "VOXSTACK_LLM__MAX_QUEUE": "0",
+        }
+        core = ServiceProcess("core", mode="dev", env=env, log=tmp_path / "core.log").start().wait_live()
+        try:
+            held = threading.Thread(
+                target=lambda: httpx.post(f"{core.url}/v1/chat", json={"message": "Hello?"}, timeout=30),
+                daemon=True,
+            )
+            held.start()
+            time.sleep(1.0)  # the chat's llm call is open
+            asr_log = stack.logs / "asr.log"
+            recognised = asr_log.read_text().count("Recognize ")
+            rid = "capacity-check-1"
+            response = httpx.post(
+                f"{core.url}/v1/converse",
+                content=wav(silence(0.5)),
+                headers={"Content-Type": "audio/wav", "X-Request-Id": rid},
+                timeout=30,
+            )
+            assert response.status_code == 429 and response.headers["retry-after"], response.text
+            assert error_of(response)["code"] == "LLM_BUSY"
+            time.sleep(0.5)
+            assert rid not in asr_log.read_text() and asr_log.read_text().count("Recognize ") == recognised
+        finally:
+            core.stop()
+
+
+# ---- 7. A session belongs to the key that made it ------------------------------------------------------
+
+
+def test_7_with_keys_a_session_is_the_keys_own(stack: Stack, tmp_path: Path) -> None:
+    keys = ["first-key-0123456789", "second-key-0123456789"]
+    env = {f"VOXSTACK_CORE__{n.upper()}_ADDRESS": stack.address(n) for n in ("asr", "llm", "tts")}
+    env |= {"VOXSTACK_CORE__API_KEYS": json.dumps(keys)}
+    core = ServiceProcess("core", mode="dev", env=env, log=tmp_path / "core.log").start().wait_live()
+
+    def prompt_tokens(key: str, session: str) -> int:
+        response = httpx.post(
+            f"{core.url}/v1/chat",
+            json={"message": "Say hi.", "session_id": session},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        done = [line for line in response.text.splitlines() if line.startswith("data:") and "prompt_tokens" in line]
+        return int(json.loads(done[-1][5:])["prompt_tokens"])
+
+    try:
+        fresh = prompt_tokens(keys[0], "shared-name")
+        assert prompt_tokens(keys[0], "shared-name") > fresh  # its own history came along
+        assert prompt_tokens(keys[1], "shared-name") == fresh  # another key's session of the same name is new
+    finally:
+        core.stop()
+
+
 # ---- 11. One error shape everywhere -------------------------------------------------------------
 
 
@@ -383,7 +467,8 @@ def test_17_dev_serves_the_schema(client: httpx.Client) -> None:
 
 def test_fuzzing_every_route_finds_no_server_error(stack: Stack) -> None:
     """Bounded: 25 requests per route generated from the core's own OpenAPI schema (schemathesis); none may
-    get a 5xx from the core itself (a 502-504 naming a stage is a backend's answer, passed on)."""
+    get a 5xx from the core itself (a 502-504 naming a stage is a backend's answer, passed on), and every
+    answer must be one the schema declares, in the shape it declares."""
     schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 6
@@ -397,6 +482,14 @@ def test_fuzzing_every_route_finds_no_server_error(stack: Stack) -> None:
             if response.status_code in (502, 503, 504):
                 assert response.json()["error"].get("stage"), response.text
                 return
-            case.validate_response(response, checks=[not_a_server_error, content_type_conformance])
+            case.validate_response(
+                response,
+                checks=[
+                    not_a_server_error,
+                    content_type_conformance,
+                    status_code_conformance,
+                    response_schema_conformance,
+                ],
+            )
 
         call()

@@ -101,8 +101,11 @@ def read_core_health(base_url: str, timeout: float = 3.0) -> dict[str, Any] | No
 
 
 def check_http_health(address: str, timeout: float = 3.0) -> HealthResult:
-    """The core's health: SERVING when /healthz says ok, NOT_SERVING (with the failing services) otherwise."""
-    body = read_core_health(f"http://{address}", timeout)
+    """The core's health: SERVING when /healthz says ok, NOT_SERVING (with the failing services) otherwise.
+
+    ``address`` is HOST:PORT (plain HTTP) or a base URL (``https://...``, verified against the system's CAs
+    or ``SSL_CERT_FILE``)."""
+    body = read_core_health(address if "://" in address else f"http://{address}", timeout)
     if body is None:
         return HealthResult(address, "core", False, UNREACHABLE, "nothing answering")
     if body.get("status") == "ok":

@@ -41,7 +41,7 @@ def core_url(url: str | None) -> str:
     """The core's base URL: the one given, else where the settings say the core listens."""
     if url:
         return url.rstrip("/")
-    return f"http://{settings_from_flags().core.connect_address}"
+    return settings_from_flags().core.base_url
 
 
 def package_version() -> str:

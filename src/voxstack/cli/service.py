@@ -44,7 +44,7 @@ def health(
 
     spec = SERVICES.get(service or "")
     if spec is not None and spec.kind == "http":
-        result = check_http_health(addr or settings_from_flags().core.connect_address, timeout)
+        result = check_http_health(addr or settings_from_flags().core.base_url, timeout)
         typer.echo(result.describe(), err=not result.serving)
         raise typer.Exit(0 if result.serving else 1)
     if spec is not None:

@@ -49,7 +49,7 @@ def banner(supervisor: Supervisor, extra: list[str]) -> None:
     lines = ["", f"==== {title} " + "=" * max(4, 60 - len(title)), f"  mode      {supervisor.mode}"]
     for name, slot in supervisor.slots.items():
         section = settings.service(name)
-        address = f"http://{section.host}:{section.port}" if name == "core" else section.address
+        address = settings.core.base_url if name == "core" else section.address
         state = f"pid {slot.state.pid}" if slot.state.pid else slot.state.state.upper()
         lines.append(f"  {name:9} {address}  ({state})")
     lines += [f"  {line}" for line in extra]

@@ -141,6 +141,11 @@ class CoreSettings(ServiceSettings):
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
     max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
 
+    @property
+    def base_url(self) -> str:
+        """Where a client on this machine reaches the core: http or https, loopback for a wildcard bind."""
+        return f"{'https' if self.tls_cert_file else 'http'}://{self.connect_address}"
+
     @model_validator(mode="after")
     def _tls_pair(self) -> CoreSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from voxstack.core.clients import StageError
@@ -35,6 +36,45 @@ _HTTP_CODES = {
     413: "BODY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable reason, e.g. TEXT_TOO_LONG (docs/API.md lists them).")
+    message: str = Field(description="What went wrong, for a person.")
+    request_id: str = Field(description="The request's id, also in the X-Request-Id header and the logs.")
+    stage: str | None = Field(None, description="The backend service that failed (asr, llm or tts), if one did.")
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "The request is malformed; the message names the field.",
+    401: "A valid API key is required.",
+    403: "The request's origin is not allowed.",
+    408: "The request body stopped arriving.",
+    413: "The body, text or audio is over its limit.",
+    415: "The audio's content type is not supported.",
+    429: "Too many requests (this client's, or the llm's queue is full): see Retry-After.",
+    500: "An unexpected error.",
+    502: "A backend service failed.",
+    503: "A backend service is unavailable or not ready: see Retry-After.",
+    504: "A backend service did not answer in time.",
+}
+
+
+def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all in the one shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
+
+
+#: What any route may answer before its own code runs (bad input, keys, origins, limits, timeouts).
+EDGE_ERRORS = documented_errors(400, 401, 403, 408, 413, 429, 500)
+#: What a route that calls the model services may answer besides.
+BACKEND_ERRORS = documented_errors(502, 503, 504)
 
 
 def error_body(exc: VoxError, *, detail: bool = True) -> dict[str, Any]:

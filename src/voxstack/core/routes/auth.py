@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from voxstack.core.auth import OWNER
+from voxstack.core.errors import EDGE_ERRORS
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=EDGE_ERRORS)
 
 
 @router.post("/v1/auth/ws-token")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxstack.core.deps import PipelineDep, SettingsDep, session_key
-from voxstack.core.errors import error_body
+from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, error_body
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import llm_pb2
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], responses=EDGE_ERRORS | BACKEND_ERRORS)
 
 
 class ChatRequest(BaseModel):
@@ -41,12 +42,32 @@ def done_data(done: llm_pb2.GenerateDone) -> dict[str, object]:
 
 
 class EventStream(StreamingResponse):
-    """Server-sent events, declared as such in the OpenAPI schema."""
+    """Server-sent events."""
 
     media_type = "text/event-stream"
 
 
-@router.post("/v1/chat", response_class=EventStream)
+# Declared by hand rather than as the route's response class, which would give its errors that type too.
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `delta` events, then `done` (or `error`).",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["delta", "done", "error"]},
+                        "data": {"type": "string", "description": "A JSON object."},
+                    },
+                    "required": ["event", "data"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/chat", response_class=Response, responses=_STREAMED)
 async def chat(request: Request, body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep) -> EventStream:
     """Text in; the reply streamed as server-sent events: `delta` events, then one `done`."""
     check_length("message", body.message, settings.core.max_text_chars)

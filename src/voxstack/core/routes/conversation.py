@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
+from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.pipeline import ReplyDone, SentenceAudio
 from voxstack.core.sessions import check_session_id
 from voxstack.core.uploads import audio_format, read_body
@@ -20,7 +21,7 @@ from voxstack.errors import InvalidInput
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 
-router = APIRouter(tags=["conversation"])
+router = APIRouter(tags=["conversation"], responses=EDGE_ERRORS | BACKEND_ERRORS | documented_errors(415))
 
 
 @router.post("/v1/converse", responses={200: {"content": {"application/json": {}, "audio/wav": {}}}})

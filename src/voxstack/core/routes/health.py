@@ -18,7 +18,13 @@ async def livez(settings: SettingsDep) -> dict[str, str]:
     return {"status": "alive", "mode": settings.mode.value}
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@router.api_route(
+    "/healthz",
+    methods=["GET", "HEAD"],
+    responses={
+        503: {"description": "A service is not SERVING (named in `failing`).", "content": {"application/json": {}}}
+    },
+)
 async def healthz(settings: SettingsDep, backends: BackendsDep) -> JSONResponse:
     """200 when every service is SERVING; otherwise 503 naming the ones that are not."""
     services = await backends.health()

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxstack.audio import MAX_RATE
 from voxstack.core.deps import PipelineDep, SettingsDep
+from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.uploads import audio_format, read_body
 
-router = APIRouter(tags=["speech"])
+router = APIRouter(tags=["speech"], responses=EDGE_ERRORS | BACKEND_ERRORS | documented_errors(415))
 
 
 class SpeakRequest(BaseModel):
