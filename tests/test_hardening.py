@@ -19,6 +19,7 @@ import hypothesis
 import numpy as np
 import pytest
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,6 +31,7 @@ from stack import Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from voxstack.core.events import EventType
 from voxstack.testing.processes import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -493,3 +495,44 @@ def test_fuzzing_every_route_finds_no_server_error(stack: Stack) -> None:
             )
 
         call()
+
+
+# ---- Fuzzing: random WebSocket frame sequences ------------------------------------------------------
+
+CONFIG = json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False})
+_frame = st.one_of(
+    st.binary(max_size=4096),
+    st.sampled_from([CONFIG, '{"type": "end"}', "{}", "null", "[]", '{"type": "config", "sample_rate": -1}']),
+    st.text(max_size=64),
+)
+
+
+def test_fuzzing_websocket_frame_sequences_get_clear_errors_never_a_crash(stack: Stack) -> None:
+    """Random order, type and size of frames (hypothesis, bounded): every answer is a known event, every
+    close a protocol code (never 1011, internal error), nothing hangs, and the core keeps serving."""
+    known = {kind.value for kind in EventType}
+    core_log = stack.logs / "core.log"
+    errors = core_log.read_text().count(" ERROR ")
+
+    @hypothesis.given(first=st.one_of(st.just(CONFIG), _frame), rest=st.lists(_frame, max_size=10))
+    @hypothesis.settings(max_examples=20, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    def conversation(first: str | bytes, rest: list[str | bytes]) -> None:
+        with connect(ws_url(stack), open_timeout=10) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                for frame in [first, *rest, '{"type": "end"}']:
+                    ws.send(frame)
+            deadline = time.monotonic() + 60
+            while True:
+                assert time.monotonic() < deadline, "the conversation did not end"
+                try:
+                    message = ws.recv(timeout=60)
+                except ConnectionClosed:
+                    break
+                if isinstance(message, str):
+                    assert json.loads(message)["type"] in known, message
+            code = ws.close_code
+        assert code in (1000, 1007, 1008, 1009), code
+
+    conversation()
+    assert httpx.get(f"{stack.url}/livez", timeout=10).status_code == 200
+    assert core_log.read_text().count(" ERROR ") == errors, core_log.read_text()[-3000:]
