@@ -97,6 +97,34 @@ def test_5_idle_connections_past_the_cap_do_not_lock_out_health_checks(core: Ser
     assert f"at the connection cap ({CAP})" in core.output()
 
 
+def test_5_when_every_connection_is_busy_a_new_one_is_refused_and_the_core_goes_on(core: ServiceProcess) -> None:
+    busy = []
+    try:
+        for _ in range(CAP):  # uploads in flight: busy, not idle
+            sock = socket.create_connection(("127.0.0.1", core.port))
+            sock.sendall(
+                b"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
+                b"Content-Length: 100000\r\n\r\n"
+            )
+            busy.append(sock)
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", core.port)) as refused:
+            assert _closed_within(refused, 1.0), "a connection past the cap was kept"
+    finally:
+        for sock in busy:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while True:  # the busy ones leave; the core serves again
+        try:
+            if httpx.get(f"{core.url}/livez", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert "Exception in callback" not in core.output() and " ERROR " not in core.output()
+
+
 def test_5_a_request_head_that_never_completes_is_closed(core: ServiceProcess) -> None:
     with socket.create_connection(("127.0.0.1", core.port)) as silent:
         assert _closed_within(silent, 6), "a silent connection stayed open"

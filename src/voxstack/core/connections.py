@@ -130,6 +130,8 @@ def guarded_protocol(max_connections: int, header_timeout: float) -> type[HttpTo
                 self._await_request()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if self.transport is None:
+                return  # refused in connection_made: never set up
             self.waiting_since = None
             self._stop_timer()
             super().connection_lost(exc)
