@@ -276,6 +276,23 @@ def test_4_a_lone_surrogate_in_a_chat_message_is_a_400(client: httpx.Client) -> 
     assert response.status_code == 400 and "message" in error_of(response)["message"]
 
 
+# ---- 8. Client strings are bounded at the edge, never echoed into errors ------------------------------
+
+
+def test_8_long_strings_are_a_400_that_echoes_nothing(client: httpx.Client) -> None:
+    long = "q" * 7000
+    for response in (
+        client.post(
+            f"/v1/transcribe?language={long}", content=wav(silence(0.5)), headers={"Content-Type": "audio/wav"}
+        ),
+        client.post(f"/v1/converse?language={long}", content=wav(silence(0.5)), headers={"Content-Type": "audio/wav"}),
+        client.post("/v1/speak", json={"text": "Hello.", "voice": long}),
+    ):
+        assert response.status_code == 400, response.text
+        assert error_of(response)["code"] in ("INVALID_REQUEST", "UNKNOWN_VOICE", "BAD_VOICE"), response.text
+        assert "q" * 100 not in response.text and "metadata" not in response.text and len(response.text) < 2000
+
+
 # ---- 9. Too much audio is the caller's mistake, and refusals say when to retry ------------------
 
 
