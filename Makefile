@@ -60,9 +60,11 @@ format: venv
 test: lint
 	$(PY) -m pytest --cov=voxstack --cov-report=term $(PYTEST_ARGS)
 
-# docs/CONFIGURATION.md is generated from the settings model (a test fails when it is stale).
+# docs/CONFIGURATION.md and the metrics reference in docs/OBSERVABILITY.md are generated from the code
+# (a test fails when either is stale).
 docs: venv
 	$(VENV)/bin/voxstack config --docs > docs/CONFIGURATION.md
+	$(PY) -m voxstack.metrics.reference docs/OBSERVABILITY.md
 
 proto: venv
 	$(PY) -m voxstack.protogen

@@ -17,6 +17,7 @@ from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput, NotReady
+from voxstack.metrics.catalog import AsrMetrics
 from voxstack.server.feed import Feed
 from voxstack.server.worker import Worker
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
@@ -37,6 +38,10 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
         language = svc.engine.language_for(request.config.language)
         samples = resample(audio.mono(), audio.sample_rate, SAMPLE_RATE)
         done = await svc.worker.run(svc.engine.transcribe, samples, language)
+        svc.metrics.audio_seconds.labels("recognize").inc(audio.seconds)
+        svc.metrics.decode_seconds.labels("recognize").observe(done.processing_seconds)
+        if audio.seconds > 0:
+            svc.metrics.real_time_factor.labels("recognize").observe(done.processing_seconds / audio.seconds)
         return asr_pb2.RecognizeResponse(
             result=result_message(done.value),
             timings=common_pb2.Timings(
@@ -65,7 +70,9 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             settings=svc.settings.asr,
             worker=svc.worker,
             emit=feed.put,
+            metrics=svc.metrics,
         )
+        svc.metrics.streams.inc()
 
         async def pump() -> None:
             # Reads the client's audio while results are being sent.
@@ -89,6 +96,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
                         # the client loses nothing by opening a new stream.
                         raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
         finally:
+            svc.metrics.streams.dec()
             await stream.close()
 
 
@@ -102,7 +110,8 @@ class AsrService:
         self.settings = settings
         asr = settings.asr
         self.engine = WhisperEngine(asr, settings.models_dir)
-        self.worker = Worker("asr", asr.max_concurrency, asr.max_queue)
+        self.metrics = AsrMetrics()
+        self.worker = Worker("asr", asr.max_concurrency, asr.max_queue, self.metrics)
         self.vad_session: Any = None  # an onnxruntime session, loaded by start()
         # Set when the server begins to stop: open streams end at their next
         # pause (RESTARTING) so that clients move to the new instance.

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 import soxr
+from prometheus_client import CollectorRegistry
 
 from voxstack.asr import SAMPLE_RATE
 from voxstack.asr.engine import Transcript, WhisperEngine
@@ -25,6 +26,7 @@ from voxstack.asr.vad import Segmenter, SileroStream, VadEvent
 from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput, VoxError
+from voxstack.metrics.catalog import AsrMetrics
 from voxstack.server.worker import Worker
 from voxstack.v1 import asr_pb2, common_pb2
 
@@ -116,6 +118,7 @@ class RecognitionStream:
         settings: AsrSettings,
         worker: Worker,
         emit: Emit,
+        metrics: AsrMetrics | None = None,
     ) -> None:
         fmt = config.format
         if fmt.encoding != PCM16:
@@ -137,6 +140,7 @@ class RecognitionStream:
         self.settings = settings
         self.worker = worker
         self.emit = emit
+        self.metrics = metrics or AsrMetrics(CollectorRegistry())
         self.segmenter = Segmenter(
             settings.vad_threshold,
             settings.vad_min_silence_ms,
@@ -170,6 +174,7 @@ class RecognitionStream:
         return not self.segmenter.in_speech and not self.segmenter.starting and not self._ending
 
     async def feed(self, data: bytes) -> None:
+        self.metrics.audio_seconds.labels("stream").inc(len(data) / (2 * self.channels * self.rate))
         samples = self._decode(data, last=False)
         if samples.size:
             await self._process(samples)
@@ -288,6 +293,12 @@ class RecognitionStream:
                 self._guess = guess
                 await self._cancel_guess()
             transcript, queued, processing = await self._decode_utterance(audio, start)
+        seconds = audio.size / SAMPLE_RATE
+        self.metrics.utterances.inc()
+        self.metrics.final_seconds.observe(time.perf_counter() - detected)
+        self.metrics.decode_seconds.labels("final").observe(processing)
+        if seconds > 0:
+            self.metrics.real_time_factor.labels("final").observe(processing / seconds)
         logger.debug(
             "utterance %d: %r (%.2f s audio, %.3f s decode)",
             index,
@@ -324,7 +335,8 @@ class RecognitionStream:
             return
         audio = self._window.slice(start, self.segmenter.position)
         try:
-            transcript, _, _ = await self._decode_utterance(audio, start)
+            transcript, _, processing = await self._decode_utterance(audio, start)
+            self.metrics.decode_seconds.labels("partial").observe(processing)
         except VoxError as exc:  # e.g. the queue is full: skip this partial, the final still comes
             logger.debug("partial skipped: %s", exc)
             return
@@ -341,6 +353,7 @@ class RecognitionStream:
             )
         )
         self._last_partial = transcript.text
+        self.metrics.partials.inc()
 
     async def _cancel_partial(self) -> None:
         task = self._partial_task

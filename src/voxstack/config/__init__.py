@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     reflection: bool = Field(
         False, description="Serve gRPC server reflection (what grpcurl lists); it tells callers the whole API."
     )
+    supervisor_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="HTTP port on 127.0.0.1 serving the supervisor's Prometheus metrics (reloads, restarts) "
+        "under `voxstack up`/`dev`; 0 = none.",
+    )
     grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."

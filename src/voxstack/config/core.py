@@ -130,6 +130,10 @@ class CoreSettings(ServiceSettings):
         description="WebSocket messages per second a client may send (after a burst of two seconds' worth); "
         "faster clients are refused (1008).",
     )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key (when keys are set), like the health probes."
+    )
     voice: str = Field("", description="tts voice for replies; empty = the tts default.")
     first_clause: bool = Field(
         True,

@@ -38,6 +38,9 @@ class GrpcServiceSettings(ServiceSettings):
     max_message_bytes: int = Field(
         32 * MiB, ge=64 * 1024, le=2**31 - 1, description="Largest request or response, in bytes."
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="HTTP port serving Prometheus metrics at /metrics (on host); 0 = none."
+    )
 
 
 class AsrSettings(GrpcServiceSettings):

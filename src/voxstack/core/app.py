@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
-from voxstack.core.auth import ApiKeys, RequireKey
+from voxstack.core.auth import OPEN_PATHS, ApiKeys, RequireKey
 from voxstack.core.clients import Backends
 from voxstack.core.limits import BodyLimit
 from voxstack.core.origins import CheckOrigin
@@ -21,8 +21,10 @@ from voxstack.core.ratelimit import RateLimit
 from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, speech
 from voxstack.core.routes import docs as docs_pages
+from voxstack.core.routes import metrics as metrics_route
 from voxstack.core.sessions import SessionStore
 from voxstack.logs import request_id_var
+from voxstack.metrics.catalog import CoreMetrics
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 from voxstack.runtime import report_loaded_modules
 
@@ -43,13 +45,14 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backends = Backends(settings)
+        backends = Backends(settings, metrics)
         core = settings.core
         sessions = SessionStore(
             core.session_max_turns, core.session_max_chars, core.session_idle_seconds, core.max_sessions
         )
+        metrics.sessions.set_function(lambda: len(sessions))
         app.state.backends = backends
-        app.state.pipeline = Pipeline(settings, backends, sessions)
+        app.state.pipeline = Pipeline(settings, backends, sessions, metrics)
         report_loaded_modules()
         logger.info(
             "core %s mode; %s",
@@ -59,6 +62,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         yield
         await backends.close()
 
+    metrics = CoreMetrics()
     dev = settings.mode is Mode.DEV
     docs = settings.core.api_docs if settings.core.api_docs is not None else dev
     app = FastAPI(
@@ -73,6 +77,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     if docs:
         docs_pages.install(app, "/openapi.json")
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.api_keys = api_keys or ApiKeys.from_settings(settings.core)
     errors.install(app, detail=settings.error_detail)
     core = settings.core
@@ -86,7 +91,8 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         idle_seconds=core.body_timeout,
     )
     app.add_middleware(RateLimit, rate=core.rate_limit, burst=core.rate_burst, concurrency=core.client_concurrency)
-    app.add_middleware(RequireKey, keys=app.state.api_keys)
+    open_paths = OPEN_PATHS | {"/metrics"} if core.metrics_public else OPEN_PATHS
+    app.add_middleware(RequireKey, keys=app.state.api_keys, open_paths=open_paths)
     app.add_middleware(CheckOrigin, origins=core.cors_origins, hosts=core.allowed_hosts, bound_to=core.host)
     if core.cors_origins:
         app.add_middleware(
@@ -97,9 +103,11 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
-    app.middleware("http")(RequestLog(settings))
+    app.middleware("http")(RequestLog(settings, metrics))
     for module in (health, speech, chat, conversation, auth_routes):
         app.include_router(module.router)
+    if core.metrics:
+        app.include_router(metrics_route.router)
     return app
 
 
@@ -107,9 +115,10 @@ class RequestLog:
     """Every HTTP request: a request id (the caller's if it is safe, else a new one) in the logs and the
     reply, one log line; an unexpected exception becomes a 500 in the one error shape, logged with its traceback."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: CoreMetrics) -> None:
         self.mode = settings.mode.value
         self.detail = settings.error_detail
+        self.metrics = metrics
 
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = clean_request_id(request.headers.get(REQUEST_ID_KEY))
@@ -124,6 +133,10 @@ class RequestLog:
             request_id_var.reset(token)
         response.headers[REQUEST_ID_KEY] = rid
         response.headers["X-Voxstack-Mode"] = self.mode
+        seconds = time.perf_counter() - started
+        route = getattr(request.scope.get("route"), "path", "other")  # the template: a bounded label
+        self.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        self.metrics.request_seconds.labels(route, request.method).observe(seconds)
         level = logging.DEBUG if request.url.path == "/healthz" else logging.INFO
         logger.log(
             level,
@@ -131,7 +144,7 @@ class RequestLog:
             request.method,
             request.url.path,
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
             extra={"request_id": rid, "status": response.status_code},
         )
         return response

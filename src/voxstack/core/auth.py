@@ -162,12 +162,13 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 class RequireKey:
     """ASGI middleware: 401 (HTTP) or a refused handshake (WebSocket) without a valid key or token."""
 
-    def __init__(self, app: ASGIApp, *, keys: ApiKeys) -> None:
+    def __init__(self, app: ASGIApp, *, keys: ApiKeys, open_paths: frozenset[str] = OPEN_PATHS) -> None:
         self.app = app
         self.keys = keys
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS or not self.keys.enabled:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths or not self.keys.enabled:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

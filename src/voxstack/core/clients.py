@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 from voxstack.config import Settings
 from voxstack.errors import VoxError
 from voxstack.health import check_channel
 from voxstack.logs import request_id_var
+from voxstack.metrics.catalog import CoreMetrics
 from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
 from voxstack.tls import open_aio_channel
@@ -112,8 +114,9 @@ def stage_error(stage: str, err: grpc.RpcError) -> StageError:
 class Backends:
     """Channels and stubs to the three model services."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: CoreMetrics | None = None) -> None:
         core = settings.core
+        self.metrics = metrics or CoreMetrics(CollectorRegistry())
         self.addresses = {stage: settings.backend_address(stage) for stage in MODEL_SERVICES}
         self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
         self.retries = core.retries
@@ -145,7 +148,7 @@ class Backends:
                 return await method(request, timeout=self.timeouts[stage], metadata=self.metadata())
             except grpc.aio.AioRpcError as err:
                 if not retryable(err) or attempt == self.retries:
-                    raise stage_error(stage, err) from None
+                    raise self._failed(stage, err) from None
                 await self._backoff(stage, attempt, err)
         raise AssertionError("unreachable")
 
@@ -161,12 +164,17 @@ class Backends:
                 return
             except grpc.aio.AioRpcError as err:
                 if received or not retryable(err) or attempt == self.retries:
-                    raise stage_error(stage, err) from None
+                    raise self._failed(stage, err) from None
                 await self._backoff(stage, attempt, err)
             finally:
                 call.cancel()  # no-op when finished; stops the backend when we stop early
 
+    def _failed(self, stage: str, err: grpc.aio.AioRpcError) -> StageError:
+        self.metrics.upstream_errors.labels(stage, err.code().name).inc()
+        return stage_error(stage, err)
+
     async def _backoff(self, stage: str, attempt: int, err: grpc.aio.AioRpcError) -> None:
+        self.metrics.retries.labels(stage).inc()
         delay = retry_delay(attempt)
         # A first refusal is what a reload looks like; only a repeated one is news.
         level = logging.DEBUG if attempt == 0 else logging.WARNING

@@ -17,6 +17,7 @@ from voxstack.config import Settings
 from voxstack.core.clients import Backends
 from voxstack.core.sessions import SessionStore
 from voxstack.errors import Busy, InvalidInput
+from voxstack.metrics.catalog import CoreMetrics
 from voxstack.server.feed import Feed
 from voxstack.text import SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
@@ -66,10 +67,13 @@ ReplyEvent = TextDelta | SentenceAudio | ReplyDone
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, backends: Backends, sessions: SessionStore) -> None:
+    def __init__(
+        self, settings: Settings, backends: Backends, sessions: SessionStore, metrics: CoreMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
+        self.metrics = metrics or backends.metrics
         llm = settings.llm
         # What the llm takes at once, running and queued (llama.cpp runs one at a time).
         self.llm_capacity = (llm.max_concurrency if llm.engine == "openai" else 1) + llm.max_queue

@@ -44,6 +44,9 @@ class SessionStore:
         self.clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._sessions)
+
     def _expire(self) -> None:
         now = self.clock()
         while self._sessions:

@@ -236,6 +236,7 @@ class Conversation:
         if kind == "speech_started":
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
+                self.pipeline.metrics.barge_ins.inc()
                 await self.send(events.BargeIn(turn=self.turns))
             await self.send(events.SpeechStarted(utterance=utterance))
         elif kind == "partial":
@@ -254,8 +255,10 @@ class Conversation:
                 )
 
     async def speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
+        metrics = self.pipeline.metrics
+        speech_end = self.speech_end
         try:
-            async for event in self.pipeline.reply(self.session_key, text, started=self.speech_end):
+            async for event in self.pipeline.reply(self.session_key, text, started=speech_end):
                 if isinstance(event, TextDelta):
                     await self.send(events.ReplyDelta(turn=turn, text=event.text))
                 elif isinstance(event, SentenceAudio):
@@ -267,8 +270,11 @@ class Conversation:
                         bytes=len(event.pcm16),
                     )
                     await self.send(meta, event.pcm16)
+                    if event.index == 0:
+                        metrics.first_audio_seconds.observe(time.perf_counter() - speech_end)
                 elif isinstance(event, ReplyDone):
                     event.timings.asr_decode = asr_decode
+                    metrics.turn_done("websocket", event.timings.as_dict())
                     await self.send(
                         events.ReplyDone(
                             turn=turn,
@@ -279,9 +285,13 @@ class Conversation:
                         )
                     )
         except VoxError as exc:
+            metrics.turns.labels("websocket", "error").inc()
             await self.send(
                 events.Error(turn=turn, code=exc.reason, message=exc.message, stage=getattr(exc, "stage", None))
             )
+        except asyncio.CancelledError:
+            metrics.turns.labels("websocket", "cancelled").inc()
+            raise
 
     async def cancel_turn(self) -> None:
         if self.turn is not None and not self.turn.done():

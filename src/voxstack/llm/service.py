@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from voxstack.config import Settings
-from voxstack.llm.engine import Conversation, Delta, LlmEngine, conversation_from
+from voxstack.llm.engine import Conversation, Delta, Finished, LlmEngine, conversation_from
+from voxstack.metrics.catalog import LlmMetrics
 from voxstack.server.worker import Worker
 from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
@@ -28,35 +29,58 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         received = time.perf_counter()
         conversation: Conversation = conversation_from(request, self.service.settings.llm)
+        metrics = self.service.metrics
         async with self.service.worker.slot() as queued:
             started = time.perf_counter()
             first = 0.0
+            last = started
             text: list[str] = []
-            async for event in self.service.engine.stream(conversation):
-                if isinstance(event, Delta):
-                    first = first or time.perf_counter() - started
-                    text.append(event.text)
-                    yield llm_pb2.GenerateResponse(delta=event.text)
-                    continue
-                now = time.perf_counter()
-                yield llm_pb2.GenerateResponse(
-                    done=llm_pb2.GenerateDone(
-                        finish_reason=FINISH.get(event.reason, llm_pb2.FINISH_REASON_STOP),
-                        usage=llm_pb2.TokenUsage(
-                            prompt_tokens=event.prompt_tokens,
-                            completion_tokens=event.completion_tokens,
-                            total_tokens=event.prompt_tokens + event.completion_tokens,
-                        ),
-                        text="".join(text),
-                        time_to_first_token_seconds=first,
-                        timings=common_pb2.Timings(
-                            queue_seconds=queued,
-                            processing_seconds=now - started,
-                            total_seconds=now - received,
-                            first_result_seconds=(started - received) + first if first else 0.0,
-                        ),
-                    )
-                )
+            finished = False
+            try:
+                async for event in self.service.engine.stream(conversation):
+                    if isinstance(event, Delta):
+                        now = time.perf_counter()
+                        if first:
+                            metrics.inter_token_seconds.observe(now - last)
+                        else:
+                            first = now - started
+                            metrics.first_token_seconds.observe(first)
+                        last = now
+                        text.append(event.text)
+                        yield llm_pb2.GenerateResponse(delta=event.text)
+                        continue
+                    finished = True
+                    metrics.prompt_tokens.inc(event.prompt_tokens)
+                    metrics.generated_tokens.inc(event.completion_tokens)
+                    metrics.replies.labels(event.reason if event.reason in FINISH else "stop").inc()
+                    yield self._done(event, text, first, queued, started, received)
+            finally:
+                if not finished:  # the caller went away, or the engine failed, mid-reply
+                    metrics.replies.labels("cancelled").inc()
+
+    @staticmethod
+    def _done(
+        event: Finished, text: list[str], first: float, queued: float, started: float, received: float
+    ) -> llm_pb2.GenerateResponse:
+        now = time.perf_counter()
+        return llm_pb2.GenerateResponse(
+            done=llm_pb2.GenerateDone(
+                finish_reason=FINISH.get(event.reason, llm_pb2.FINISH_REASON_STOP),
+                usage=llm_pb2.TokenUsage(
+                    prompt_tokens=event.prompt_tokens,
+                    completion_tokens=event.completion_tokens,
+                    total_tokens=event.prompt_tokens + event.completion_tokens,
+                ),
+                text="".join(text),
+                time_to_first_token_seconds=first,
+                timings=common_pb2.Timings(
+                    queue_seconds=queued,
+                    processing_seconds=now - started,
+                    total_seconds=now - received,
+                    first_result_seconds=(started - received) + first if first else 0.0,
+                ),
+            )
+        )
 
 
 class LlmService:
@@ -80,7 +104,8 @@ class LlmService:
             self.engine = LlamaCppEngine(llm, settings.models_dir)
             concurrency = 1  # one context, one call at a time
         # Only its queue limit: the engines run their own threads or calls.
-        self.worker = Worker("llm", concurrency, llm.max_queue)
+        self.metrics = LlmMetrics()
+        self.worker = Worker("llm", concurrency, llm.max_queue, self.metrics)
 
     def register(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(LlmServicer(self), server)

@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from voxstack.config import GrpcServiceSettings, Settings
 from voxstack.errors import StartupError
+from voxstack.metrics.catalog import ServiceMetrics
+from voxstack.metrics.serve import MetricsServer
 from voxstack.runtime import report_loaded_modules
 from voxstack.server.interceptor import CallInterceptor
 from voxstack.tls import server_credentials
@@ -86,9 +88,17 @@ class ServiceHost:
         self._stopping = asyncio.Event()
         self._load_task: asyncio.Task[None] | None = None
         self.load_error: BaseException | None = None
+        metrics = getattr(service, "metrics", None)
+        self.metrics: ServiceMetrics = metrics if isinstance(metrics, ServiceMetrics) else ServiceMetrics()
+        self.metrics_server: MetricsServer | None = None
         self.server = grpc.aio.server(
             interceptors=[
-                CallInterceptor(service.name, is_ready=self._ready.is_set, error_detail=settings.error_detail)
+                CallInterceptor(
+                    service.name,
+                    is_ready=self._ready.is_set,
+                    error_detail=settings.error_detail,
+                    metrics=self.metrics,
+                )
             ],
             options=[
                 ("grpc.max_receive_message_length", section.max_message_bytes),
@@ -127,6 +137,16 @@ class ServiceHost:
             raise BindError(f"cannot listen on {wanted} (is the port in use?)")
         if self.control_socket:
             self.server.add_insecure_port(f"unix:{self.control_socket}")
+        if self.section.metrics_port:
+            try:
+                self.metrics_server = MetricsServer(
+                    self.metrics.registry,
+                    self.section.host,
+                    self.section.metrics_port,
+                    reuse_port=self.settings.reuse_port,
+                ).start()
+            except OSError as exc:
+                raise BindError(f"cannot serve metrics on port {self.section.metrics_port}: {exc}") from exc
         await self.server.start()
         logger.info(
             "%s listening on %s%s (mode %s), loading engine",
@@ -183,6 +203,8 @@ class ServiceHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._load_task
         await self.service.close()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.stop)
         logger.info("%s stopped", self.service.name)
 
     async def run(self) -> int:

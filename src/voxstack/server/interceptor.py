@@ -17,6 +17,7 @@ import grpc
 
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
+from voxstack.metrics.catalog import ServiceMetrics
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id, status_for
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,18 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler; see the module docstring."""
 
-    def __init__(self, service: str, *, is_ready: Callable[[], bool], error_detail: bool) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        is_ready: Callable[[], bool],
+        error_detail: bool,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.service = service
         self.is_ready = is_ready
         self.error_detail = error_detail
+        self.metrics = metrics
 
     async def intercept_service(
         self,
@@ -186,7 +195,12 @@ class _Call:
         await self.context.abort(reply.code, reply.message, reply.trailing_metadata)
 
     def _log(self, code: grpc.StatusCode, message: str = "") -> None:
-        duration_ms = (time.perf_counter() - self.started) * 1000
+        seconds = time.perf_counter() - self.started
+        duration_ms = seconds * 1000
+        metrics = self.owner.metrics
+        if metrics is not None and not self.infra:  # probes would drown the figures
+            metrics.calls.labels(self.method, code.name).inc()
+            metrics.call_seconds.labels(self.method).observe(seconds)
         if self.infra and code is grpc.StatusCode.OK:
             return  # probes every few seconds (a reload polls every 20 ms): noise
         if self.infra:

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from voxstack.errors import Busy
+from voxstack.metrics.catalog import ServiceMetrics
 
 T = TypeVar("T")
 
@@ -89,17 +90,40 @@ class Timed(Generic[T]):
 
 
 class Worker:
-    """One engine's threads: ``max_concurrency`` jobs at once, ``max_queue`` waiting, cancellable."""
+    """One engine's threads: ``max_concurrency`` jobs at once, ``max_queue`` waiting, cancellable; its queue
+    and load in ``metrics`` when given."""
 
-    def __init__(self, name: str, max_concurrency: int, max_queue: int) -> None:
+    def __init__(self, name: str, max_concurrency: int, max_queue: int, metrics: ServiceMetrics | None = None) -> None:
         self.name = name
         self.limiter = Limiter(name, max_concurrency, max_queue)
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.waiting.labels(name).set_function(lambda: self.limiter.waiting)
         # Threads start on first use: a worker whose engine runs its own costs nothing.
         self.executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix=name)
 
-    def slot(self) -> AbstractAsyncContextManager[float]:
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
         """Hold a slot across several jobs (``call``); yields the seconds waited."""
-        return self.limiter.slot()
+        metrics = self.metrics
+        if metrics is None:
+            async with self.limiter.slot() as queued:
+                yield queued
+            return
+        admitted = False
+        try:
+            async with self.limiter.slot() as queued:
+                admitted = True
+                metrics.queue_seconds.labels(self.name).observe(queued)
+                metrics.running.labels(self.name).inc()
+                try:
+                    yield queued
+                finally:
+                    metrics.running.labels(self.name).dec()
+        except Busy:
+            if not admitted:
+                metrics.refused.labels(self.name).inc()
+            raise
 
     async def call(self, fn: Callable[..., T], *args: object) -> Timed[T]:
         """``fn(cancel, *args)`` in a thread, for a caller that holds a slot; ``cancel`` is set if it is cancelled."""
@@ -110,7 +134,7 @@ class Worker:
 
     async def run(self, fn: Callable[..., T], *args: object) -> Timed[T]:
         """``fn(cancel, *args)`` in a thread once a slot is free; refused with QUEUE_FULL past the queue limit."""
-        async with self.limiter.slot() as queued:
+        async with self.slot() as queued:
             done = await self.call(fn, *args)
         return Timed(done.value, queued, done.processing_seconds)
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from voxstack.config import Settings
+from voxstack.metrics.catalog import SupervisorMetrics
+from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
 from voxstack.runstate import RunRecord, RunState, ServiceState
 from voxstack.supervisor.process import Instance, python_argv, spare_argv
@@ -84,6 +86,7 @@ class Supervisor:
         self.slots = {name: Slot(name) for name in services}
         self.record = RunRecord(self.mode, os.getpid(), services={n: s.state for n, s in self.slots.items()})
         self.stopping = asyncio.Event()
+        self.metrics = SupervisorMetrics()
         self._signals = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._core_socket: socket.socket | None = None
@@ -99,6 +102,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        metrics_server: MetricsServer | None = None
         try:
             if "core" in self.slots:
                 from voxstack.core.server import listening_socket
@@ -109,12 +113,18 @@ class Supervisor:
                 slot.log = (self.runstate.logs / f"{slot.name}.log").open("a")
             for companion in companions:
                 self.spawn(asyncio.create_task(companion()))
+            if self.settings.supervisor_metrics_port:
+                metrics_server = MetricsServer(
+                    self.metrics.registry, "127.0.0.1", self.settings.supervisor_metrics_port
+                ).start()
             await asyncio.gather(*(self._start_first(slot) for slot in self.slots.values()))
             if on_ready is not None and not self.stopping.is_set():
                 on_ready(self)
             await self.stopping.wait()
         finally:
             await self.shutdown()
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.stop)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         return 0
@@ -313,6 +323,7 @@ class Supervisor:
                 instance = await self._launch(slot)
             if instance is not None:
                 self._adopt(slot, instance)
+                self.metrics.restarts.labels(slot.name).inc()
                 logger.info("%s restarted (pid %d)", slot.name, instance.pid)
                 return
             logger.error("%s failed to start: %s", slot.name, slot.state.last_error)
@@ -343,6 +354,7 @@ class Supervisor:
                 self.save()
                 kept = "the old instance keeps serving" if old is not None else "the service is down"
                 logger.error("reload of %s failed: %s; %s", slot.name, slot.state.last_error, kept)
+                self.metrics.reloads.labels(slot.name, "failed").inc()
                 if old is None:
                     self.spawn(asyncio.create_task(self._restart_with_backoff(slot)))
                 return False
@@ -353,6 +365,9 @@ class Supervisor:
             took = time.time() - saved_at if saved_at is not None else 0.0
             slot.state.last_reload_seconds = round(took, 3)
             self._adopt(slot, instance)
+            self.metrics.reloads.labels(slot.name, "served").inc()
+            if saved_at is not None:
+                self.metrics.reload_seconds.labels(slot.name).observe(took)
         if old is not None:
             self.spawn(asyncio.create_task(old.stop(self.settings.grace_period)))
         logger.info(

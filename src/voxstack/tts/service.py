@@ -14,6 +14,7 @@ import numpy as np
 from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16, resample, wav_bytes
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput
+from voxstack.metrics.catalog import TtsMetrics
 from voxstack.server.worker import Worker
 from voxstack.text import clean, sentence_spans
 from voxstack.tts.engine import Options, PiperEngine, VoiceInfo
@@ -96,6 +97,10 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
                     done.processing_seconds,
                 )
                 audio = resample(done.value, job.voice.sample_rate, job.rate)
+                spoken = done.value.size / job.voice.sample_rate
+                svc.metrics.audio_seconds.inc(spoken)
+                if spoken > 0:
+                    svc.metrics.real_time_factor.observe(done.processing_seconds / spoken)
                 if index < len(job.spans) - 1 and silence.size:
                     audio = np.concatenate([audio, silence])
                 yield index, (start, end), audio, time.perf_counter() - began
@@ -111,7 +116,9 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
         async for _, _, audio, seconds in self._sentences(job):
             pieces.append(audio)
             processing += seconds
-            first = first or time.perf_counter() - received
+            if not first:
+                first = time.perf_counter() - received
+                self.service.metrics.first_audio_seconds.observe(first)
         samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         return tts_pb2.SynthesizeResponse(
             audio=job.encode(samples),
@@ -135,7 +142,9 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
         async for index, (start, end), audio, seconds in self._sentences(job):
             processing += seconds
             audio_seconds += audio.size / job.rate
-            first = first or time.perf_counter() - received
+            if not first:
+                first = time.perf_counter() - received
+                self.service.metrics.first_audio_seconds.observe(first)
             chunk = tts_pb2.SynthesisChunk(
                 sequence=index,
                 audio=job.encode(audio),
@@ -182,7 +191,8 @@ class TtsService:
         self.settings = settings
         tts = settings.tts
         self.engine = PiperEngine(tts, settings.models_dir)
-        self.worker = Worker("tts", tts.max_concurrency, tts.max_queue)
+        self.metrics = TtsMetrics()
+        self.worker = Worker("tts", tts.max_concurrency, tts.max_queue, self.metrics)
 
     def register(self, server: grpc.aio.Server) -> None:
         tts_pb2_grpc.add_TtsServicer_to_server(TtsServicer(self), server)

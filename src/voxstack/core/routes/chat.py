@@ -86,12 +86,14 @@ async def chat(request: Request, body: ChatRequest, pipeline: PipelineDep, setti
             if reply.WhichOneof("event") == "delta":
                 yield sse("delta", {"text": reply.delta})
             else:
+                pipeline.metrics.turn_done("chat", {"llm_first_token": reply.done.time_to_first_token_seconds})
                 yield sse("done", done_data(reply.done))
             try:
                 reply = await anext(replies)
             except StopAsyncIteration:
                 return
             except VoxError as exc:
+                pipeline.metrics.turns.labels("chat", "error").inc()
                 yield sse("error", error_body(exc))
                 return
 

@@ -55,6 +55,7 @@ async def converse(
         elif isinstance(event, ReplyDone):
             done = event
     done.timings.asr_decode = heard.timings.processing_seconds
+    pipeline.metrics.turn_done("converse", done.timings.as_dict())
     wav = wav_bytes(b"".join(pcm), rate or 22050)
     if accept and "audio/wav" in accept.lower():
         headers = {"X-Voxstack-Transcript": quote(transcript), "X-Voxstack-Reply": quote(done.text)}
@@ -75,7 +76,9 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     """A spoken conversation; the messages are those of ``voxstack.core.events`` (docs/API.md)."""
     await ws.accept()
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
+    pipeline.metrics.websockets.inc()
     try:
         await Conversation(ws, pipeline, backends, settings.core).run()
     finally:
+        pipeline.metrics.websockets.dec()
         request_id_var.reset(token)

@@ -1,0 +1,1 @@
+"""Prometheus metrics: one catalog of every metric (``catalog``), served over HTTP (``serve``)."""
