@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from opentelemetry import trace
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -48,6 +49,10 @@ class ContextFilter(logging.Filter):
         record.mode = self.mode
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id_var.get()
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # tracing is on: the line can be found from its trace, and back
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         return True
 
 
@@ -82,6 +87,8 @@ class ConsoleFormatter(logging.Formatter):
         prefix = f"[{getattr(record, 'mode', '?')} {getattr(record, 'service', '?')}]"
         rid = getattr(record, "request_id", None)
         suffix = f"  rid={rid}" if rid else ""
+        trace_id = getattr(record, "trace_id", None)
+        suffix += f" trace={trace_id}" if trace_id else ""
         return f"{prefix} {record.getMessage()}{suffix}"
 
 

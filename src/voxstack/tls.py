@@ -70,10 +70,14 @@ def open_channel(address: str, tls: TlsSettings | None = None, options: Options 
     return grpc.secure_channel(address, credentials, options=channel_options(tls, options))
 
 
-def open_aio_channel(address: str, tls: TlsSettings | None = None, options: Options = ()) -> grpc.aio.Channel:
+def open_aio_channel(
+    address: str, tls: TlsSettings | None = None, options: Options = (), interceptors: Sequence[Any] = ()
+) -> grpc.aio.Channel:
     """An asyncio channel to ``address``: TLS when the settings say so."""
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is None:
-        return grpc.aio.insecure_channel(address, options=list(options))
+        return grpc.aio.insecure_channel(address, options=list(options), interceptors=list(interceptors) or None)
     assert tls is not None
-    return grpc.aio.secure_channel(address, credentials, options=channel_options(tls, options))
+    return grpc.aio.secure_channel(
+        address, credentials, options=channel_options(tls, options), interceptors=list(interceptors) or None
+    )

@@ -111,7 +111,7 @@ class AsrService:
         asr = settings.asr
         self.engine = WhisperEngine(asr, settings.models_dir)
         self.metrics = AsrMetrics()
-        self.worker = Worker("asr", asr.max_concurrency, asr.max_queue, self.metrics)
+        self.worker = Worker("asr", asr.max_concurrency, asr.max_queue, self.metrics, job="decode")
         self.vad_session: Any = None  # an onnxruntime session, loaded by start()
         # Set when the server begins to stop: open streams end at their next
         # pause (RESTARTING) so that clients move to the new instance.

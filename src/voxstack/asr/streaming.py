@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 import soxr
+from opentelemetry import trace
+from opentelemetry.context import Context
 from prometheus_client import CollectorRegistry
 
 from voxstack.asr import SAMPLE_RATE
@@ -28,6 +30,7 @@ from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.metrics.catalog import AsrMetrics
 from voxstack.server.worker import Worker
+from voxstack.tracing import trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
@@ -167,6 +170,7 @@ class RecognitionStream:
         self._last_partial = ""
         self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
         self._ending = False  # an utterance has ended and its final is not sent yet
+        self._span: trace.Span | None = None  # the current utterance's trace, from speech start to final
 
     @property
     def idle(self) -> bool:
@@ -191,6 +195,12 @@ class RecognitionStream:
     async def close(self) -> None:
         await self._cancel_partial()
         await self._cancel_guess()
+        self._end_span()
+
+    def _end_span(self) -> None:
+        if self._span is not None:
+            self._span.end()
+            self._span = None
 
     async def _cancel_guess(self) -> None:
         if self._guess is not None:
@@ -255,10 +265,20 @@ class RecognitionStream:
         self._partial_at = event.sample
         self._partial_wall = time.perf_counter()
         self._last_partial = ""
+        self._end_span()
+        # Each utterance is a trace of its own (the turn that answers it continues it), linked to the stream's.
+        stream = trace.get_current_span().get_span_context()
+        self._span = tracer().start_span(
+            "asr utterance",
+            context=Context(),
+            links=[trace.Link(stream)] if stream.is_valid else None,
+            attributes={"voxstack.utterance": self._utterance},
+        )
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
                 utterance_index=self._utterance,
                 speech_started=asr_pb2.SpeechStarted(offset_seconds=event.sample / SAMPLE_RATE),
+                trace_parent=trace_parent(self._span),
             )
         )
 
@@ -318,11 +338,15 @@ class RecognitionStream:
                         audio_seconds=audio.size / SAMPLE_RATE,
                     ),
                 ),
+                trace_parent=trace_parent(self._span) if self._span is not None else "",
             )
         )
+        self._end_span()
 
     async def _decode_utterance(self, audio: np.ndarray, start: int) -> tuple[Transcript, float, float]:
-        done = await self.worker.run(self._transcribe, audio, start / SAMPLE_RATE)
+        span = self._span or trace.INVALID_SPAN
+        with trace.use_span(span, end_on_exit=False):  # the decode's spans belong to the utterance's trace
+            done = await self.worker.run(self._transcribe, audio, start / SAMPLE_RATE)
         return done.value, done.queue_seconds, done.processing_seconds
 
     def _transcribe(self, cancel: threading.Event, audio: np.ndarray, offset: float) -> Transcript:

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry import trace
 
+from voxstack import tracing
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
 from voxstack.core.auth import OPEN_PATHS, ApiKeys, RequireKey
@@ -104,6 +106,16 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             max_age=600,
         )
     app.middleware("http")(RequestLog(settings, metrics))
+    if tracing.enabled():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Outermost: a request's span covers all of it. The WebSocket's turns are traces of their own
+        # (core/websocket.py); probes and scrapes are not worth one.
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            excluded_urls="/v1/stream,/livez,/healthz,/metrics",
+            exclude_spans=["receive", "send"],  # one span per body chunk says nothing
+        )
     for module in (health, speech, chat, conversation, auth_routes):
         app.include_router(module.router)
     if core.metrics:
@@ -123,6 +135,7 @@ class RequestLog:
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = clean_request_id(request.headers.get(REQUEST_ID_KEY))
         token = request_id_var.set(rid)
+        trace.get_current_span().set_attribute("voxstack.request_id", rid)
         started = time.perf_counter()
         try:
             response = await call_next(request)

@@ -24,6 +24,7 @@ from voxstack.metrics.catalog import CoreMetrics
 from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
 from voxstack.tls import open_aio_channel
+from voxstack.tracing import client_interceptors
 from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,8 @@ class Backends:
             ("grpc.min_reconnect_backoff_ms", 1000),
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
-        self.channels = {s: open_aio_channel(a, settings.tls, options) for s, a in self.addresses.items()}
+        interceptors = client_interceptors()  # the current trace goes along with every call
+        self.channels = {s: open_aio_channel(a, settings.tls, options, interceptors) for s, a in self.addresses.items()}
         self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
         self.tts = tts_pb2_grpc.TtsStub(self.channels["tts"])

@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 from fastapi import WebSocket, WebSocketDisconnect
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from voxstack.config import CoreSettings
 from voxstack.core import events
@@ -25,7 +27,9 @@ from voxstack.core.clients import Backends, StageError, stage_error
 from voxstack.core.deps import session_key
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.errors import VoxError
+from voxstack.logs import request_id_var
 from voxstack.rpc_status import failure_from_error
+from voxstack.tracing import from_trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
@@ -46,6 +50,9 @@ class Conversation:
         self.turn: asyncio.Task[None] | None = None
         self.turns = 0
         self.speech_end = time.perf_counter()
+        self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
+        self.stage_span: trace.Span | None = None
+        self.rid = request_id_var.get() or ""
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
         async with self.send_lock:  # an audio event and its binary frame stay together
@@ -97,6 +104,7 @@ class Conversation:
                 task.cancel()
             await asyncio.gather(reader, work, gone, return_exceptions=True)
             await self.cancel_turn()
+            self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
                 with contextlib.suppress(Exception):
                     await self.ws.close(events.NORMAL_CLOSURE)
@@ -234,6 +242,9 @@ class Conversation:
         kind = reply.WhichOneof("event")
         utterance = reply.utterance_index
         if kind == "speech_started":
+            # The asr started a trace for this utterance: the turn that answers it continues it.
+            self.trace = from_trace_parent(reply.trace_parent)
+            self.stage_span = tracer().start_span("core receive audio", context=self.trace)
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
                 self.pipeline.metrics.barge_ins.inc()
@@ -243,8 +254,10 @@ class Conversation:
             await self.send(events.Partial(utterance=utterance, text=reply.partial.text))
         elif kind == "speech_ended":
             self.speech_end = time.perf_counter()
+            self.next_stage("core wait for asr final")
             await self.send(events.SpeechEnded(utterance=utterance))
         elif kind == "final":
+            self.next_stage(None)
             text = reply.final.result.text
             await self.send(events.Transcript(utterance=utterance, text=text))
             if text.strip():
@@ -254,7 +267,19 @@ class Conversation:
                     self.speak_turn(self.turns, text, reply.final.timings.processing_seconds)
                 )
 
+    def next_stage(self, name: str | None) -> None:
+        """End the utterance's current stage span; start the next one (if named) in the same trace."""
+        if self.stage_span is not None:
+            self.stage_span.end()
+        self.stage_span = tracer().start_span(name, context=self.trace) if name else None
+
     async def speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
+        with tracer().start_as_current_span(
+            "core turn", context=self.trace, attributes={"voxstack.turn": turn, "voxstack.request_id": self.rid}
+        ):
+            await self._speak_turn(turn, text, asr_decode)
+
+    async def _speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
         metrics = self.pipeline.metrics
         speech_end = self.speech_end
         try:
@@ -269,7 +294,8 @@ class Conversation:
                         sample_rate=event.sample_rate,
                         bytes=len(event.pcm16),
                     )
-                    await self.send(meta, event.pcm16)
+                    with tracer().start_as_current_span("core send audio"):
+                        await self.send(meta, event.pcm16)
                     if event.index == 0:
                         metrics.first_audio_seconds.observe(time.perf_counter() - speech_end)
                 elif isinstance(event, ReplyDone):

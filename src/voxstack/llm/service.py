@@ -11,6 +11,7 @@ from voxstack.config import Settings
 from voxstack.llm.engine import Conversation, Delta, Finished, LlmEngine, conversation_from
 from voxstack.metrics.catalog import LlmMetrics
 from voxstack.server.worker import Worker
+from voxstack.tracing import tracer
 from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
 FINISH = {
@@ -36,6 +37,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             last = started
             text: list[str] = []
             finished = False
+            span = tracer().start_span("llm generate")  # ended below: a generator must not hold a current span
             try:
                 async for event in self.service.engine.stream(conversation):
                     if isinstance(event, Delta):
@@ -55,6 +57,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
                     metrics.replies.labels(event.reason if event.reason in FINISH else "stop").inc()
                     yield self._done(event, text, first, queued, started, received)
             finally:
+                span.end()
                 if not finished:  # the caller went away, or the engine failed, mid-reply
                     metrics.replies.labels("cancelled").inc()
 

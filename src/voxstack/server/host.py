@@ -27,6 +27,7 @@ from voxstack.metrics.serve import MetricsServer
 from voxstack.runtime import report_loaded_modules
 from voxstack.server.interceptor import CallInterceptor
 from voxstack.tls import server_credentials
+from voxstack.tracing import server_interceptors
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,13 @@ class ServiceHost:
         self.metrics_server: MetricsServer | None = None
         self.server = grpc.aio.server(
             interceptors=[
+                *server_interceptors(),  # first: the caller's trace is current in ours
                 CallInterceptor(
                     service.name,
                     is_ready=self._ready.is_set,
                     error_detail=settings.error_detail,
                     metrics=self.metrics,
-                )
+                ),
             ],
             options=[
                 ("grpc.max_receive_message_length", section.max_message_bytes),

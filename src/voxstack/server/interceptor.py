@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
@@ -169,6 +170,7 @@ class _Call:
 
     def begin(self) -> None:
         request_id_var.set(self.request_id)
+        trace.get_current_span().set_attribute("voxstack.request_id", self.request_id)
         self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
         if not self.infra and not self.owner.is_ready():
             raise NotReady(f"{self.owner.service} is starting: its engine is not loaded yet")

@@ -99,6 +99,12 @@ def log_name(ref: str) -> str:
 def serve(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
     """Configure logging for the service, then serve it until signalled; FactoryError if it cannot load."""
     from voxstack.logs import configure_logging
+    from voxstack.tracing import configure_tracing
 
     configure_logging(settings, log_name(ref))
+    try:
+        configure_tracing(log_name(ref), settings.mode.value)
+    except StartupError as exc:
+        logger.error("%s cannot start: %s", log_name(ref), exc)
+        return 1
     return run_service(ref, settings, host=host, port=port)

@@ -10,6 +10,7 @@ hold one instead of writing the bookkeeping again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Generic, TypeVar
 
 from voxstack.errors import Busy
 from voxstack.metrics.catalog import ServiceMetrics
+from voxstack.tracing import tracer
 
 T = TypeVar("T")
 
@@ -93,8 +95,16 @@ class Worker:
     """One engine's threads: ``max_concurrency`` jobs at once, ``max_queue`` waiting, cancellable; its queue
     and load in ``metrics`` when given."""
 
-    def __init__(self, name: str, max_concurrency: int, max_queue: int, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_concurrency: int,
+        max_queue: int,
+        metrics: ServiceMetrics | None = None,
+        job: str = "work",
+    ) -> None:
         self.name = name
+        self.job = job  # what a job is called in traces: decode, synthesize, ...
         self.limiter = Limiter(name, max_concurrency, max_queue)
         self.metrics = metrics
         if metrics is not None:
@@ -106,30 +116,30 @@ class Worker:
     async def slot(self) -> AsyncIterator[float]:
         """Hold a slot across several jobs (``call``); yields the seconds waited."""
         metrics = self.metrics
-        if metrics is None:
-            async with self.limiter.slot() as queued:
-                yield queued
-            return
-        admitted = False
-        try:
-            async with self.limiter.slot() as queued:
-                admitted = True
-                metrics.queue_seconds.labels(self.name).observe(queued)
-                metrics.running.labels(self.name).inc()
+        async with contextlib.AsyncExitStack() as stack:
+            with tracer().start_as_current_span(f"{self.name} queue"):
                 try:
-                    yield queued
-                finally:
-                    metrics.running.labels(self.name).dec()
-        except Busy:
-            if not admitted:
-                metrics.refused.labels(self.name).inc()
-            raise
+                    queued = await stack.enter_async_context(self.limiter.slot())
+                except Busy:
+                    if metrics is not None:
+                        metrics.refused.labels(self.name).inc()
+                    raise
+            if metrics is None:
+                yield queued
+                return
+            metrics.queue_seconds.labels(self.name).observe(queued)
+            metrics.running.labels(self.name).inc()
+            try:
+                yield queued
+            finally:
+                metrics.running.labels(self.name).dec()
 
     async def call(self, fn: Callable[..., T], *args: object) -> Timed[T]:
         """``fn(cancel, *args)`` in a thread, for a caller that holds a slot; ``cancel`` is set if it is cancelled."""
         cancel = threading.Event()
         began = time.perf_counter()
-        value = await run_in_thread(self.executor, fn, cancel, *args, cancel=cancel)
+        with tracer().start_as_current_span(f"{self.name} {self.job}"):
+            value = await run_in_thread(self.executor, fn, cancel, *args, cancel=cancel)
         return Timed(value, 0.0, time.perf_counter() - began)
 
     async def run(self, fn: Callable[..., T], *args: object) -> Timed[T]:

@@ -192,7 +192,7 @@ class TtsService:
         tts = settings.tts
         self.engine = PiperEngine(tts, settings.models_dir)
         self.metrics = TtsMetrics()
-        self.worker = Worker("tts", tts.max_concurrency, tts.max_queue, self.metrics)
+        self.worker = Worker("tts", tts.max_concurrency, tts.max_queue, self.metrics, job="synthesize")
 
     def register(self, server: grpc.aio.Server) -> None:
         tts_pb2_grpc.add_TtsServicer_to_server(TtsServicer(self), server)

@@ -100,15 +100,17 @@ class SpeechEnded(_message.Message):
     def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("utterance_index", "speech_started", "partial", "final", "speech_ended")
+    __slots__ = ("utterance_index", "speech_started", "partial", "final", "speech_ended", "trace_parent")
     UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     utterance_index: int
     speech_started: SpeechStarted
     partial: PartialResult
     final: FinalResult
     speech_ended: SpeechEnded
-    def __init__(self, utterance_index: _Optional[int] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., partial: _Optional[_Union[PartialResult, _Mapping]] = ..., final: _Optional[_Union[FinalResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ...) -> None: ...
+    trace_parent: str
+    def __init__(self, utterance_index: _Optional[int] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., partial: _Optional[_Union[PartialResult, _Mapping]] = ..., final: _Optional[_Union[FinalResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., trace_parent: _Optional[str] = ...) -> None: ...

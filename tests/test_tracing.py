@@ -1,0 +1,181 @@
+"""Traces (issue 20): the real stack exports over OTLP to a receiver the test runs on loopback.
+
+The receiver is a real gRPC OTLP TraceService (the protocol's own generated
+stubs); the services use the OpenTelemetry SDK's OTLP exporter, turned on by
+the standard OTEL_* variables only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from speech import pcm16, silence, wav
+from stack import Stack
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.slow
+
+SERVICES = {"voxstack-core", "voxstack-asr", "voxstack-llm", "voxstack-tts"}
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """Keeps every span exported to it, with the name of the service that sent it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spans: list[tuple[str, object]] = []
+
+    def Export(self, request, context):  # type: ignore[no-untyped-def]
+        with self.lock:
+            for resource_spans in request.resource_spans:
+                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    self.spans += [(attributes.get("service.name", "?"), s) for s in scope_spans.spans]
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def trace(self, trace_id: bytes) -> list[tuple[str, object]]:
+        with self.lock:
+            return [(service, s) for service, s in self.spans if s.trace_id == trace_id]  # type: ignore[attr-defined]
+
+    def named(self, name: str) -> list[tuple[str, object]]:
+        with self.lock:
+            return [(service, s) for service, s in self.spans if s.name == name]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[Receiver, int]]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    collected = Receiver()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collected, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield collected, port
+    server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    pull(DEFAULT_MODELS["llm"], models_dir)
+    _, port = receiver
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "VOXSTACK_LLM__MAX_TOKENS": "16",
+        "VOXSTACK_LLM__TEMPERATURE": "0",
+    }
+    running = Stack(models_dir, tmp_path_factory.mktemp("tracing"), env).up()
+    yield running
+    running.down()
+
+
+def eventually(check, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not come within {timeout} s: {exc}") from None
+            time.sleep(0.3)
+
+
+def check_tree(spans: list[tuple[str, object]]) -> object:
+    """One root, every other span's parent in the trace; the root."""
+    ids = {s.span_id for _, s in spans}  # type: ignore[attr-defined]
+    roots = [s for _, s in spans if not s.parent_span_id]  # type: ignore[attr-defined]
+    assert len(roots) == 1, [s.name for s in roots]  # type: ignore[attr-defined]
+    orphans = [s.name for _, s in spans if s.parent_span_id and s.parent_span_id not in ids]  # type: ignore[attr-defined]
+    assert not orphans, orphans
+    return roots[0]
+
+
+def test_a_websocket_turn_is_one_trace_across_the_four_services(stack: Stack, receiver, speech) -> None:
+    collected, _ = receiver
+    audio = pcm16(np.concatenate([silence(0.3), speech.say("What colour is the sky?"), silence(1.2)]), to_rate=16000)
+    rid = "trace-turn-1"
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream", additional_headers={"X-Request-Id": rid}) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        for i in range(0, len(audio), 640):
+            ws.send(audio[i : i + 640])
+        ws.send(json.dumps({"type": "end"}))
+        while True:
+            message = ws.recv(timeout=120)
+            if isinstance(message, str) and json.loads(message)["type"] == "reply_done":
+                break
+
+    turn = eventually(lambda: _one(collected.named("core turn")), "the core's turn span")
+    trace_id = turn[1].trace_id
+
+    def whole() -> list[tuple[str, object]]:
+        spans = collected.trace(trace_id)
+        assert {service for service, _ in spans} == SERVICES, {service for service, _ in spans}
+        names = {s.name for _, s in spans}  # type: ignore[attr-defined]
+        for wanted in ("asr utterance", "asr decode", "core receive audio", "core wait for asr final", "core turn",
+                       "llm queue", "llm generate", "tts synthesize", "core send audio"):  # fmt: skip
+            assert wanted in names, (wanted, sorted(names))
+        return spans
+
+    spans = eventually(whole, "the turn's spans from every service")
+    root = check_tree(spans)
+    assert root.name == "asr utterance"  # type: ignore[attr-defined]
+    attributes = {a.key: a.value.string_value for a in turn[1].attributes}
+    assert attributes.get("voxstack.request_id") == rid
+    # The llm's and tts's server spans hang under the core's client calls, inside the turn.
+    by_id = {s.span_id: s for _, s in spans}  # type: ignore[attr-defined]
+    generate = next(s for service, s in spans if service == "voxstack-llm" and s.name == "llm generate")  # type: ignore[attr-defined]
+    chain = []
+    node = generate
+    while node.parent_span_id:  # type: ignore[attr-defined]
+        node = by_id[node.parent_span_id]  # type: ignore[attr-defined]
+        chain.append(node.name)  # type: ignore[attr-defined]
+    assert "core turn" in chain and chain[-1] == "asr utterance", chain
+
+
+def test_an_http_turn_is_one_trace_and_logs_carry_its_id(stack: Stack, receiver, speech) -> None:
+    collected, _ = receiver
+    rid = "trace-converse-1"
+    response = httpx.post(
+        f"{stack.url}/v1/converse",
+        content=wav(np.concatenate([silence(0.3), speech.say("Say hello."), silence(0.5)])),
+        headers={"Content-Type": "audio/wav", "X-Request-Id": rid},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+
+    def whole() -> list[tuple[str, object]]:
+        roots = [
+            (service, s)
+            for service, s in collected.spans
+            if service == "voxstack-core" and not s.parent_span_id and "/v1/converse" in s.name  # type: ignore[attr-defined]
+        ]
+        assert len(roots) == 1, roots
+        spans = collected.trace(roots[0][1].trace_id)  # type: ignore[attr-defined]
+        assert {service for service, _ in spans} == SERVICES
+        return spans
+
+    spans = eventually(whole, "the converse trace")
+    root = check_tree(spans)
+    trace_id = root.trace_id.hex()  # type: ignore[attr-defined]
+    # Every service's log line for its call names the trace.
+    for service in ("asr", "llm", "tts"):
+        log = (stack.logs / f"{service}.log").read_text()
+        assert f"trace={trace_id}" in log, service
+
+
+def _one(found: list) -> tuple[str, object]:  # type: ignore[type-arg]
+    assert len(found) == 1, len(found)
+    return found[0]
