@@ -138,3 +138,28 @@ def test_several_problems_give_a_line_each(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(lines) == 2
     assert lines[0].startswith("invalid setting VOXSTACK_MODE")
     assert lines[1].startswith("invalid setting VOXSTACK_ASR__PORT")
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x:4317"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
+def test_tracing_follows_the_standard_otel_variables(env: dict[str, str], on: bool) -> None:
+    from voxstack.tracing import tracing_requested
+
+    assert tracing_requested(env) is on
+
+
+def test_an_unknown_trace_exporter_is_a_startup_error_naming_it() -> None:
+    from voxstack.errors import StartupError
+    from voxstack.tracing import configure_tracing
+
+    with pytest.raises(StartupError, match="'zipkin'"):
+        configure_tracing("core", "dev", {"OTEL_TRACES_EXPORTER": "zipkin"})

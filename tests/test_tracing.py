@@ -8,58 +8,27 @@ the standard OTEL_* variables only.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 
-import grpc
 import httpx
 import numpy as np
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from speech import pcm16, silence, wav
 from stack import Stack
 from websockets.sync.client import connect
+
+from voxstack.testing.otlp import Receiver, exporting_env, receiving
 
 pytestmark = pytest.mark.slow
 
 SERVICES = {"voxstack-core", "voxstack-asr", "voxstack-llm", "voxstack-tts"}
 
 
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """Keeps every span exported to it, with the name of the service that sent it."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.spans: list[tuple[str, object]] = []
-
-    def Export(self, request, context):  # type: ignore[no-untyped-def]
-        with self.lock:
-            for resource_spans in request.resource_spans:
-                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                for scope_spans in resource_spans.scope_spans:
-                    self.spans += [(attributes.get("service.name", "?"), s) for s in scope_spans.spans]
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def trace(self, trace_id: bytes) -> list[tuple[str, object]]:
-        with self.lock:
-            return [(service, s) for service, s in self.spans if s.trace_id == trace_id]  # type: ignore[attr-defined]
-
-    def named(self, name: str) -> list[tuple[str, object]]:
-        with self.lock:
-            return [(service, s) for service, s in self.spans if s.name == name]  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[tuple[Receiver, int]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    collected = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collected, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield collected, port
-    server.stop(0)
+    with receiving() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +37,7 @@ def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
 
     pull(DEFAULT_MODELS["llm"], models_dir)
     _, port = receiver
-    env = {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    env = exporting_env(port) | {
         "VOXSTACK_LLM__MAX_TOKENS": "16",
         "VOXSTACK_LLM__TEMPERATURE": "0",
     }
