@@ -34,7 +34,9 @@ BROKEN = "raise RuntimeError('broken on purpose')\n"
 
 @pytest.fixture
 def dev_tts(tmp_path, models_dir) -> Iterator[DevRun]:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts")).start()
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+    run.env["VOXSTACK_SUPERVISOR_METRICS_PORT"] = str(free_port())
+    run.start()
     run.wait_for(lambda: run.serving("tts"), what="tts serving")
     yield run
     run.stop()
@@ -89,6 +91,23 @@ def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
     assert [s for s in seen if "-v" in s] == [f"en_US-v{i}" for i in range(1, 21)]
     assert dev_tts.generation("tts") == 21
     assert dev_tts.output().count("reloaded tts in") == 20
+    figures = supervisor_metrics(dev_tts)
+    assert figures['voxstack_supervisor_reloads_total{outcome="served",service="tts"}'] == 20
+    assert figures['voxstack_supervisor_reload_seconds_count{service="tts"}'] == 20
+    assert 0 < figures['voxstack_supervisor_reload_seconds_sum{service="tts"}'] / 20 < 30
+
+
+def supervisor_metrics(run: DevRun) -> dict[str, float]:
+    """The supervisor's /metrics as {series: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{run.env['VOXSTACK_SUPERVISOR_METRICS_PORT']}/metrics", timeout=10).text
+    figures = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            figures[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return figures
 
 
 def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, models_dir) -> None:
@@ -180,6 +199,9 @@ def test_a_killed_service_comes_back_and_a_crash_loop_backs_off(dev_tts: DevRun)
     restarts = dev_tts.record()["services"]["tts"]["restarts"]
     assert 2 <= restarts <= 6  # 0.5, 1, 2, 4 s apart: no tight loop
     assert "broken on purpose" in dev_tts.record()["services"]["tts"]["last_error"]
+    figures = supervisor_metrics(dev_tts)
+    assert figures['voxstack_supervisor_restarts_total{service="tts"}'] >= 1  # the first kill's restart
+    assert figures['voxstack_supervisor_reloads_total{outcome="failed",service="tts"}'] >= 1
 
 
 def _group_members(pgid: int) -> list[int]:

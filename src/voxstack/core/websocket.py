@@ -243,8 +243,9 @@ class Conversation:
         utterance = reply.utterance_index
         if kind == "speech_started":
             # The asr started a trace for this utterance: the turn that answers it continues it.
+            self.next_stage(None)
             self.trace = from_trace_parent(reply.trace_parent)
-            self.stage_span = tracer().start_span("core receive audio", context=self.trace)
+            self.next_stage("core receive audio")
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
                 self.pipeline.metrics.barge_ins.inc()
@@ -264,7 +265,7 @@ class Conversation:
                 await self.cancel_turn()
                 self.turns += 1
                 self.turn = asyncio.create_task(
-                    self.speak_turn(self.turns, text, reply.final.timings.processing_seconds)
+                    self.speak_turn(self.turns, text, reply.final.timings.processing_seconds, self.trace)
                 )
 
     def next_stage(self, name: str | None) -> None:
@@ -273,9 +274,9 @@ class Conversation:
             self.stage_span.end()
         self.stage_span = tracer().start_span(name, context=self.trace) if name else None
 
-    async def speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
+    async def speak_turn(self, turn: int, text: str, asr_decode: float, trace_context: Context) -> None:
         with tracer().start_as_current_span(
-            "core turn", context=self.trace, attributes={"voxstack.turn": turn, "voxstack.request_id": self.rid}
+            "core turn", context=trace_context, attributes={"voxstack.turn": turn, "voxstack.request_id": self.rid}
         ):
             await self._speak_turn(turn, text, asr_decode)
 
