@@ -71,6 +71,19 @@ def test_a_valid_key_gets_through(core: ServiceProcess, headers: dict[str, str])
     assert response.status_code == 503  # past authentication; the tts is not running
 
 
+def test_metrics_need_a_key_unless_made_public(core: ServiceProcess, tmp_path: Path) -> None:
+    assert httpx.get(f"{core.url}/metrics").status_code == 401
+    scraped = httpx.get(f"{core.url}/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert scraped.status_code == 200 and "voxstack_core_http_requests_total" in scraped.text
+    env = {"VOXSTACK_CORE__API_KEYS": json.dumps([KEY]), "VOXSTACK_CORE__METRICS_PUBLIC": "true"}
+    public = ServiceProcess("core", mode="prod", env=env, log=tmp_path / "core.log").start().wait_live()
+    try:
+        assert httpx.get(f"{public.url}/metrics").status_code == 200
+        assert httpx.get(f"{public.url}/v1/voices").status_code == 401  # only the metrics are open
+    finally:
+        public.stop()
+
+
 def test_the_websocket_takes_a_key_at_the_handshake_or_a_short_lived_token(core: ServiceProcess) -> None:
     url = f"ws://127.0.0.1:{core.port}/v1/stream"
     assert handshake_refused(url) == 403
