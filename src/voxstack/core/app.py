@@ -17,6 +17,8 @@ from voxstack.core import errors
 from voxstack.core.auth import OPEN_PATHS, ApiKeys, RequireKey
 from voxstack.core.clients import Backends
 from voxstack.core.limits import BodyLimit
+from voxstack.core.openai import chat as openai_chat
+from voxstack.core.openai import models as openai_models
 from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
@@ -116,7 +118,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             excluded_urls="/v1/stream,/livez,/healthz,/metrics",
             exclude_spans=["receive", "send"],  # one span per body chunk says nothing
         )
-    for module in (health, speech, chat, conversation, auth_routes):
+    for module in (health, speech, chat, conversation, auth_routes, openai_chat, openai_models):
         app.include_router(module.router)
     if core.metrics:
         app.include_router(metrics_route.router)

@@ -119,11 +119,16 @@ class Pipeline:
         if not text.strip():
             raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
         request = llm_pb2.GenerateRequest(messages=self.messages(session_id, text, system))
+        async for reply in self.complete(request):
+            if reply.WhichOneof("event") == "done" and session_id:
+                self.sessions.append(session_id, text, reply.done.text)
+            yield reply
+
+    async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:
+        """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs."""
         self.llm_calls += 1
         try:
             async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
-                if reply.WhichOneof("event") == "done" and session_id:
-                    self.sessions.append(session_id, text, reply.done.text)
                 yield reply
         finally:
             self.llm_calls -= 1

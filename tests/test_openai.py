@@ -1,0 +1,121 @@
+"""The OpenAI-compatible API (issue 17), with the official `openai` SDK as the client against a real stack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from stack import Stack
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    pull(DEFAULT_MODELS["llm"], models_dir)
+    running = Stack(models_dir, tmp_path_factory.mktemp("openai"), {"VOXSTACK_LLM__MAX_TOKENS": "64"}).up()
+    yield running
+    running.down()
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=120) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="module")
+def llm_id(client: openai.OpenAI) -> str:
+    return next(m.id for m in client.models.list() if m.id.endswith(".Q4_1"))
+
+
+def test_models_lists_what_is_served_and_unknown_ones_are_404(client: openai.OpenAI, llm_id: str) -> None:
+    ids = {m.id for m in client.models.list()}
+    assert ids == {"whisper-base", llm_id, "piper"}
+    assert client.models.retrieve("whisper-1").id == "whisper-1"  # OpenAI's name, accepted as an alias
+    assert client.models.retrieve(llm_id).owned_by == "voxstack"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-nothing")
+    assert missing.value.body["type"] == "not_found_error"  # type: ignore[index]
+
+
+def test_a_chat_completion_whole_and_streamed(client: openai.OpenAI, llm_id: str) -> None:
+    whole = client.chat.completions.create(model=llm_id, messages=QUESTION, temperature=0, max_tokens=24, seed=1)
+    choice = whole.choices[0]
+    assert whole.object == "chat.completion" and whole.id.startswith("chatcmpl-") and whole.model == llm_id
+    assert choice.message.role == "assistant" and "paris" in (choice.message.content or "").lower()
+    assert choice.finish_reason in ("stop", "length")
+    assert whole.usage is not None and whole.usage.prompt_tokens > 5 and whole.usage.completion_tokens > 0
+    assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
+
+    chunks = list(
+        client.chat.completions.create(
+            model=llm_id,
+            messages=QUESTION,
+            temperature=0,
+            max_tokens=24,
+            seed=1,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert len([p for p in pieces if p]) > 1  # streamed, not one block
+    assert "".join(pieces) == choice.message.content  # temperature 0: the same reply
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == choice.finish_reason
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_max_tokens_stop_and_a_system_message_are_honoured(client: openai.OpenAI, llm_id: str) -> None:
+    short = client.chat.completions.create(model=llm_id, messages=QUESTION, temperature=0, max_completion_tokens=2)
+    assert short.choices[0].finish_reason == "length" and short.usage is not None
+    assert short.usage.completion_tokens <= 2
+    messages = [{"role": "system", "content": "You answer questions about geography."}, *QUESTION]
+    free = client.chat.completions.create(model=llm_id, messages=messages, temperature=0, max_tokens=24)
+    assert "Paris" in (free.choices[0].message.content or "")
+    stopped = client.chat.completions.create(
+        model=llm_id, messages=messages, temperature=0, max_tokens=24, stop=["Paris"], user="someone"
+    )
+    text = stopped.choices[0].message.content or ""
+    assert "Paris" not in text and free.choices[0].message.content.startswith(text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"model": "gpt-nothing"}, openai.NotFoundError),
+        ({"n": 2}, openai.BadRequestError),
+        ({"messages": []}, openai.BadRequestError),
+        ({"messages": [{"role": "assistant", "content": "Hi."}]}, openai.BadRequestError),
+        ({"messages": [{"role": "wizard", "content": "Hi."}]}, openai.BadRequestError),
+        ({"temperature": 3}, openai.BadRequestError),
+    ],
+)
+def test_bad_requests_raise_the_sdks_typed_errors(client: openai.OpenAI, llm_id: str, arguments, error) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error) as raised:
+        client.chat.completions.create(**({"model": llm_id, "messages": QUESTION} | arguments))
+    body = raised.value.body
+    assert isinstance(body, dict) and body["message"] and body["type"]
+
+
+def test_a_client_that_leaves_a_stream_cancels_the_generation(stack: Stack, client: openai.OpenAI, llm_id: str) -> None:
+    stream = client.chat.completions.create(
+        model=llm_id, messages=[{"role": "user", "content": "Tell me a long story."}], max_tokens=64, stream=True
+    )
+    next(iter(stream))
+    stream.close()
+    log = stack.logs / "llm.log"
+    deadline = time.monotonic() + 30
+    while "Generate CANCELLED" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+    # The llm is free again at once.
+    assert httpx.get(f"{stack.url}/healthz", timeout=10).status_code == 200
