@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import time
 from collections.abc import Iterator
 
+import av
 import httpx
+import numpy as np
 import openai
 import pytest
+from speech import wer as word_error_rate
 from stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -119,3 +125,83 @@ def test_a_client_that_leaves_a_stream_cancels_the_generation(stack: Stack, clie
         time.sleep(0.2)
     # The llm is free again at once.
     assert httpx.get(f"{stack.url}/healthz", timeout=10).status_code == 200
+
+
+SENTENCES = "The weather is lovely today. We should walk to the park after lunch."
+
+
+def _decoded_seconds(data: bytes, fmt: str) -> tuple[float, np.ndarray, int]:
+    """(seconds, mono float samples, rate) of encoded speech, decoded with PyAV."""
+    if fmt == "pcm":
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768
+        return samples.size / 24000, samples, 24000
+    with av.open(io.BytesIO(data)) as container:
+        rate = container.streams.audio[0].rate
+        frames = [f.to_ndarray().astype(np.float32).reshape(-1) for f in container.decode(audio=0)]
+    samples = np.concatenate(frames)
+    if np.abs(samples).max() > 2:  # integer samples
+        samples = samples / 32768
+    return samples.size / rate, samples, rate
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_speech_in_every_format_decodes_and_says_the_input(stack: Stack, client: openai.OpenAI, fmt: str) -> None:
+    from voxstack.audio import float_to_pcm16, resample, wav_bytes
+
+    response = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCES, response_format=fmt)
+    seconds, samples, rate = _decoded_seconds(response.content, fmt)
+    assert 3.0 < seconds < 12.0, seconds
+    heard = httpx.post(
+        f"{stack.url}/v1/transcribe",
+        content=wav_bytes(float_to_pcm16(resample(samples, rate, 16000)), 16000),
+        headers={"Content-Type": "audio/wav"},
+        timeout=120,
+    ).json()["text"]
+    assert word_error_rate(SENTENCES, heard) < 0.25, heard
+
+
+def test_speech_streams_sentence_by_sentence_and_speed_shortens_it(stack: Stack, client: openai.OpenAI) -> None:
+    arrivals = []
+    with client.audio.speech.with_streaming_response.create(
+        model="piper", voice="alloy", input=SENTENCES, response_format="wav"
+    ) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        for piece in response.iter_bytes():
+            arrivals.append((time.perf_counter(), len(piece)))
+    assert len(arrivals) >= 2 and arrivals[-1][0] - arrivals[0][0] > 0.01  # the first sentence came first
+    normal = _decoded_seconds(b"".join(_wav_pieces(client, 1.0)), "wav")[0]
+    fast = _decoded_seconds(b"".join(_wav_pieces(client, 1.5)), "wav")[0]
+    assert fast < 0.85 * normal, (fast, normal)
+
+
+def _wav_pieces(client: openai.OpenAI, speed: float) -> list[bytes]:
+    response = client.audio.speech.create(
+        model="tts-1", voice="nova", input=SENTENCES, response_format="wav", speed=speed
+    )
+    return [response.content]
+
+
+def test_speech_as_server_sent_events(stack: Stack) -> None:
+    body = {"model": "tts-1", "voice": "alloy", "input": SENTENCES, "response_format": "pcm", "stream_format": "sse"}
+    with httpx.stream("POST", f"{stack.url}/v1/audio/speech", json=body, timeout=120) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+    deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+    assert len(deltas) >= 2 and events[-1]["type"] == "speech.audio.done"
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in deltas)
+    assert 3.0 < len(pcm) / 2 / 24000 < 12.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"model": "gpt-nothing"}, openai.NotFoundError),
+        ({"voice": "no-such-voice"}, openai.BadRequestError),
+        ({"response_format": "ogg"}, openai.BadRequestError),
+        ({"speed": 9}, openai.BadRequestError),
+        ({"input": ""}, openai.BadRequestError),
+    ],
+)
+def test_bad_speech_requests_raise_the_sdks_typed_errors(client: openai.OpenAI, arguments, error) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error):
+        client.audio.speech.create(**({"model": "tts-1", "voice": "alloy", "input": "Hello."} | arguments))

@@ -103,6 +103,11 @@ class Pipeline:
         )
         return await self.backends.unary("tts", self.backends.tts.Synthesize, request)
 
+    async def synthesize_stream(self, request: tts_pb2.SynthesizeRequest) -> AsyncIterator[tts_pb2.SynthesisChunk]:
+        """The tts's audio of ``request``, a chunk a sentence."""
+        async for chunk in self.backends.stream("tts", self.backends.tts.SynthesizeStream, request):
+            yield chunk
+
     async def voices(self) -> tts_pb2.ListVoicesResponse:
         return await self.backends.unary("tts", self.backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
 
