@@ -205,3 +205,92 @@ def test_speech_as_server_sent_events(stack: Stack) -> None:
 def test_bad_speech_requests_raise_the_sdks_typed_errors(client: openai.OpenAI, arguments, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):
         client.audio.speech.create(**({"model": "tts-1", "voice": "alloy", "input": "Hello."} | arguments))
+
+
+QUESTION_SPOKEN = "What is the weather like in London in the spring? I would like to visit."
+
+
+@pytest.fixture(scope="module")
+def recording(speech) -> bytes:
+    from speech import silence, wav
+
+    return wav(np.concatenate([silence(0.3), speech.say(QUESTION_SPOKEN), silence(0.5)]))
+
+
+def _reencode(wav_data: bytes, container: str, codec: str) -> bytes:
+    """The recording in another container and codec (as a phone or browser would record it)."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(wav_data)) as source, av.open(out, mode="w", format=container) as target:
+        rate = 48000 if codec == "libopus" else source.streams.audio[0].rate
+        stream = target.add_stream(codec, rate=rate)
+        resampler = av.AudioResampler(format=stream.format.name if stream.format else "s16", layout="mono", rate=rate)
+        for frame in source.decode(audio=0):
+            for piece in resampler.resample(frame):
+                for packet in stream.encode(piece):
+                    target.mux(packet)
+        for packet in stream.encode(None):
+            target.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "codec"),
+    [
+        ("q.mp3", "mp3", "libmp3lame"),
+        ("q.ogg", "ogg", "libopus"),
+        ("q.flac", "flac", "flac"),
+        ("q.webm", "webm", "libopus"),
+        ("q.m4a", "ipod", "aac"),
+    ],
+)
+def test_transcriptions_of_common_containers(client: openai.OpenAI, recording: bytes, name, container, codec) -> None:  # type: ignore[no-untyped-def]
+    data = _reencode(recording, container, codec)
+    result = client.audio.transcriptions.create(model="whisper-1", file=(name, data))
+    assert word_error_rate(QUESTION_SPOKEN, result.text) < 0.2, result.text
+
+
+def test_transcription_formats(client: openai.OpenAI, recording: bytes) -> None:
+    plain = client.audio.transcriptions.create(model="whisper-base", file=("q.wav", recording), language="en")
+    assert word_error_rate(QUESTION_SPOKEN, plain.text) < 0.2, plain.text
+    text = client.audio.transcriptions.create(model="whisper-1", file=("q.wav", recording), response_format="text")
+    assert str(text).strip() == plain.text
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("q.wav", recording),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    assert verbose.language == "en" and 3 < verbose.duration < 10 and verbose.text == plain.text
+    segments, words = verbose.segments or [], verbose.words or []
+    assert len(segments) == 2 and segments[0].text.endswith("?")  # two sentences
+    assert all(0 <= s.start < s.end <= verbose.duration + 0.1 for s in segments)
+    assert segments[0].end <= segments[1].start
+    assert len(words) >= 10 and all(w.start <= w.end for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    srt = str(client.audio.transcriptions.create(model="whisper-1", file=("q.wav", recording), response_format="srt"))
+    assert srt.startswith("1\n00:00:0") and " --> " in srt and "\n2\n" in srt
+    vtt = str(client.audio.transcriptions.create(model="whisper-1", file=("q.wav", recording), response_format="vtt"))
+    assert vtt.startswith("WEBVTT\n\n00:00:0") and vtt.count(" --> ") == 2
+
+
+def test_streamed_transcription_deltas_add_up_to_the_text(client: openai.OpenAI, recording: bytes) -> None:
+    events = list(client.audio.transcriptions.create(model="whisper-1", file=("q.wav", recording), stream=True))
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    done = [e for e in events if e.type == "transcript.text.done"]
+    assert deltas and len(done) == 1 and "".join(deltas) == done[0].text
+    assert word_error_rate(QUESTION_SPOKEN, done[0].text) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"model": "gpt-nothing"}, openai.NotFoundError),
+        ({"file": ("x.mp3", b"this is not audio at all" * 40)}, openai.BadRequestError),
+        ({"file": ("x.wav", b"")}, openai.BadRequestError),
+        ({"response_format": "docx"}, openai.BadRequestError),
+    ],
+)
+def test_bad_transcription_requests_raise_the_sdks_typed_errors(client, recording, arguments, error) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error) as raised:
+        client.audio.transcriptions.create(**({"model": "whisper-1", "file": ("q.wav", recording)} | arguments))
+    assert raised.value.body["message"]  # type: ignore[index]

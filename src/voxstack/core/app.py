@@ -20,6 +20,7 @@ from voxstack.core.limits import BodyLimit
 from voxstack.core.openai import chat as openai_chat
 from voxstack.core.openai import models as openai_models
 from voxstack.core.openai import speech as openai_speech
+from voxstack.core.openai import transcription as openai_transcription
 from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
@@ -119,7 +120,17 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             excluded_urls="/v1/stream,/livez,/healthz,/metrics",
             exclude_spans=["receive", "send"],  # one span per body chunk says nothing
         )
-    for module in (health, speech, chat, conversation, auth_routes, openai_chat, openai_models, openai_speech):
+    for module in (
+        health,
+        speech,
+        chat,
+        conversation,
+        auth_routes,
+        openai_chat,
+        openai_models,
+        openai_speech,
+        openai_transcription,
+    ):
         app.include_router(module.router)
     if core.metrics:
         app.include_router(metrics_route.router)

@@ -19,7 +19,7 @@ from voxstack.core.errors import error_body, error_response
 from voxstack.errors import TimedOut, TooLarge, VoxError
 
 #: Routes whose body is audio, read in chunks by the route itself.
-AUDIO_ROUTES = frozenset({"/v1/transcribe", "/v1/converse"})
+AUDIO_ROUTES = frozenset({"/v1/transcribe", "/v1/converse", "/v1/audio/transcriptions"})
 
 
 def _too_large(size: str, limit: int, audio: bool) -> TooLarge:
