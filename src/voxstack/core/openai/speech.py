@@ -69,7 +69,10 @@ async def speech(body: SpeechRequest, pipeline: PipelineDep, settings: SettingsD
         options=tts_pb2.SynthesisOptions(length_scale=1.0 / body.speed),
     )
     chunks = pipeline.synthesize_stream(request)
-    first = await anext(chunks)  # fail before the 200: unknown voice, tts unreachable
+    try:
+        first = await anext(chunks)  # fail before the 200: unknown voice, tts unreachable
+    except StopAsyncIteration:
+        raise InvalidInput("input has nothing to speak", reason="nothing_to_speak") from None
     encoder = Encoder(body.response_format, first.format.sample_rate_hz)
 
     async def audio() -> AsyncIterator[bytes]:
