@@ -92,3 +92,21 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[len(hyp)] / max(1, len(ref))
+
+
+def spoken_turn(port: int, audio: bytes, headers: dict[str, str] | None = None, interim: bool = False) -> dict:
+    """One WebSocket turn on the core at ``port``: 16 kHz PCM16 ``audio`` sent, the turn's ``reply_done`` event."""
+    import json
+
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None, additional_headers=headers) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": interim}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        for i in range(0, len(audio), 640):
+            ws.send(audio[i : i + 640])
+        ws.send(json.dumps({"type": "end"}))
+        while True:
+            message = ws.recv(timeout=120)
+            if isinstance(message, str) and json.loads(message)["type"] == "reply_done":
+                return json.loads(message)

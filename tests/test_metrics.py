@@ -17,12 +17,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from speech import silence, wav
+from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
-from websockets.sync.client import connect
 
 from voxstack.metrics.reference import render
-from voxstack.testing.processes import free_port
+from voxstack.testing.processes import eventually, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -104,42 +103,19 @@ def value(prometheus: str, promql: str) -> float:
     return float(result[0]["value"][1])
 
 
-def eventually(check, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not come within {timeout} s") from None
-            time.sleep(0.5)
-
-
-def spoken_turn(running: Stack, speech) -> dict:  # type: ignore[no-untyped-def]
-    """One WebSocket turn: the question spoken, the reply's events until reply_done."""
+def question(speech) -> bytes:  # type: ignore[no-untyped-def]
     audio = np.concatenate([silence(0.3), speech.say("What colour is the sky on a clear day?"), silence(1.2)])
-    from speech import pcm16
-
-    pcm = pcm16(audio, to_rate=16000)
-    with connect(f"ws://127.0.0.1:{running.ports['core']}/v1/stream", max_size=None) as ws:
-        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": True}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
-        for i in range(0, len(pcm), 640):
-            ws.send(pcm[i : i + 640])
-        ws.send(json.dumps({"type": "end"}))
-        while True:
-            message = ws.recv(timeout=120)
-            if isinstance(message, str) and json.loads(message)["type"] == "reply_done":
-                return json.loads(message)
+    return pcm16(audio, to_rate=16000)
 
 
 def test_prometheus_scrapes_every_service_and_the_figures_match_the_turns(stack, prometheus, speech) -> None:
     running, _ = stack
-    eventually(
-        lambda: assertion(len(query(prometheus, 'up{job="voxstack"} == 1')) == 4),
-        "all four targets up",
-    )
-    done = [spoken_turn(running, speech) for _ in range(TURNS)]
+
+    def all_up() -> None:
+        assert len(query(prometheus, 'up{job="voxstack"} == 1')) == 4
+
+    eventually(all_up, "all four targets up")
+    done = [spoken_turn(running.ports["core"], question(speech), interim=True) for _ in range(TURNS)]
     converse = httpx.post(
         f"{running.url}/v1/converse",
         content=wav(np.concatenate([silence(0.3), speech.say("Say hello."), silence(0.5)])),
@@ -186,10 +162,6 @@ def test_prometheus_scrapes_every_service_and_the_figures_match_the_turns(stack,
         assert not any(len(v) > 64 for v in series["metric"].values()), series["metric"]
     # Every process exports the standard process metrics.
     assert len(query(prometheus, "process_resident_memory_bytes")) == 4
-
-
-def assertion(condition: bool) -> None:
-    assert condition
 
 
 def test_metrics_ports_are_optional_and_the_core_serves_its_own(stack) -> None:

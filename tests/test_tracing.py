@@ -7,18 +7,16 @@ the standard OTEL_* variables only.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
-from speech import pcm16, silence, wav
+from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
-from websockets.sync.client import connect
 
 from voxstack.testing.otlp import Receiver, exporting_env, receiving
+from voxstack.testing.processes import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -46,17 +44,6 @@ def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
     running.down()
 
 
-def eventually(check, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError as exc:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not come within {timeout} s: {exc}") from None
-            time.sleep(0.3)
-
-
 def check_tree(spans: list[tuple[str, object]]) -> object:
     """One root, every other span's parent in the trace; the root."""
     ids = {s.span_id for _, s in spans}  # type: ignore[attr-defined]
@@ -71,16 +58,7 @@ def test_a_websocket_turn_is_one_trace_across_the_four_services(stack: Stack, re
     collected, _ = receiver
     audio = pcm16(np.concatenate([silence(0.3), speech.say("What colour is the sky?"), silence(1.2)]), to_rate=16000)
     rid = "trace-turn-1"
-    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream", additional_headers={"X-Request-Id": rid}) as ws:
-        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
-        for i in range(0, len(audio), 640):
-            ws.send(audio[i : i + 640])
-        ws.send(json.dumps({"type": "end"}))
-        while True:
-            message = ws.recv(timeout=120)
-            if isinstance(message, str) and json.loads(message)["type"] == "reply_done":
-                break
+    spoken_turn(stack.ports["core"], audio, headers={"X-Request-Id": rid})
 
     turn = eventually(lambda: _one(collected.named("core turn")), "the core's turn span")
     trace_id = turn[1].trace_id

@@ -7,14 +7,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from voxstack.config import ENV_PREFIX
 from voxstack.health import check_health, check_http_health
 from voxstack.registry import MODE_ENV, SERVER_ENTRY, SERVICES
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -179,3 +181,15 @@ def served(
         yield process.wait_serving()
     finally:
         process.stop()
+
+
+def eventually(check: Callable[[], T], what: str, timeout: float = 30.0, every: float = 0.3) -> T:
+    """``check()``'s value once it stops raising AssertionError; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not come within {timeout} s: {exc}") from None
+            time.sleep(every)
