@@ -7,7 +7,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from voxstack.audio import resample
-from voxstack.testing.processes import served
+from voxstack.registry import ALL_SERVICES
+from voxstack.testing.processes import free_port, served
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -49,6 +50,16 @@ def service(name: str, env: dict[str, str] | None = None, log: Path | None = Non
     """Run service ``name`` in prod mode (on ``port``, or a free one) until the block ends; yields its address."""
     with served(name, port=port or None, mode="prod", env=env, log=log) as process:
         yield process.address
+
+
+def whole_stack(exits: ExitStack, models_dir: Path, env: dict[str, str] | None = None) -> int:
+    """asr, llm, tts and core in prod mode on free ports, until ``exits`` closes; the core's port."""
+    ports = {name: free_port() for name in ALL_SERVICES}
+    full = {"VOXSTACK_MODELS_DIR": str(models_dir), **(env or {})}
+    full |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
+    for name, port in ports.items():
+        exits.enter_context(service(name, full, port=port))
+    return ports["core"]
 
 
 def median(values: list[float]) -> float:

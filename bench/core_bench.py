@@ -9,12 +9,10 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, median, realtime_chunks, service, speech16k
+from common import Report, median, realtime_chunks, speech16k, whole_stack
 from websockets.sync.client import connect
 
 from voxstack.audio import float_to_pcm16, wav_bytes
-from voxstack.registry import MODEL_SERVICES
-from voxstack.testing.processes import free_port
 
 # Questions of three to five seconds, as the benchmark asks.
 QUESTIONS = [
@@ -69,14 +67,8 @@ def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
 
 
 def run(report: Report, voice, models_dir) -> None:
-    ports = {name: free_port() for name in MODEL_SERVICES}
-    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
-    env |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     with ExitStack() as stack:
-        for name, port in ports.items():
-            stack.enter_context(service(name, env, port=port))
-        core_port = free_port()
-        stack.enter_context(service("core", env, port=core_port))
+        core_port = whole_stack(stack, models_dir, {"VOXSTACK_LLM__MAX_TOKENS": "80"})
         questions = [speech16k(voice, q) for q in QUESTIONS]
         ws_turn(core_port, questions[0])  # warm-up
         ws = [ws_turn(core_port, q) for q in questions]

@@ -13,12 +13,10 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, median, service, speech16k
+from common import Report, median, speech16k, whole_stack
 from core_bench import QUESTIONS
 
 from voxstack.audio import float_to_pcm16, wav_bytes
-from voxstack.registry import MODEL_SERVICES
-from voxstack.testing.processes import free_port
 
 TEXT = "The weather is lovely today. We should walk to the park after lunch. Bring a coat in case it rains."
 
@@ -30,14 +28,8 @@ def _timed(call) -> float:  # type: ignore[no-untyped-def]
 
 
 def run(report: Report, voice, models_dir) -> None:
-    ports = {name: free_port() for name in MODEL_SERVICES}
-    env = {"VOXSTACK_MODELS_DIR": str(models_dir)}
-    env |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     with ExitStack() as stack:
-        for name, port in ports.items():
-            stack.enter_context(service(name, env, port=port))
-        core = free_port()
-        stack.enter_context(service("core", env, port=core))
+        core = whole_stack(stack, models_dir)
         url = f"http://127.0.0.1:{core}"
         clips = [
             wav_bytes(float_to_pcm16(np.concatenate([speech16k(voice, q), np.zeros(4800)])), 16000) for q in QUESTIONS

@@ -13,7 +13,7 @@ import threading
 from contextlib import ExitStack
 
 import httpx
-from common import Report, median, service, speech16k
+from common import Report, median, speech16k, whole_stack
 from core_bench import QUESTIONS, ws_turn
 
 from voxstack.registry import MODEL_SERVICES
@@ -28,9 +28,7 @@ SCRAPE_SECONDS = 5.0
 
 def stack(exits: ExitStack, models_dir, extra: dict[str, str], metrics: bool) -> tuple[int, list[str]]:
     """The four services with ``extra`` settings; the core's port and the metrics URLs to scrape."""
-    ports = {name: free_port() for name in MODEL_SERVICES}
-    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80", **extra}
-    env |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
+    env = {"VOXSTACK_LLM__MAX_TOKENS": "80", **extra}
     scrape = []
     if metrics:
         for name in MODEL_SERVICES:
@@ -39,10 +37,7 @@ def stack(exits: ExitStack, models_dir, extra: dict[str, str], metrics: bool) ->
             scrape.append(f"http://127.0.0.1:{port}/metrics")
     else:
         env["VOXSTACK_CORE__METRICS"] = "false"
-    for name, port in ports.items():
-        exits.enter_context(service(name, env, port=port))
-    core_port = free_port()
-    exits.enter_context(service("core", env, port=core_port))
+    core_port = whole_stack(exits, models_dir, env)
     if metrics:
         scrape.append(f"http://127.0.0.1:{core_port}/metrics")
     return core_port, scrape
