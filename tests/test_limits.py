@@ -9,7 +9,6 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -268,7 +267,7 @@ def test_a_client_at_its_concurrency_gets_429(limited: ServiceProcess) -> None:
         time.sleep(0.6)
 
 
-def test_rate_limit_state_is_bounded(tmp_path: Path) -> None:
+def test_rate_limit_state_is_bounded() -> None:
     from voxstack.core import ratelimit
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]

@@ -58,7 +58,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         )
         metrics.sessions.set_function(lambda: len(sessions))
         app.state.backends = backends
-        app.state.pipeline = Pipeline(settings, backends, sessions, metrics)
+        app.state.pipeline = Pipeline(settings, backends, sessions)
         report_loaded_modules()
         logger.info(
             "core %s mode; %s",

@@ -80,9 +80,10 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        patient = _patient(receive, self.idle_seconds)
         while True:
             try:
-                message = await _patient(receive, self.idle_seconds)()
+                message = await patient()
             except TimedOut as exc:
                 await _refuse(scope, receive, send, exc)
                 return

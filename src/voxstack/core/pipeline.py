@@ -17,7 +17,6 @@ from voxstack.config import Settings
 from voxstack.core.clients import Backends
 from voxstack.core.sessions import SessionStore
 from voxstack.errors import Busy, InvalidInput
-from voxstack.metrics.catalog import CoreMetrics
 from voxstack.server.feed import Feed
 from voxstack.text import SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
@@ -67,13 +66,11 @@ ReplyEvent = TextDelta | SentenceAudio | ReplyDone
 
 
 class Pipeline:
-    def __init__(
-        self, settings: Settings, backends: Backends, sessions: SessionStore, metrics: CoreMetrics | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, backends: Backends, sessions: SessionStore) -> None:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
-        self.metrics = metrics or backends.metrics
+        self.metrics = backends.metrics  # one set for the core: its calls and its turns
         llm = settings.llm
         # What the llm takes at once, running and queued (llama.cpp runs one at a time).
         self.llm_capacity = (llm.max_concurrency if llm.engine == "openai" else 1) + llm.max_queue

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from voxstack.core.errors import RETRY_AFTER, validation_message
+from voxstack.core.errors import RETRY_AFTER, error_body, validation_message
 from voxstack.core.uploads import ClientGone
 from voxstack.errors import VoxError
 from voxstack.logs import request_id_var
@@ -58,9 +58,9 @@ class OpenAIRoute(APIRoute):
             except VoxError as exc:
                 if exc.http_status >= 500:
                     logger.warning("%s %s: %s", request.method, request.url.path, exc)
-                detail: bool = request.app.state.settings.error_detail
-                message = exc.message if detail or not hasattr(exc, "public_message") else exc.public_message
-                return openai_error(exc.http_status, message, code=exc.reason.lower())
+                # The same message voxstack's own routes give (in prod, no backend internals).
+                body = error_body(exc, detail=request.app.state.settings.error_detail)
+                return openai_error(exc.http_status, body["error"]["message"], code=exc.reason.lower())
             except RequestValidationError as exc:
                 return openai_error(400, validation_message(exc), code="invalid_request", param=_param(exc))
             except HTTPException as exc:
