@@ -98,8 +98,11 @@ class ComposeProject:
         (root / ".venv").symlink_to(REPO / ".venv")
         self.port = free_port()
         self.debug_ports = {s: free_port() for s in SERVICES}
+        self.wyoming_ports = {"asr": free_port(), "tts": free_port()}
         self.env = compose_env(
             VOXSTACK_PORT=str(self.port),
+            VOXSTACK_WYOMING_ASR_PORT=str(self.wyoming_ports["asr"]),
+            VOXSTACK_WYOMING_TTS_PORT=str(self.wyoming_ports["tts"]),
             **{f"VOXSTACK_DEBUG_PORT_{s.upper()}": str(p) for s, p in self.debug_ports.items()},
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -120,14 +123,16 @@ class ComposeProject:
             check=False,
         )
 
-    def up(self, overlay: str | None = None) -> None:
+    def up(self, overlay: str | None = None, profile: str | None = None) -> None:
+        chosen = ["--profile", profile] if profile else []
         result = self.compose(
-            "up", "--detach", "--no-build", "--remove-orphans", "--wait", overlay=overlay, timeout=600
+            *chosen, "up", "--detach", "--no-build", "--remove-orphans", "--wait", overlay=overlay, timeout=600
         )
         assert result.returncode == 0, f"{result.stderr[-3000:]}\n{self.logs()[-5000:]}"
 
     def down(self) -> None:
-        self.compose("down", "--remove-orphans", "--timeout", "20", overlay="dev", timeout=300)
+        # With the profiles, so their containers go too.
+        self.compose("--profile", "wyoming", "down", "--remove-orphans", "--timeout", "20", overlay="dev", timeout=300)
 
     def config(self) -> str:
         result = self.compose("config")

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from compose import SERVICES, TAG, CallLoop, ComposeProject, build_images, require_docker
-from speech import silence, wav, wer
+from speech import pcm16, silence, wav, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -44,6 +44,15 @@ def recorded() -> dict[str, Any]:
     return {}
 
 
+def published_ports(container: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(container port, host address, host port) of each port a container publishes."""
+    return sorted(
+        (port, b["HostIp"], b["HostPort"])
+        for port, bindings in (container["NetworkSettings"]["Ports"] or {}).items()
+        for b in bindings or []
+    )
+
+
 def signature(project: ComposeProject) -> dict[str, Any]:
     """Everything about a running stack that production must not change between runs."""
     containers = {}
@@ -55,11 +64,7 @@ def signature(project: ComposeProject) -> dict[str, Any]:
             "read_only": c["HostConfig"]["ReadonlyRootfs"],
             "init": c["HostConfig"]["Init"],
             "mounts": sorted((m["Type"], m["Destination"]) for m in c["Mounts"]),
-            "published": sorted(
-                (port, b["HostIp"], b["HostPort"])
-                for port, bindings in (c["NetworkSettings"]["Ports"] or {}).items()
-                for b in bindings or []
-            ),
+            "published": published_ports(c),
             "mode": next(e for e in c["Config"]["Env"] if e.startswith("VOXSTACK_MODE=")),
         }
     return {
@@ -185,3 +190,33 @@ def test_switching_between_dev_and_prod(project: ComposeProject, recorded: dict[
     assert project.resources("volume") == []
     project.down()
     assert project.containers() == [] and project.resources("network") == []
+
+
+async def test_the_wyoming_profile_serves_home_assistant(project: ComposeProject, speech) -> None:  # type: ignore[no-untyped-def]
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+    from wyoming.tts import Synthesize
+
+    project.up(profile="wyoming")
+    published = published_ports(project.container("wyoming"))
+    ports = project.wyoming_ports
+    assert published == [("10200/tcp", "127.0.0.1", str(ports["tts"])), ("10300/tcp", "127.0.0.1", str(ports["asr"]))]
+    async with AsyncTcpClient("127.0.0.1", ports["asr"]) as client:
+        await client.write_event(Describe().event())
+        assert Info.from_event(await client.read_event()).asr[0].models[0].name == "whisper-base"  # type: ignore[arg-type]
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(16_000, 2, 1).event())
+        audio = pcm16(np.concatenate([speech.say(QUESTION), silence(0.3)]), to_rate=16_000)
+        await client.write_event(AudioChunk(16_000, 2, 1, audio).event())
+        await client.write_event(AudioStop().event())
+        while not Transcript.is_type((event := await client.read_event()).type):  # type: ignore[union-attr]
+            assert event is not None and event.type.startswith("transcript"), event
+        assert wer(QUESTION, Transcript.from_event(event).text) <= 0.15  # type: ignore[arg-type]
+    async with AsyncTcpClient("127.0.0.1", ports["tts"]) as client:
+        await client.write_event(Synthesize("Hello from the container.").event())
+        start = await client.read_event()
+        assert start is not None and AudioStart.from_event(start).rate == 22_050
+    project.down()
+    assert project.containers() == []

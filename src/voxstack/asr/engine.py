@@ -113,6 +113,12 @@ class WhisperEngine:
         tone = 0.1 * np.sin(np.linspace(0, 2 * np.pi * 220, SAMPLE_RATE, dtype=np.float32))
         self.transcribe(threading.Event(), tone, language="en", vad_filter=False)
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages the loaded model decodes, sorted (an English-only model: just "en")."""
+        model = self._model
+        return sorted(model.supported_languages) if model is not None else sorted(self._languages)
+
     def language_for(self, requested: str) -> str | None:
         """The language to decode in: the request's, else the setting's; None = detect ("auto")."""
         language = (requested.strip() or self.settings.language).strip().lower()

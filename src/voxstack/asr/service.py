@@ -52,6 +52,17 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             ),
         )
 
+    async def ListModels(
+        self, request: asr_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> asr_pb2.ListModelsResponse:
+        engine = self.service.engine
+        model = asr_pb2.AsrModel(
+            name=engine.model_path().name,
+            languages=engine.languages,
+            default_language=engine.settings.language or "auto",
+        )
+        return asr_pb2.ListModelsResponse(models=[model])
+
     async def StreamingRecognize(
         self,
         request_iterator: AsyncIterator[asr_pb2.StreamingRecognizeRequest],

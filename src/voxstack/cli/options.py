@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -42,10 +41,3 @@ def core_url(url: str | None) -> str:
     if url:
         return url.rstrip("/")
     return settings_from_flags().core.base_url
-
-
-def package_version() -> str:
-    try:
-        return version("voxstack")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from voxstack.cli.options import LogFormatOption, LogLevelOption, ModeOption, fail, package_version, settings_from_flags
+from voxstack import package_version
+from voxstack.cli.options import LogFormatOption, LogLevelOption, ModeOption, fail, settings_from_flags
 
 
 def serve(

@@ -26,6 +26,7 @@ from voxstack.config.services import (
     TlsSettings,
     TtsSettings,
 )
+from voxstack.config.wyoming import WyomingSettings
 from voxstack.models import default_models_dir
 from voxstack.runstate import default_state_dir
 
@@ -46,6 +47,7 @@ __all__ = [
     "SettingsError",
     "TlsSettings",
     "TtsSettings",
+    "WyomingSettings",
     "env_name",
     "load_settings",
 ]
@@ -138,6 +140,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     core: CoreSettings = CoreSettings()
     tls: TlsSettings = TlsSettings()
+    wyoming: WyomingSettings = WyomingSettings()
 
     @model_validator(mode="before")
     @classmethod

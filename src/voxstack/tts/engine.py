@@ -31,6 +31,7 @@ class VoiceInfo:
     sample_rate: int
     num_speakers: int
     path: Path
+    speakers: tuple[str, ...] = ()  # names by speaker id, when the voice names them
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class PiperEngine:
             name = path.name.removesuffix(".onnx")
             language = _language_code(path) or voice.config.espeak_voice
             self._voices[name] = voice
-            self.infos[name] = VoiceInfo(name, language, voice.config.sample_rate, voice.config.num_speakers, path)
+            config = voice.config
+            speakers = tuple(sorted(config.speaker_id_map, key=config.speaker_id_map.__getitem__))
+            self.infos[name] = VoiceInfo(name, language, config.sample_rate, config.num_speakers, path, speakers)
             logger.info("loaded voice %s (%s, %d Hz)", name, language, voice.config.sample_rate)
         wanted = self.settings.default_voice
         if wanted and wanted not in self._voices:

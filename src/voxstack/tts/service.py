@@ -175,6 +175,7 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
                     sample_rate_hz=v.sample_rate,
                     is_default=v.name == engine.default,
                     num_speakers=v.num_speakers,
+                    speakers=v.speakers,
                 )
                 for v in engine.infos.values()
             ]

@@ -44,6 +44,11 @@ class AsrStub:
                 request_serializer=voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeRequest.SerializeToString,
                 response_deserializer=voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/voxstack.v1.Asr/ListModels',
+                request_serializer=voxstack_dot_v1_dot_asr__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=voxstack_dot_v1_dot_asr__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class AsrServicer:
@@ -65,6 +70,13 @@ class AsrServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The loaded model and the languages it decodes (what Wyoming's info reports).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AsrServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_AsrServicer_to_server(servicer, server):
                     servicer.StreamingRecognize,
                     request_deserializer=voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeRequest.FromString,
                     response_serializer=voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=voxstack_dot_v1_dot_asr__pb2.ListModelsRequest.FromString,
+                    response_serializer=voxstack_dot_v1_dot_asr__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +150,33 @@ class Asr:
             '/voxstack.v1.Asr/StreamingRecognize',
             voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeRequest.SerializeToString,
             voxstack_dot_v1_dot_asr__pb2.StreamingRecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voxstack.v1.Asr/ListModels',
+            voxstack_dot_v1_dot_asr__pb2.ListModelsRequest.SerializeToString,
+            voxstack_dot_v1_dot_asr__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,18 +76,20 @@ class ListVoicesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Voice(_message.Message):
-    __slots__ = ("name", "language", "sample_rate_hz", "is_default", "num_speakers")
+    __slots__ = ("name", "language", "sample_rate_hz", "is_default", "num_speakers", "speakers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     NUM_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     language: str
     sample_rate_hz: int
     is_default: bool
     num_speakers: int
-    def __init__(self, name: _Optional[str] = ..., language: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., is_default: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
+    speakers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., language: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., is_default: _Optional[bool] = ..., num_speakers: _Optional[int] = ..., speakers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListVoicesResponse(_message.Message):
     __slots__ = ("voices",)
