@@ -519,7 +519,19 @@ def test_fuzzing_every_route_finds_no_server_error(stack: Stack) -> None:
 CONFIG = json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False})
 _frame = st.one_of(
     st.binary(max_size=4096),
-    st.sampled_from([CONFIG, '{"type": "end"}', "{}", "null", "[]", '{"type": "config", "sample_rate": -1}']),
+    st.sampled_from(
+        [
+            CONFIG,
+            '{"type": "end"}',
+            "{}",
+            "null",
+            "[]",
+            '{"type": "config", "sample_rate": -1}',
+            '{"type": "text", "text": "Hi."}',
+            '{"type": "text", "text": ""}',
+            '{"type": "text", "text": 5}',
+        ]
+    ),
     st.text(max_size=64),
 )
 

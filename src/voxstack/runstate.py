@@ -34,6 +34,12 @@ class ServiceState:
     last_reload_seconds: float = 0.0
     last_error: str = ""
     restarts: int = 0
+    started: float = 0.0  # when the current instance began serving (wall clock)
+    reload_files: str = ""  # what the last reload was for
+    history: list[dict[str, Any]] = field(default_factory=list)  # recent reloads: at, seconds, ok, files
+    backoff_seconds: float = 0.0  # the wait before the next restart, while in backoff
+    debug_port: int = 0  # debugpy's port, when this service runs under the debugger
+    error_trace: str = ""  # the traceback (or last output) behind last_error
 
 
 @dataclass
@@ -45,7 +51,10 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        services = {k: ServiceState(**v) for k, v in data.get("services", {}).items()}
+        known = ServiceState.__dataclass_fields__
+        services = {
+            k: ServiceState(**{f: x for f, x in v.items() if f in known}) for k, v in data.get("services", {}).items()
+        }
         return cls(data["mode"], data["supervisor_pid"], data.get("started", 0.0), services)
 
 

@@ -55,6 +55,10 @@ class CoreSettings(ServiceSettings):
     api_docs: bool | None = Field(
         None, description="Serve the OpenAPI schema and docs pages (/docs, /redoc, /openapi.json); unset = in dev only."
     )
+    console: bool | None = Field(
+        None,
+        description="Serve the voice console page at /console (talk to the stack in a browser); unset = in dev only.",
+    )
     ws_max_frame_bytes: int = Field(
         256 * 1024,
         ge=1024,

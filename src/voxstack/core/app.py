@@ -26,6 +26,8 @@ from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
 from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, speech
+from voxstack.core.routes import console as console_page
+from voxstack.core.routes import dev as dev_pages
 from voxstack.core.routes import docs as docs_pages
 from voxstack.core.routes import metrics as metrics_route
 from voxstack.core.sessions import SessionStore
@@ -134,6 +136,10 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         app.include_router(module.router)
     if core.metrics:
         app.include_router(metrics_route.router)
+    if core.console if core.console is not None else dev:
+        console_page.install(app)
+    if dev:
+        dev_pages.install(app)
     return app
 
 

@@ -26,7 +26,9 @@ from voxstack.core.errors import error_response
 from voxstack.errors import StartupError
 
 #: Routes that answer without a key: orchestrators probe them.
-OPEN_PATHS = frozenset({"/livez", "/healthz"})
+OPEN_PATHS = frozenset({"/livez", "/healthz", "/console"})
+#: Folders open to anyone: the console's page assets (no data; the page asks for a key when one is needed).
+OPEN_FOLDERS = ("/console/",)
 #: Where the caller's key id is kept in the request's state.
 OWNER = "voxstack_owner"
 
@@ -168,7 +170,9 @@ class RequireKey:
         self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths or not self.keys.enabled:
+        path = scope.get("path", "")
+        is_open = path in self.open_paths or path.startswith(OPEN_FOLDERS)
+        if scope["type"] not in ("http", "websocket") or is_open or not self.keys.enabled:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

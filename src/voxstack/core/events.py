@@ -53,6 +53,7 @@ class StreamConfig(BaseModel):
     session_id: StrictStr | None = Field(None, description="Continue this session; none = a new one.")
     language: StrictStr = Field("", max_length=16, description="ISO 639-1, 'auto', or empty for the asr's default.")
     interim_results: StrictBool = Field(True, description="Send partial transcripts while the user speaks.")
+    voice: StrictStr = Field("", max_length=128, description="tts voice of the replies; empty = the core's voice.")
 
 
 # What each field's error is called, so clients can branch on it.
@@ -61,6 +62,7 @@ _CONFIG_REASONS = {
     "sample_rate": "BAD_SAMPLE_RATE",
     "channels": "BAD_CHANNELS",
     "session_id": "BAD_SESSION_ID",
+    "voice": "BAD_VOICE",
 }
 _CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
 
@@ -93,11 +95,28 @@ def parse_config(text: str | None) -> tuple[StreamConfig, str]:
 
 def is_end(text: str) -> bool:
     """Whether a text frame is ``{"type": "end"}`` (the client has no more audio)."""
+    return _message_type(text) == "end"
+
+
+def typed_text(text: str) -> str | None:
+    """The text of a ``{"type": "text", "text": ...}`` frame (a turn typed instead of spoken), else None.
+
+    InvalidInput when it is that type but its text is not a non-empty string.
+    """
+    if _message_type(text) != "text":
+        return None
+    said = json.loads(text).get("text")
+    if not isinstance(said, str) or not said.strip():
+        raise InvalidInput('a text message needs a non-empty "text" string', reason="EMPTY_TEXT")
+    return said
+
+
+def _message_type(text: str) -> object:
     try:
         message = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "end"
+        return None
+    return message.get("type") if isinstance(message, dict) else None
 
 
 # ---- server -> client ---------------------------------------------------------

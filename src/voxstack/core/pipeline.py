@@ -136,9 +136,15 @@ class Pipeline:
             self.llm_calls -= 1
 
     async def reply(
-        self, session_id: str | None, text: str, *, started: float | None = None, system: str | None = None
+        self,
+        session_id: str | None,
+        text: str,
+        *,
+        started: float | None = None,
+        system: str | None = None,
+        voice: str = "",
     ) -> AsyncIterator[ReplyEvent]:
-        """A spoken reply to ``text``: deltas, sentence audio in order, then ReplyDone."""
+        """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone."""
         t0 = started if started is not None else time.perf_counter()
         timings = TurnTimings()
         out: Feed[TextDelta | SentenceAudio] = Feed()
@@ -174,7 +180,7 @@ class Pipeline:
                     self.backends.tts.Synthesize,
                     tts_pb2.SynthesizeRequest(
                         text=sentence,
-                        voice=self.settings.core.voice,
+                        voice=voice or self.settings.core.voice,
                         format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16),
                     ),
                 )

@@ -34,7 +34,19 @@ class CloseWhenDraining:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.draining = False
+        self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        # The app sees it too: its endless streams (the dev dashboard's events) end so the instance can stop.
+        self._draining = value
+        state = getattr(self.app, "state", None)
+        if state is not None:
+            state.draining = value
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

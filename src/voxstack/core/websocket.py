@@ -26,7 +26,7 @@ from voxstack.core import events
 from voxstack.core.clients import Backends, StageError, stage_error
 from voxstack.core.deps import session_key
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
-from voxstack.errors import VoxError
+from voxstack.errors import TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import failure_from_error
 from voxstack.tracing import from_trace_parent, tracer
@@ -84,6 +84,12 @@ class Conversation:
             return
         self.session_id = session_id
         self.session_key = session_key(self.ws, session_id)
+        self.voice = stream_config.voice
+        if self.voice and not await self.voice_exists(self.voice):
+            await self.refuse(
+                "UNKNOWN_VOICE", f"unknown voice {self.voice!r}: see GET /v1/voices", events.POLICY_VIOLATION
+            )
+            return
         config = asr_pb2.RecognitionConfig(
             format=common_pb2.AudioFormat(
                 encoding=common_pb2.AUDIO_ENCODING_PCM16,
@@ -180,13 +186,7 @@ class Conversation:
                         await self.audio.put(None)  # after the audio already queued
                         ended = True
                         return
-                    await self.send(
-                        events.Error(
-                            code="UNEXPECTED_MESSAGE",
-                            message='after the config only binary audio and {"type": "end"} are expected; '
-                            "this text frame was ignored",
-                        )
-                    )
+                    await self.on_text(text)
         finally:
             if not ended:  # the client went away or broke the protocol: nobody is left to hear the rest
                 while not self.audio.empty():
@@ -284,7 +284,7 @@ class Conversation:
         metrics = self.pipeline.metrics
         speech_end = self.speech_end
         try:
-            async for event in self.pipeline.reply(self.session_key, text, started=speech_end):
+            async for event in self.pipeline.reply(self.session_key, text, started=speech_end, voice=self.voice):
                 if isinstance(event, TextDelta):
                     await self.send(events.ReplyDelta(turn=turn, text=event.text))
                 elif isinstance(event, SentenceAudio):
@@ -319,6 +319,41 @@ class Conversation:
         except asyncio.CancelledError:
             metrics.turns.labels("websocket", "cancelled").inc()
             raise
+
+    async def on_text(self, text: str) -> None:
+        """A text frame after the config: a typed turn, else an error event (the frame is ignored)."""
+        try:
+            said = events.typed_text(text)
+            if said is not None and len(said) > self.limits.max_text_chars:
+                raise TooLarge(
+                    f"text is {len(said)} characters; the limit is {self.limits.max_text_chars}",
+                    reason="TEXT_TOO_LONG",
+                )
+        except VoxError as exc:
+            await self.send(events.Error(code=exc.reason, message=exc.message))
+            return
+        if said is None:
+            await self.send(
+                events.Error(
+                    code="UNEXPECTED_MESSAGE",
+                    message='after the config only binary audio, {"type": "text", "text": ...} and {"type": "end"} '
+                    "are expected; this text frame was ignored",
+                )
+            )
+            return
+        if self.turn is not None and not self.turn.done():
+            await self.cancel_turn()
+            await self.send(events.BargeIn(turn=self.turns))
+        self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
+        self.turns += 1
+        self.turn = asyncio.create_task(self.speak_turn(self.turns, said, 0.0, Context()))
+
+    async def voice_exists(self, voice: str) -> bool:
+        """Whether the tts has ``voice``; True when the tts cannot say (the turn reports it then)."""
+        try:
+            return voice in {v.name for v in (await self.pipeline.voices()).voices}
+        except StageError:
+            return True
 
     async def cancel_turn(self) -> None:
         if self.turn is not None and not self.turn.done():

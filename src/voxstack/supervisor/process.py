@@ -178,6 +178,12 @@ class Instance:
             return f"killed by signal {-code}"
         return f"exited with code {code}: {self.failure()}"
 
+    def trace(self, limit: int = 60) -> str:
+        """The output from the last traceback on (or the last lines), for showing where it failed."""
+        lines = [line.rstrip() for line in self.tail if line.strip()]
+        starts = [i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line]
+        return "\n".join(lines[starts[-1] if starts else -10 :][-limit:])
+
     def failure(self) -> str:
         """The last error in the output, with the file and line it points at."""
         lines = [line.strip() for line in self.tail if line.strip()]

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_START = 0.5
 BACKOFF_CAP = 30.0
+# Reloads kept per service in the run state (the dev dashboard's chart).
+RELOAD_HISTORY = 20
 STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
 
 
@@ -220,12 +222,16 @@ class Supervisor:
             error = instance.exit_reason(code)
         await instance.stop(0)
         slot.state.last_error = error
+        slot.state.error_trace = instance.trace()
         return None
 
     def _adopt(self, slot: Slot, instance: Instance) -> None:
         slot.current = instance
         slot.state.state, slot.state.pid = "serving", instance.pid
         slot.state.port = self.settings.service(slot.name).port
+        slot.state.started = time.time()
+        slot.state.backoff_seconds = 0.0
+        slot.state.debug_port = self.debug.port if self.debug is not None and self.debug.service == slot.name else 0
         self.save()
         self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
         if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
@@ -300,6 +306,7 @@ class Supervisor:
         slot.current = None
         slot.state.state, slot.state.pid = "failed", 0
         slot.state.last_error = instance.exit_reason(code)
+        slot.state.error_trace = instance.trace()
         instance.remove_files()
         self.save()
         logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
@@ -311,6 +318,7 @@ class Supervisor:
             slot.failures += 1
             slot.state.state = "backoff"
             slot.state.restarts += 1
+            slot.state.backoff_seconds = delay
             self.save()
             logger.warning("restarting %s in %.1f s (attempt %d)", slot.name, delay, slot.failures)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -351,6 +359,7 @@ class Supervisor:
             instance = await self._launch(slot)
             if instance is None:
                 slot.state.state = "serving" if old is not None else "failed"
+                self._remember(slot, reason, saved_at, ok=False)
                 self.save()
                 kept = "the old instance keeps serving" if old is not None else "the service is down"
                 logger.error("reload of %s failed: %s; %s", slot.name, slot.state.last_error, kept)
@@ -360,10 +369,12 @@ class Supervisor:
                 return False
             slot.current = instance  # from here the old one's exit is not a crash
             slot.failures = 0
-            slot.state.last_error = ""
+            slot.state.last_error = slot.state.error_trace = ""
             slot.state.last_reload = time.time()
             took = time.time() - saved_at if saved_at is not None else 0.0
             slot.state.last_reload_seconds = round(took, 3)
+            slot.state.reload_files = reason
+            self._remember(slot, reason, saved_at, ok=True)
             self._adopt(slot, instance)
             self.metrics.reloads.labels(slot.name, "served").inc()
             if saved_at is not None:
@@ -379,6 +390,15 @@ class Supervisor:
             f": {reason}" if reason else "",
         )
         return True
+
+    @staticmethod
+    def _remember(slot: Slot, reason: str, saved_at: float | None, *, ok: bool) -> None:
+        """A reload in the service's recent history (what the dev dashboard charts)."""
+        now = time.time()
+        took = round(now - saved_at, 3) if saved_at is not None else 0.0
+        slot.state.history = [*slot.state.history, {"at": now, "seconds": took, "ok": ok, "files": reason}][
+            -RELOAD_HISTORY:
+        ]
 
 
 def write_line(text: str) -> None:
