@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "tts", "core", "openai", "telemetry", "reload", "compose")
+BENCHES = ("asr", "llm", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
 
 
 def main() -> int:
@@ -47,6 +47,10 @@ def main() -> int:
         import core_bench
 
         core_bench.run(report, voice, models_dir)
+    if "console" in selected:
+        import console_bench
+
+        console_bench.run(report, voice, models_dir)
     if "openai" in selected:
         import openai_bench
 

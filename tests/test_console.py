@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from browser import chromium, require_browser, until, watch_errors
+from browser import require_browser
 from devstack import DevRun
 from speech import SpeechMaker, silence, wav, wer
 
 from voxstack import protogen
+from voxstack.testing.browser import chromium, until, watch_errors
 from voxstack.testing.edits import clear_tail, set_tail
 from voxstack.testing.processes import ServiceProcess
 
@@ -145,6 +146,11 @@ def test_a_typed_message_gets_a_spoken_reply(url: str) -> None:
         assert turn["kind"] == "typed" and set(turn["stages"]) == {"llm", "tts", "play"}
         assert "Paris" in page.evaluate("() => window.vox.replies[0]")
         assert page.locator("#history li.user").inner_text() == "What is the capital of France?"
+        # A new conversation is a new session (and an empty history on the page).
+        session = page.evaluate("() => window.vox.conn.sessionId")
+        page.click("#new-session")
+        until(page, f"window.vox.conn.state === 'connected' && window.vox.conn.sessionId !== '{session}'", 30)
+        assert page.locator("#history li").count() == 0
         assert errors == []
 
 

@@ -10,6 +10,7 @@ export class Connection extends EventTarget {
     this.sampleRate = sampleRate;
     this.sessionId = sessionStorage.getItem("vox-session") || null;
     this.voice = "";
+    this.interim = true;
     this.key = sessionStorage.getItem("vox-key") || "";
     this.ws = null;
     this.pending = null; // an audio event waiting for its binary frame
@@ -47,7 +48,7 @@ export class Connection extends EventTarget {
     ws.onopen = () => {
       ws.send(JSON.stringify({
         type: "config", sample_rate: this.sampleRate, session_id: this.sessionId, voice: this.voice,
-        interim_results: true,
+        interim_results: this.interim,
       }));
     };
     ws.onmessage = (e) => this.onMessage(e.data);
@@ -107,6 +108,12 @@ export class Connection extends EventTarget {
     if (!this.ready) return false;
     this.ws.send(JSON.stringify({ type: "text", text }));
     return true;
+  }
+
+  newSession() {
+    this.sessionId = null;
+    sessionStorage.removeItem("vox-session");
+    this.restart();
   }
 
   restart() {

@@ -285,6 +285,18 @@ async function loadVoices() {
   return true;
 }
 
+$("interim").checked = new URLSearchParams(location.search).get("interim") !== "0";
+conn.interim = $("interim").checked;
+$("interim").addEventListener("change", () => {
+  conn.interim = $("interim").checked;
+  conn.restart();
+});
+
+$("new-session").addEventListener("click", () => {
+  $("history").replaceChildren();
+  conn.newSession();
+});
+
 $("voice").addEventListener("change", () => {
   conn.voice = $("voice").value;
   conn.restart();
