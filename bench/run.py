@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
+BENCHES = ("asr", "llm", "assistant", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
 
 
 def main() -> int:
@@ -39,6 +39,10 @@ def main() -> int:
         import llm_bench
 
         llm_bench.run(report, models_dir)
+    if "assistant" in selected:
+        import assistant_bench
+
+        assistant_bench.run(report, voice, models_dir)
     if "tts" in selected:
         import tts_bench
 

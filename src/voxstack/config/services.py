@@ -115,6 +115,9 @@ class LlmSettings(GrpcServiceSettings):
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
     temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Default nucleus sampling.")
+    repeat_penalty: float = Field(
+        1.0, ge=1.0, le=2.0, description="Penalty on repeating recent tokens (llama_cpp engine); 1 = none."
+    )
     max_tokens: int = Field(256, ge=1, le=1_000_000, description="Default reply length limit in tokens.")
     max_tokens_limit: int = Field(1024, ge=1, le=1_000_000, description="Largest max_tokens a request may ask.")
     max_queue: int = Field(4, ge=0, le=10_000, description="Calls that may wait for the model before refusal.")

@@ -136,7 +136,8 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         app.include_router(module.router)
     if core.metrics:
         app.include_router(metrics_route.router)
-    if core.console if core.console is not None else dev:
+    console = core.console if core.console is not None else dev
+    if console:
         console_page.install(app)
     if dev:
         dev_pages.install(app)

@@ -120,6 +120,7 @@ class LlamaCppEngine:
             max_tokens=min(s.max_tokens, room),
             temperature=s.temperature,
             top_p=s.top_p,
+            repeat_penalty=self.settings.repeat_penalty,
             stop=[*template_stop, *s.stop],
             seed=s.seed,
             stream=True,

@@ -268,11 +268,16 @@ $("type-form").addEventListener("submit", async (e) => {
   $("type-text").value = "";
 });
 
+/** The voice picker's choices; false only when a key is needed (a tts that is down leaves it empty). */
 async function loadVoices() {
   const r = await fetch("/v1/voices", { headers: conn.headers() });
   if (r.status === 401) {
     $("key-row").hidden = false;
     return false;
+  }
+  if (!r.ok) {
+    log.add("in", "voices", `GET /v1/voices answered ${r.status}: the picker stays empty`);
+    return true;
   }
   const { voices } = await r.json();
   $("voice").replaceChildren(...voices.map((v) => {
@@ -312,4 +317,4 @@ $("save-key").addEventListener("click", async () => {
 });
 
 showMode("console");
-if (await loadVoices().catch(() => false)) conn.open();
+if (await loadVoices().catch(() => true)) conn.open();
