@@ -26,7 +26,7 @@ from voxstack.testing.answers import Score
 QUESTIONS = Path(__file__).resolve().parent / "data" / "questions.json"
 MAX_TOKENS = 64
 
-# The system prompt voxstack shipped with before this bench, for comparison.
+# The system prompt voxstack shipped with before this bench, for comparison; the defaults now use SHORT_PROMPT.
 OLD_PROMPT = (
     "You are a friendly voice assistant. Your answers are spoken aloud, so reply in one to three short, "
     "plain sentences: no lists, no markdown, no emoji, and numbers written as a person would say them."

@@ -14,7 +14,7 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "llm", "assistant", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
+BENCHES = ("asr", "endpoint", "llm", "assistant", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
 
 
 def main() -> int:
@@ -35,6 +35,10 @@ def main() -> int:
         import asr_bench
 
         asr_bench.run(report, voice, models_dir)
+    if "endpoint" in selected:
+        import endpoint_bench
+
+        endpoint_bench.run(report, voice, models_dir)
     if "llm" in selected:
         import llm_bench
 

@@ -88,10 +88,9 @@ class AsrSettings(GrpcServiceSettings):
     partial_interval: float = Field(0.5, ge=0.05, le=60, description="Seconds between interim decodes.")
 
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly voice assistant. Your answers are spoken aloud, so reply in one to three short, "
-    "plain sentences: no lists, no markdown, no emoji, and numbers written as a person would say them."
-)
+# Chosen with the assistant bench (bench/assistant_bench.py, docs/PERFORMANCE.md): for the default small model a
+# short prompt that names the language, with greedy decoding, answers best and never drifts out of English.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in English, in one short sentence."
 
 
 class LlmSettings(GrpcServiceSettings):
@@ -113,12 +112,14 @@ class LlmSettings(GrpcServiceSettings):
     )
     gpu_layers: int = Field(0, ge=-1, le=10_000, description="Layers offloaded to a GPU (-1 = all).")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
-    temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
-    top_p: float = Field(0.95, gt=0, le=1, description="Default nucleus sampling.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Default nucleus sampling.")
     repeat_penalty: float = Field(
         1.0, ge=1.0, le=2.0, description="Penalty on repeating recent tokens (llama_cpp engine); 1 = none."
     )
-    max_tokens: int = Field(256, ge=1, le=1_000_000, description="Default reply length limit in tokens.")
+    max_tokens: int = Field(
+        96, ge=1, le=1_000_000, description="Default reply length limit in tokens (a spoken reply is short)."
+    )
     max_tokens_limit: int = Field(1024, ge=1, le=1_000_000, description="Largest max_tokens a request may ask.")
     max_queue: int = Field(4, ge=0, le=10_000, description="Calls that may wait for the model before refusal.")
     max_concurrency: int = Field(
