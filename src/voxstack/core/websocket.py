@@ -53,6 +53,7 @@ class Conversation:
         self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
         self.stage_span: trace.Span | None = None
         self.rid = request_id_var.get() or ""
+        self.voice = ""  # the config's voice for the replies ("" = the core's)
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
         async with self.send_lock:  # an audio event and its binary frame stay together
