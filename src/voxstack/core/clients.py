@@ -25,7 +25,7 @@ from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
 from voxstack.tls import open_aio_channel
 from voxstack.tracing import client_interceptors
-from voxstack.v1 import asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
+from voxstack.v1 import asr_pb2, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,43 @@ class Backends:
                 await self._backoff(stage, attempt, err)
             finally:
                 call.cancel()  # no-op when finished; stops the backend when we stop early
+
+    async def recognize(
+        self, requests: Callable[[], AsyncIterator[asr_pb2.StreamingRecognizeRequest]]
+    ) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
+        """The asr's streaming recognition of the audio ``requests()`` yields (config first).
+
+        A reloading asr ends its streams between utterances (RESTARTING): the
+        rest of the audio goes on in a new stream (``requests()`` again, which
+        must continue where the last one stopped) and utterance numbers run on.
+        """
+        base = 0  # utterances of earlier streams
+        restarted = False
+        while True:
+            if restarted:
+                await self._ready("asr")
+            call = self.asr.StreamingRecognize(requests(), metadata=self.metadata(), wait_for_ready=restarted)
+            seen = 0
+            try:
+                async for reply in call:
+                    seen = max(seen, reply.utterance_index + 1)
+                    reply.utterance_index += base
+                    yield reply
+                return
+            except grpc.aio.AioRpcError as err:
+                if failure_from_error(err).reason != "RESTARTING":
+                    raise self._failed("asr", err) from None
+                logger.info("asr is restarting: continuing on a new stream")
+                base += seen
+                restarted = True
+            finally:
+                call.cancel()  # no-op when finished; stops the asr when the caller stops early
+
+    async def _ready(self, stage: str) -> None:
+        try:
+            await asyncio.wait_for(self.channels[stage].channel_ready(), self.timeouts[stage])
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
+            raise StageError(stage, grpc.StatusCode.UNAVAILABLE, "did not come back after a restart") from None
 
     def _failed(self, stage: str, err: grpc.aio.AioRpcError) -> StageError:
         self.metrics.upstream_errors.labels(stage, err.code().name).inc()

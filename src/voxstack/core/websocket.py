@@ -16,19 +16,17 @@ import time
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
-import grpc
 from fastapi import WebSocket, WebSocketDisconnect
 from opentelemetry import trace
 from opentelemetry.context import Context
 
 from voxstack.config import CoreSettings
 from voxstack.core import events
-from voxstack.core.clients import Backends, StageError, stage_error
+from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.errors import TooLarge, VoxError
 from voxstack.logs import request_id_var
-from voxstack.rpc_status import failure_from_error
 from voxstack.tracing import from_trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2
 
@@ -208,36 +206,9 @@ class Conversation:
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
 
     async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
-        """One asr stream for the connection; a new one when asr restarts (it ends ours between utterances)."""
-        base = 0  # utterances of earlier streams: the client sees one numbering
-        reconnect = False
-        while True:
-            if reconnect:
-                await self.asr_ready()
-            call = self.backends.asr.StreamingRecognize(
-                self.requests(config), metadata=self.backends.metadata(), wait_for_ready=reconnect
-            )
-            seen = 0
-            try:
-                async for reply in call:
-                    seen = max(seen, reply.utterance_index + 1)
-                    reply.utterance_index += base
-                    await self.on_asr(reply)
-                return
-            except grpc.aio.AioRpcError as err:
-                if failure_from_error(err).reason != "RESTARTING":
-                    raise stage_error("asr", err) from None
-                logger.info("asr is restarting: continuing on a new stream")
-                base += seen
-                reconnect = True
-            finally:
-                call.cancel()
-
-    async def asr_ready(self) -> None:
-        try:
-            await asyncio.wait_for(self.backends.channels["asr"].channel_ready(), self.backends.timeouts["asr"])
-        except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
-            raise StageError("asr", grpc.StatusCode.UNAVAILABLE, "did not come back after a restart") from None
+        """One asr stream for the connection (continued on a new one when the asr restarts)."""
+        async for reply in self.backends.recognize(lambda: self.requests(config)):
+            await self.on_asr(reply)
 
     async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
         kind = reply.WhichOneof("event")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from voxstack.core.deps import PipelineDep, SettingsDep
 from voxstack.core.inputs import Text, check_length
-from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute
+from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute, stream_error
 from voxstack.core.openai.models import resolve
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import llm_pb2
@@ -162,8 +162,7 @@ async def completions(
                 yield chunk({"content": reply.delta})
                 reply = await anext(replies)
         except VoxError as exc:
-            error = {"message": exc.message, "type": "server_error", "param": None, "code": exc.reason.lower()}
-            yield f"data: {json.dumps({'error': error})}\n\n"
+            yield stream_error(exc)
             return
         yield chunk({}, FINISH.get(reply.done.finish_reason, "stop"))
         if include_usage:

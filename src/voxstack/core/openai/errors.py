@@ -9,6 +9,7 @@ shape, which has ``error.message`` too.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -37,6 +38,12 @@ def openai_error(status: int, message: str, *, code: str | None = None, param: s
     if status in RETRY_AFTER:
         headers["Retry-After"] = RETRY_AFTER[status]
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def stream_error(exc: VoxError) -> str:
+    """A failure after a stream's 200 went out: the server-sent event that says so, in OpenAI's shape."""
+    error = {"message": exc.message, "type": "server_error", "param": None, "code": exc.reason.lower()}
+    return f"data: {json.dumps({'error': error})}\n\n"
 
 
 class NotFound(VoxError):

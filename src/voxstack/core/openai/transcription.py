@@ -19,9 +19,10 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep
 from voxstack.core.openai.decode import RATE, to_pcm16
-from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute
+from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute, stream_error
 from voxstack.core.openai.models import resolve
 from voxstack.core.openai.subtitles import segments, srt, vtt
+from voxstack.errors import VoxError
 from voxstack.v1 import asr_pb2, common_pb2
 
 router = APIRouter(tags=["openai"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
@@ -81,22 +82,23 @@ async def transcriptions(
 
 
 async def _streamed(backends: BackendsDep, pcm: bytes, language: str) -> AsyncIterator[str]:
+    config = asr_pb2.RecognitionConfig(format=PCM16, language=language, interim_results=False)
+    starts = iter(range(0, len(pcm), RATE * 2))  # a second of audio a message; shared, so a new stream goes on
+
     async def requests() -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
-        config = asr_pb2.RecognitionConfig(format=PCM16, language=language, interim_results=False)
         yield asr_pb2.StreamingRecognizeRequest(config=config)
-        step = RATE * 2  # a second of audio a message
-        for start in range(0, len(pcm), step):
-            yield asr_pb2.StreamingRecognizeRequest(audio=pcm[start : start + step])
+        for start in starts:
+            yield asr_pb2.StreamingRecognizeRequest(audio=pcm[start : start + RATE * 2])
 
     texts: list[str] = []
-    call = backends.asr.StreamingRecognize(requests(), metadata=backends.metadata(), timeout=backends.timeouts["asr"])
     try:
-        async for reply in call:
+        async for reply in backends.recognize(requests):
             if reply.WhichOneof("event") == "final" and reply.final.result.text.strip():
                 piece = reply.final.result.text.strip()
                 delta = piece if not texts else " " + piece
                 texts.append(piece)
                 yield f"data: {json.dumps({'type': 'transcript.text.delta', 'delta': delta})}\n\n"
-    finally:
-        call.cancel()
+    except VoxError as exc:  # after the 200: the stream says what went wrong, as the chat stream does
+        yield stream_error(exc)
+        return
     yield f"data: {json.dumps({'type': 'transcript.text.done', 'text': ' '.join(texts)})}\n\n"

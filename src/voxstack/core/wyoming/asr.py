@@ -26,11 +26,10 @@ from wyoming.event import Event
 from wyoming.info import Describe
 
 from voxstack.audio import check_rate
-from voxstack.core.clients import Backends, StageError, stage_error
+from voxstack.core.clients import Backends, StageError
 from voxstack.core.wyoming.info import asr_info
 from voxstack.core.wyoming.protocol import Handler, parse
 from voxstack.errors import InvalidInput, TooLarge
-from voxstack.rpc_status import failure_from_error
 from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
@@ -118,26 +117,11 @@ class Utterance:
             yield asr_pb2.StreamingRecognizeRequest(audio=pcm)
 
     async def _recognise(self) -> None:
-        restarted = False
-        while True:
-            call = self.backends.asr.StreamingRecognize(
-                self._requests(), metadata=self.backends.metadata(), wait_for_ready=restarted
-            )
-            try:
-                async for reply in call:
-                    text = reply.final.result.text.strip() if reply.WhichOneof("event") == "final" else ""
-                    if text:
-                        await self.send(TranscriptChunk(text=text if not self.texts else " " + text).event())
-                        self.texts.append(text)
-                return
-            except grpc.aio.AioRpcError as err:
-                # A reloading asr ends streams between utterances: the rest of the audio goes to a new one.
-                if failure_from_error(err).reason != "RESTARTING":
-                    raise stage_error("asr", err) from None
-                logger.info("asr is restarting: continuing on a new stream")
-                restarted = True
-            finally:
-                call.cancel()
+        async for reply in self.backends.recognize(self._requests):
+            text = reply.final.result.text.strip() if reply.WhichOneof("event") == "final" else ""
+            if text:
+                await self.send(TranscriptChunk(text=text if not self.texts else " " + text).event())
+                self.texts.append(text)
 
 
 class AsrHandler(Handler):
