@@ -68,29 +68,22 @@ async def _score(models_dir: Path, config: dict[str, Any]) -> tuple[Score, Score
     plain, follow = Score(), Score()
     ttfts: list[float] = []
     wrong: list[str] = []
+    temperature, top_p = config.get("temperature", llm.temperature), config.get("top_p", llm.top_p)
+    head = [{"role": "system", "content": system}] if system else []
+    # A plain question is a conversation of one turn; a follow-up is scored on its last turn.
+    sets = ((plain, [[item] for item in data["plain"]]), (follow, data["follow_ups"]))
     try:
-        for n, item in enumerate(data["plain"]):
-            sampling = Sampling(
-                config.get("temperature", llm.temperature), config.get("top_p", llm.top_p), MAX_TOKENS, seed=n
-            )
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": item["q"]}
-            ]
-            reply, first = await _ask(engine, messages, sampling)
-            ttfts.append(first)
-            if not plain.add(reply, item["a"]):
-                wrong.append(f"{item['q']} -> {reply[:80]}")
-        for n, turns in enumerate(data["follow_ups"]):
-            sampling = Sampling(
-                config.get("temperature", llm.temperature), config.get("top_p", llm.top_p), MAX_TOKENS, seed=n
-            )
-            messages = [{"role": "system", "content": system}] if system else []
-            for turn in turns:
-                messages.append({"role": "user", "content": turn["q"]})
-                reply, _ = await _ask(engine, messages, sampling)
-                messages.append({"role": "assistant", "content": reply})
-            if not follow.add(reply, turns[-1]["a"]):
-                wrong.append(f"(follow-up) {turns[-1]['q']} -> {reply[:80]}")
+        for score, conversations in sets:
+            for n, turns in enumerate(conversations):
+                messages = list(head)
+                for turn in turns:
+                    messages.append({"role": "user", "content": turn["q"]})
+                    reply, first = await _ask(engine, messages, Sampling(temperature, top_p, MAX_TOKENS, seed=n))
+                    messages.append({"role": "assistant", "content": reply})
+                if score is plain:
+                    ttfts.append(first)
+                if not score.add(reply, turns[-1]["a"]):
+                    wrong.append(f"{'' if score is plain else '(follow-up) '}{turns[-1]['q']} -> {reply[:80]}")
     finally:
         await engine.close()
     return plain, follow, ttfts, wrong

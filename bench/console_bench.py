@@ -10,9 +10,7 @@ speech (its level meter) to the first sample its playback worklet plays.
 
 from __future__ import annotations
 
-import io
 import tempfile
-import wave
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,18 +18,8 @@ import numpy as np
 from common import Report, median, speech16k, whole_stack
 from core_bench import QUESTIONS, ws_turn
 
-from voxstack.audio import float_to_pcm16
+from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.testing.browser import CHROMIUM, chromium, until
-
-
-def _wav(samples: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(float_to_pcm16(samples))
-    return buf.getvalue()
 
 
 def run(report: Report, voice, models_dir) -> None:
@@ -45,7 +33,8 @@ def run(report: Report, voice, models_dir) -> None:
         files = []
         for n, q in enumerate(questions):
             path = Path(folder) / f"q{n}.wav"
-            path.write_bytes(_wav(np.concatenate([np.zeros(4800, np.float32), q, np.zeros(16000, np.float32)])))
+            audio = np.concatenate([np.zeros(4800, np.float32), q, np.zeros(16000, np.float32)])
+            path.write_bytes(wav_bytes(float_to_pcm16(audio), 16000))
             files.append(path)
         context = stack.enter_context(chromium())
         page = context.new_page()

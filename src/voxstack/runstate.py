@@ -35,7 +35,6 @@ class ServiceState:
     last_error: str = ""
     restarts: int = 0
     started: float = 0.0  # when the current instance began serving (wall clock)
-    reload_files: str = ""  # what the last reload was for
     history: list[dict[str, Any]] = field(default_factory=list)  # recent reloads: at, seconds, ok, files
     backoff_seconds: float = 0.0  # the wait before the next restart, while in backoff
     debug_port: int = 0  # debugpy's port, when this service runs under the debugger

@@ -11,12 +11,6 @@ ASR_PORT = 10300
 TTS_PORT = 10200
 
 
-def _check_uri(value: str) -> str:
-    if value and not value.startswith(("tcp://", "unix://", "stdio://")):
-        raise ValueError("use tcp://HOST:PORT, unix://PATH, stdio:// or empty (off)")
-    return value
-
-
 class WyomingSettings(BaseModel):
     """Wyoming servers for speech to text and text to speech, calling the asr and tts services."""
 
@@ -51,4 +45,6 @@ class WyomingSettings(BaseModel):
     @field_validator("asr_uri", "tts_uri")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        return _check_uri(value)
+        if value and not value.startswith(("tcp://", "unix://", "stdio://")):
+            raise ValueError("use tcp://HOST:PORT, unix://PATH, stdio:// or empty (off)")
+        return value

@@ -25,7 +25,7 @@ from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
 from voxstack.core.routes import auth as auth_routes
-from voxstack.core.routes import chat, conversation, health, speech
+from voxstack.core.routes import chat, conversation, health, pages, speech
 from voxstack.core.routes import console as console_page
 from voxstack.core.routes import dev as dev_pages
 from voxstack.core.routes import docs as docs_pages
@@ -137,10 +137,12 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     if core.metrics:
         app.include_router(metrics_route.router)
     console = core.console if core.console is not None else dev
+    if console or dev:
+        pages.install_assets(app)
     if console:
-        console_page.install(app)
+        app.include_router(console_page.router)
     if dev:
-        dev_pages.install(app)
+        app.include_router(dev_pages.router)
     return app
 
 

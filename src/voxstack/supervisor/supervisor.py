@@ -373,7 +373,6 @@ class Supervisor:
             slot.state.last_reload = time.time()
             took = time.time() - saved_at if saved_at is not None else 0.0
             slot.state.last_reload_seconds = round(took, 3)
-            slot.state.reload_files = reason
             self._remember(slot, reason, saved_at, ok=True)
             self._adopt(slot, instance)
             self.metrics.reloads.labels(slot.name, "served").inc()

@@ -7,10 +7,10 @@ asks for one and uses it for its calls and a WebSocket token.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from voxstack.core.routes.pages import install_assets, page
+from voxstack.core.routes.pages import page
 
 router = APIRouter(include_in_schema=False)
 
@@ -18,8 +18,3 @@ router = APIRouter(include_in_schema=False)
 @router.get("/console")
 async def console() -> FileResponse:
     return page("console.html")
-
-
-def install(app: FastAPI) -> None:
-    install_assets(app)
-    app.include_router(router)

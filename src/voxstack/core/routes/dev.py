@@ -11,12 +11,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from voxstack.core import devstate
 from voxstack.core.deps import BackendsDep, SettingsDep
-from voxstack.core.routes.pages import install_assets, page
+from voxstack.core.routes.pages import page
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,8 +42,3 @@ async def events(request: Request, settings: SettingsDep, backends: BackendsDep)
             yield f"data: {json.dumps(snapshot)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-def install(app: FastAPI) -> None:
-    install_assets(app)
-    app.include_router(router)

@@ -48,5 +48,4 @@ def page(name: str) -> FileResponse:
 
 
 def install_assets(app: FastAPI) -> None:
-    if not any(getattr(r, "path", None) == ASSETS for r in app.routes):
-        app.mount(ASSETS, Assets(directory=WEB), name="page-assets")
+    app.mount(ASSETS, Assets(directory=WEB), name="page-assets")

@@ -165,7 +165,7 @@ conn.addEventListener("status", ({ detail: { state: s, detail } }) => {
 // ---- playback --------------------------------------------------------------------------
 
 audio.addEventListener("started", ({ detail }) => {
-  const turn = [...state.byKey.values()].find((t) => t.key === detail.turn);
+  const turn = state.byKey.get(detail.turn);
   if (turn && turn.firstPlayed === null) {
     turn.firstPlayed = performance.now() + audio.outputLatency * 1000;
     timeline.render();

@@ -62,7 +62,7 @@ function card(name, s, now) {
     ["generation", s.generation ?? "–"],
     ["uptime", s.started ? ago(now - s.started) : "–"],
     ["last reload", s.last_reload ? `${ago(now - s.last_reload)} ago, ${s.last_reload_seconds.toFixed(2)} s save → SERVING` : "–"],
-    ["changed", s.reload_files || "–"],
+    ["changed", (s.history || []).filter((h) => h.ok).map((h) => h.files).pop() || "–"],
     ["restarts", s.restarts ?? 0],
   ];
   if (s.state === "backoff") rows.push(["backoff", `${s.backoff_seconds} s`]);

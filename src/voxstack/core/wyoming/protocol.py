@@ -19,7 +19,7 @@ import uuid
 from typing import Any, TypeVar
 
 from wyoming.error import Error
-from wyoming.event import Event, Eventable, async_write_event
+from wyoming.event import Event, Eventable
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
@@ -144,9 +144,6 @@ class Handler(AsyncEventHandler):
     async def fail(self, message: str, code: str) -> None:
         logger.info("wyoming error sent to the client: %s (%s)", message, code)
         await self.write_event(Error(text=message, code=code).event())
-
-    async def write_event(self, event: Event) -> None:
-        await async_write_event(event, self.writer)
 
     async def run(self) -> None:
         request_id_var.set(f"wyoming-{self.id}")
