@@ -14,7 +14,20 @@ from common import RESULTS_DIR, Report
 from voxstack.config import load_settings
 from voxstack.models import DEFAULT_MODELS, pull
 
-BENCHES = ("asr", "endpoint", "llm", "assistant", "tts", "core", "console", "openai", "telemetry", "reload", "compose")
+BENCHES = (
+    "asr",
+    "endpoint",
+    "llm",
+    "assistant",
+    "tts",
+    "core",
+    "preemption",
+    "console",
+    "openai",
+    "telemetry",
+    "reload",
+    "compose",
+)
 
 
 def main() -> int:
@@ -55,6 +68,10 @@ def main() -> int:
         import core_bench
 
         core_bench.run(report, voice, models_dir)
+    if "preemption" in selected:
+        import preemption_bench
+
+        preemption_bench.run(report, voice, models_dir)
     if "console" in selected:
         import console_bench
 

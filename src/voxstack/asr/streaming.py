@@ -4,17 +4,20 @@ Audio of any chunk size is decoded (PCM16, any rate, mono or stereo),
 resampled to 16 kHz as a stream, and passed through the VAD. Each utterance
 gets speech-started, partial results (when asked for, at most one decode in
 flight, at a bounded rate), speech-ended as soon as the end is detected, then
-its final result. Closing the client side flushes the last utterance.
+its final result. When asked for, a pause first gets a speculative result (the
+transcript so far, decoded while the pause may still turn out to be the end)
+and speech-resumed if the speaker goes on. Closing the client side flushes the
+last utterance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import soxr
@@ -138,6 +141,7 @@ class RecognitionStream:
         self.rate = fmt.sample_rate_hz
         self.language = engine.language_for(config.language)
         self.interim = config.interim_results
+        self.speculative = config.speculative_results
         self.engine = engine
         self.vad = vad
         self.settings = settings
@@ -161,10 +165,12 @@ class RecognitionStream:
         self._utterance = 0
         self._utterance_start: int | None = None
         self._partial_task: asyncio.Task[None] | None = None
+        self._dropped: set[asyncio.Task[Any]] = set()  # cancelled decodes whose threads still run
         # A decode started when speech paused, keyed by where the speech ended: if
         # the pause becomes the utterance's end, it is the final (saves the
         # min-silence wait); if speech resumes, it is dropped.
         self._guess: tuple[int, asyncio.Task[tuple[Transcript, float, float]]] | None = None
+        self._speculated = False  # the current guess was sent as a speculative result
         self._partial_at = 0  # stream position of the last partial decode
         self._partial_wall = 0.0  # and when it started
         self._last_partial = ""
@@ -193,8 +199,10 @@ class RecognitionStream:
             await self._on_end(end)
 
     async def close(self) -> None:
-        await self._cancel_partial()
-        await self._cancel_guess()
+        self._cancel_partial()
+        self._cancel_guess()
+        dropped = list(self._dropped)
+        await asyncio.gather(*dropped, return_exceptions=True)
         self._end_span()
 
     def _end_span(self) -> None:
@@ -202,13 +210,23 @@ class RecognitionStream:
             self._span.end()
             self._span = None
 
-    async def _cancel_guess(self) -> None:
+    def _cancel_guess(self) -> None:
         if self._guess is not None:
             task = self._guess[1]
             self._guess = None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, VoxError):
-                await task
+            self._drop(task)
+
+    def _drop(self, task: asyncio.Task[Any]) -> None:
+        """Cancel a decode without waiting: its thread ends on its own time (a decode step cannot be
+        interrupted), and this stream must go on reading audio meanwhile. ``close`` waits for it."""
+        task.cancel()
+        self._dropped.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._dropped.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a dropped decode's failure matters to nobody
 
     def _decode(self, data: bytes, *, last: bool) -> np.ndarray:
         data = self._rest + data
@@ -243,13 +261,17 @@ class RecognitionStream:
         if self.segmenter.pause_windows >= GUESS_AFTER_WINDOWS:
             speech_end = self.segmenter.speech_end
             if self._guess is None or self._guess[0] != speech_end:
-                await self._cancel_guess()
-                await self._cancel_partial()
+                self._speech_resumed()  # there was speech since the last guess
+                self._cancel_guess()
+                self._cancel_partial()
                 audio = self._window.slice(self._utterance_start, self.segmenter.position)
                 task = asyncio.create_task(self._decode_utterance(audio, self._utterance_start))
                 self._guess = (speech_end, task)
+                if self.speculative:
+                    task.add_done_callback(self._speculate)
             return
-        await self._cancel_guess()  # speech went on
+        self._speech_resumed()
+        self._cancel_guess()  # speech went on
         if self.interim and self._partial_task is None:
             # Bounded in audio time and in wall time: a client sending faster than
             # real time gets its finals sooner instead of partials it would not see.
@@ -259,6 +281,35 @@ class RecognitionStream:
                 self._partial_at = self.segmenter.position
                 self._partial_wall = time.perf_counter()
                 self._partial_task = asyncio.create_task(self._partial(self._utterance))
+
+    def _speculate(self, task: asyncio.Task[tuple[Transcript, float, float]]) -> None:
+        """The pause's decode is done and the pause still goes on: send it as a speculative result."""
+        if task.cancelled() or task.exception() is not None or self._guess is None or self._guess[1] is not task:
+            return  # dropped, failed (the final reports it), or already the final
+        transcript = task.result()[0]
+        if not transcript.text.strip():
+            return
+        self._speculated = True
+        self.metrics.speculative.inc()
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=self._utterance,
+                speculative=asr_pb2.SpeculativeResult(result=result_message(transcript)),
+            )
+        )
+
+    def _speech_resumed(self) -> None:
+        """Speech went on after a speculative result: tell the caller it is void."""
+        if not self._speculated:
+            return
+        self._speculated = False
+        self.metrics.speech_resumed.inc()
+        self.emit(
+            asr_pb2.StreamingRecognizeResponse(
+                utterance_index=self._utterance,
+                speech_resumed=asr_pb2.SpeechResumed(offset_seconds=self.segmenter.position / SAMPLE_RATE),
+            )
+        )
 
     def _on_start(self, event: VadEvent) -> None:
         self._utterance_start = event.sample
@@ -291,8 +342,9 @@ class RecognitionStream:
 
     async def _finish_utterance(self, event: VadEvent) -> None:
         detected = time.perf_counter()
+        self._speculated = False  # the final supersedes it
         start = self._utterance_start if self._utterance_start is not None else event.sample
-        await self._cancel_partial()
+        self._cancel_partial()
         index = self._utterance
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
@@ -311,7 +363,7 @@ class RecognitionStream:
         else:
             if guess is not None:
                 self._guess = guess
-                await self._cancel_guess()
+                self._cancel_guess()
             transcript, queued, processing = await self._decode_utterance(audio, start)
         seconds = audio.size / SAMPLE_RATE
         self.metrics.utterances.inc()
@@ -365,7 +417,8 @@ class RecognitionStream:
             logger.debug("partial skipped: %s", exc)
             return
         finally:
-            self._partial_task = None
+            if self._partial_task is asyncio.current_task():
+                self._partial_task = None
         if index != self._utterance or not transcript.text:
             return
         self.emit(
@@ -379,10 +432,8 @@ class RecognitionStream:
         self._last_partial = transcript.text
         self.metrics.partials.inc()
 
-    async def _cancel_partial(self) -> None:
+    def _cancel_partial(self) -> None:
         task = self._partial_task
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self._partial_task = None
+            self._drop(task)

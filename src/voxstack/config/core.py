@@ -144,6 +144,19 @@ class CoreSettings(ServiceSettings):
         description="Speak a reply's first clause (up to a comma, semicolon or colon) as soon as it is written, "
         "not its first sentence: the first audio comes sooner.",
     )
+    preemptive_reply: bool = Field(
+        True,
+        description="On the WebSocket, start the reply at the asr's speculative transcript (the speaker's first "
+        "pause) and hold its audio until the utterance's end is confirmed; dropped if the speaker goes on, redone "
+        "if the final transcript differs.",
+    )
+    preemptive_sentences: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Sentences (or first clauses) of a speculative reply synthesised before the utterance's end is "
+        "confirmed: bounds the tts work wasted when the speaker goes on.",
+    )
     session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
     session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")

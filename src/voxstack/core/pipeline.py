@@ -35,9 +35,17 @@ class TurnTimings:
     tts_first_chunk: float = 0.0
     first_audio: float = 0.0
     total: float = 0.0
+    # A preemptive reply: how long before the end of the utterance it started (its
+    # stages then count from that end too, and may be negative: done before it).
+    speculation_lead: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+    def shift(self, seconds: float) -> None:
+        """Count the stages from ``seconds`` later (durations stay as they are)."""
+        for name in ("llm_first_token", "first_sentence", "first_audio", "total"):
+            setattr(self, name, getattr(self, name) - seconds)
 
 
 @dataclass(frozen=True)
@@ -115,14 +123,17 @@ class Pipeline:
         return [llm_pb2.ChatMessage(role=_ROLES[m["role"]], content=m["content"]) for m in chat]
 
     async def generate(
-        self, session_id: str | None, text: str, system: str | None = None
+        self, session_id: str | None, text: str, system: str | None = None, hold: asyncio.Event | None = None
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
-        """The llm's reply as it streams; the turn joins the session's history when it completes."""
+        """The llm's reply as it streams; the turn joins the session's history when it completes
+        (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet)."""
         if not text.strip():
             raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
         request = llm_pb2.GenerateRequest(messages=self.messages(session_id, text, system))
         async for reply in self.complete(request):
             if reply.WhichOneof("event") == "done" and session_id:
+                if hold is not None:
+                    await hold.wait()
                 self.sessions.append(session_id, text, reply.done.text)
             yield reply
 
@@ -143,8 +154,13 @@ class Pipeline:
         started: float | None = None,
         system: str | None = None,
         voice: str = "",
+        hold: asyncio.Event | None = None,
     ) -> AsyncIterator[ReplyEvent]:
-        """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone."""
+        """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone.
+
+        With ``hold`` (a speculative reply), only the first ``preemptive_sentences`` are synthesised and the
+        history is left alone until ``hold`` is set; the caller holds back what it yields until then.
+        """
         t0 = started if started is not None else time.perf_counter()
         timings = TurnTimings()
         out: Feed[TextDelta | SentenceAudio] = Feed()
@@ -154,7 +170,7 @@ class Pipeline:
         async def write() -> None:
             splitter = SentenceStream(first_clause=self.settings.core.first_clause)
             try:
-                async for reply in self.generate(session_id, text, system):
+                async for reply in self.generate(session_id, text, system, hold):
                     if reply.WhichOneof("event") == "delta":
                         timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
                         out.put(TextDelta(reply.delta))
@@ -174,6 +190,8 @@ class Pipeline:
         async def speak() -> None:
             index = 0
             while (sentence := await sentences.get()) is not None:
+                if hold is not None and index >= self.settings.core.preemptive_sentences:
+                    await hold.wait()
                 asked = time.perf_counter()
                 reply = await self.backends.unary(
                     "tts",

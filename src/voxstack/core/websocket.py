@@ -5,6 +5,10 @@ The client sends a JSON config, then binary PCM16 chunks (and optionally
 happen; an ``audio`` event is followed by one binary frame of PCM16. When the
 client starts speaking while a reply is still being produced, that reply's
 llm and tts calls are cancelled and its audio stops (barge-in).
+
+With ``preemptive_reply`` the reply starts at the asr's speculative
+transcript (the speaker's first pause) and waits, unseen, until the final
+confirms it; speech that goes on drops it, a different final redoes it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
+from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.tracing import from_trace_parent, tracer
@@ -47,6 +52,7 @@ class Conversation:
         self.send_lock = asyncio.Lock()
         self.turn: asyncio.Task[None] | None = None
         self.turns = 0
+        self.speculation: Turn | None = None  # a reply started at a pause, not yet confirmed
         self.speech_end = time.perf_counter()
         self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
         self.stage_span: trace.Span | None = None
@@ -97,6 +103,7 @@ class Conversation:
             ),
             language=stream_config.language,
             interim_results=stream_config.interim_results,
+            speculative_results=self.limits.preemptive_reply,
         )
         await self.send(events.Ready(session_id=session_id))
         reader = asyncio.create_task(self.read(frame_bytes=2 * stream_config.channels, rate=stream_config.sample_rate))
@@ -108,6 +115,7 @@ class Conversation:
             for task in (reader, work, gone):
                 task.cancel()
             await asyncio.gather(reader, work, gone, return_exceptions=True)
+            await self.drop_speculation("wasted")
             await self.cancel_turn()
             self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
@@ -218,6 +226,7 @@ class Conversation:
             self.next_stage(None)
             self.trace = from_trace_parent(reply.trace_parent)
             self.next_stage("core receive audio")
+            await self.drop_speculation("wasted")
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
                 self.pipeline.metrics.barge_ins.inc()
@@ -229,16 +238,60 @@ class Conversation:
             self.speech_end = time.perf_counter()
             self.next_stage("core wait for asr final")
             await self.send(events.SpeechEnded(utterance=utterance))
+        elif kind == "speculative":
+            await self.speculate(utterance, reply.speculative.result.text)
+        elif kind == "speech_resumed":
+            await self.drop_speculation("wasted")
         elif kind == "final":
             self.next_stage(None)
             text = reply.final.result.text
             await self.send(events.Transcript(utterance=utterance, text=text))
-            if text.strip():
-                await self.cancel_turn()
-                self.turns += 1
-                self.turn = asyncio.create_task(
-                    self.speak_turn(self.turns, text, reply.final.timings.processing_seconds, self.trace)
-                )
+            speculation, self.speculation = self.speculation, None
+            asr_decode = reply.final.timings.processing_seconds
+            if not text.strip():
+                await self.cancel_speculation(speculation, "wasted")
+                return
+            await self.cancel_turn()
+            self.turns += 1
+            if (
+                speculation is not None
+                and speculation.utterance == utterance
+                and same_words(speculation.text, text)
+                and speculation.task is not None
+                and not speculation.task.done()
+            ):
+                speculation.confirm(asr_decode, self.speech_end)
+                logger.debug("speculative reply to %r confirmed", text)
+                self.pipeline.metrics.speculations.labels("used").inc()
+                self.turn = speculation.task
+                return
+            await self.cancel_speculation(speculation, "redone")
+            turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode)
+            self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
+
+    async def speculate(self, utterance: int, text: str) -> None:
+        """Start the reply to what was said before this pause; nothing of it is sent until it is confirmed."""
+        await self.drop_speculation("wasted")
+        if not text.strip():
+            return
+        logger.debug("utterance %d paused: replying to %r before it is confirmed", utterance, text)
+        turn = Turn(self.turns + 1, text, started=time.perf_counter(), utterance=utterance, held=asyncio.Event())
+        turn.task = asyncio.create_task(self.speak_turn(turn, self.trace))
+        self.speculation = turn
+
+    async def drop_speculation(self, outcome: str) -> None:
+        speculation, self.speculation = self.speculation, None
+        await self.cancel_speculation(speculation, outcome)
+
+    async def cancel_speculation(self, speculation: Turn | None, outcome: str) -> None:
+        if speculation is None:
+            return
+        logger.debug("speculative reply to %r %s", speculation.text, outcome)
+        self.pipeline.metrics.speculations.labels(outcome).inc()
+        if speculation.task is not None:
+            speculation.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await speculation.task
 
     def next_stage(self, name: str | None) -> None:
         """End the utterance's current stage span; start the next one (if named) in the same trace."""
@@ -246,37 +299,56 @@ class Conversation:
             self.stage_span.end()
         self.stage_span = tracer().start_span(name, context=self.trace) if name else None
 
-    async def speak_turn(self, turn: int, text: str, asr_decode: float, trace_context: Context) -> None:
+    async def speak_turn(self, turn: Turn, trace_context: Context) -> None:
         with tracer().start_as_current_span(
-            "core turn", context=trace_context, attributes={"voxstack.turn": turn, "voxstack.request_id": self.rid}
+            "core turn",
+            context=trace_context,
+            attributes={
+                "voxstack.turn": turn.number,
+                "voxstack.request_id": self.rid,
+                "voxstack.speculative": turn.held is not None,
+            },
         ):
-            await self._speak_turn(turn, text, asr_decode)
+            await self._speak_turn(turn)
 
-    async def _speak_turn(self, turn: int, text: str, asr_decode: float) -> None:
+    async def send_turn(self, turn: Turn, event: events.Event, data: bytes | None = None) -> None:
+        """Send what a turn produced; a speculative turn's waits until it is confirmed."""
+        await turn.wait()
+        await self.send(event, data)
+
+    async def _speak_turn(self, turn: Turn) -> None:
         metrics = self.pipeline.metrics
-        speech_end = self.speech_end
+        number = turn.number
+        first_sent = 0.0
         try:
-            async for event in self.pipeline.reply(self.session_key, text, started=speech_end, voice=self.voice):
+            async for event in self.pipeline.reply(
+                self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held
+            ):
                 if isinstance(event, TextDelta):
-                    await self.send(events.ReplyDelta(turn=turn, text=event.text))
+                    await self.send_turn(turn, events.ReplyDelta(turn=number, text=event.text))
                 elif isinstance(event, SentenceAudio):
                     meta = events.Audio(
-                        turn=turn,
+                        turn=number,
                         index=event.index,
                         text=event.text,
                         sample_rate=event.sample_rate,
                         bytes=len(event.pcm16),
                     )
                     with tracer().start_as_current_span("core send audio"):
-                        await self.send(meta, event.pcm16)
+                        await self.send_turn(turn, meta, event.pcm16)
                     if event.index == 0:
-                        metrics.first_audio_seconds.observe(time.perf_counter() - speech_end)
+                        first_sent = time.perf_counter() - turn.speech_end
+                        metrics.first_audio_seconds.observe(first_sent)
                 elif isinstance(event, ReplyDone):
-                    event.timings.asr_decode = asr_decode
+                    await turn.wait()
+                    event.timings.asr_decode = turn.asr_decode
+                    event.timings.speculation_lead = turn.lead
+                    event.timings.shift(turn.lead)
+                    event.timings.first_audio = first_sent or event.timings.first_audio
                     metrics.turn_done("websocket", event.timings.as_dict())
                     await self.send(
                         events.ReplyDone(
-                            turn=turn,
+                            turn=number,
                             text=event.text,
                             timings=event.timings.as_dict(),
                             prompt_tokens=event.prompt_tokens,
@@ -285,11 +357,13 @@ class Conversation:
                     )
         except VoxError as exc:
             metrics.turns.labels("websocket", "error").inc()
-            await self.send(
-                events.Error(turn=turn, code=exc.reason, message=exc.message, stage=getattr(exc, "stage", None))
+            await self.send_turn(
+                turn,
+                events.Error(turn=number, code=exc.reason, message=exc.message, stage=getattr(exc, "stage", None)),
             )
         except asyncio.CancelledError:
-            metrics.turns.labels("websocket", "cancelled").inc()
+            if turn.confirmed:
+                metrics.turns.labels("websocket", "cancelled").inc()
             raise
 
     async def on_text(self, text: str) -> None:
@@ -313,12 +387,13 @@ class Conversation:
                 )
             )
             return
+        await self.drop_speculation("wasted")
         if self.turn is not None and not self.turn.done():
             await self.cancel_turn()
             await self.send(events.BargeIn(turn=self.turns))
         self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
         self.turns += 1
-        self.turn = asyncio.create_task(self.speak_turn(self.turns, said, 0.0, Context()))
+        self.turn = asyncio.create_task(self.speak_turn(Turn(self.turns, said, started=self.speech_end), Context()))
 
     async def voice_exists(self, voice: str) -> bool:
         """Whether the tts has ``voice``; True when the tts cannot say (the turn reports it then)."""

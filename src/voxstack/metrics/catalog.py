@@ -100,6 +100,12 @@ class AsrMetrics(ServiceMetrics):
         )
         self.partials = Counter("voxstack_asr_partials", "Interim transcripts sent in streams.", registry=r)
         self.utterances = Counter("voxstack_asr_utterances", "Utterances finalised in streams.", registry=r)
+        self.speculative = Counter(
+            "voxstack_asr_speculative_results", "Speculative transcripts sent at a pause in streams.", registry=r
+        )
+        self.speech_resumed = Counter(
+            "voxstack_asr_speech_resumed", "Pauses after a speculative transcript that speech went on from.", registry=r
+        )
         self.streams = Gauge("voxstack_asr_streams_open", "StreamingRecognize calls open now.", registry=r)
 
 
@@ -188,6 +194,13 @@ class CoreMetrics:
             registry=r,
         )
         self.barge_ins = Counter("voxstack_core_barge_ins", "Replies cut short by the user speaking.", registry=r)
+        self.speculations = Counter(
+            "voxstack_core_speculative_replies",
+            "Replies started at a pause, before the end of the utterance, by outcome (used; wasted: the speaker "
+            "went on; redone: the final transcript differed).",
+            ["outcome"],
+            registry=r,
+        )
         self.websockets = Gauge("voxstack_core_websockets_open", "WebSocket conversations open now.", registry=r)
         self.sessions = Gauge("voxstack_core_sessions", "Sessions with history kept now.", registry=r)
         self.retries = Counter(

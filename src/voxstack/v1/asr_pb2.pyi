@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("format", "language", "interim_results")
+    __slots__ = ("format", "language", "interim_results", "speculative_results")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     format: _common_pb2.AudioFormat
     language: str
     interim_results: bool
-    def __init__(self, format: _Optional[_Union[_common_pb2.AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+    speculative_results: bool
+    def __init__(self, format: _Optional[_Union[_common_pb2.AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., interim_results: _Optional[bool] = ..., speculative_results: _Optional[bool] = ...) -> None: ...
 
 class RecognizeRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -99,21 +101,37 @@ class SpeechEnded(_message.Message):
     offset_seconds: float
     def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
 
+class SpeculativeResult(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: RecognitionResult
+    def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ...) -> None: ...
+
+class SpeechResumed(_message.Message):
+    __slots__ = ("offset_seconds",)
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    offset_seconds: float
+    def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
+
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("utterance_index", "speech_started", "partial", "final", "speech_ended", "trace_parent")
+    __slots__ = ("utterance_index", "speech_started", "partial", "final", "speech_ended", "speculative", "speech_resumed", "trace_parent")
     UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_RESUMED_FIELD_NUMBER: _ClassVar[int]
     TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     utterance_index: int
     speech_started: SpeechStarted
     partial: PartialResult
     final: FinalResult
     speech_ended: SpeechEnded
+    speculative: SpeculativeResult
+    speech_resumed: SpeechResumed
     trace_parent: str
-    def __init__(self, utterance_index: _Optional[int] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., partial: _Optional[_Union[PartialResult, _Mapping]] = ..., final: _Optional[_Union[FinalResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., trace_parent: _Optional[str] = ...) -> None: ...
+    def __init__(self, utterance_index: _Optional[int] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., partial: _Optional[_Union[PartialResult, _Mapping]] = ..., final: _Optional[_Union[FinalResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., speculative: _Optional[_Union[SpeculativeResult, _Mapping]] = ..., speech_resumed: _Optional[_Union[SpeechResumed, _Mapping]] = ..., trace_parent: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

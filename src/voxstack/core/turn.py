@@ -1,0 +1,50 @@
+"""One reply on the WebSocket: what it answers, and whether it is still speculative."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two transcripts say the same words (case and punctuation aside)."""
+    return re.findall(r"\w+", a.lower()) == re.findall(r"\w+", b.lower())
+
+
+@dataclass
+class Turn:
+    """A reply to ``text``; with ``held``, a speculative one that must not be heard until it is confirmed."""
+
+    number: int
+    text: str
+    started: float  # perf_counter when its work began
+    asr_decode: float = 0.0
+    utterance: int = -1
+    held: asyncio.Event | None = None  # set when the end of the utterance confirms the speculation
+    speech_end: float = 0.0  # perf_counter of the end of the speech it answers
+    task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.held is None:
+            self.speech_end = self.started
+
+    @property
+    def confirmed(self) -> bool:
+        return self.held is None or self.held.is_set()
+
+    @property
+    def lead(self) -> float:
+        """How long before the end of the speech the reply started (0 unless speculative)."""
+        return max(0.0, self.speech_end - self.started) if self.held is not None else 0.0
+
+    def confirm(self, asr_decode: float, speech_end: float) -> None:
+        assert self.held is not None, "only a speculative turn is confirmed"
+        self.asr_decode = asr_decode
+        self.speech_end = speech_end
+        self.held.set()
+
+    async def wait(self) -> None:
+        """Until the turn may be heard."""
+        if self.held is not None:
+            await self.held.wait()
