@@ -1,43 +1,166 @@
-"""Conversation history: bounded in turns and characters, forgotten when idle, least recent dropped first."""
+"""Conversation history: bounded in turns and characters, forgotten when idle, least recent dropped first,
+the same in memory, in SQLite and in Redis; the persistent stores outlive the store object."""
 
 from __future__ import annotations
 
-import pytest
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
-from voxstack.core.sessions import SessionStore, check_session_id
-from voxstack.errors import InvalidInput
+import pytest
+from redis_server import redis_server
+
+from voxstack.config import Mode, Settings
+from voxstack.core.sessions import MemorySessions, SessionStore, check_session_id, open_sessions, store_url
+from voxstack.core.sessions.base import Bounds
+from voxstack.core.sessions.redis import RedisSessions
+from voxstack.core.sessions.sqlite import SqliteSessions
+from voxstack.errors import InvalidInput, NotReady
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = 1_000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_history_is_bounded_in_turns_and_characters() -> None:
-    store = SessionStore(max_turns=2, max_chars=30, idle_seconds=60, max_sessions=10, clock=Clock())
+Make = Callable[[Bounds, Clock], SessionStore]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def make(request, tmp_path: Path) -> AsyncIterator[Make]:
+    made: list[SessionStore] = []
+    prefixes = (f"t{n}:" for n in itertools.count())  # one Redis, a key space per store
+
+    def build(bounds: Bounds, clock: Clock) -> SessionStore:
+        store: SessionStore
+        if request.param == "memory":
+            store = MemorySessions(bounds, clock)
+        elif request.param == "sqlite":
+            store = SqliteSessions(tmp_path / f"s{len(made)}.sqlite3", bounds, clock)
+        else:
+            url = request.getfixturevalue("redis_url")
+            store = RedisSessions(url, bounds, prefix=f"{request.node.name}:{next(prefixes)}", clock=clock)
+        made.append(store)
+        return store
+
+    yield build
+    for store in made:
+        await store.close()
+
+
+async def contents(store: SessionStore, session_id: str) -> list[str]:
+    return [m["content"] for m in await store.history(session_id)]
+
+
+async def test_history_is_bounded_in_turns_and_characters(make: Make) -> None:
+    store = make(Bounds(max_turns=2, max_chars=30, idle_seconds=60, max_sessions=10), Clock())
     for i in range(3):
-        store.append("s", f"q{i}", f"a{i}")
-    assert [m["content"] for m in store.history("s")] == ["q1", "a1", "q2", "a2"]
-    store.append("s", "a long question " * 2, "ok")  # 34 characters: older turns go, this one too
-    assert store.history("s") == []
-    store.append("s", "short", "reply")
-    assert store.history("s") == [{"role": "user", "content": "short"}, {"role": "assistant", "content": "reply"}]
+        await store.append("s", f"q{i}", f"a{i}")
+    assert await contents(store, "s") == ["q1", "a1", "q2", "a2"]
+    await store.append("s", "a long question " * 2, "ok")  # 34 characters: older turns go, this one too
+    assert await store.history("s") == []
+    await store.append("s", "short", "reply")
+    assert await store.history("s") == [
+        {"role": "user", "content": "short"},
+        {"role": "assistant", "content": "reply"},
+    ]
+    assert len(store) == 1
 
 
-def test_sessions_expire_when_idle_and_the_least_recent_goes_first() -> None:
+async def test_sessions_expire_when_idle_and_the_least_recent_goes_first(make: Make) -> None:
     clock = Clock()
-    store = SessionStore(max_turns=5, max_chars=1000, idle_seconds=10, max_sessions=2, clock=clock)
-    store.append("a", "hi", "hello")
-    clock.now = 5
-    store.append("b", "hi", "hello")
-    store.append("c", "hi", "hello")  # three sessions, room for two: "a" goes
-    assert store.history("a") == [] and store.history("b") and store.history("c")
-    clock.now = 16  # "b" idle for 11 s
-    assert store.history("b") == []
-    assert store.history("c") == []  # idle 11 s too
+    store = make(Bounds(max_turns=5, max_chars=1000, idle_seconds=10, max_sessions=2), clock)
+    await store.append("a", "hi", "hello")
+    clock.now += 5
+    await store.append("b", "hi", "hello")
+    clock.now += 0.5
+    await store.append("c", "hi", "hello")  # three sessions, room for two: "a" goes
+    assert await store.history("a") == []
+    assert await store.history("b") and await store.history("c")
+    assert len(store) == 2
+    clock.now += 10.2  # "b" idle for 10.7 s, "c" for 10.2 s
+    assert await store.history("b") == []
+    assert await store.history("c") == []
+    assert len(store) == 0
+
+
+async def test_no_history_is_kept_with_max_turns_0(make: Make) -> None:
+    store = make(Bounds(max_turns=0, max_chars=1000, idle_seconds=60, max_sessions=10), Clock())
+    await store.append("s", "q", "a")
+    assert await store.history("s") == []
+
+
+async def test_sessions_are_separate_and_unicode_survives(make: Make) -> None:
+    store = make(Bounds(max_turns=5, max_chars=1000, idle_seconds=60, max_sessions=10), Clock())
+    await store.append("one", 'Grüße, 你好 "quoted" \n', "😀")
+    await store.append("two", "other", "reply")
+    assert await contents(store, "one") == ['Grüße, 你好 "quoted" \n', "😀"]
+    assert await contents(store, "two") == ["other", "reply"]
+
+
+async def test_sqlite_history_outlives_the_store(tmp_path: Path) -> None:
+    """What a core restart (a dev reload) sees: a new process opens the same file."""
+    bounds = Bounds(max_turns=5, max_chars=1000, idle_seconds=60, max_sessions=10)
+    first = SqliteSessions(tmp_path / "s.sqlite3", bounds)
+    await first.append("s", "my name is Ada", "hello Ada")
+    second = SqliteSessions(tmp_path / "s.sqlite3", bounds)  # both open at once, as old and new instance are
+    assert await contents(second, "s") == ["my name is Ada", "hello Ada"]
+    await second.append("s", "and yours?", "voxstack")
+    assert len(await first.history("s")) == 4
+    await first.close()
+    await second.close()
+
+
+async def test_redis_history_is_shared_and_bounded_in_redis(redis_url: str) -> None:
+    import redis.asyncio
+
+    bounds = Bounds(max_turns=2, max_chars=1000, idle_seconds=30, max_sessions=10)
+    one, two = (RedisSessions(redis_url, bounds, prefix="shared:") for _ in range(2))  # two core replicas
+    for i in range(3):
+        await (one if i % 2 else two).append("s", f"q{i}", f"a{i}")
+    assert await contents(one, "s") == await contents(two, "s") == ["q1", "a1", "q2", "a2"]
+    client = redis.asyncio.from_url(redis_url)
+    assert await client.llen("shared:session:s") == 2  # trimmed in Redis, not in a process
+    assert 0 < await client.ttl("shared:session:s") <= 30  # Redis expires it even with no core running
+    await client.aclose()
+    await one.close()
+    await two.close()
+
+
+async def test_an_unreachable_redis_is_a_named_503(tmp_path: Path) -> None:
+    from voxstack.testing.processes import free_port
+
+    store = RedisSessions(f"redis://127.0.0.1:{free_port()}/0", Bounds(5, 1000, 60, 10))
+    with pytest.raises(NotReady, match="session store"):
+        await store.history("s")
+    with pytest.raises(NotReady, match="session store") as caught:
+        await store.append("s", "q", "a")
+    assert caught.value.reason == "SESSIONS_UNAVAILABLE" and caught.value.http_status == 503
+    await store.close()
+
+
+def test_the_store_follows_the_mode_unless_set(tmp_path: Path) -> None:
+    dev = Settings(mode=Mode.DEV, state_dir=tmp_path)
+    assert store_url(dev) == f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    assert store_url(Settings(mode=Mode.PROD, state_dir=tmp_path)) == "memory"
+    chosen = Settings(mode=Mode.PROD, state_dir=tmp_path, core={"session_store": "redis://cache:6379/1"})
+    assert store_url(chosen) == "redis://cache:6379/1"
+    assert isinstance(open_sessions(Settings(mode=Mode.PROD, core={"session_store": "memory"})), MemorySessions)
+
+
+@pytest.mark.parametrize("bad", ["mysql://x", "sqlite:relative", "redis", "file.db"])
+def test_a_bad_session_store_is_refused_naming_the_choices(bad: str) -> None:
+    with pytest.raises(ValueError, match="is not a session store: use memory, sqlite"):
+        Settings(core={"session_store": bad})
 
 
 @pytest.mark.parametrize("good", ["abc", "user-1.session_2", "x" * 64])

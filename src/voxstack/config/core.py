@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
+
+SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 
 class CoreSettings(ServiceSettings):
@@ -161,11 +163,27 @@ class CoreSettings(ServiceSettings):
     session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
     max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
+    session_store: str = Field(
+        "",
+        description="Where conversation history lives: memory; sqlite (a file in the state directory) or "
+        "sqlite:///PATH; redis://HOST:PORT/DB (rediss:// for TLS, unix:///PATH), shared by several cores. "
+        "Empty = sqlite in dev (history outlives reloads), memory in prod.",
+    )
 
     @property
     def base_url(self) -> str:
         """Where a client on this machine reaches the core: http or https, loopback for a wildcard bind."""
         return f"{'https' if self.tls_cert_file else 'http'}://{self.connect_address}"
+
+    @field_validator("session_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value in ("", "memory", "sqlite") or value.startswith(SESSION_STORE_SCHEMES):
+            return value
+        raise ValueError(
+            f"{value!r} is not a session store: use memory, sqlite, sqlite:///PATH, redis://HOST:PORT/DB, "
+            "rediss://... or unix:///PATH"
+        )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CoreSettings:

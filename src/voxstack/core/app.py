@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from voxstack.config import Mode, Settings
 from voxstack.core import errors
 from voxstack.core.auth import OPEN_PATHS, ApiKeys, RequireKey
 from voxstack.core.clients import Backends
+from voxstack.core.drain import Drain
 from voxstack.core.limits import BodyLimit
 from voxstack.core.openai import chat as openai_chat
 from voxstack.core.openai import models as openai_models
@@ -30,7 +32,7 @@ from voxstack.core.routes import console as console_page
 from voxstack.core.routes import dev as dev_pages
 from voxstack.core.routes import docs as docs_pages
 from voxstack.core.routes import metrics as metrics_route
-from voxstack.core.sessions import SessionStore
+from voxstack.core.sessions import open_sessions, store_url
 from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
@@ -54,10 +56,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings, metrics)
-        core = settings.core
-        sessions = SessionStore(
-            core.session_max_turns, core.session_max_chars, core.session_idle_seconds, core.max_sessions
-        )
+        sessions = open_sessions(settings)
         metrics.sessions.set_function(lambda: len(sessions))
         app.state.backends = backends
         app.state.pipeline = Pipeline(settings, backends, sessions)
@@ -67,8 +66,10 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             settings.mode.value.upper(),
             ", ".join(f"{name} {address}" for name, address in backends.addresses.items()),
         )
+        logger.info("sessions in %s", re.sub(r"//[^@/]*@", "//", store_url(settings)))  # no password in the log
         yield
         await backends.close()
+        await sessions.close()
 
     metrics = CoreMetrics()
     dev = settings.mode is Mode.DEV
@@ -85,6 +86,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     if docs:
         docs_pages.install(app, "/openapi.json")
     app.state.settings = settings
+    app.state.drain = Drain()
     app.state.metrics = metrics
     app.state.api_keys = api_keys or ApiKeys.from_settings(settings.core)
     errors.install(app, detail=settings.error_detail)

@@ -116,8 +116,8 @@ class Pipeline:
     async def voices(self) -> tts_pb2.ListVoicesResponse:
         return await self.backends.unary("tts", self.backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
 
-    def messages(self, session_id: str | None, text: str, system: str | None = None) -> list[llm_pb2.ChatMessage]:
-        history = self.sessions.history(session_id) if session_id else []
+    async def messages(self, session_id: str | None, text: str, system: str | None = None) -> list[llm_pb2.ChatMessage]:
+        history = await self.sessions.history(session_id) if session_id else []
         chat = ([{"role": "system", "content": system}] if system else []) + history
         chat.append({"role": "user", "content": text})
         return [llm_pb2.ChatMessage(role=_ROLES[m["role"]], content=m["content"]) for m in chat]
@@ -129,12 +129,12 @@ class Pipeline:
         (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet)."""
         if not text.strip():
             raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
-        request = llm_pb2.GenerateRequest(messages=self.messages(session_id, text, system))
+        request = llm_pb2.GenerateRequest(messages=await self.messages(session_id, text, system))
         async for reply in self.complete(request):
             if reply.WhichOneof("event") == "done" and session_id:
                 if hold is not None:
                     await hold.wait()
-                self.sessions.append(session_id, text, reply.done.text)
+                await self.sessions.append(session_id, text, reply.done.text)
             yield reply
 
     async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:

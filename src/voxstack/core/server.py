@@ -47,6 +47,9 @@ class CloseWhenDraining:
         state = getattr(self.app, "state", None)
         if state is not None:
             state.draining = value
+            drain = getattr(state, "drain", None)
+            if value and drain is not None:
+                drain.started.set()  # conversations hand over at their next pause
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -163,6 +166,11 @@ def _server_class() -> Callable[[uvicorn.Config, CloseWhenDraining], uvicorn.Ser
             deadline = loop.time() + DRAIN_SECONDS
             while loop.time() < deadline and any(hasattr(c, "cycle") for c in self.server_state.connections):
                 await asyncio.sleep(0.02)
+            # Conversations close themselves once their current turn is over (uvicorn would cut them
+            # mid-reply); what is still open after the grace period is closed by uvicorn, with 1012 too.
+            drain = getattr(getattr(self.app.app, "state", None), "drain", None)
+            if drain is not None:
+                await drain.settled(self.config.timeout_graceful_shutdown or 10)
             await super().shutdown(sockets)
 
         @contextlib.contextmanager

@@ -28,6 +28,7 @@ from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
+from voxstack.core.drain import RECONNECT_REASON, SERVICE_RESTART
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
@@ -41,8 +42,17 @@ logger = logging.getLogger(__name__)
 class Conversation:
     """One WebSocket connection."""
 
-    def __init__(self, ws: WebSocket, pipeline: Pipeline, backends: Backends, limits: CoreSettings) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        pipeline: Pipeline,
+        backends: Backends,
+        limits: CoreSettings,
+        draining: asyncio.Event | None = None,
+    ) -> None:
         self.ws = ws
+        self.draining = draining or asyncio.Event()  # set when this core stops: hand over at the next pause
+        self.speaking = False  # an utterance has started and its final has not come
         self.pipeline = pipeline
         self.backends = backends
         self.limits = limits
@@ -109,18 +119,30 @@ class Conversation:
         reader = asyncio.create_task(self.read(frame_bytes=2 * stream_config.channels, rate=stream_config.sample_rate))
         work = asyncio.create_task(self.converse(config))
         gone = asyncio.create_task(self.gone.wait())
+        handover = asyncio.create_task(self.hand_over())
         try:
-            await asyncio.wait([work, gone], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([work, gone, handover], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, work, gone):
+            for task in (reader, work, gone, handover):
                 task.cancel()
-            await asyncio.gather(reader, work, gone, return_exceptions=True)
+            await asyncio.gather(reader, work, gone, handover, return_exceptions=True)
             await self.drop_speculation("wasted")
             await self.cancel_turn()
             self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
                 with contextlib.suppress(Exception):
                     await self.ws.close(events.NORMAL_CLOSURE)
+
+    async def hand_over(self) -> None:
+        """Once the core is stopping: at the first moment nobody speaks and no reply runs, close with
+        1012 so that the client reconnects (with its session id) to the instance that took over."""
+        await self.draining.wait()
+        while self.speaking or self.speculation is not None or (self.turn is not None and not self.turn.done()):
+            await asyncio.sleep(0.02)
+        logger.info("core stopping: handing the conversation over (close %d)", SERVICE_RESTART)
+        self.gone.set()
+        with contextlib.suppress(Exception):
+            await self.ws.close(SERVICE_RESTART, RECONNECT_REASON)
 
     async def converse(self, config: asr_pb2.RecognitionConfig) -> None:
         try:
@@ -226,6 +248,7 @@ class Conversation:
             self.next_stage(None)
             self.trace = from_trace_parent(reply.trace_parent)
             self.next_stage("core receive audio")
+            self.speaking = True
             await self.drop_speculation("wasted")
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
@@ -243,6 +266,7 @@ class Conversation:
         elif kind == "speech_resumed":
             await self.drop_speculation("wasted")
         elif kind == "final":
+            self.speaking = False
             self.next_stage(None)
             text = reply.final.result.text
             await self.send(events.Transcript(utterance=utterance, text=text))

@@ -77,8 +77,11 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     await ws.accept()
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
+    drain = ws.app.state.drain
+    drain.conversations += 1
     try:
-        await Conversation(ws, pipeline, backends, settings.core).run()
+        await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
     finally:
+        drain.conversations -= 1
         pipeline.metrics.websockets.dec()
         request_id_var.reset(token)

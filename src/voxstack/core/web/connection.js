@@ -3,6 +3,7 @@
 // keeping the session, and says so through "status" events.
 
 const FATAL = new Set([1007, 1008]); // the server refused what we sent: retrying would not help
+const SERVICE_RESTART = 1012;
 
 export class Connection extends EventTarget {
   constructor({ sampleRate = 16000 } = {}) {
@@ -80,8 +81,9 @@ export class Connection extends EventTarget {
     this.ws = null;
     if (this.closing) return this.setState("closed", "closed");
     if (FATAL.has(e.code)) return this.setState("closed", e.reason || `refused (${e.code})`);
-    // A reload ends the socket; the new instance is usually there within a second.
-    const delay = Math.min(5000, 150 * 2 ** this.retries);
+    // 1012: the core hands the conversation over (a reload, a rolling restart): the instance that
+    // took over is serving already. Anything else: it went away; back off until it is back.
+    const delay = e.code === SERVICE_RESTART && this.retries === 0 ? 0 : Math.min(5000, 150 * 2 ** this.retries);
     this.retries += 1;
     this.setState("reconnecting", `core went away (code ${e.code}); reconnecting in ${delay} ms`);
     setTimeout(() => this.open(), delay);

@@ -1,0 +1,65 @@
+"""What every session store shares: valid ids, the bounds on a history, the interface."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from voxstack.errors import InvalidInput
+
+SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+Turn = tuple[str, str]  # (user, assistant)
+
+
+def check_session_id(session_id: str) -> str:
+    if not SESSION_ID.fullmatch(session_id):
+        raise InvalidInput(
+            f"session_id {session_id[:80]!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-'",
+            reason="BAD_SESSION_ID",
+        )
+    return session_id
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much history a session keeps, how long an idle one lives, how many live at once."""
+
+    max_turns: int
+    max_chars: int
+    idle_seconds: float
+    max_sessions: int
+
+    def trim(self, turns: Sequence[Turn]) -> list[Turn]:
+        """The most recent turns that fit in ``max_turns`` and ``max_chars``."""
+        kept = list(turns[-self.max_turns :]) if self.max_turns else []
+        size = sum(len(u) + len(a) for u, a in kept)
+        while kept and size > self.max_chars:
+            user, assistant = kept.pop(0)
+            size -= len(user) + len(assistant)
+        return kept
+
+
+def as_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
+    messages = []
+    for user, assistant in turns:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return messages
+
+
+class SessionStore(Protocol):
+    async def history(self, session_id: str) -> list[dict[str, str]]:
+        """The session's earlier turns as chat messages (empty for a new or expired session)."""
+        ...
+
+    async def append(self, session_id: str, user: str, assistant: str) -> None:
+        """A finished turn joins the session (the least recent turns and sessions give way)."""
+        ...
+
+    def __len__(self) -> int:
+        """Sessions kept, as of the last call (for the gauge: never blocks)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,49 @@
+"""Sessions in this process's memory: gone when it stops."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voxstack.core.sessions.base import Bounds, Turn, as_messages
+
+
+@dataclass
+class Session:
+    turns: list[Turn] = field(default_factory=list)
+    last_used: float = 0.0
+
+
+class MemorySessions:
+    def __init__(self, bounds: Bounds, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bounds = bounds
+        self.clock = clock
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _expire(self) -> None:
+        now = self.clock()
+        while self._sessions:
+            key, oldest = next(iter(self._sessions.items()))
+            if now - oldest.last_used <= self.bounds.idle_seconds and len(self._sessions) <= self.bounds.max_sessions:
+                break
+            del self._sessions[key]
+
+    async def history(self, session_id: str) -> list[dict[str, str]]:
+        self._expire()
+        session = self._sessions.get(session_id)
+        return as_messages(session.turns) if session else []
+
+    async def append(self, session_id: str, user: str, assistant: str) -> None:
+        session = self._sessions.pop(session_id, None) or Session()
+        session.turns = self.bounds.trim([*session.turns, (user, assistant)])
+        session.last_used = self.clock()
+        self._sessions[session_id] = session  # most recent last
+        self._expire()
+
+    async def close(self) -> None:
+        self._sessions.clear()

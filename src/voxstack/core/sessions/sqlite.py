@@ -1,0 +1,80 @@
+"""Sessions in a SQLite file: they outlive the core (a dev reload, a restart), and every core
+process on the machine shares them (WAL mode lets the old and new instance use it at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from voxstack.core.sessions.base import Bounds, as_messages
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, turns TEXT NOT NULL, last_used REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used);
+"""
+
+
+class SqliteSessions:
+    def __init__(self, path: Path, bounds: Bounds, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.bounds = bounds
+        self.clock = clock  # wall time: it has to mean the same in the next process
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used from worker threads one at a time.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _expire(self) -> None:
+        db, bounds = self._db, self.bounds
+        db.execute("DELETE FROM sessions WHERE last_used < ?", (self.clock() - bounds.idle_seconds,))
+        db.execute(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions ORDER BY last_used DESC LIMIT -1 OFFSET ?)",
+            (bounds.max_sessions,),
+        )
+        self._count = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+
+    def _history(self, session_id: str) -> list[dict[str, str]]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._expire()
+                row = self._db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            finally:
+                self._db.execute("COMMIT")
+        return as_messages([tuple(t) for t in json.loads(row[0])]) if row else []
+
+    def _append(self, session_id: str, user: str, assistant: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # read and write as one: another core may append too
+            try:
+                row = self._db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                turns = [tuple(t) for t in json.loads(row[0])] if row else []
+                kept = self.bounds.trim([*turns, (user, assistant)])
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sessions (id, turns, last_used) VALUES (?, ?, ?)",
+                    (session_id, json.dumps(kept), self.clock()),
+                )
+                self._expire()
+            finally:
+                self._db.execute("COMMIT")
+
+    async def history(self, session_id: str) -> list[dict[str, str]]:
+        return await asyncio.to_thread(self._history, session_id)
+
+    async def append(self, session_id: str, user: str, assistant: str) -> None:
+        await asyncio.to_thread(self._append, session_id, user, assistant)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()

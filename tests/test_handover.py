@@ -1,0 +1,144 @@
+"""A conversation outlives the core: a reload or a restart hands the WebSocket over (close 1012 at a pause,
+the client reconnects with its session id) and the history is still there: SQLite in dev (the default),
+Redis for any core, a killed core included."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devstack import DevRun
+from redis_server import redis_server
+from stack import Stack
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from voxstack.testing.edits import clear_tail, set_tail
+
+pytestmark = pytest.mark.slow
+
+SESSION = "handover-1"
+
+
+def open_conversation(port: int, session: str = SESSION) -> ClientConnection:
+    ws = connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None).__enter__()  # closed by the tests
+    ws.send(json.dumps({"type": "config", "sample_rate": 16000, "session_id": session}))
+    assert json.loads(ws.recv(timeout=30)) == {"type": "ready", "session_id": session}
+    return ws
+
+
+def typed_turn(ws: ClientConnection, text: str) -> list[dict]:
+    """Events of one typed turn, up to its reply_done."""
+    ws.send(json.dumps({"type": "text", "text": text}))
+    events: list[dict] = []
+    while True:
+        message = ws.recv(timeout=120)
+        if isinstance(message, bytes):
+            continue
+        events.append(json.loads(message))
+        assert events[-1]["type"] != "error", events[-1]
+        if events[-1]["type"] == "reply_done":
+            return events
+
+
+def close_code(ws: ClientConnection) -> tuple[int, str, list[dict]]:
+    """Read until the server closes: its close code and reason, and the events before it."""
+    events: list[dict] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = ws.recv(timeout=60)
+            if isinstance(message, str):
+                events.append(json.loads(message))
+    received = closed.value.rcvd
+    return (received.code, received.reason, events) if received else (1006, "", events)
+
+
+def remembers(first: dict, later: dict) -> bool:
+    """The later turn's prompt holds the first turn (the history went to the llm)."""
+    return later["prompt_tokens"] > first["prompt_tokens"] + first["completion_tokens"]
+
+
+@pytest.fixture(scope="module")
+def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    pull(DEFAULT_MODELS["llm"], models_dir)
+    run = DevRun(tmp_path_factory.mktemp("handover"), models_dir, "dev", ("--no-spares",))
+    run.env["VOXSTACK_LLM__MAX_TOKENS"] = "50"  # the story ends within the grace period
+    run.start()
+    run.wait_for(lambda: run.serving("asr", "llm", "tts", "core"), 240, "the dev stack")
+    yield run
+    run.stop()
+
+
+def test_a_dev_reload_hands_the_conversation_over_after_the_reply_and_keeps_the_history(dev: DevRun) -> None:
+    port = dev.ports["core"]
+    target = dev.src / "voxstack" / "core" / "routes" / "console.py"
+    ws = open_conversation(port)
+    first = typed_turn(ws, "My name is Ada.")[-1]
+    # A reply in progress when the reload comes: it is finished, then the socket is handed over.
+    generation = dev.record()["services"]["core"]["generation"]
+    ws.send(json.dumps({"type": "text", "text": "Tell me a long story about a dragon."}))
+    set_tail(target, "# touched by test_handover\n")
+    try:
+        dev.wait_for(lambda: dev.record()["services"]["core"]["generation"] > generation, 60, "a core reload")
+        code, reason, events = close_code(ws)
+    finally:
+        clear_tail(target)
+    assert (code, reason) == (1012, "the core is restarting: reconnect with the same session_id")
+    assert [e["type"] for e in events][-1] == "reply_done", events  # the reply was not cut off
+    assert "core stopping: handing the conversation over" in dev.output()
+
+    # The client reconnects with its session id: the new instance has the history (in SQLite).
+    ws = open_conversation(port)
+    later = typed_turn(ws, "What is my name?")[-1]
+    assert remembers(first, later), (first, later)
+    ws.close()
+    assert (dev.state / "voxstack" / "sessions.sqlite3").exists()
+
+
+@pytest.fixture(scope="module")
+def redis_stack(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    pull(DEFAULT_MODELS["llm"], models_dir)
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        env = {"VOXSTACK_CORE__SESSION_STORE": url, "VOXSTACK_LLM__MAX_TOKENS": "40"}
+        running = Stack(models_dir, tmp_path_factory.mktemp("redis-stack"), env).up()
+        yield running
+        running.down()
+
+
+def test_with_redis_a_restarted_or_killed_core_keeps_the_conversation(redis_stack: Stack) -> None:
+    port = redis_stack.ports["core"]
+    ws = open_conversation(port)
+    first = typed_turn(ws, "My name is Ada.")[-1]
+
+    # A graceful stop (a rolling restart): an idle conversation is handed over at once.
+    stopping = threading.Thread(target=redis_stack.stop, args=("core",))
+    stopping.start()
+    code, _, _ = close_code(ws)
+    stopping.join(60)
+    assert code == 1012
+    redis_stack.start("core")
+    redis_stack.wait("core")
+    ws = open_conversation(port)
+    second = typed_turn(ws, "What is my name?")[-1]
+    assert remembers(first, second), (first, second)
+
+    # A killed core hands nothing over; the history is in Redis all the same.
+    redis_stack.procs["core"].send_signal(signal.SIGKILL)
+    code, _, _ = close_code(ws)
+    assert code == 1006  # the connection dropped
+    redis_stack.procs["core"].wait(30)
+    redis_stack.start("core")
+    redis_stack.wait("core")
+    ws = open_conversation(port)
+    third = typed_turn(ws, "Say my name again.")[-1]
+    assert remembers(second, third), (second, third)
+    ws.close()
+    assert "sessions in redis://127.0.0.1" in (redis_stack.logs / "core.log").read_text()
