@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from voxstack import protogen
-from voxstack.testing.edits import MARKER_TAILS, TAIL_MARK, clear_tail, set_marker, set_tail
+from voxstack.testing.edits import (
+    ENGINE_MARKER_TAILS,
+    MARKER_TAILS,
+    TAIL_MARK,
+    clear_tail,
+    set_engine_marker,
+    set_marker,
+    set_tail,
+)
 
 PACKAGE = protogen.PROJECT_ROOT / "src" / "voxstack"
 
@@ -32,4 +40,16 @@ def test_each_marker_block_compiles_with_its_module(tmp_path: Path, service: str
     path = set_marker(copy, service, "v7")
     text = path.read_text()
     assert text.startswith((PACKAGE / relative).read_text()) and "v7" in text.split(TAIL_MARK)[1]
+    compile(text, str(path), "exec")
+
+
+@pytest.mark.parametrize("service", sorted(ENGINE_MARKER_TAILS))
+def test_each_engine_marker_block_compiles_with_its_module(tmp_path: Path, service: str) -> None:
+    relative, _ = ENGINE_MARKER_TAILS[service]
+    copy = tmp_path / "voxstack"
+    (copy / relative).parent.mkdir(parents=True)
+    shutil.copy(PACKAGE / relative, copy / relative)
+    path = set_engine_marker(copy, service, "e7")
+    text = path.read_text()
+    assert text.startswith((PACKAGE / relative).read_text()) and "e7" in text.split(TAIL_MARK)[1]
     compile(text, str(path), "exec")

@@ -10,9 +10,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from devstack import DevRun
 from redis_server import redis_server
+from speech import pcm16, silence
 from stack import Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -75,20 +77,37 @@ def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     run.stop()
 
 
-def test_a_dev_reload_hands_the_conversation_over_after_the_reply_and_keeps_the_history(dev: DevRun) -> None:
+def spoken_turn(ws: ClientConnection, audio: bytes) -> list[dict]:
+    """Events of one spoken turn (16 kHz PCM16 sent at once), up to its reply_done."""
+    for i in range(0, len(audio), 3200):
+        ws.send(audio[i : i + 3200])
+    events: list[dict] = []
+    while True:
+        message = ws.recv(timeout=120)
+        if isinstance(message, str):
+            events.append(json.loads(message))
+            assert events[-1]["type"] != "error", events[-1]
+            if events[-1]["type"] == "reply_done":
+                return events
+
+
+def test_a_conversation_spans_two_core_reloads_and_an_asr_reload_with_its_history(dev: DevRun, speech) -> None:
+    try:
+        converse_across_reloads(dev, speech, dev.src / "voxstack" / "core" / "routes" / "console.py")
+    finally:
+        clear_tail(dev.src / "voxstack" / "core" / "routes" / "console.py")
+
+
+def converse_across_reloads(dev: DevRun, speech, target: Path) -> None:
     port = dev.ports["core"]
-    target = dev.src / "voxstack" / "core" / "routes" / "console.py"
     ws = open_conversation(port)
     first = typed_turn(ws, "My name is Ada.")[-1]
     # A reply in progress when the reload comes: it is finished, then the socket is handed over.
-    generation = dev.record()["services"]["core"]["generation"]
+    generation = dev.generation("core")
     ws.send(json.dumps({"type": "text", "text": "Tell me a long story about a dragon."}))
     set_tail(target, "# touched by test_handover\n")
-    try:
-        dev.wait_for(lambda: dev.record()["services"]["core"]["generation"] > generation, 60, "a core reload")
-        code, reason, events = close_code(ws)
-    finally:
-        clear_tail(target)
+    dev.wait_for(lambda: dev.generation("core") > generation, 60, "a core reload")
+    code, reason, events = close_code(ws)
     assert (code, reason) == (1012, "the core is restarting: reconnect with the same session_id")
     assert [e["type"] for e in events][-1] == "reply_done", events  # the reply was not cut off
     assert "core stopping: handing the conversation over" in dev.output()
@@ -97,8 +116,27 @@ def test_a_dev_reload_hands_the_conversation_over_after_the_reply_and_keeps_the_
     ws = open_conversation(port)
     later = typed_turn(ws, "What is my name?")[-1]
     assert remembers(first, later), (first, later)
-    ws.close()
     assert (dev.state / "voxstack" / "sessions.sqlite3").exists()
+
+    # An asr reload under the open conversation: the next spoken turn goes to the new asr, same socket.
+    generation = dev.generation("asr")
+    dev.mark("asr", "v1")
+    dev.wait_for(lambda: dev.generation("asr") > generation and dev.serving("asr"), 120, "an asr reload")
+    question = pcm16(np.concatenate([silence(0.3), speech.say("What is my name?"), silence(1.0)]), to_rate=16000)
+    spoken = spoken_turn(ws, question)
+    assert any(e["type"] == "transcript" and "name" in e["text"].lower() for e in spoken), spoken
+    assert remembers(later, spoken[-1]), (later, spoken[-1])
+
+    # A second core reload: handed over again, and the history goes on.
+    generation = dev.generation("core")
+    set_tail(target, "# touched again by test_handover\n")
+    dev.wait_for(lambda: dev.generation("core") > generation, 60, "a second core reload")
+    code, _, _ = close_code(ws)
+    assert code == 1012
+    ws = open_conversation(port)
+    last = typed_turn(ws, "Say my name once more.")[-1]
+    assert remembers(spoken[-1], last), (spoken[-1], last)
+    ws.close()
 
 
 @pytest.fixture(scope="module")

@@ -40,9 +40,9 @@ def test_preload_of_a_missing_list_does_nothing(tmp_path: Path) -> None:
 def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded(tmp_path: Path) -> None:
     names = tmp_path / "imports"
     names.write_text(json.dumps(["rich"]))
-    argv = spare_argv("tts", names)
-    assert argv[1].endswith("supervisor/spare.py") and argv[-1] == "tts"
-    base = argv[:3]
+    argv = spare_argv("tts", names)  # no engine: nothing of voxstack before "start"
+    assert argv[1].endswith("supervisor/spare.py") and argv[-1] == "tts" and argv[3] == ""
+    base = argv[:4]
     started = subprocess.run([*base, "--help"], input="start\n", capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     assert "python -m voxstack.server" in started.stdout and "SERVICE" in started.stdout.upper()

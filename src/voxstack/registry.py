@@ -22,6 +22,10 @@ class ServiceSpec:
     factory: str
     #: Full gRPC service name, asked by health checks (grpc services).
     grpc_name: str = ""
+    #: "module:callable" taking Settings and returning the service's loaded, warmed engine (or None),
+    #: which the factory takes as its second argument: what a dev warm spare prepares for the next reload.
+    #: The module and what it imports from voxstack are the engine's code.
+    engine: str = ""
 
     @property
     def module(self) -> str:
@@ -31,9 +35,15 @@ class ServiceSpec:
 
 SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
     {
-        "asr": ServiceSpec("asr", "grpc", 50051, "voxstack.asr.service:create", "voxstack.v1.Asr"),
-        "llm": ServiceSpec("llm", "grpc", 50052, "voxstack.llm.service:create", "voxstack.v1.Llm"),
-        "tts": ServiceSpec("tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts"),
+        "asr": ServiceSpec(
+            "asr", "grpc", 50051, "voxstack.asr.service:create", "voxstack.v1.Asr", "voxstack.asr.prepared:prepare"
+        ),
+        "llm": ServiceSpec(
+            "llm", "grpc", 50052, "voxstack.llm.service:create", "voxstack.v1.Llm", "voxstack.llm.prepared:prepare"
+        ),
+        "tts": ServiceSpec(
+            "tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts", "voxstack.tts.prepared:prepare"
+        ),
         "core": ServiceSpec("core", "http", 8080, "voxstack.core.server:run"),
     }
 )

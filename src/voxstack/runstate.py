@@ -39,6 +39,10 @@ class ServiceState:
     backoff_seconds: float = 0.0  # the wait before the next restart, while in backoff
     debug_port: int = 0  # debugpy's port, when this service runs under the debugger
     error_trace: str = ""  # the traceback (or last output) behind last_error
+    reload_path: str = ""  # how the last start went: "engine kept", "cold start: ...", "warm spare"
+    rss_bytes: int = 0  # resident memory of the serving instance
+    spare_rss_bytes: int = 0  # and of its warm spare (with an engine: a second copy of the model)
+    spare: str = ""  # the warm spare: "" (none), "libraries", "loading engine", "engine ready"
 
 
 @dataclass

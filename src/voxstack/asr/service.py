@@ -12,6 +12,7 @@ import grpc
 
 from voxstack.asr import SAMPLE_RATE
 from voxstack.asr.engine import WhisperEngine
+from voxstack.asr.prepared import PreparedAsr
 from voxstack.asr.streaming import RecognitionStream, result_message
 from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample
@@ -117,13 +118,15 @@ class AsrService:
     name = "asr"
     grpc_names = ("voxstack.v1.Asr",)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, prepared: PreparedAsr | None = None) -> None:
         self.settings = settings
         asr = settings.asr
-        self.engine = WhisperEngine(asr, settings.models_dir)
+        # A warm spare's engine, if it was built with these settings (else this start loads its own).
+        self.prepared = prepared if prepared is not None and prepared.settings_json == asr.model_dump_json() else None
+        self.engine = self.prepared.engine if self.prepared else WhisperEngine(asr, settings.models_dir)
         self.metrics = AsrMetrics()
         self.worker = Worker("asr", asr.max_concurrency, asr.max_queue, self.metrics, job="decode")
-        self.vad_session: Any = None  # an onnxruntime session, loaded by start()
+        self.vad_session: Any = self.prepared.vad_session if self.prepared else None  # loaded by start()
         # Set when the server begins to stop: open streams end at their next
         # pause (RESTARTING) so that clients move to the new instance.
         self.draining = asyncio.Event()
@@ -135,6 +138,9 @@ class AsrService:
         asr_pb2_grpc.add_AsrServicer_to_server(AsrServicer(self), server)
 
     async def start(self) -> None:
+        if self.prepared is not None:
+            logger.info("asr engine kept from the warm spare: no model load")
+            return
         await asyncio.to_thread(self.engine.load)
         self.vad_session = await asyncio.to_thread(load_silero_session)
         await asyncio.to_thread(self.engine.warm_up)
@@ -143,5 +149,5 @@ class AsrService:
         self.worker.close()
 
 
-def create(settings: Settings) -> AsrService:
-    return AsrService(settings)
+def create(settings: Settings, prepared: PreparedAsr | None = None) -> AsrService:
+    return AsrService(settings, prepared)

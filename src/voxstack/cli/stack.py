@@ -253,10 +253,12 @@ def status(
         typer.echo(f"{what} running (supervisor pid {record.supervisor_pid})")
         for name, s in record.services.items():
             reload = time.strftime("%H:%M:%S", time.localtime(s.last_reload)) if s.last_reload else "-"
-            took = f" ({s.last_reload_seconds:.2f} s)" if s.last_reload else ""
+            took = f" ({s.last_reload_seconds:.2f} s, {s.reload_path})" if s.last_reload else ""
+            memory = f"  rss {s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else ""
+            memory += f" + spare {s.spare_rss_bytes / 2**20:.0f} MiB" if s.spare_rss_bytes else ""
             typer.echo(
                 f"  {name:7} {s.state:9} pid {s.pid:<7} generation {s.generation:<3} last reload {reload}{took}"
-                f"  restarts {s.restarts}" + (f"  last error: {s.last_error}" if s.last_error else "")
+                f"  restarts {s.restarts}{memory}" + (f"  last error: {s.last_error}" if s.last_error else "")
             )
     base = core_url(url)
     body = read_core_health(base, timeout)

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         "under `voxstack up`/`dev`; 0 = none.",
     )
     grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
+    spare_engines: bool = Field(
+        True,
+        description="voxstack dev: each model service's warm spare also loads its model (a second copy in memory), "
+        "so that a reload that leaves the engine's code alone loads nothing. False: spares import libraries only.",
+    )
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -13,6 +15,11 @@ from voxstack.metrics.catalog import LlmMetrics
 from voxstack.server.worker import Worker
 from voxstack.tracing import tracer
 from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
+
+if TYPE_CHECKING:  # llama.cpp's engine is imported only when it is the one configured
+    from voxstack.llm.prepared import PreparedLlm
+
+logger = logging.getLogger(__name__)
 
 FINISH = {
     "stop": llm_pb2.FINISH_REASON_STOP,
@@ -92,11 +99,16 @@ class LlmService:
     name = "llm"
     grpc_names = ("voxstack.v1.Llm",)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, prepared: PreparedLlm | None = None) -> None:
         self.settings = settings
         llm = settings.llm
         self.engine: LlmEngine
-        if llm.engine == "openai":
+        # A warm spare's engine, if it was built with these settings (else this start loads its own).
+        self.prepared = prepared if prepared is not None and prepared.settings_json == llm.model_dump_json() else None
+        if self.prepared is not None:
+            self.engine = self.prepared.engine
+            concurrency = 1
+        elif llm.engine == "openai":
             from voxstack.llm.openai_engine import OpenAIEngine
 
             self.engine = OpenAIEngine(llm)
@@ -114,11 +126,14 @@ class LlmService:
         llm_pb2_grpc.add_LlmServicer_to_server(LlmServicer(self), server)
 
     async def start(self) -> None:
+        if self.prepared is not None:
+            logger.info("llm engine kept from the warm spare: no model load")
+            return
         await self.engine.load()
 
     async def close(self) -> None:
         await self.engine.close()
 
 
-def create(settings: Settings) -> LlmService:
-    return LlmService(settings)
+def create(settings: Settings, prepared: PreparedLlm | None = None) -> LlmService:
+    return LlmService(settings, prepared)

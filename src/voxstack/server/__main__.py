@@ -15,7 +15,8 @@ from voxstack.config import SettingsError, load_settings
 from voxstack.server.run import FactoryError, serve
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prepared: object = None) -> int:
+    """``prepared``: the engine a warm spare loaded (supervisor/spare.py)."""
     parser = argparse.ArgumentParser(prog="python -m voxstack.server", description=__doc__.splitlines()[0])
     parser.add_argument("service", help="asr, llm, tts, core, or an import string module:factory")
     parser.add_argument("--host", default=None)
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     try:
-        return serve(args.service, settings, host=args.host, port=args.port)
+        return serve(args.service, settings, host=args.host, port=args.port, prepared=prepared)
     except FactoryError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

@@ -16,7 +16,7 @@ from voxstack.server.host import BindError, Service, ServiceHost
 
 logger = logging.getLogger(__name__)
 
-ServiceFactory = Callable[[Settings], Service]
+ServiceFactory = Callable[..., Service]  # (settings) or (settings, prepared engine)
 HttpFactory = Callable[[Settings, "str | None", "int | None"], int]
 
 
@@ -55,17 +55,24 @@ def service_section(settings: Settings, name: str, host: str | None, port: int |
 
 
 def lower_priority(nice: int) -> None:
-    """Raise this thread's niceness by ``nice`` (Linux: threads created after this inherit it)."""
+    """Run this thread at niceness ``nice`` at least (Linux: threads created after this inherit it).
+
+    Idempotent: a warm spare has set it already before it loaded its engine's threads.
+    """
     if nice <= 0:
         return
     try:
-        os.nice(nice)  # raising niceness needs no privilege
+        current = os.nice(0)
+        if current < nice:
+            os.nice(nice - current)  # raising niceness needs no privilege
     except OSError as exc:
         logger.warning("cannot set CPU niceness %d: %s", nice, exc)
 
 
-def run_service(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
-    """Serve until signalled; return the process exit code."""
+def run_service(
+    ref: str, settings: Settings, *, host: str | None = None, port: int | None = None, prepared: object = None
+) -> int:
+    """Serve until signalled; return the process exit code. ``prepared``: an engine a warm spare loaded."""
     spec = SERVICES.get(ref)
     if spec is not None and spec.kind == "http":
         http_factory = cast(HttpFactory, load_factory(ref))
@@ -78,7 +85,7 @@ def run_service(ref: str, settings: Settings, *, host: str | None = None, port: 
     factory = cast(ServiceFactory, load_factory(ref))
 
     async def main() -> int:
-        service = factory(settings)
+        service = factory(settings, prepared) if prepared is not None else factory(settings)
         section = service_section(settings, service.name, host, port)
         lower_priority(section.nice)  # before any worker thread starts, so they all inherit it
         control = os.environ.get(CONTROL_SOCKET_ENV) or None
@@ -96,7 +103,9 @@ def log_name(ref: str) -> str:
     return ref.rpartition(":")[0].rpartition(".")[2] or ref
 
 
-def serve(ref: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+def serve(
+    ref: str, settings: Settings, *, host: str | None = None, port: int | None = None, prepared: object = None
+) -> int:
     """Configure logging for the service, then serve it until signalled; FactoryError if it cannot load."""
     from voxstack.logs import configure_logging
     from voxstack.tracing import configure_tracing
@@ -107,4 +116,4 @@ def serve(ref: str, settings: Settings, *, host: str | None = None, port: int | 
     except StartupError as exc:
         logger.error("%s cannot start: %s", log_name(ref), exc)
         return 1
-    return run_service(ref, settings, host=host, port=port)
+    return run_service(ref, settings, host=host, port=port, prepared=prepared)

@@ -49,6 +49,7 @@ class Instance:
         log_file: IO[str] | None = None,
         echo: Callable[[str], None] | None = None,
         spare: bool = False,
+        engine: str = "",
     ) -> None:
         self.service = service
         self.generation = generation
@@ -61,6 +62,8 @@ class Instance:
         self.echo = echo
         #: A warm spare (see spare.py): started early, waits for activate().
         self.spare = spare
+        #: The engine a spare prepares ("module:prepare"), or "".
+        self.engine = engine
         self.proc: asyncio.subprocess.Process | None = None
         self.tail: deque[str] = deque(maxlen=200)
         self._pump: asyncio.Task[None] | None = None
@@ -166,7 +169,8 @@ class Instance:
 
     def remove_files(self) -> None:
         """The control socket and the lists next to it, once the process is gone."""
-        for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in ("modules", "imports"))):
+        suffixes = ("modules", "imports", "engine", "engine.tmp", "ready")
+        for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in suffixes)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 
@@ -203,9 +207,22 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def spare_argv(service: str, imports_file: Path) -> list[str]:
-    """The command of a warm spare of one service, preloading the modules listed in ``imports_file``."""
-    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), service]
+def spare_argv(service: str, imports_file: Path, engine: str = "") -> list[str]:
+    """The command of a warm spare of one service, preloading the modules listed in ``imports_file`` and, with
+    ``engine`` (the registry's "module:prepare"), loading the service's engine."""
+    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), engine, service]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (0 if it is gone or unknown)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def python_argv(service: str, debug: tuple[str, int, bool] | None = None) -> list[str]:

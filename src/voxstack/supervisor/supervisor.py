@@ -30,7 +30,8 @@ from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
 from voxstack.runstate import RunRecord, RunState, ServiceState
-from voxstack.supervisor.process import Instance, python_argv, spare_argv
+from voxstack.supervisor.process import Instance, python_argv, rss_bytes, spare_argv
+from voxstack.supervisor.spare import ENGINE_SUFFIX, READY_SUFFIX, engine_changes
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class Supervisor:
         task.add_done_callback(self._tasks.discard)
 
     def save(self) -> None:
+        self.measure()
         self.record.services = {n: s.state for n, s in self.slots.items()}
         self.runstate.write(self.record)
 
@@ -185,6 +187,7 @@ class Supervisor:
         debug = None
         if self.debug is not None and self.debug.service == slot.name:
             debug = (self.debug.host, self.debug.port, self.debug.wait)
+        engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
         if preload is not None:
             # Its own copy: the running instance's list goes when that instance stops.
             own = Path(f"{control}.imports")
@@ -192,7 +195,7 @@ class Supervisor:
         return Instance(
             slot.name,
             generation,
-            spare_argv(slot.name, own) if preload is not None else python_argv(slot.name, debug),
+            spare_argv(slot.name, own, engine) if preload is not None else python_argv(slot.name, debug),
             env,
             control,
             http=SERVICES[slot.name].kind == "http",
@@ -200,11 +203,12 @@ class Supervisor:
             log_file=slot.log,
             echo=self.echo,
             spare=preload is not None,
+            engine=engine,
         )
 
     async def _launch(self, slot: Slot) -> Instance | None:
         """Start a new instance and wait until it serves; None (and the error recorded) if it does not."""
-        instance = self._claim_spare(slot)
+        instance, slot.state.reload_path = self._claim_spare(slot)
         if instance is not None:
             slot.state.generation = instance.generation
             await instance.activate()
@@ -250,6 +254,11 @@ class Supervisor:
             if slot.current is not instance or slot.state.state not in ("serving", "unhealthy"):
                 continue  # a reload or a restart is under way: it owns the state
             state = "serving" if healthy else "unhealthy"
+            rss, spare_rss = slot.state.rss_bytes, slot.state.spare_rss_bytes
+            self.measure()
+            grown = max(abs(rss - slot.state.rss_bytes), abs(spare_rss - slot.state.spare_rss_bytes))
+            if grown > 2**20 and state == slot.state.state:
+                self.save()  # memory moved: what `voxstack status` and the dashboard show
             if state != slot.state.state:
                 slot.state.state = state
                 self.save()
@@ -258,15 +267,36 @@ class Supervisor:
                 else:
                     logger.warning("%s (pid %d) does not answer its health check", slot.name, instance.pid)
 
-    def _claim_spare(self, slot: Slot) -> Instance | None:
-        """The slot's warm spare if it is alive and made for the next generation; else None."""
+    def _claim_spare(self, slot: Slot) -> tuple[Instance | None, str]:
+        """The slot's warm spare if it can serve the code on disk, and how this start goes."""
         spare, slot.spare = slot.spare, None
         if spare is None:
-            return None
-        if spare.alive and spare.generation == slot.state.generation + 1:
-            return spare
+            return None, "cold start"
+        if not spare.alive or spare.generation != slot.state.generation + 1:
+            path = None, "cold start"
+        elif not spare.engine:  # it has imported nothing of voxstack yet
+            return spare, "warm spare"
+        else:
+            changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd())
+            if not changed:
+                return spare, "engine kept"
+            path = None, f"cold start: {changed}"
         self.spawn(asyncio.create_task(spare.stop(0)))
-        return None
+        return path
+
+    def measure(self) -> None:
+        """Resident memory of every serving instance and spare, and how far each spare is, into the run record."""
+        for slot in self.slots.values():
+            spare = slot.spare if slot.spare is not None and slot.spare.alive else None
+            slot.state.rss_bytes = rss_bytes(slot.current.pid) if slot.current is not None else 0
+            slot.state.spare_rss_bytes = rss_bytes(spare.pid) if spare is not None else 0
+            if spare is None:
+                slot.state.spare = ""
+            elif not spare.engine:
+                slot.state.spare = "libraries"
+            else:
+                ready = Path(f"{spare.control_socket}{READY_SUFFIX}").exists()
+                slot.state.spare = "engine ready" if ready else "loading engine"
 
     async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
         """Start a warm spare for the slot's next start, with the modules ``instance`` reports having loaded."""
@@ -283,6 +313,18 @@ class Supervisor:
             return  # the list went with its instance: the next start runs without a spare
         slot.spare = spare
         await spare.start()
+        self.save()
+        if spare.engine:
+            self.spawn(asyncio.create_task(self._watch_spare(slot, spare)))
+
+    async def _watch_spare(self, slot: Slot, spare: Instance) -> None:
+        """Record when a spare's engine is loaded (the status and the dashboard show it)."""
+        ready = Path(f"{spare.control_socket}{READY_SUFFIX}")
+        while slot.spare is spare and spare.alive and not self.stopping.is_set():
+            if ready.exists():
+                self.save()
+                return
+            await asyncio.sleep(0.1)
 
     async def _start_first(self, slot: Slot) -> None:
         async with slot.lock:
@@ -381,11 +423,12 @@ class Supervisor:
         if old is not None:
             self.spawn(asyncio.create_task(old.stop(self.settings.grace_period)))
         logger.info(
-            "reloaded %s in %.2f s from save to SERVING (generation %d, pid %d)%s",
+            "reloaded %s in %.2f s from save to SERVING (generation %d, pid %d, %s)%s",
             slot.name,
             took,
             instance.generation,
             instance.pid,
+            slot.state.reload_path,
             f": {reason}" if reason else "",
         )
         return True
@@ -395,9 +438,8 @@ class Supervisor:
         """A reload in the service's recent history (what the dev dashboard charts)."""
         now = time.time()
         took = round(now - saved_at, 3) if saved_at is not None else 0.0
-        slot.state.history = [*slot.state.history, {"at": now, "seconds": took, "ok": ok, "files": reason}][
-            -RELOAD_HISTORY:
-        ]
+        entry = {"at": now, "seconds": took, "ok": ok, "files": reason, "path": slot.state.reload_path}
+        slot.state.history = [*slot.state.history, entry][-RELOAD_HISTORY:]
 
 
 def write_line(text: str) -> None:

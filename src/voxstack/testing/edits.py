@@ -70,6 +70,61 @@ async def _test_marker() -> dict[str, str]:
 }
 
 
+# Code that marks what each model service's *engine* serves (appended to its engine module, which a dev warm
+# spare has loaded ahead of a reload: an edit here must start the service cold).
+ENGINE_MARKER_TAILS: dict[str, tuple[str, str]] = {
+    # ListModels: the languages end with "{mark}".
+    "asr": (
+        "asr/engine.py",
+        """
+_test_languages = WhisperEngine.languages
+
+
+def _test_marked_languages(self):
+    return [*_test_languages.fget(self), "{mark}"]
+
+
+WhisperEngine.languages = property(_test_marked_languages)
+""",
+    ),
+    # Generate: the first delta is "{mark}".
+    "llm": (
+        "llm/llama_engine.py",
+        """
+from voxstack.llm.engine import Delta as _TestDelta
+
+_test_stream = LlamaCppEngine.stream
+
+
+async def _test_marked_stream(self, conversation):
+    yield _TestDelta("{mark}")
+    async for event in _test_stream(self, conversation):
+        yield event
+
+
+LlamaCppEngine.stream = _test_marked_stream
+""",
+    ),
+    # ListVoices: every voice's language gains "+{mark}" (the engine's voice info).
+    "tts": (
+        "tts/engine.py",
+        """
+import dataclasses as _test_dataclasses
+
+_test_load = PiperEngine.load
+
+
+def _test_marked_load(self):
+    _test_load(self)
+    self.infos = {n: _test_dataclasses.replace(v, language=v.language + "+{mark}") for n, v in self.infos.items()}
+
+
+PiperEngine.load = _test_marked_load
+""",
+    ),
+}
+
+
 def set_tail(path: Path, code: str) -> None:
     """Make ``code`` the test's block at the end of ``path`` (replacing the block an earlier call left)."""
     text = path.read_text()
@@ -85,6 +140,14 @@ def clear_tail(path: Path) -> None:
 def set_marker(package_dir: Path, service: str, mark: str) -> Path:
     """Append (or replace) ``service``'s marker block in the source tree at ``package_dir``; the file edited."""
     relative, template = MARKER_TAILS[service]
+    path = package_dir / relative
+    set_tail(path, template.replace("{mark}", mark))
+    return path
+
+
+def set_engine_marker(package_dir: Path, service: str, mark: str) -> Path:
+    """Append (or replace) the marker block of ``service``'s engine module; the file edited."""
+    relative, template = ENGINE_MARKER_TAILS[service]
     path = package_dir / relative
     set_tail(path, template.replace("{mark}", mark))
     return path

@@ -18,6 +18,7 @@ from voxstack.metrics.catalog import TtsMetrics
 from voxstack.server.worker import Worker
 from voxstack.text import clean, sentence_spans
 from voxstack.tts.engine import Options, PiperEngine, VoiceInfo
+from voxstack.tts.prepared import PreparedTts
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -188,10 +189,12 @@ class TtsService:
     name = "tts"
     grpc_names = ("voxstack.v1.Tts",)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, prepared: PreparedTts | None = None) -> None:
         self.settings = settings
         tts = settings.tts
-        self.engine = PiperEngine(tts, settings.models_dir)
+        # A warm spare's engine, if it was built with these settings (else this start loads its own).
+        self.prepared = prepared if prepared is not None and prepared.settings_json == tts.model_dump_json() else None
+        self.engine = self.prepared.engine if self.prepared else PiperEngine(tts, settings.models_dir)
         self.metrics = TtsMetrics()
         self.worker = Worker("tts", tts.max_concurrency, tts.max_queue, self.metrics, job="synthesize")
 
@@ -199,6 +202,9 @@ class TtsService:
         tts_pb2_grpc.add_TtsServicer_to_server(TtsServicer(self), server)
 
     async def start(self) -> None:
+        if self.prepared is not None:
+            logger.info("tts engine kept from the warm spare: no voice load")
+            return
         await asyncio.to_thread(self.engine.load)
         await asyncio.to_thread(self.engine.warm_up)
 
@@ -206,5 +212,5 @@ class TtsService:
         self.worker.close()
 
 
-def create(settings: Settings) -> TtsService:
-    return TtsService(settings)
+def create(settings: Settings, prepared: PreparedTts | None = None) -> TtsService:
+    return TtsService(settings, prepared)

@@ -14,6 +14,8 @@ function text(tag, value, cls) {
   return el;
 }
 
+const mib = (bytes) => Math.round(bytes / 2 ** 20);
+
 function ago(seconds) {
   if (!seconds) return "–";
   if (seconds < 90) return `${Math.round(seconds)} s`;
@@ -65,6 +67,9 @@ function card(name, s, now) {
     ["changed", (s.history || []).filter((h) => h.ok).map((h) => h.files).pop() || "–"],
     ["restarts", s.restarts ?? 0],
   ];
+  if (s.reload_path) rows.push(["reload path", s.reload_path]);
+  if (s.rss_bytes) rows.push(["memory", `${mib(s.rss_bytes)} MiB${s.spare_rss_bytes ? ` + spare ${mib(s.spare_rss_bytes)} MiB` : ""}`]);
+  if (s.spare) rows.push(["warm spare", s.spare]);
   if (s.state === "backoff") rows.push(["backoff", `${s.backoff_seconds} s`]);
   if (s.debug_port) rows.push(["debugger", `127.0.0.1:${s.debug_port} (debugpy)`]);
   const dl = document.createElement("dl");
