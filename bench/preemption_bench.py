@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from voxstack.audio import float_to_pcm16
 
-SILENCES_MS = (300, 600, 1000)
+SILENCES_MS = (300, 500, 1000)
 PAUSE = 0.45  # seconds, mid-sentence: a speaker looking for a word
 STAGES = ("speculation_lead", "asr_decode", "llm_first_token", "first_sentence", "first_audio")
 

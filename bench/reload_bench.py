@@ -67,14 +67,13 @@ async def engine_marker(backends: Backends, service: str) -> str:
         from voxstack.v1 import tts_pb2
 
         reply = await backends.unary("tts", backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
-        return reply.voices[0].language.partition("+")[2]
+        return reply.voices[0].language.partition("+")[2].partition("-")[0]  # before the service's marker
     if service == "asr":
         models = await backends.unary("asr", backends.asr.ListModels, asr_pb2.ListModelsRequest())
         return models.models[0].languages[-1]
     request = llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content="Hi")])
-    async for reply in backends.stream("llm", backends.llm.Generate, request):
-        return reply.delta  # the marked engine's first delta
-    return ""
+    deltas = [r.delta async for r in backends.stream("llm", backends.llm.Generate, request) if r.delta]
+    return deltas[0] if deltas else ""  # the marked engine's first delta
 
 
 async def http_marker(url: str) -> str:
@@ -134,7 +133,8 @@ async def measure(edit, probe, saves: int, mark: str = "v", settle=None) -> dict
     await task
     return {
         "median": median(times), "max": max(times), "failures": failures, "calls": len(reloading),
-        "longest": max(reloading), "normal": median(quiet), "quiet_longest": max(quiet), "errors": errors,
+        "longest": max(reloading, default=0), "normal": median(quiet), "quiet_longest": max(quiet, default=0),
+        "errors": errors,
     }  # fmt: skip
 
 

@@ -120,6 +120,18 @@ async def test_sqlite_history_outlives_the_store(tmp_path: Path) -> None:
     await second.close()
 
 
+async def test_a_broken_sqlite_file_is_a_named_503_and_nothing_half_written(tmp_path: Path) -> None:
+    store = SqliteSessions(tmp_path / "s.sqlite3", Bounds(5, 1000, 60, 10))
+    await store.append("s", "q", "a")
+    store._db.execute("DROP TABLE sessions")  # what a damaged or foreign file looks like to it
+    with pytest.raises(NotReady, match="session store") as caught:
+        await store.append("s", "q2", "a2")
+    assert caught.value.reason == "SESSIONS_UNAVAILABLE"
+    with pytest.raises(NotReady):
+        await store.history("s")
+    await store.close()
+
+
 async def test_redis_history_is_shared_and_bounded_in_redis(redis_url: str) -> None:
     import redis.asyncio
 

@@ -29,6 +29,14 @@ class CoreSettings(ServiceSettings):
         description="Retries of a call refused before any reply (UNAVAILABLE, or CANCELLED by a stopping "
         "instance): the first at once, then after 25 ms, 50 ms, 100 ms, ...",
     )
+    restart_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="How long a call refused after every retry waits for its service to come back when no "
+        "voxstack supervisor says it is restarting (an orchestrator's restart policy: Compose sets 20); within "
+        "the call's deadline. Under `voxstack up`/`dev` a restarting service is waited for until the deadline.",
+    )
     max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest audio body accepted.")
     max_json_bytes: int = Field(
         1 * MiB, ge=1024, le=2**31 - 1, description="Largest body of any other kind (JSON, forms) accepted."

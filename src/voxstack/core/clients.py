@@ -2,8 +2,10 @@
 
 Channels are made once and reused. Every call has a deadline, carries the
 request id, and is retried with backoff only when refused before any reply
-came (UNAVAILABLE, or CANCELLED by an instance that is stopping). A failure
-becomes a ``StageError`` naming the stage.
+came (UNAVAILABLE, or CANCELLED by an instance that is stopping). A call still
+refused after its retries waits, within its deadline, for a service that is
+being brought back (by the supervisor, or by an orchestrator within
+``restart_wait_seconds``). A failure becomes a ``StageError`` naming the stage.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
 from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
+from voxstack.runstate import RunState
 from voxstack.tls import open_aio_channel
 from voxstack.tracing import client_interceptors
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
@@ -39,6 +42,9 @@ TRANSPORT_INTERNAL = "Internal error from Core"
 # First wait before reconnecting a broken channel (grpc's default is 1 s): a
 # reload breaks connections while the successor already listens.
 RECONNECT_BACKOFF_MS = 25
+# A supervised service in these states is being brought (back) up, or has just
+# died and the supervisor is about to notice: a refused call waits for it.
+COMING_BACK = frozenset({"starting", "reloading", "backoff", "serving", "unhealthy"})
 
 
 def retry_delay(attempt: int) -> float:
@@ -121,6 +127,8 @@ class Backends:
         self.addresses = {stage: settings.backend_address(stage) for stage in MODEL_SERVICES}
         self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
         self.retries = core.retries
+        self.restart_wait = core.restart_wait_seconds
+        self.runstate = RunState(settings.state_dir)  # a supervisor's record: which services it is restarting
         size = max(settings.asr.max_message_bytes, settings.tts.max_message_bytes)
         options = [
             ("grpc.max_send_message_length", size),
@@ -145,19 +153,24 @@ class Backends:
 
     async def unary(self, stage: str, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A unary call with deadline, request id and retries."""
-        for attempt in range(self.retries + 1):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeouts[stage]
+        attempt = 0
+        while True:
             try:
-                return await method(request, timeout=self.timeouts[stage], metadata=self.metadata())
+                return await method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
             except grpc.aio.AioRpcError as err:
-                if not retryable(err) or attempt == self.retries:
+                if not await self._again(stage, attempt, err, deadline):
                     raise self._failed(stage, err) from None
-                await self._backoff(stage, attempt, err)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     async def stream(self, stage: str, method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
         """A server-streaming call; retried only while nothing has been received."""
-        for attempt in range(self.retries + 1):
-            call = method(request, timeout=self.timeouts[stage], metadata=self.metadata())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeouts[stage]
+        attempt = 0
+        while True:
+            call = method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
             received = False
             try:
                 async for reply in call:
@@ -165,11 +178,54 @@ class Backends:
                     yield reply
                 return
             except grpc.aio.AioRpcError as err:
-                if received or not retryable(err) or attempt == self.retries:
+                if received or not await self._again(stage, attempt, err, deadline):
                     raise self._failed(stage, err) from None
-                await self._backoff(stage, attempt, err)
+                attempt += 1
             finally:
                 call.cancel()  # no-op when finished; stops the backend when we stop early
+
+    async def _again(self, stage: str, attempt: int, err: grpc.aio.AioRpcError, deadline: float) -> bool:
+        """Whether to send a call refused before any reply again (after the wait this decides on)."""
+        if not retryable(err):
+            return False
+        if attempt < self.retries:
+            await self._backoff(stage, attempt, err)
+            return True
+        # Retries spent: one more attempt if the service comes back in time, once.
+        return (
+            attempt == self.retries
+            and err.code() is grpc.StatusCode.UNAVAILABLE
+            and await self._comes_back(stage, deadline)
+        )
+
+    async def _comes_back(self, stage: str, deadline: float) -> bool:
+        """Wait, within ``deadline``, for an unreachable service that is being brought back; whether it came.
+
+        Under a voxstack supervisor its run record says whether it restarts the
+        service (then the wait lasts until the deadline); otherwise at most
+        ``restart_wait_seconds`` (an orchestrator's restart policy, unseen from here).
+        """
+        left = deadline - asyncio.get_running_loop().time()
+        record = self.runstate.read()
+        state = record.services.get(stage) if record is not None else None
+        supervised = state is not None and str(state.port) == self.addresses[stage].rpartition(":")[2]
+        wait = left if supervised and state is not None and state.state in COMING_BACK else min(left, self.restart_wait)
+        if wait <= 0.05:
+            return False
+        how = f"the supervisor says {state.state}" if supervised and state is not None else "restart_wait_seconds"
+        logger.warning("%s is unreachable (%s): waiting up to %.1f s for it to come back", stage, how, wait)
+        # Back means SERVING: a restarted service listens before its engine is loaded.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while (left := until - loop.time()) > 0:
+            health = await check_channel(
+                self.channels[stage], self.addresses[stage], timeout=min(left, 2.0), wait_for_ready=True
+            )
+            if health.serving:
+                logger.info("%s is back: sending the call again", stage)
+                return True
+            await asyncio.sleep(min(0.05, max(0.0, until - loop.time())))
+        return False
 
     async def recognize(
         self, requests: Callable[[], AsyncIterator[asr_pb2.StreamingRecognizeRequest]]

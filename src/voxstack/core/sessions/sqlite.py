@@ -8,10 +8,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from voxstack.core.sessions.base import Bounds, as_messages
+from voxstack.errors import NotReady
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, turns TEXT NOT NULL, last_used REAL NOT NULL);
@@ -44,30 +46,38 @@ class SqliteSessions:
         )
         self._count = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
 
-    def _history(self, session_id: str) -> list[dict[str, str]]:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction at a time, taking the write lock at once (another core may write too);
+        a database that fails is a 503 naming the store, as an unreachable Redis is."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._expire()
-                row = self._db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            finally:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise NotReady(f"the session store ({self.path}) failed: {exc}", reason="SESSIONS_UNAVAILABLE") from exc
+
+    def _history(self, session_id: str) -> list[dict[str, str]]:
+        with self._transaction() as db:
+            self._expire()
+            row = db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return as_messages([tuple(t) for t in json.loads(row[0])]) if row else []
 
     def _append(self, session_id: str, user: str, assistant: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # read and write as one: another core may append too
-            try:
-                row = self._db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
-                turns = [tuple(t) for t in json.loads(row[0])] if row else []
-                kept = self.bounds.trim([*turns, (user, assistant)])
-                self._db.execute(
-                    "INSERT OR REPLACE INTO sessions (id, turns, last_used) VALUES (?, ?, ?)",
-                    (session_id, json.dumps(kept), self.clock()),
-                )
-                self._expire()
-            finally:
-                self._db.execute("COMMIT")
+        with self._transaction() as db:
+            row = db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            turns = [tuple(t) for t in json.loads(row[0])] if row else []
+            kept = self.bounds.trim([*turns, (user, assistant)])
+            db.execute(
+                "INSERT OR REPLACE INTO sessions (id, turns, last_used) VALUES (?, ?, ?)",
+                (session_id, json.dumps(kept), self.clock()),
+            )
+            self._expire()
 
     async def history(self, session_id: str) -> list[dict[str, str]]:
         return await asyncio.to_thread(self._history, session_id)
