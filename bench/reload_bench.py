@@ -114,6 +114,8 @@ async def measure(edit, probe, saves: int, mark: str = "v", settle=None) -> dict
             durations.append(time.perf_counter() - started)
             await asyncio.sleep(0.005)
 
+    if settle is not None:
+        await settle()  # the quiet phase is the steady state: no spare loading its engine
     task = asyncio.create_task(loop())
     await asyncio.sleep(QUIET_SECONDS)
     durations = reloading

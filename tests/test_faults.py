@@ -32,5 +32,25 @@ def test_a_call_sent_while_the_supervisor_restarts_a_killed_llm_waits_for_it(tmp
         run.wait_for(lambda: run.serving("llm") and run.pid("llm") != killed, 60, "the llm restarted")
         assert "llm is unreachable (the supervisor says" in run.output(), run.output()[-3000:]
         assert "llm is back: sending the call again" in run.output()
+
+        # Stopping while a restart is under way leaves no process behind.
+        restarting = run.pid("llm")
+        os.kill(restarting, signal.SIGKILL)
+        run.wait_for(lambda: run.record()["services"]["llm"]["state"] in ("backoff", "starting"), 30, "a restart")
     finally:
         run.stop()
+    assert leftovers(run.state) == []
+
+
+def leftovers(state: Path) -> list[str]:
+    """Processes still running with this run's state directory in their environment."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = (proc / "environ").read_bytes()
+            if f"XDG_STATE_HOME={state}".encode() in environ.split(b"\0"):
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{proc.name}: {command}")
+        except (OSError, ValueError):
+            continue
+    return found

@@ -112,6 +112,7 @@ async def test_sqlite_history_outlives_the_store(tmp_path: Path) -> None:
     bounds = Bounds(max_turns=5, max_chars=1000, idle_seconds=60, max_sessions=10)
     first = SqliteSessions(tmp_path / "s.sqlite3", bounds)
     await first.append("s", "my name is Ada", "hello Ada")
+    assert (tmp_path / "s.sqlite3").stat().st_mode & 0o777 == 0o600  # conversation text: this user's only
     second = SqliteSessions(tmp_path / "s.sqlite3", bounds)  # both open at once, as old and new instance are
     assert await contents(second, "s") == ["my name is Ada", "hello Ada"]
     await second.append("s", "and yours?", "voxstack")

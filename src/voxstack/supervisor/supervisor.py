@@ -217,8 +217,12 @@ class Supervisor:
             slot.state.generation = instance.generation
             await instance.start()
         timeout = self.start_timeout * (10 if self.debug and self.debug.wait and self.debug.service == slot.name else 1)
-        if await instance.wait_serving(timeout):
-            return instance
+        try:
+            if await instance.wait_serving(timeout):
+                return instance
+        except asyncio.CancelledError:  # the supervisor stops during this start: leave no process behind
+            await instance.stop(0)
+            raise
         if instance.alive:
             error = f"not SERVING within {timeout:.0f} s"
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,6 +28,8 @@ class SqliteSessions:
         self.bounds = bounds
         self.clock = clock  # wall time: it has to mean the same in the next process
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Conversation text: this user's only (SQLite gives its -wal and -shm files the same mode).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         # One connection, used from worker threads one at a time.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
