@@ -107,7 +107,8 @@ def prepare(engine_ref: str, service: str, manifest: str) -> object:
         if nice > os.nice(0):
             os.nice(nice - os.nice(0))
         prepared = getattr(module, attr)(settings)
-        open(manifest.removesuffix(ENGINE_SUFFIX) + READY_SUFFIX, "w").close()
+        with open(manifest.removesuffix(ENGINE_SUFFIX) + READY_SUFFIX, "w") as f:
+            f.write("engine" if prepared is not None else "none")  # none: e.g. an upstream llm, nothing to load
         return prepared
     except Exception as exc:  # the service starts cold at "start" and reports the real error itself
         sys.stderr.write(f"warm spare: no engine prepared ({type(exc).__name__}: {exc})\n")

@@ -283,7 +283,7 @@ class Supervisor:
         else:
             changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd())
             if not changed:
-                return spare, "engine kept"
+                return spare, spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
             path = None, f"cold start: {changed}"
         self.spawn(asyncio.create_task(spare.stop(0)))
         return path
@@ -299,8 +299,10 @@ class Supervisor:
             elif not spare.engine:
                 slot.state.spare = "libraries"
             else:
-                ready = Path(f"{spare.control_socket}{READY_SUFFIX}").exists()
-                slot.state.spare = "engine ready" if ready else "loading engine"
+                path = spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
+                slot.state.spare = {"engine kept": "engine ready", "warm spare (no engine to load)": "libraries"}.get(
+                    path, "loading engine"
+                )
 
     async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
         """Start a warm spare for the slot's next start, with the modules ``instance`` reports having loaded."""
@@ -444,6 +446,15 @@ class Supervisor:
         took = round(now - saved_at, 3) if saved_at is not None else 0.0
         entry = {"at": now, "seconds": took, "ok": ok, "files": reason, "path": slot.state.reload_path}
         slot.state.history = [*slot.state.history, entry][-RELOAD_HISTORY:]
+
+
+def spare_path(ready: Path) -> str:
+    """How a start from a spare whose engine code is unchanged goes, by what the spare has loaded."""
+    try:
+        loaded = ready.read_text()
+    except OSError:
+        return "engine kept (the spare was still loading it)"
+    return "engine kept" if loaded == "engine" else "warm spare (no engine to load)"
 
 
 def write_line(text: str) -> None:
