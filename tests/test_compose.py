@@ -208,7 +208,8 @@ async def test_the_wyoming_profile_serves_home_assistant(project: ComposeProject
         assert Info.from_event(await client.read_event()).asr[0].models[0].name == "whisper-base"  # type: ignore[arg-type]
         await client.write_event(Transcribe(language="en").event())
         await client.write_event(AudioStart(16_000, 2, 1).event())
-        audio = pcm16(np.concatenate([speech.say(QUESTION), silence(0.3)]), to_rate=16_000)
+        # Followed by silence as a microphone's would be: the asr's voice detection ends the utterance.
+        audio = pcm16(np.concatenate([speech.say(QUESTION), silence(1.0)]), to_rate=16_000)
         await client.write_event(AudioChunk(16_000, 2, 1, audio).event())
         await client.write_event(AudioStop().event())
         while not Transcript.is_type((event := await client.read_event()).type):  # type: ignore[union-attr]
