@@ -13,7 +13,6 @@ from voxstack.testing.edits import (
     MARKER_TAILS,
     TAIL_MARK,
     clear_tail,
-    set_engine_marker,
     set_marker,
     set_tail,
 )
@@ -31,25 +30,17 @@ def test_a_tail_replaces_the_previous_one_and_leaves_the_module_as_it_was(tmp_pa
     assert module.read_text() == "X = 1\n"
 
 
-@pytest.mark.parametrize("service", sorted(MARKER_TAILS))
-def test_each_marker_block_compiles_with_its_module(tmp_path: Path, service: str) -> None:
-    relative, _ = MARKER_TAILS[service]
+@pytest.mark.parametrize(
+    ("tails", "service"),
+    [("service", s) for s in sorted(MARKER_TAILS)] + [("engine", s) for s in sorted(ENGINE_MARKER_TAILS)],
+)
+def test_each_marker_block_compiles_with_its_module(tmp_path: Path, tails: str, service: str) -> None:
+    chosen = MARKER_TAILS if tails == "service" else ENGINE_MARKER_TAILS
+    relative, _ = chosen[service]
     copy = tmp_path / "voxstack"
     (copy / relative).parent.mkdir(parents=True)
     shutil.copy(PACKAGE / relative, copy / relative)
-    path = set_marker(copy, service, "v7")
+    path = set_marker(copy, service, "v7", chosen)
     text = path.read_text()
     assert text.startswith((PACKAGE / relative).read_text()) and "v7" in text.split(TAIL_MARK)[1]
-    compile(text, str(path), "exec")
-
-
-@pytest.mark.parametrize("service", sorted(ENGINE_MARKER_TAILS))
-def test_each_engine_marker_block_compiles_with_its_module(tmp_path: Path, service: str) -> None:
-    relative, _ = ENGINE_MARKER_TAILS[service]
-    copy = tmp_path / "voxstack"
-    (copy / relative).parent.mkdir(parents=True)
-    shutil.copy(PACKAGE / relative, copy / relative)
-    path = set_engine_marker(copy, service, "e7")
-    text = path.read_text()
-    assert text.startswith((PACKAGE / relative).read_text()) and "e7" in text.split(TAIL_MARK)[1]
     compile(text, str(path), "exec")

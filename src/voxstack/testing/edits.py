@@ -137,9 +137,10 @@ def clear_tail(path: Path) -> None:
     path.write_text(path.read_text().split(TAIL_MARK, 1)[0])
 
 
-def set_marker(package_dir: Path, service: str, mark: str) -> Path:
-    """Append (or replace) ``service``'s marker block in the source tree at ``package_dir``; the file edited."""
-    relative, template = MARKER_TAILS[service]
+def set_marker(package_dir: Path, service: str, mark: str, tails: dict[str, tuple[str, str]] = MARKER_TAILS) -> Path:
+    """Append (or replace) ``service``'s marker block from ``tails`` in the source tree at ``package_dir``;
+    the file edited."""
+    relative, template = tails[service]
     path = package_dir / relative
     set_tail(path, template.replace("{mark}", mark))
     return path
@@ -147,7 +148,4 @@ def set_marker(package_dir: Path, service: str, mark: str) -> Path:
 
 def set_engine_marker(package_dir: Path, service: str, mark: str) -> Path:
     """Append (or replace) the marker block of ``service``'s engine module; the file edited."""
-    relative, template = ENGINE_MARKER_TAILS[service]
-    path = package_dir / relative
-    set_tail(path, template.replace("{mark}", mark))
-    return path
+    return set_marker(package_dir, service, mark, ENGINE_MARKER_TAILS)
