@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
-EXTRAS ?= dev,test,asr,llm,tts,core
+EXTRAS ?= dev,test,asr,llm,tts,core,load
 # llama-cpp-python has no binary wheel on the index: it is built once per
 # machine (about 5 minutes) into this folder and installed from there.
 WHEEL_CACHE ?= $(HOME)/.cache/voxstack/wheels
@@ -12,7 +12,7 @@ LLAMA_CPP := llama-cpp-python>=0.3.8
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv models test lint format docs proto proto-check dev up down bench clean \
+.PHONY: help venv models test lint format docs proto proto-check dev up down bench load clean \
 	wheelhouse base-image images images-single-stage compose-up compose-dev compose-down
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make proto  regenerate the gRPC stubs from proto/"
 	@echo "make docs   regenerate docs/CONFIGURATION.md from the settings model"
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
+	@echo "make load   the stack under rising load: the knee, refusals past it (LOAD_ARGS=--soak 20 for a soak)"
 	@echo "make lint   ruff, import contracts (lint-imports) and types (mypy)"
 	@echo "make clean  remove .venv and caches"
 	@echo "make compose-up    Docker Compose, production (builds the images)"
@@ -91,6 +92,11 @@ down: venv
 # Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The stack under rising load (loopback, bounded, stops by itself): the knee, HTTP sweeps, overload
+# refusals; table + JSON + plot in bench/results/. LOAD_ARGS="--soak 20 --conversations 2" for a soak.
+load: venv
+	$(PY) bench/load.py $(LOAD_ARGS)
 
 # ---- Docker ------------------------------------------------------------------
 # Base image of every stage; `make base-image` makes a local stand-in where no

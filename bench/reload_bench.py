@@ -222,7 +222,12 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path, spares: bool = Tru
                 edit = editor(src / "voxstack", service)
                 if service == "core":
                     url = f"http://127.0.0.1:{ports['core']}{MARKER_PATH}"
-                    results[service] = await measure(edit, lambda url=url: http_marker(url), SAVES)
+
+                    async def all_ready() -> None:  # not while the model services' spares load their engines
+                        for name in MODEL_SERVICES:
+                            await spares_ready(record, name, spares)
+
+                    results[service] = await measure(edit, lambda url=url: http_marker(url), SAVES, settle=all_ready)
                     continue
                 settle = lambda s=service: spares_ready(record, s, spares)  # noqa: E731
                 probe = lambda s=service: grpc_marker(backends, s)  # noqa: E731

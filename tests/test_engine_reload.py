@@ -4,9 +4,11 @@ alone serves with it, one that edits it starts cold; either way the new code is 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from devstack import DevRun
 
@@ -127,5 +129,38 @@ def test_no_spares_keeps_starting_cold(tmp_path: Path, models_dir: Path) -> None
         state = run.record()["services"]["tts"]
         assert state["reload_path"] == "cold start" and state["spare_rss_bytes"] == 0, state
         assert not list((run.state / "voxstack" / "sockets").glob("*.engine"))
+    finally:
+        run.stop()
+
+
+def test_the_core_spare_preloads_the_layers_under_it_and_an_edit_there_starts_cold(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"))
+    run.start()
+    try:
+        run.wait_for(lambda: run.serving("core"), 120, "core serving")
+
+        def reload(edit, mark: str) -> str:
+            run.wait_for(lambda: run.record()["services"]["core"]["spare"] == "libraries", 60, "the core's spare")
+            generation = run.generation("core")
+            edit()
+            run.wait_for(lambda: run.generation("core") > generation and run.serving("core"), 60, "a core reload")
+            answer = httpx.get(f"http://127.0.0.1:{run.ports['core']}/test/marker", timeout=10).json()
+            assert answer["status"] == mark, answer  # the new code serves, whichever way it started
+            return run.record()["services"]["core"]["reload_path"]
+
+        assert reload(lambda: run.mark("core", "v1"), "v1") == "warm spare (no engine to load)"
+        sockets = run.state / "voxstack" / "sockets"
+        preloaded = [json.loads(p.read_text()) for p in sockets.glob("core-*.engine")]
+        assert preloaded and any(f.endswith("voxstack/text.py") for f in preloaded[0]), preloaded
+        core_modules = sorted(f.partition("/voxstack/core/")[2] for f in preloaded[0] if "/voxstack/core/" in f)
+        assert core_modules == ["__init__.py", "prepared.py"], core_modules  # the core's own code comes at start
+
+        # A layer under the core changed: the spare imported the old one, so the core starts cold.
+        path = reload(lambda: (run.append("text.py", "# edited\n"), run.mark("core", "v2")), "v2")
+        assert path.startswith("cold start: engine code changed (") and "text.py" in path, path
+        # The next spare imported the edited layer: reloads are warm again.
+        assert reload(lambda: run.mark("core", "v3"), "v3") == "warm spare (no engine to load)"
     finally:
         run.stop()

@@ -1,45 +1,231 @@
-"""Faults under a supervisor: a call that arrives while a killed service is being restarted waits for it
-(within its deadline) instead of failing after the retries."""
+"""Faults under `voxstack up` (real processes, real models): a killed llm, asr or core, a hung tts, a client
+that stops reading. Calls wait for a service being brought back, fail within their deadline naming the
+stage when it hangs, and nothing piles up; conversations go on or reconnect."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from conversation import open_conversation, typed_turn
 from devstack import DevRun
+from speech import pcm16, silence
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.slow
 
+SEND_TIMEOUT = 3  # seconds a reply waits for a client that does not read
 
-def test_a_call_sent_while_the_supervisor_restarts_a_killed_llm_waits_for_it(tmp_path: Path, models_dir: Path) -> None:
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[DevRun]:
     from voxstack.models import DEFAULT_MODELS, pull
 
     pull(DEFAULT_MODELS["llm"], models_dir)
-    run = DevRun(tmp_path, models_dir, "up")
-    run.env["VOXSTACK_LLM__MAX_TOKENS"] = "8"
-    run.start()
+    running = DevRun(tmp_path_factory.mktemp("faults"), models_dir, "up")
+    running.env |= {
+        "VOXSTACK_CORE__TTS_TIMEOUT": "4",
+        "VOXSTACK_CORE__WS_SEND_TIMEOUT": str(SEND_TIMEOUT),
+        "VOXSTACK_HEALTH_INTERVAL": "0.5",
+    }
+    running.start()
     try:
-        run.wait_for(lambda: run.serving("asr", "llm", "tts", "core"), 240, "voxstack up")
-        killed = run.pid("llm")
-        os.kill(killed, signal.SIGKILL)
-        # At once: the llm is dead, the supervisor has not restarted it yet.
-        reply = httpx.post(f"http://127.0.0.1:{run.ports['core']}/v1/chat", json={"message": "Hi"}, timeout=90)
-        assert reply.status_code == 200, reply.text
-        assert "event: done" in reply.text, reply.text
-        run.wait_for(lambda: run.serving("llm") and run.pid("llm") != killed, 60, "the llm restarted")
-        assert "llm is unreachable (the supervisor says" in run.output(), run.output()[-3000:]
-        assert "llm is back: sending the call again" in run.output()
-
-        # Stopping while a restart is under way leaves no process behind.
-        restarting = run.pid("llm")
-        os.kill(restarting, signal.SIGKILL)
-        run.wait_for(lambda: run.record()["services"]["llm"]["state"] in ("backoff", "starting"), 30, "a restart")
+        running.wait_for(lambda: running.serving("asr", "llm", "tts", "core"), 240, "voxstack up")
+        yield running
     finally:
-        run.stop()
-    assert leftovers(run.state) == []
+        running.stop()
+    assert leftovers(running.state) == []
+
+
+def core(run: DevRun) -> str:
+    return f"http://127.0.0.1:{run.ports['core']}"
+
+
+def test_a_call_sent_while_the_supervisor_restarts_a_killed_llm_waits_for_it(run: DevRun) -> None:
+    killed = run.pid("llm")
+    os.kill(killed, signal.SIGKILL)
+    # At once: the llm is dead, the supervisor has not restarted it yet.
+    reply = httpx.post(f"{core(run)}/v1/chat", json={"message": "Hi"}, timeout=90)
+    assert reply.status_code == 200, reply.text
+    assert "event: done" in reply.text, reply.text
+    run.wait_for(lambda: run.serving("llm") and run.pid("llm") != killed, 60, "the llm restarted")
+    assert "llm is unreachable (the supervisor says" in run.output(), run.output()[-3000:]
+    assert "llm is back: sending the call again" in run.output()
+
+
+def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_goes_on(run: DevRun, speech) -> None:
+    ws = open_conversation(run.ports["core"], session="faults-asr")
+    stop = threading.Event()
+    audio: list[bytes] = [pcm16(speech.say("Could you please tell me what the"), to_rate=16000)]
+
+    def microphone() -> None:
+        """20 ms frames in real time: what is queued in ``audio``, else silence, until ``stop``."""
+        pending = b""
+        while not stop.is_set():
+            if not pending and audio:
+                pending = audio.pop(0)
+            frame, pending = (pending[:640], pending[640:]) if pending else (bytes(640), b"")
+            try:
+                ws.send(frame.ljust(640, b"\0"))
+            except ConnectionClosed:
+                return
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=microphone, daemon=True)
+    sender.start()
+    try:
+        events = read_until(ws, lambda e: e["type"] == "speech_started")
+        killed = run.pid("asr")
+        os.kill(killed, signal.SIGKILL)  # in the middle of the utterance
+        events = read_until(ws, lambda e: e["type"] == "error")
+        assert events[-1]["code"] == "ASR_RESTARTED", events
+        assert events[-1]["stage"] == "asr"
+        assert run.pid("asr") != killed and run.serving("asr")
+        # The same socket, no reconnect: the next question is heard and answered.
+        audio.append(pcm16(np.concatenate([speech.say("What is the capital of France?"), silence(1.0)]), to_rate=16000))
+        events = read_until(ws, lambda e: e["type"] == "reply_done")
+        transcripts = [e["text"] for e in events if e["type"] == "transcript"]
+        assert any("france" in t.lower() for t in transcripts), events
+        assert not [e for e in events if e["type"] == "error"], events
+    finally:
+        stop.set()
+        sender.join()
+        ws.close()
+    assert "asr stream broke" in run.output()
+
+
+def read_until(ws, done) -> list[dict]:
+    """JSON events up to and including the first that ``done`` accepts (audio frames skipped)."""
+    events: list[dict] = []
+    while True:
+        message = ws.recv(timeout=120)
+        if isinstance(message, bytes):
+            continue
+        events.append(json.loads(message))
+        if done(events[-1]):
+            return events
+
+
+def test_a_hung_tts_fails_calls_within_their_deadline_and_recovers_after_sigcont(run: DevRun) -> None:
+    pid = run.pid("tts")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(lambda _: httpx.post(f"{core(run)}/v1/speak", json={"text": "Hello."}, timeout=60), range(4))
+            )
+        for answer in answers:  # each ends at its deadline (tts_timeout 4 s), named; none waits for the others
+            assert answer.status_code == 504, answer.text
+            assert "tts" in answer.json()["error"]["message"], answer.text
+        run.wait_for(lambda: run.record()["services"]["tts"]["state"] == "unhealthy", 30, "tts unhealthy")
+        status = run.cli("status")
+        assert status.returncode == 1, status.stdout
+        assert any(line.split()[:2] == ["tts", "unhealthy"] for line in status.stdout.splitlines()), status.stdout
+        health = httpx.get(f"{core(run)}/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["services"]["tts"]["status"] != "SERVING", health.text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    run.wait_for(lambda: run.serving("tts"), 30, "tts serving again")
+    assert run.pid("tts") == pid  # recovered, not replaced
+    assert httpx.post(f"{core(run)}/v1/speak", json={"text": "Hello."}, timeout=60).status_code == 200
+
+
+class SilentClient:
+    """A WebSocket client that writes but never reads (a raw socket with a small receive buffer)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert self.sock.recv(12) == b"HTTP/1.1 101"
+
+    def send_text(self, text: str) -> bool:
+        """One masked text frame (RFC 6455 5.2); False once the server has closed the connection."""
+        data = text.encode()
+        mask = os.urandom(4)
+        header = bytes([0x81]) + (
+            bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack("!H", len(data))
+        )
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        try:
+            self.sock.sendall(header + mask + masked)
+            return True
+        except OSError:
+            return False
+
+
+def test_a_client_that_stops_reading_is_dropped_and_holds_up_nobody(run: DevRun) -> None:
+    url = core(run)
+    core_pid = run.pid("core")
+    rss_before = rss_mib(core_pid)
+    silent = SilentClient(run.ports["core"])
+    assert silent.send_text(json.dumps({"type": "config", "sample_rate": 16000}))
+    dropped = False
+    for _ in range(20):  # long replies until the socket buffers are full and the server's send stalls
+        if not silent.send_text(json.dumps({"type": "text", "text": "Tell me a long story about a dragon."})):
+            break
+        time.sleep(5)
+        dropped = "voxstack_core_slow_clients_dropped_total 1.0" in httpx.get(f"{url}/metrics", timeout=10).text
+        if dropped:
+            break
+        # Meanwhile another conversation is answered as usual.
+        ws = open_conversation(run.ports["core"], session="faults-reader")
+        assert typed_turn(ws, "What is two plus two?")[-1]["type"] == "reply_done"
+        ws.close()
+    assert dropped, run.output()[-3000:]
+    assert "the client read nothing for 3 s: dropping the conversation" in run.output()
+    assert rss_mib(core_pid) - rss_before < 64  # what it could not send was not kept
+    # Its reply was cancelled: the llm is free for the next caller.
+    assert httpx.post(f"{url}/v1/chat", json={"message": "Hi"}, timeout=60).status_code == 200
+    silent.sock.close()
+
+
+def rss_mib(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_a_killed_core_is_restarted_and_its_clients_reconnect(run: DevRun) -> None:
+    ws = open_conversation(run.ports["core"], session="faults-core")
+    killed = run.pid("core")
+    os.kill(killed, signal.SIGKILL)
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=30)
+    # The client reconnects (with back-off, as the docs ask after a 1006) until the new core answers.
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            ws = open_conversation(run.ports["core"], session="faults-core")
+            break
+        except (OSError, ConnectionClosed, TimeoutError):
+            assert time.monotonic() < deadline, run.output()[-3000:]
+            time.sleep(0.5)
+    assert typed_turn(ws, "What is the capital of France?")[-1]["type"] == "reply_done"
+    ws.close()
+    assert run.pid("core") != killed
+    assert run.record()["services"]["core"]["restarts"] >= 1
+
+
+def test_stopping_while_a_restart_is_under_way_leaves_no_process(run: DevRun) -> None:
+    os.kill(run.pid("llm"), signal.SIGKILL)
+    run.wait_for(lambda: run.record()["services"]["llm"]["state"] in ("backoff", "starting"), 30, "a restart")
+    run.stop()  # the fixture checks that nothing of this run is left
 
 
 def leftovers(state: Path) -> list[str]:

@@ -12,51 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conversation import close_code, open_conversation, spoken_turn, typed_turn
 from devstack import DevRun
 from redis_server import redis_server
 from speech import pcm16, silence
 from stack import Stack
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 from voxstack.testing.edits import clear_tail, set_tail
 
 pytestmark = pytest.mark.slow
-
-SESSION = "handover-1"
-
-
-def open_conversation(port: int, session: str = SESSION) -> ClientConnection:
-    ws = connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None).__enter__()  # closed by the tests
-    ws.send(json.dumps({"type": "config", "sample_rate": 16000, "session_id": session}))
-    assert json.loads(ws.recv(timeout=30)) == {"type": "ready", "session_id": session}
-    return ws
-
-
-def typed_turn(ws: ClientConnection, text: str) -> list[dict]:
-    """Events of one typed turn, up to its reply_done."""
-    ws.send(json.dumps({"type": "text", "text": text}))
-    events: list[dict] = []
-    while True:
-        message = ws.recv(timeout=120)
-        if isinstance(message, bytes):
-            continue
-        events.append(json.loads(message))
-        assert events[-1]["type"] != "error", events[-1]
-        if events[-1]["type"] == "reply_done":
-            return events
-
-
-def close_code(ws: ClientConnection) -> tuple[int, str, list[dict]]:
-    """Read until the server closes: its close code and reason, and the events before it."""
-    events: list[dict] = []
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            message = ws.recv(timeout=60)
-            if isinstance(message, str):
-                events.append(json.loads(message))
-    received = closed.value.rcvd
-    return (received.code, received.reason, events) if received else (1006, "", events)
 
 
 def remembers(first: dict, later: dict) -> bool:
@@ -75,20 +39,6 @@ def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     run.wait_for(lambda: run.serving("asr", "llm", "tts", "core"), 240, "the dev stack")
     yield run
     run.stop()
-
-
-def spoken_turn(ws: ClientConnection, audio: bytes) -> list[dict]:
-    """Events of one spoken turn (16 kHz PCM16 sent at once), up to its reply_done."""
-    for i in range(0, len(audio), 3200):
-        ws.send(audio[i : i + 3200])
-    events: list[dict] = []
-    while True:
-        message = ws.recv(timeout=120)
-        if isinstance(message, str):
-            events.append(json.loads(message))
-            assert events[-1]["type"] != "error", events[-1]
-            if events[-1]["type"] == "reply_done":
-                return events
 
 
 def test_a_conversation_spans_two_core_reloads_and_an_asr_reload_with_its_history(dev: DevRun, speech) -> None:

@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
 
+# From `make load` on 2 cores (docs/PERFORMANCE.md): the most conversations answered within 1.5 s p95.
+MAX_CONVERSATIONS_DEFAULT = 4
+
 SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 
@@ -137,6 +140,13 @@ class CoreSettings(ServiceSettings):
     ws_idle_seconds: float = Field(
         300.0, gt=0, le=86_400, description="A WebSocket that sends nothing for this long is closed."
     )
+    ws_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a reply may wait for a WebSocket client that stopped reading it; then the "
+        "conversation is dropped and its llm and tts work stops (a client that does not read holds no slot).",
+    )
     ws_max_frame_rate: float = Field(
         250.0,
         gt=0,
@@ -166,6 +176,14 @@ class CoreSettings(ServiceSettings):
         le=100,
         description="Sentences (or first clauses) of a speculative reply synthesised before the utterance's end is "
         "confirmed: bounds the tts work wasted when the speaker goes on.",
+    )
+    max_conversations: int = Field(
+        MAX_CONVERSATIONS_DEFAULT,
+        ge=0,
+        le=100_000,
+        description="WebSocket conversations open at once; past it a new one is refused at once (error "
+        "OVERLOADED with retry_after, close 1013) rather than answered slowly. 0 = no limit. Size it with "
+        "`make load` (the knee): docs/PERFORMANCE.md.",
     )
     session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
     session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")

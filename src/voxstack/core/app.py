@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -58,6 +59,8 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         backends = Backends(settings, metrics)
         sessions = open_sessions(settings)
         metrics.sessions.set_function(lambda: len(sessions))
+        loop = asyncio.get_running_loop()
+        metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         app.state.backends = backends
         app.state.pipeline = Pipeline(settings, backends, sessions)
         report_loaded_modules()

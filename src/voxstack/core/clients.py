@@ -235,9 +235,13 @@ class Backends:
         A reloading asr ends its streams between utterances (RESTARTING): the
         rest of the audio goes on in a new stream (``requests()`` again, which
         must continue where the last one stopped) and utterance numbers run on.
+        An asr that died (a crash, a kill) is waited for like a refused call,
+        within ``asr_timeout``, if it is being brought back; the audio it had
+        not answered yet is lost, the stream goes on with what comes next.
         """
         base = 0  # utterances of earlier streams
         restarted = False
+        loop = asyncio.get_running_loop()
         while True:
             if restarted:
                 await self._ready("asr")
@@ -250,9 +254,13 @@ class Backends:
                     yield reply
                 return
             except grpc.aio.AioRpcError as err:
-                if failure_from_error(err).reason != "RESTARTING":
+                if failure_from_error(err).reason == "RESTARTING":
+                    logger.info("asr is restarting: continuing on a new stream")
+                elif retryable(err) and await self._comes_back("asr", loop.time() + self.timeouts["asr"]):
+                    self.metrics.upstream_errors.labels("asr", err.code().name).inc()
+                    logger.warning("asr stream broke (%s): continuing on a new stream", err.code().name)
+                else:
                     raise self._failed("asr", err) from None
-                logger.info("asr is restarting: continuing on a new stream")
                 base += seen
                 restarted = True
             finally:

@@ -22,6 +22,7 @@ from voxstack.errors import InvalidInput
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 INVALID_PAYLOAD = 1007
+TRY_AGAIN_LATER = 1013  # overloaded: the client should come back after retry_after seconds
 
 
 class EventType(str, Enum):
@@ -196,3 +197,5 @@ class Error(Event):
     turn: int | None = None
     #: asr, llm or tts when a backend call failed.
     stage: str | None = None
+    #: For a refusal under load: seconds after which to try again.
+    retry_after: int | None = None

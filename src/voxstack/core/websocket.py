@@ -70,10 +70,23 @@ class Conversation:
         self.voice = ""  # the config's voice for the replies ("" = the core's)
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
+        """Send an event (and its binary frame); a client that has stopped reading for ``ws_send_timeout``
+        is dropped (WebSocketDisconnect): the turn writing to it must not hold the llm or the tts."""
         async with self.send_lock:  # an audio event and its binary frame stay together
-            await self.ws.send_json(event.payload())
-            if data is not None:
-                await self.ws.send_bytes(data)
+            try:
+                await asyncio.wait_for(self._write(event, data), self.limits.ws_send_timeout)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "the client read nothing for %g s: dropping the conversation", self.limits.ws_send_timeout
+                )
+                self.pipeline.metrics.slow_clients.inc()
+                self.gone.set()
+                raise WebSocketDisconnect(events.POLICY_VIOLATION, "SLOW_CLIENT") from None
+
+    async def _write(self, event: events.Event, data: bytes | None) -> None:
+        await self.ws.send_json(event.payload())
+        if data is not None:
+            await self.ws.send_bytes(data)
 
     async def receive(self) -> MutableMapping[str, Any] | None:
         """The client's next message; None once it has said nothing for ``ws_idle_seconds`` (then it is closed)."""
@@ -131,7 +144,7 @@ class Conversation:
             self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
                 with contextlib.suppress(Exception):
-                    await self.ws.close(events.NORMAL_CLOSURE)
+                    await asyncio.wait_for(self.ws.close(events.NORMAL_CLOSURE), 1.0)
 
     async def hand_over(self) -> None:
         """Once the core is stopping: at the first moment nobody speaks and no reply runs, close with
@@ -231,6 +244,17 @@ class Conversation:
             await self.ws.close(close_code)
 
     async def requests(self, config: asr_pb2.RecognitionConfig) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
+        if self.speaking:  # a new stream in the middle of an utterance: the asr died and lost it
+            self.speaking = False
+            await self.drop_speculation("wasted")
+            self.next_stage(None)
+            await self.send(
+                events.Error(
+                    code="ASR_RESTARTED",
+                    stage="asr",
+                    message="the asr restarted while you were speaking: that utterance was lost, please say it again",
+                )
+            )
         yield asr_pb2.StreamingRecognizeRequest(config=config)
         while (chunk := await self.audio.get()) is not None:
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)

@@ -75,8 +75,8 @@ class DependencyMap:
         self.entry_points = {name: tuple(mods) for name, mods in entry_points.items()}
         self.files: dict[str, Path] = {}
         self.graph: dict[str, set[str]] = {}
-        # Parsed files by path, with the (mtime, size) they were parsed at: a save re-parses only itself.
-        self._trees: dict[Path, tuple[tuple[int, int], ast.AST]] = {}
+        # Each file's imports by its (mtime, size): a save parses one file again, not the package.
+        self._parsed: dict[Path, tuple[tuple[int, int], set[str]]] = {}
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -84,20 +84,25 @@ class DependencyMap:
         root = self.source_root / self.package.replace(".", "/")
         files = {module_name(p, self.source_root): p for p in root.rglob("*.py")}
         known = set(files)
+        same_modules = known == set(self.files)  # else an import may now name a module that was not there
         graph = {}
-        trees = {}
+        parsed = {}
         for module, path in files.items():
             try:
                 stat = path.stat()
                 stamp = (stat.st_mtime_ns, stat.st_size)
-                cached = self._trees.get(path)
-                tree = cached[1] if cached and cached[0] == stamp else ast.parse(path.read_bytes(), filename=str(path))
+                cached = self._parsed.get(path)
+                if cached and cached[0] == stamp and same_modules:
+                    imports = cached[1]
+                else:
+                    tree = ast.parse(path.read_bytes(), filename=str(path))
+                    imports = _imports(tree, module, path.name == "__init__.py", known) - {module}
             except (SyntaxError, ValueError, OSError):
                 graph[module] = self.graph.get(module, set())
                 continue
-            trees[path] = (stamp, tree)
-            graph[module] = _imports(tree, module, path.name == "__init__.py", known) - {module}
-        self.files, self.graph, self._trees = files, graph, trees
+            parsed[path] = (stamp, imports)
+            graph[module] = imports
+        self.files, self.graph, self._parsed = files, graph, parsed
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         seen: set[str] = set()

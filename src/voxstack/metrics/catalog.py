@@ -203,6 +203,21 @@ class CoreMetrics:
         )
         self.websockets = Gauge("voxstack_core_websockets_open", "WebSocket conversations open now.", registry=r)
         self.sessions = Gauge("voxstack_core_sessions", "Sessions with history kept now.", registry=r)
+        self.tasks = Gauge(
+            "voxstack_core_tasks",
+            "asyncio tasks in the core's event loop now: under steady load, growth is a leak.",
+            registry=r,
+        )
+        self.slow_clients = Counter(
+            "voxstack_core_slow_clients_dropped",
+            "WebSocket conversations dropped because the client stopped reading replies for ws_send_timeout.",
+            registry=r,
+        )
+        self.refused = Counter(
+            "voxstack_core_conversations_refused",
+            "WebSocket conversations refused at once because max_conversations were open.",
+            registry=r,
+        )
         self.retries = Counter(
             "voxstack_core_upstream_retries", "Calls to a service retried, by stage.", ["stage"], registry=r
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from typing import Annotated
 from urllib.parse import quote
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
+from voxstack.core import events
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.pipeline import ReplyDone, SentenceAudio
@@ -75,9 +77,15 @@ async def converse(
 async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, settings: SettingsDep) -> None:
     """A spoken conversation; the messages are those of ``voxstack.core.events`` (docs/API.md)."""
     await ws.accept()
+    drain = ws.app.state.drain
+    limit = settings.core.max_conversations
+    if limit and drain.conversations >= limit:
+        # Before any stage spends work on it: a conversation answered slowly helps nobody.
+        pipeline.metrics.refused.inc()
+        await refuse_overloaded(ws, drain.conversations, limit)
+        return
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
-    drain = ws.app.state.drain
     drain.conversations += 1
     try:
         await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
@@ -85,3 +93,16 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
         drain.conversations -= 1
         pipeline.metrics.websockets.dec()
         request_id_var.reset(token)
+
+
+OVERLOADED_RETRY_SECONDS = 5
+
+
+async def refuse_overloaded(ws: WebSocket, open_now: int, limit: int) -> None:
+    """The error event and close 1013 (try again later) for a conversation over ``max_conversations``."""
+    message = f"the core is at its limit of {limit} conversations ({open_now} open); try again later"
+    with contextlib.suppress(Exception):
+        await ws.send_json(
+            events.Error(code="OVERLOADED", message=message, retry_after=OVERLOADED_RETRY_SECONDS).payload()
+        )
+        await ws.close(events.TRY_AGAIN_LATER, f"overloaded: retry in {OVERLOADED_RETRY_SECONDS} s")

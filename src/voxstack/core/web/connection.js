@@ -4,6 +4,7 @@
 
 const FATAL = new Set([1007, 1008]); // the server refused what we sent: retrying would not help
 const SERVICE_RESTART = 1012;
+const TRY_AGAIN_LATER = 1013; // the core is at its limit of conversations: come back after retry_after
 
 export class Connection extends EventTarget {
   constructor({ sampleRate = 16000 } = {}) {
@@ -16,6 +17,7 @@ export class Connection extends EventTarget {
     this.ws = null;
     this.pending = null; // an audio event waiting for its binary frame
     this.retries = 0;
+    this.retryAfter = 0; // seconds, from an OVERLOADED refusal
     this.reconnects = 0;
     this.closing = false;
     this.state = "connecting";
@@ -73,6 +75,7 @@ export class Connection extends EventTarget {
       this.setState("connected", resumed ? "session resumed" : "new session");
     }
     if (event.type === "audio") this.pending = event;
+    if (event.type === "error" && event.retry_after) this.retryAfter = event.retry_after;
     this.emit("event", event);
   }
 
@@ -83,9 +86,12 @@ export class Connection extends EventTarget {
     if (FATAL.has(e.code)) return this.setState("closed", e.reason || `refused (${e.code})`);
     // 1012: the core hands the conversation over (a reload, a rolling restart): the instance that
     // took over is serving already. Anything else: it went away; back off until it is back.
-    const delay = e.code === SERVICE_RESTART && this.retries === 0 ? 0 : Math.min(5000, 150 * 2 ** this.retries);
+    let delay = e.code === SERVICE_RESTART && this.retries === 0 ? 0 : Math.min(5000, 150 * 2 ** this.retries);
+    if (e.code === TRY_AGAIN_LATER) delay = Math.max(delay, 1000 * (this.retryAfter || 5));
+    this.retryAfter = 0;
     this.retries += 1;
-    this.setState("reconnecting", `core went away (code ${e.code}); reconnecting in ${delay} ms`);
+    const why = e.code === TRY_AGAIN_LATER ? "the core is busy" : `core went away (code ${e.code})`;
+    this.setState("reconnecting", `${why}; reconnecting in ${delay} ms`);
     setTimeout(() => this.open(), delay);
   }
 

@@ -1,0 +1,58 @@
+"""A WebSocket conversation as the tests hold it: open with a session id, typed and spoken turns, the close."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+SESSION = "handover-1"
+
+
+def open_conversation(port: int, session: str = SESSION) -> ClientConnection:
+    ws = connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None).__enter__()  # closed by the tests
+    ws.send(json.dumps({"type": "config", "sample_rate": 16000, "session_id": session}))
+    assert json.loads(ws.recv(timeout=30)) == {"type": "ready", "session_id": session}
+    return ws
+
+
+def typed_turn(ws: ClientConnection, text: str) -> list[dict]:
+    """Events of one typed turn, up to its reply_done."""
+    ws.send(json.dumps({"type": "text", "text": text}))
+    events: list[dict] = []
+    while True:
+        message = ws.recv(timeout=120)
+        if isinstance(message, bytes):
+            continue
+        events.append(json.loads(message))
+        assert events[-1]["type"] != "error", events[-1]
+        if events[-1]["type"] == "reply_done":
+            return events
+
+
+def close_code(ws: ClientConnection) -> tuple[int, str, list[dict]]:
+    """Read until the server closes: its close code and reason, and the events before it."""
+    events: list[dict] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = ws.recv(timeout=60)
+            if isinstance(message, str):
+                events.append(json.loads(message))
+    received = closed.value.rcvd
+    return (received.code, received.reason, events) if received else (1006, "", events)
+
+
+def spoken_turn(ws: ClientConnection, audio: bytes) -> list[dict]:
+    """Events of one spoken turn (16 kHz PCM16 sent at once), up to its reply_done."""
+    for i in range(0, len(audio), 3200):
+        ws.send(audio[i : i + 3200])
+    events: list[dict] = []
+    while True:
+        message = ws.recv(timeout=120)
+        if isinstance(message, str):
+            events.append(json.loads(message))
+            assert events[-1]["type"] != "error", events[-1]
+            if events[-1]["type"] == "reply_done":
+                return events
