@@ -38,6 +38,7 @@ from load_report import Summary, step_summary, sweep_summary, write
 
 from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.config import load_settings
+from voxstack.core.openai.models import served as served_models
 from voxstack.models import DEFAULT_MODELS, pull
 from voxstack.registry import ALL_SERVICES
 from voxstack.testing.loadstats import Step, knee
@@ -96,8 +97,7 @@ async def sweeps(base: str, questions: list[np.ndarray], args: argparse.Namespac
     wav = wav_bytes(float_to_pcm16(np.concatenate([questions[0], np.zeros(4800, np.float32)])), 16000)
     text = "The quick brown fox jumps over the lazy dog, and then it runs back home."
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-        models = (await client.get("/v1/models")).json()["data"]
-        chat_model = next(m["id"] for m in models if m["id"] not in ("whisper-1", "tts-1") and "piper" not in m["id"])
+        chat_model = next(m for m, kind in served_models(load_settings()).items() if kind == "llm")
 
         async def status(method: str, path: str, **kwargs: object) -> int:
             return (await client.request(method, path, **kwargs)).status_code  # type: ignore[arg-type]

@@ -110,6 +110,8 @@ class Conversation:
         except ConnectionClosed as exc:
             result.error = f"close {exc.rcvd.code if exc.rcvd is not None else 1006}"
         result.started = marks.get("speech_end", time.perf_counter())
+        if result.error:  # how long after the end of speech the turn was refused or failed
+            result.refused_after = time.perf_counter() - result.started
         if not result.error and result.first_audio is None:
             result.error = "no audio"
         # Listen to the reply (streaming silence, as a microphone would), then the next question.

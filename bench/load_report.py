@@ -17,7 +17,19 @@ from rich.table import Table
 
 from voxstack.testing.loadstats import Step, first_to_queue, knee, percentile
 
-STAGES = ("asr_decode", "llm_first_token", "first_sentence", "tts_first_chunk", "first_audio", "total")
+# What each stage alone took in a turn, from the server's timings (those count from the end of speech).
+STAGES = ("asr decode", "llm to first token", "llm first sentence", "tts first chunk")
+
+
+def stage_seconds(timings: dict[str, float]) -> dict[str, float]:
+    asr = timings.get("asr_decode", float("nan"))
+    first = timings.get("llm_first_token", float("nan"))
+    return {
+        "asr decode": asr,
+        "llm to first token": first - asr,  # the llm's queue and its prompt
+        "llm first sentence": timings.get("first_sentence", float("nan")) - first,
+        "tts first chunk": timings.get("tts_first_chunk", float("nan")),
+    }
 
 
 @dataclass
@@ -60,8 +72,8 @@ def step_summary(n: int, results: list[TurnResult], samples: dict[str, list[Samp
         p99=percentile(firsts, 99),
         failures=dict(Counter(r.error for r in results if r.error)),
         refusal_p95=percentile(refused, 95),
-        stages_p50={s: percentile([r.timings.get(s, float("nan")) for r in answered], 50) for s in STAGES},
-        stages_p95={s: percentile([r.timings.get(s, float("nan")) for r in answered], 95) for s in STAGES},
+        stages_p50={s: percentile([stage_seconds(r.timings)[s] for r in answered], 50) for s in STAGES},
+        stages_p95={s: percentile([stage_seconds(r.timings)[s] for r in answered], 95) for s in STAGES},
         cpu={k: sum(x.cpu for x in v) / len(v) for k, v in samples.items() if v},
         rss_mib={k: max(x.rss_mib for x in v) for k, v in samples.items() if v},
     )
@@ -100,7 +112,7 @@ def sweep_summary(route: str, results: list[CallResult]) -> SweepSummary:
 
 def write(name: str, steps: list[Summary], swept: dict, burst: dict, limit: float, args: dict) -> None:
     good = knee([Step(s.conversations, s.p95, s.answered, s.errors) for s in steps], limit)
-    queues = first_to_queue({st: [s.stages_p95.get(st, float("nan")) for s in steps] for st in STAGES[:4]})
+    queues = first_to_queue({st: [s.stages_p95.get(st, float("nan")) for s in steps] for st in STAGES})
     sweeps = [sweep_summary(route, results) for route, results in swept.items()]
     overload = {}
     for what, results in burst.items():
@@ -152,9 +164,7 @@ def _table(
         "p50",
         "p95",
         "p99",
-        "asr p95",
-        "llm 1st p95",
-        "tts 1st p95",
+        *(f"{stage} p95" for stage in STAGES),
         "failures",
         "cpu",
         "rss MiB",
@@ -167,9 +177,7 @@ def _table(
             f"{s.p50:.2f}",
             f"{s.p95:.2f}",
             f"{s.p99:.2f}",
-            f"{s.stages_p95['asr_decode']:.2f}",
-            f"{s.stages_p95['llm_first_token']:.2f}",
-            f"{s.stages_p95['tts_first_chunk']:.2f}",
+            *(f"{s.stages_p95[stage]:.2f}" for stage in STAGES),
             ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "-",
             " ".join(f"{k} {v:.2f}" for k, v in s.cpu.items()),
             " ".join(f"{k} {v:.0f}" for k, v in s.rss_mib.items()),

@@ -125,7 +125,15 @@ class LlmSettings(GrpcServiceSettings):
     max_tokens_limit: int = Field(1024, ge=1, le=1_000_000, description="Largest max_tokens a request may ask.")
     max_queue: int = Field(4, ge=0, le=10_000, description="Calls that may wait for the model before refusal.")
     max_concurrency: int = Field(
-        1, ge=1, le=256, description="Calls run at once (openai engine; llama.cpp always runs one)."
+        1, ge=1, le=256, description="Calls run at once (openai engine; for llama.cpp see parallel)."
+    )
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="llama.cpp contexts that write replies at once, sharing `threads` between them: with 2, a "
+        "second conversation's reply starts while the first is still being written (each token a little "
+        "slower). The weights are mapped once; each context adds its own cache of context_size tokens.",
     )
     upstream_url: str = Field(
         "",
@@ -136,6 +144,11 @@ class LlmSettings(GrpcServiceSettings):
         None, description="Bearer token for the upstream; unset = $OPENAI_API_KEY if set."
     )
     upstream_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the upstream.")
+
+    @property
+    def concurrency(self) -> int:
+        """Replies written at once: the upstream's calls, or llama.cpp's contexts."""
+        return self.max_concurrency if self.engine == "openai" else self.parallel
 
 
 class TtsSettings(GrpcServiceSettings):

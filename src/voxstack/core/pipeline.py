@@ -80,8 +80,8 @@ class Pipeline:
         self.sessions = sessions
         self.metrics = backends.metrics  # one set for the core: its calls and its turns
         llm = settings.llm
-        # What the llm takes at once, running and queued (llama.cpp runs one at a time).
-        self.llm_capacity = (llm.max_concurrency if llm.engine == "openai" else 1) + llm.max_queue
+        # What the llm takes at once, running and queued.
+        self.llm_capacity = llm.concurrency + llm.max_queue
         self.llm_calls = 0
 
     def check_llm_capacity(self) -> None:

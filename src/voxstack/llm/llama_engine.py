@@ -1,18 +1,23 @@
-"""llama.cpp through llama-cpp-python: one model, one call at a time, in its own thread.
+"""llama.cpp through llama-cpp-python: one model, ``parallel`` contexts, each one call at a time in its
+own thread.
 
 The chat template comes from the GGUF file. Tokens are produced in a worker
 thread and handed to the event loop one by one; closing the stream sets a flag
 the thread checks after every token, so decoding stops within one token step.
+With several contexts (``parallel``) a second reply starts while the first is
+still being written; they share the CPU threads and the mapped weights.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +34,25 @@ logger = logging.getLogger(__name__)
 _MARK = re.compile("\x1evoxstack-message-(\\d+)\x1e")
 
 
+@dataclass
+class _Context:
+    """One llama.cpp context and the thread it runs on (a context is not thread-safe)."""
+
+    llm: Any
+    executor: ThreadPoolExecutor
+
+
 class LlamaCppEngine:
     def __init__(self, settings: LlmSettings, models_dir: Path) -> None:
         self.settings = settings
         self.models_dir = models_dir
-        self._llm: Any = None
+        self.contexts: list[_Context] = []
+        # Contexts not writing a reply now. A list, not an asyncio.Queue: a warm spare loads the engine
+        # on another event loop than the one that serves; the service's worker admits no more calls than
+        # there are contexts, so a call always finds one.
+        self._idle: list[_Context] = []
         self._formatter: Any = None
-        # llama.cpp contexts are not thread-safe: every call runs on this one thread.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-load")
 
     def model_path(self) -> Path:
         if self.settings.model is None:
@@ -52,16 +68,22 @@ class LlamaCppEngine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         path = self.model_path()
+        parallel = self.settings.parallel
+        threads = max(1, (self.settings.threads or os.cpu_count() or 1) // parallel)
         try:
-            llm = Llama(
-                str(path),
-                n_ctx=self.settings.context_size,
-                n_threads=self.settings.threads or os.cpu_count() or 1,
-                n_gpu_layers=self.settings.gpu_layers,
-                verbose=False,
-            )
+            contexts = [
+                Llama(
+                    str(path),
+                    n_ctx=self.settings.context_size,
+                    n_threads=threads,
+                    n_gpu_layers=self.settings.gpu_layers,
+                    verbose=False,
+                )
+                for _ in range(parallel)
+            ]
         except ValueError as exc:  # llama-cpp-python's way of saying the file is not a model
             raise ModelError(f"cannot load llm model {path}: {exc}") from exc
+        llm = contexts[0]
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"llm model {path} has no chat template in its metadata")
@@ -73,17 +95,27 @@ class LlamaCppEngine:
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        self._llm = llm
-        logger.info("loaded %s (context %d tokens)", path.name, llm.n_ctx())
+        self.contexts = [
+            _Context(c, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{n}"))
+            for n, c in enumerate(contexts)
+        ]
+        logger.info(
+            "loaded %s (context %d tokens, %d at once, %d threads each)", path.name, llm.n_ctx(), parallel, threads
+        )
 
     async def load(self) -> None:
-        await run_in_thread(self._executor, self._load)
-        # Warm-up: one real token through the whole path.
+        await run_in_thread(self._loader, self._load)
+        self._idle = list(self.contexts)
+        # Warm-up: one real token through the whole path, in every context.
         conversation = Conversation([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
-        async for _ in self.stream(conversation):
-            pass
 
-    def prompt_tokens(self, conversation: Conversation) -> tuple[list[int], list[str]]:
+        async def warm() -> None:
+            async for _ in self.stream(conversation):
+                pass
+
+        await asyncio.gather(*(warm() for _ in self.contexts))
+
+    def prompt_tokens(self, conversation: Conversation, llm: Any = None) -> tuple[list[int], list[str]]:
         """The prompt as tokens, and the template's own stop strings.
 
         Only the chat template's own markers are special tokens: the messages'
@@ -92,6 +124,7 @@ class LlamaCppEngine:
         the template). The template is rendered with a placeholder for each
         message, and the pieces are tokenized apart.
         """
+        llm = llm if llm is not None else self.contexts[0].llm
         messages = conversation.messages
         marks = [f"\x1evoxstack-message-{i}\x1e" for i in range(len(messages))]
         masked = [{"role": m["role"], "content": mark} for m, mark in zip(messages, marks, strict=True)]
@@ -102,20 +135,22 @@ class LlamaCppEngine:
             text, special = (messages[int(piece)]["content"], False) if n % 2 else (piece, True)
             if text:
                 add_bos = not tokens and not result.added_special
-                tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+                tokens += llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, stop
 
-    def _generate(self, cancel: threading.Event, conversation: Conversation, emit: Callable[[Event], None]) -> None:
-        tokens, template_stop = self.prompt_tokens(conversation)
-        room = self._llm.n_ctx() - len(tokens)
+    def _generate(
+        self, cancel: threading.Event, llm: Any, conversation: Conversation, emit: Callable[[Event], None]
+    ) -> None:
+        tokens, template_stop = self.prompt_tokens(conversation, llm)
+        room = llm.n_ctx() - len(tokens)
         if room < 1:
             raise InvalidInput(
-                f"the prompt is {len(tokens)} tokens; the context holds {self._llm.n_ctx()}: shorten the messages",
+                f"the prompt is {len(tokens)} tokens; the context holds {llm.n_ctx()}: shorten the messages",
                 reason="PROMPT_TOO_LONG",
             )
         s = conversation.sampling
-        stream = self._llm.create_completion(
+        stream = llm.create_completion(
             prompt=tokens,
             max_tokens=min(s.max_tokens, room),
             temperature=s.temperature,
@@ -139,21 +174,29 @@ class LlamaCppEngine:
                     break
         finally:
             stream.close()
-        completion = len(self._llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
+        completion = len(llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
         emit(Finished(reason, len(tokens), completion))
 
     async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
+        if not self._idle:
+            raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
         feed: Feed[Event] = Feed()
         cancel = threading.Event()
+        context = self._idle.pop()
 
         async def generate() -> None:
             await run_in_thread(
-                self._executor, self._generate, cancel, conversation, feed.put_threadsafe, cancel=cancel
+                context.executor, self._generate, cancel, context.llm, conversation, feed.put_threadsafe, cancel=cancel
             )
 
-        async with feed.running(generate):
-            async for event in feed:
-                yield event
+        try:
+            async with feed.running(generate):
+                async for event in feed:
+                    yield event
+        finally:
+            self._idle.append(context)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for context in self.contexts:
+            context.executor.shutdown(wait=True, cancel_futures=True)
+        self._loader.shutdown(wait=True)

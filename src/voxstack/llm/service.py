@@ -107,20 +107,17 @@ class LlmService:
         self.prepared = prepared if prepared is not None and prepared.settings_json == llm.model_dump_json() else None
         if self.prepared is not None:
             self.engine = self.prepared.engine
-            concurrency = 1
         elif llm.engine == "openai":
             from voxstack.llm.openai_engine import OpenAIEngine
 
             self.engine = OpenAIEngine(llm)
-            concurrency = llm.max_concurrency
         else:
             from voxstack.llm.llama_engine import LlamaCppEngine
 
             self.engine = LlamaCppEngine(llm, settings.models_dir)
-            concurrency = 1  # one context, one call at a time
         # Only its queue limit: the engines run their own threads or calls.
         self.metrics = LlmMetrics()
-        self.worker = Worker("llm", concurrency, llm.max_queue, self.metrics)
+        self.worker = Worker("llm", llm.concurrency, llm.max_queue, self.metrics)
 
     def register(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(LlmServicer(self), server)
