@@ -8,7 +8,7 @@ EXTRAS ?= dev,test,asr,llm,tts,core,load
 # llama-cpp-python has no binary wheel on the index: it is built once per
 # machine (about 5 minutes) into this folder and installed from there.
 WHEEL_CACHE ?= $(HOME)/.cache/voxstack/wheels
-LLAMA_CPP := llama-cpp-python>=0.3.8
+LLAMA_CPP := llama-cpp-python>=0.3.8,<0.4
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

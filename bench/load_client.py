@@ -3,7 +3,8 @@
 A conversation is what a person at a microphone does: it streams a question
 in 20 ms frames as it would be spoken, keeps streaming silence (a microphone
 does not stop) while it waits for the reply, listens to the reply for as long
-as its audio lasts, then asks the next question. Each turn records the
+as its audio lasts, thinks for a moment (0.5-3 s, random: conversations that
+moved in lockstep would always ask at the same time), then asks the next. Each turn records the
 seconds from the last speech frame sent to the first reply audio byte, the
 server's stage timings, or what went wrong, by kind.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ FRAME = 320  # samples: 20 ms at 16 kHz
 RATE = 16000
 LEAD_SILENCE = 0.3  # seconds of room noise before each question
 TURN_TIMEOUT = 30.0
+THINK = (0.5, 3.0)  # seconds between hearing a reply and asking the next question
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Conversation:
         self.results = results
         self.offset = offset
         self.silence = bytes(2 * FRAME)
+        self.rng = random.Random(offset)  # the same pauses in every run
 
     async def run(self, stop_at: float) -> None:
         asked = time.perf_counter()
@@ -114,9 +118,10 @@ class Conversation:
             result.refused_after = time.perf_counter() - result.started
         if not result.error and result.first_audio is None:
             result.error = "no audio"
-        # Listen to the reply (streaming silence, as a microphone would), then the next question.
+        # Listen to the reply and think (streaming silence, as a microphone would), then the next question.
+        listening = max(0.0, heard["audio_seconds"] - 0.5) + self.rng.uniform(THINK[0], THINK[1])
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(sender), max(0.0, heard["audio_seconds"] - 0.5))
+            await asyncio.wait_for(asyncio.shield(sender), listening)
         done.set()
         with contextlib.suppress(Exception):
             await sender

@@ -118,6 +118,26 @@ def read_until(ws, done) -> list[dict]:
             return events
 
 
+@pytest.mark.parametrize("service", ["llm", "tts"])
+def test_a_service_killed_mid_reply_ends_that_turn_and_the_next_turn_works(run: DevRun, service: str) -> None:
+    ws = open_conversation(run.ports["core"], session=f"faults-{service}")
+    try:
+        ws.send(json.dumps({"type": "text", "text": "Tell me a long story about a dragon and a knight."}))
+        read_until(ws, lambda e: e["type"] == "audio")  # the reply is being written and spoken
+        killed = run.pid(service)
+        os.kill(killed, signal.SIGKILL)
+        end = read_until(ws, lambda e: e["type"] in ("error", "reply_done"))[-1]
+        if service == "llm":  # its stream broke after deltas were sent: the turn fails, naming the llm
+            assert end["type"] == "error" and end["stage"] == "llm", end
+        else:  # a sentence's synthesis failed (named), or the next one waited for the restarted tts
+            assert end["type"] == "reply_done" or end.get("stage") == "tts", end
+        run.wait_for(lambda: run.serving(service) and run.pid(service) != killed, 90, f"{service} restarted")
+        # The same socket, no reconnect.
+        assert typed_turn(ws, "What is the capital of France?")[-1]["type"] == "reply_done"
+    finally:
+        ws.close()
+
+
 def test_a_hung_tts_fails_calls_within_their_deadline_and_recovers_after_sigcont(run: DevRun) -> None:
     pid = run.pid("tts")
     os.kill(pid, signal.SIGSTOP)

@@ -239,6 +239,52 @@ def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
     assert "2 at once" in process.output()
 
 
+def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_history(
+    models_dir: Path, llm_model: Path
+) -> None:
+    """With two contexts, the second conversation takes the other one, and the first one's next turn
+    finds its previous turn cached: only the new message is evaluated."""
+    import asyncio
+
+    from voxstack.config import load_settings
+    from voxstack.llm.engine import Conversation, Delta, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
+
+    settings = load_settings(models_dir=str(models_dir), llm={"parallel": 2, "context_size": 1024})
+    engine = LlamaCppEngine(settings.llm, models_dir)
+
+    async def turn(messages: list[dict[str, str]]) -> str:
+        reply = [
+            e.text async for e in engine.stream(Conversation(messages, Sampling(0, 1, 12))) if isinstance(e, Delta)
+        ]
+        return "".join(reply)
+
+    def holder(messages: list[dict[str, str]]):  # the context whose cache holds the whole prompt
+        tokens, _ = engine.prompt_tokens(Conversation(messages, Sampling(0, 1, 1)))
+        full = [c for c in engine.contexts if cached_prefix(c.llm, tokens) == len(tokens)]
+        return full[0] if len(full) == 1 else None
+
+    async def scenario() -> None:
+        await engine.load()
+        first = [{"role": "user", "content": "My name is Ada. Remember it."}]
+        reply = await turn(first)
+        ada = holder(first)
+        assert ada is not None
+        other = [{"role": "user", "content": "What is two plus two?"}]
+        await turn(other)
+        assert holder(other) is not None and holder(other) is not ada  # it did not evict Ada's turn
+        follow = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "What is my name?"}]
+        tokens, _ = engine.prompt_tokens(Conversation(follow, Sampling(0, 1, 1)))
+        assert cached_prefix(ada.llm, tokens) > len(engine.prompt_tokens(Conversation(first, Sampling(0, 1, 1)))[0])
+        await turn(follow)
+        assert holder(follow) is ada
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(engine.close())
+
+
 BAD = [
     ("no messages", llm_pb2.GenerateRequest(), "messages is empty"),
     (

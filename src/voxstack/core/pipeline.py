@@ -138,7 +138,9 @@ class Pipeline:
             yield reply
 
     async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:
-        """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs."""
+        """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs;
+        refused at once (429 LLM_BUSY) when that is full, without a round trip to be refused there."""
+        self.check_llm_capacity()
         self.llm_calls += 1
         try:
             async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):

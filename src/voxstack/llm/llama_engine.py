@@ -140,9 +140,14 @@ class LlamaCppEngine:
         return tokens, stop
 
     def _generate(
-        self, cancel: threading.Event, llm: Any, conversation: Conversation, emit: Callable[[Event], None]
+        self,
+        cancel: threading.Event,
+        llm: Any,
+        conversation: Conversation,
+        prompt: tuple[list[int], list[str]],
+        emit: Callable[[Event], None],
     ) -> None:
-        tokens, template_stop = self.prompt_tokens(conversation, llm)
+        tokens, template_stop = prompt
         room = llm.n_ctx() - len(tokens)
         if room < 1:
             raise InvalidInput(
@@ -180,13 +185,23 @@ class LlamaCppEngine:
     async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
         if not self._idle:
             raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
+        # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).
+        prompt = self.prompt_tokens(conversation, self._idle[0].llm)
+        context = max(self._idle, key=lambda c: reuse(c.llm, prompt[0]))
+        self._idle.remove(context)
         feed: Feed[Event] = Feed()
         cancel = threading.Event()
-        context = self._idle.pop()
 
         async def generate() -> None:
             await run_in_thread(
-                context.executor, self._generate, cancel, context.llm, conversation, feed.put_threadsafe, cancel=cancel
+                context.executor,
+                self._generate,
+                cancel,
+                context.llm,
+                conversation,
+                prompt,
+                feed.put_threadsafe,
+                cancel=cancel,
             )
 
         try:
@@ -200,3 +215,30 @@ class LlamaCppEngine:
         for context in self.contexts:
             context.executor.shutdown(wait=True, cancel_futures=True)
         self._loader.shutdown(wait=True)
+
+
+def reuse(llm: Any, tokens: list[int]) -> int:
+    """How good a context is for a prompt: the cached tokens it reuses, less the cached tokens it throws away.
+
+    A conversation's next turn goes back to the context that holds its previous turn (only the new
+    message is evaluated, as llama.cpp's server picks a slot), and another conversation, which
+    shares no more than the system prompt with it, takes an empty or stale context rather than
+    evicting it.
+    """
+    prefix = cached_prefix(llm, tokens)
+    return prefix - (llm.n_tokens - prefix)
+
+
+def cached_prefix(llm: Any, tokens: list[int]) -> int:
+    """How many of ``tokens`` the context has evaluated already, from the start (its KV cache holds them).
+
+    Reads llama-cpp-python's ``_input_ids``/``n_tokens`` (what its own generate() compares); the
+    dependency is pinned below 0.4 for that.
+    """
+    cached = llm._input_ids[: llm.n_tokens]
+    n = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n

@@ -42,8 +42,8 @@ async def converse(
     if session_id is not None:
         check_session_id(session_id)
     fmt = audio_format(content_type)
+    pipeline.check_llm_capacity()  # before the upload is read and the asr spends work on a refused turn
     audio = await read_body(request)
-    pipeline.check_llm_capacity()  # before the asr spends work on a turn the llm would refuse
     started = time.perf_counter()
     heard = await pipeline.transcribe(audio, fmt, language)
     transcript = heard.result.text
