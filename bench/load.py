@@ -133,7 +133,8 @@ async def sweeps(base: str, questions: list[np.ndarray], args: argparse.Namespac
 async def overload(
     url: str, base: str, questions: list[np.ndarray], burst: int
 ) -> dict[str, list[TurnResult | CallResult]]:
-    """``burst`` conversations, chats and converse calls at once: the refusals, and how fast they came."""
+    """``burst`` conversations, chats and converse calls at once: the refusals, how fast they came, and
+    whether one conversation is served normally once the burst is over."""
     wav = wav_bytes(float_to_pcm16(np.concatenate([questions[1], np.zeros(16000, np.float32)])), 16000)
     turns: list[TurnResult] = []
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=4 * burst)) as client:
@@ -148,7 +149,15 @@ async def overload(
                 *(Conversation(url, questions, turns, offset=i).run(time.perf_counter() + 20) for i in range(burst))
             ),
         )
-    return {"WebSocket conversation": list(turns), "/v1/chat": list(chats), "/v1/converse": list(converses)}
+    # Load drops: the stack recovers by itself (one conversation, as in the ramp's first step).
+    await asyncio.sleep(5)
+    after = await conversations(url, questions, 1, 30)
+    return {
+        "WebSocket conversation": list(turns),
+        "/v1/chat": list(chats),
+        "/v1/converse": list(converses),
+        "one conversation, 5 s after the burst": list(after),
+    }
 
 
 def main() -> int:

@@ -40,7 +40,8 @@ class TurnResult:
     first_audio: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""  # "" = answered; else a kind: an error code, "close 1013", "timeout", ...
-    refused_after: float | None = None  # for a refusal: seconds from asking to being told
+    refused_after: float | None = None  # for a refusal: seconds from asking (connecting, or the end of speech)
+    at_connect: bool = False  # refused before the conversation began
 
 
 class Conversation:
@@ -80,7 +81,7 @@ class Conversation:
 
     def refused(self, kind: str, asked: float) -> None:
         now = time.perf_counter()
-        self.results.append(TurnResult(started=now, error=kind, refused_after=now - asked))
+        self.results.append(TurnResult(started=now, error=kind, refused_after=now - asked, at_connect=True))
 
     async def turn(self, ws, pcm: bytes) -> TurnResult:
         done = asyncio.Event()

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_ramp(steps: list, knee: int, limit: float, path: Path) -> None:
@@ -29,6 +30,8 @@ def plot_ramp(steps: list, knee: int, limit: float, path: Path) -> None:
         cpu.plot(n, [s.cpu.get(name, 0.0) for s in steps], "o-", label=name)
     cpu.set(xlabel="conversations at once", ylabel="cores busy (mean)", title="CPU per service")
     cpu.legend()
+    for axis in (latency, throughput, cpu):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole conversations
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)

@@ -116,8 +116,9 @@ def write(name: str, steps: list[Summary], swept: dict, burst: dict, limit: floa
     sweeps = [sweep_summary(route, results) for route, results in swept.items()]
     overload = {}
     for what, results in burst.items():
-        if what == "WebSocket conversation":
-            refused = [r.refused_after for r in results if r.refused_after is not None]
+        if what.startswith(("WebSocket", "one conversation")):
+            # Timed: the refusals as it connected; a turn refused later (the llm busy) is in the outcomes.
+            refused = [r.refused_after for r in results if r.at_connect and r.refused_after is not None]
             kinds = Counter(r.error or "answered" for r in results)
         else:
             refused = [r.seconds for r in results if r.status in (429, 503)]

@@ -285,6 +285,33 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
         asyncio.run(engine.close())
 
 
+def test_a_caller_that_stops_reading_after_done_leaves_the_model_free(models_dir: Path, llm_model: Path) -> None:
+    """A caller that stops at `done` (the core's non-streamed OpenAI route) and cancels the call: by the
+    time the servicer has closed, its llama.cpp context is back, before its slot lets the next call in."""
+    import asyncio
+
+    from voxstack.config import load_settings
+    from voxstack.llm.service import LlmService, LlmServicer
+
+    service = LlmService(load_settings(models_dir=str(models_dir)))
+
+    async def scenario() -> None:
+        await service.start()
+        engine = service.engine
+        for n in range(3):
+            replies = LlmServicer(service).Generate(generate_request(f"Say {n}.", max_tokens=3), None)
+            async for reply in replies:
+                if reply.WhichOneof("event") == "done":
+                    break
+            await replies.aclose()  # what a cancelled call does to the servicer's generator
+            assert len(engine._idle) == len(engine.contexts), n  # type: ignore[attr-defined]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(service.close())
+
+
 BAD = [
     ("no messages", llm_pb2.GenerateRequest(), "messages is empty"),
     (

@@ -9,7 +9,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
 
-# From `make load` on 2 cores (docs/PERFORMANCE.md): the most conversations answered within 1.5 s p95.
+# A household's few speakers at once. On two cores the second conversation already waits seconds per
+# reply (`make load`, docs/PERFORMANCE.md); machines with more cores raise it to their own knee.
 MAX_CONVERSATIONS_DEFAULT = 4
 
 SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")

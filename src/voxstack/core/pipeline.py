@@ -9,8 +9,10 @@ spoken, while the llm goes on writing the next one. Stopping the iteration
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from voxstack.config import Settings
@@ -21,6 +23,8 @@ from voxstack.server.feed import Feed
 from voxstack.text import SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
 
+# Set inside Pipeline.llm_reserved: the llm call of this turn has its place already.
+_RESERVED: ContextVar[bool] = ContextVar("voxstack_llm_reserved", default=False)
 _ROLES = {"system": llm_pb2.ROLE_SYSTEM, "user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
 
 
@@ -84,6 +88,20 @@ class Pipeline:
         self.llm_capacity = llm.concurrency + llm.max_queue
         self.llm_calls = 0
 
+    @contextlib.contextmanager
+    def llm_reserved(self) -> Iterator[None]:
+        """A place in the llm's capacity from now until the block ends, for a turn whose llm call comes
+        after other work (the asr of /v1/converse): refused at once (429) when there is none, and not
+        refused later for a place others took meanwhile. The llm call inside uses the reservation."""
+        self.check_llm_capacity()
+        self.llm_calls += 1
+        token = _RESERVED.set(True)
+        try:
+            yield
+        finally:
+            _RESERVED.reset(token)
+            self.llm_calls -= 1
+
     def check_llm_capacity(self) -> None:
         """Busy (429) when this core already has as many llm calls open as the llm takes: checked before
         a turn spends asr work on a reply that would be refused."""
@@ -140,6 +158,10 @@ class Pipeline:
     async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:
         """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs;
         refused at once (429 LLM_BUSY) when that is full, without a round trip to be refused there."""
+        if _RESERVED.get():  # counted since the turn arrived
+            async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
+                yield reply
+            return
         self.check_llm_capacity()
         self.llm_calls += 1
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,7 +52,7 @@ class LlmEngine(Protocol):
     async def load(self) -> None:
         """Load (or connect) and produce one warm-up token; raise StartupError when impossible."""
 
-    def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
+    def stream(self, conversation: Conversation) -> AsyncGenerator[Event, None]:
         """Deltas, then exactly one Finished. Closing the iterator stops generation."""
 
     async def close(self) -> None: ...

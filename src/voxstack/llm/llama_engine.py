@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +182,7 @@ class LlamaCppEngine:
         completion = len(llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
         emit(Finished(reason, len(tokens), completion))
 
-    async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
+    async def stream(self, conversation: Conversation) -> AsyncGenerator[Event, None]:
         if not self._idle:
             raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
         # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -65,7 +65,7 @@ class OpenAIEngine:
             body["seed"] = s.seed
         return body
 
-    async def stream(self, conversation: Conversation, max_tokens: int | None = None) -> AsyncIterator[Event]:
+    async def stream(self, conversation: Conversation, max_tokens: int | None = None) -> AsyncGenerator[Event, None]:
         reason = "stop"
         usage: dict[str, int] = {}
         completion_chunks = 0

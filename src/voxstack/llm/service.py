@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -45,24 +46,27 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             text: list[str] = []
             finished = False
             span = tracer().start_span("llm generate")  # ended below: a generator must not hold a current span
+            # Closed before the slot is released, even when the caller goes away mid-reply: the engine's
+            # stream gives its context back (and stops its thread) in its own cleanup.
             try:
-                async for event in self.service.engine.stream(conversation):
-                    if isinstance(event, Delta):
-                        now = time.perf_counter()
-                        if first:
-                            metrics.inter_token_seconds.observe(now - last)
-                        else:
-                            first = now - started
-                            metrics.first_token_seconds.observe(first)
-                        last = now
-                        text.append(event.text)
-                        yield llm_pb2.GenerateResponse(delta=event.text)
-                        continue
-                    finished = True
-                    metrics.prompt_tokens.inc(event.prompt_tokens)
-                    metrics.generated_tokens.inc(event.completion_tokens)
-                    metrics.replies.labels(event.reason if event.reason in FINISH else "stop").inc()
-                    yield self._done(event, text, first, queued, started, received)
+                async with contextlib.aclosing(self.service.engine.stream(conversation)) as events:
+                    async for event in events:
+                        if isinstance(event, Delta):
+                            now = time.perf_counter()
+                            if first:
+                                metrics.inter_token_seconds.observe(now - last)
+                            else:
+                                first = now - started
+                                metrics.first_token_seconds.observe(first)
+                            last = now
+                            text.append(event.text)
+                            yield llm_pb2.GenerateResponse(delta=event.text)
+                            continue
+                        finished = True
+                        metrics.prompt_tokens.inc(event.prompt_tokens)
+                        metrics.generated_tokens.inc(event.completion_tokens)
+                        metrics.replies.labels(event.reason if event.reason in FINISH else "stop").inc()
+                        yield self._done(event, text, first, queued, started, received)
             finally:
                 span.end()
                 if not finished:  # the caller went away, or the engine failed, mid-reply

@@ -42,20 +42,21 @@ async def converse(
     if session_id is not None:
         check_session_id(session_id)
     fmt = audio_format(content_type)
-    pipeline.check_llm_capacity()  # before the upload is read and the asr spends work on a refused turn
-    audio = await read_body(request)
-    started = time.perf_counter()
-    heard = await pipeline.transcribe(audio, fmt, language)
-    transcript = heard.result.text
-    if not transcript.strip():
-        raise InvalidInput("no speech was recognised in the audio", reason="NO_SPEECH")
-    pcm, rate, done = [], 0, ReplyDone("", "")
-    async for event in pipeline.reply(session_key(request, session_id), transcript, started=started):
-        if isinstance(event, SentenceAudio):
-            pcm.append(event.pcm16)
-            rate = event.sample_rate
-        elif isinstance(event, ReplyDone):
-            done = event
+    # A place at the llm from arrival: refused now (429) rather than after the upload and the asr.
+    with pipeline.llm_reserved():
+        audio = await read_body(request)
+        started = time.perf_counter()
+        heard = await pipeline.transcribe(audio, fmt, language)
+        transcript = heard.result.text
+        if not transcript.strip():
+            raise InvalidInput("no speech was recognised in the audio", reason="NO_SPEECH")
+        pcm, rate, done = [], 0, ReplyDone("", "")
+        async for event in pipeline.reply(session_key(request, session_id), transcript, started=started):
+            if isinstance(event, SentenceAudio):
+                pcm.append(event.pcm16)
+                rate = event.sample_rate
+            elif isinstance(event, ReplyDone):
+                done = event
     done.timings.asr_decode = heard.timings.processing_seconds
     pipeline.metrics.turn_done("converse", done.timings.as_dict())
     wav = wav_bytes(b"".join(pcm), rate or 22050)
