@@ -65,7 +65,12 @@ async def test_history_is_bounded_in_turns_and_characters(make: Make) -> None:
     store = make(Bounds(max_turns=2, max_chars=30, idle_seconds=60, max_sessions=10), Clock())
     for i in range(3):
         await store.append("s", f"q{i}", f"a{i}")
-    assert await contents(store, "s") == ["q1", "a1", "q2", "a2"]
+        if i == 1:
+            assert await contents(store, "s") == ["q0", "a0", "q1", "a1"]
+    # Past the bound the oldest go until half is left: the front then stays put for a turn.
+    assert await contents(store, "s") == ["q2", "a2"]
+    await store.append("s", "q3", "a3")
+    assert await contents(store, "s") == ["q2", "a2", "q3", "a3"]
     await store.append("s", "a long question " * 2, "ok")  # 34 characters: older turns go, this one too
     assert await store.history("s") == []
     await store.append("s", "short", "reply")
@@ -140,9 +145,9 @@ async def test_redis_history_is_shared_and_bounded_in_redis(redis_url: str) -> N
     one, two = (RedisSessions(redis_url, bounds, prefix="shared:") for _ in range(2))  # two core replicas
     for i in range(3):
         await (one if i % 2 else two).append("s", f"q{i}", f"a{i}")
-    assert await contents(one, "s") == await contents(two, "s") == ["q1", "a1", "q2", "a2"]
+    assert await contents(one, "s") == await contents(two, "s") == ["q2", "a2"]
     client = redis.asyncio.from_url(redis_url)
-    assert await client.llen("shared:session:s") == 2  # trimmed in Redis, not in a process
+    assert await client.llen("shared:session:s") == 1  # trimmed in Redis, not in a process
     assert 0 < await client.ttl("shared:session:s") <= 30  # Redis expires it even with no core running
     await client.aclose()
     await one.close()
@@ -185,3 +190,18 @@ def test_good_session_ids(good: str) -> None:
 def test_bad_session_ids(bad: str) -> None:
     with pytest.raises(InvalidInput, match="session_id"):
         check_session_id(bad)
+
+
+def test_trimming_in_steps_keeps_the_front_of_the_history_for_half_the_bound() -> None:
+    """What the llm's prompt cache needs: the oldest turn kept changes once per max_turns/2 turns, not at
+    every turn."""
+    bounds = Bounds(max_turns=10, max_chars=100_000, idle_seconds=60, max_sessions=10)
+    history: list[tuple[str, str]] = []
+    fronts = []
+    for i in range(40):
+        history = bounds.trim([*history, (f"q{i}", f"a{i}")])
+        assert 1 <= len(history) <= 10
+        assert history[-1] == (f"q{i}", f"a{i}")
+        fronts.append(history[0])
+    changes = sum(1 for a, b in zip(fronts, fronts[1:], strict=False) if a != b)
+    assert changes == 5  # at turns 10, 16, 22, 28 and 34 (a sliding window: at every turn from 10, 30 times)

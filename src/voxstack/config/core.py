@@ -186,8 +186,16 @@ class CoreSettings(ServiceSettings):
         "OVERLOADED with retry_after, close 1013) rather than answered slowly. 0 = no limit. Size it with "
         "`make load` (the knee): docs/PERFORMANCE.md.",
     )
-    session_max_turns: int = Field(10, ge=0, le=1000, description="Turns of history kept per session.")
-    session_max_chars: int = Field(8000, ge=0, le=1_000_000, description="Characters of history kept per session.")
+    session_max_turns: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="Turns of history kept per session at most; past it the oldest go until half are left "
+        "(in steps, so the llm's cached prompt stays valid for several turns).",
+    )
+    session_max_chars: int = Field(
+        8000, ge=0, le=1_000_000, description="Characters of history kept per session at most (trimmed the same way)."
+    )
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
     max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
     session_store: str = Field(

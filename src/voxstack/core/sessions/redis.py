@@ -1,7 +1,7 @@
 """Sessions in Redis: shared by every core replica, bounded and expired by Redis itself.
 
-A session is a list of JSON turns under ``{prefix}session:{id}`` (trimmed to
-``max_turns`` and expiring after ``idle_seconds`` without a turn); a sorted set
+A session is a list of JSON turns under ``{prefix}session:{id}`` (trimmed as
+``Bounds.trim`` says and expiring after ``idle_seconds`` without a turn); a sorted set
 ``{prefix}sessions`` ranks them by last use, so that past ``max_sessions`` the
 least recent go, whichever core appends.
 """
@@ -77,13 +77,12 @@ class RedisSessions:
                 return
             async with self._redis.pipeline(transaction=True) as p:
                 p.rpush(key, json.dumps([user, assistant]))
-                p.ltrim(key, -bounds.max_turns, -1)
                 p.lrange(key, 0, -1)
                 p.expire(key, max(1, math.ceil(bounds.idle_seconds)))
                 p.zadd(self._index, {session_id: self.clock()})
-                turns = (await p.execute())[2]
+                turns = (await p.execute())[1]
             kept = len(bounds.trim([tuple(json.loads(t)) for t in turns]))
-            if kept < len(turns):  # over max_chars: the oldest turns go
+            if kept < len(turns):  # over a bound: the oldest turns go (Bounds.trim says how many)
                 await self._redis.ltrim(key, len(turns) - kept, -1)
             await self._expire()
 
