@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -182,9 +183,14 @@ def main() -> int:
     voice = PiperVoice.load(str(DEFAULT_MODELS["tts"].path(models_dir) / "en_US-joe-medium.onnx"))
     questions = [speech16k(voice, q) for q in QUESTIONS]
     env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
-    env |= dict(item.split("=", 1) for item in args.env)
+    for item in args.env:
+        key, equals, value = item.partition("=")
+        if not equals or not key.startswith("VOXSTACK_"):
+            parser.error(f"--env {item!r}: expected VOXSTACK_...=VALUE")
+        env[key] = value
     logs = RESULTS_DIR / f"{args.name}-logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(logs, ignore_errors=True)  # this run's logs only
+    logs.mkdir(parents=True)
     with ExitStack() as stack:
         port, pids = start_stack(stack, env, logs)
         url, base = f"ws://127.0.0.1:{port}/v1/stream", f"http://127.0.0.1:{port}"

@@ -203,5 +203,5 @@ def test_trimming_in_steps_keeps_the_front_of_the_history_for_half_the_bound() -
         assert 1 <= len(history) <= 10
         assert history[-1] == (f"q{i}", f"a{i}")
         fronts.append(history[0])
-    changes = sum(1 for a, b in zip(fronts, fronts[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(fronts) if a != b)
     assert changes == 5  # at turns 10, 16, 22, 28 and 34 (a sliding window: at every turn from 10, 30 times)
