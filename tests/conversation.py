@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -18,18 +19,24 @@ def open_conversation(port: int, session: str = SESSION) -> ClientConnection:
     return ws
 
 
-def typed_turn(ws: ClientConnection, text: str) -> list[dict]:
-    """Events of one typed turn, up to its reply_done."""
-    ws.send(json.dumps({"type": "text", "text": text}))
+def read_until(ws: ClientConnection, done: Callable[[dict], bool], *, no_errors: bool = False) -> list[dict]:
+    """JSON events up to and including the first that ``done`` accepts (audio frames skipped); with
+    ``no_errors``, an ``error`` event before it fails the test."""
     events: list[dict] = []
     while True:
         message = ws.recv(timeout=120)
         if isinstance(message, bytes):
             continue
         events.append(json.loads(message))
-        assert events[-1]["type"] != "error", events[-1]
-        if events[-1]["type"] == "reply_done":
+        assert not no_errors or events[-1]["type"] != "error", events[-1]
+        if done(events[-1]):
             return events
+
+
+def typed_turn(ws: ClientConnection, text: str) -> list[dict]:
+    """Events of one typed turn, up to its reply_done."""
+    ws.send(json.dumps({"type": "text", "text": text}))
+    return read_until(ws, lambda e: e["type"] == "reply_done", no_errors=True)
 
 
 def close_code(ws: ClientConnection) -> tuple[int, str, list[dict]]:
@@ -48,11 +55,4 @@ def spoken_turn(ws: ClientConnection, audio: bytes) -> list[dict]:
     """Events of one spoken turn (16 kHz PCM16 sent at once), up to its reply_done."""
     for i in range(0, len(audio), 3200):
         ws.send(audio[i : i + 3200])
-    events: list[dict] = []
-    while True:
-        message = ws.recv(timeout=120)
-        if isinstance(message, str):
-            events.append(json.loads(message))
-            assert events[-1]["type"] != "error", events[-1]
-            if events[-1]["type"] == "reply_done":
-                return events
+    return read_until(ws, lambda e: e["type"] == "reply_done", no_errors=True)

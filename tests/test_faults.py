@@ -4,12 +4,10 @@ stage when it hangs, and nothing piles up; conversations go on or reconnect."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +17,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conversation import open_conversation, typed_turn
+from conversation import open_conversation, read_until, typed_turn
 from devstack import DevRun
 from speech import pcm16, silence
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 pytestmark = pytest.mark.slow
 
@@ -106,18 +107,6 @@ def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_g
     assert "asr stream broke" in run.output()
 
 
-def read_until(ws, done) -> list[dict]:
-    """JSON events up to and including the first that ``done`` accepts (audio frames skipped)."""
-    events: list[dict] = []
-    while True:
-        message = ws.recv(timeout=120)
-        if isinstance(message, bytes):
-            continue
-        events.append(json.loads(message))
-        if done(events[-1]):
-            return events
-
-
 @pytest.mark.parametrize("service", ["llm", "tts"])
 def test_a_service_killed_mid_reply_ends_that_turn_and_the_next_turn_works(run: DevRun, service: str) -> None:
     ws = open_conversation(run.ports["core"], session=f"faults-{service}")
@@ -164,28 +153,29 @@ def test_a_hung_tts_fails_calls_within_their_deadline_and_recovers_after_sigcont
 
 
 class SilentClient:
-    """A WebSocket client that writes but never reads (a raw socket with a small receive buffer)."""
+    """A WebSocket client that writes but never reads: websockets' sans-I/O protocol over a raw socket with
+    a small receive buffer (the library's own clients read in the background, whatever the caller does)."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            f"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        assert self.sock.recv(12) == b"HTTP/1.1 101"
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window
+        self.sock.connect(("127.0.0.1", port))
+        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/v1/stream"))
+        self.protocol.send_request(self.protocol.connect())
+        self.flush()
+        self.protocol.receive_data(self.sock.recv(4096))
+        assert isinstance(self.protocol.events_received()[0], Response)
+        assert self.protocol.handshake_exc is None, self.protocol.handshake_exc
+
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            self.sock.sendall(data)
 
     def send_text(self, text: str) -> bool:
-        """One masked text frame (RFC 6455 5.2); False once the server has closed the connection."""
-        data = text.encode()
-        mask = os.urandom(4)
-        header = bytes([0x81]) + (
-            bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack("!H", len(data))
-        )
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        """One text frame; False once the server has closed the connection."""
+        self.protocol.send_text(text.encode())
         try:
-            self.sock.sendall(header + mask + masked)
+            self.flush()
             return True
         except OSError:
             return False

@@ -158,17 +158,16 @@ class Pipeline:
     async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:
         """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs;
         refused at once (429 LLM_BUSY) when that is full, without a round trip to be refused there."""
-        if _RESERVED.get():  # counted since the turn arrived
-            async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
-                yield reply
-            return
-        self.check_llm_capacity()
-        self.llm_calls += 1
+        reserved = _RESERVED.get()  # counted since the turn arrived (llm_reserved)
+        if not reserved:
+            self.check_llm_capacity()
+            self.llm_calls += 1
         try:
             async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
                 yield reply
         finally:
-            self.llm_calls -= 1
+            if not reserved:
+                self.llm_calls -= 1
 
     async def reply(
         self,

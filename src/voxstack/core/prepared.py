@@ -7,6 +7,7 @@ and a change to any of them discards it (the core starts cold), as an edited
 engine does for a model service.
 """
 
+# ruff: noqa: F401  (imported for their side effect: being loaded before the reload)
 from __future__ import annotations
 
 import voxstack.audio
@@ -27,26 +28,6 @@ import voxstack.v1.asr_pb2_grpc
 import voxstack.v1.llm_pb2_grpc
 import voxstack.v1.tts_pb2_grpc
 from voxstack.config import Settings
-
-LOWER_LAYERS = (
-    voxstack.audio,
-    voxstack.errors,
-    voxstack.health,
-    voxstack.logs,
-    voxstack.metrics.catalog,
-    voxstack.models,
-    voxstack.registry,
-    voxstack.rpc_status,
-    voxstack.runstate,
-    voxstack.runtime,
-    voxstack.server.feed,
-    voxstack.text,
-    voxstack.tls,
-    voxstack.tracing,
-    voxstack.v1.asr_pb2_grpc,
-    voxstack.v1.llm_pb2_grpc,
-    voxstack.v1.tts_pb2_grpc,
-)
 
 
 def prepare(settings: Settings) -> None:

@@ -52,7 +52,6 @@ class LlamaCppEngine:
         # there are contexts, so a call always finds one.
         self._idle: list[_Context] = []
         self._formatter: Any = None
-        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-load")
 
     def model_path(self) -> Path:
         if self.settings.model is None:
@@ -104,7 +103,7 @@ class LlamaCppEngine:
         )
 
     async def load(self) -> None:
-        await run_in_thread(self._loader, self._load)
+        await run_in_thread(None, self._load)  # the loop's default threads: once, before any call
         self._idle = list(self.contexts)
         # Warm-up: one real token through the whole path, in every context.
         conversation = Conversation([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
@@ -187,7 +186,7 @@ class LlamaCppEngine:
             raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
         # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).
         prompt = self.prompt_tokens(conversation, self._idle[0].llm)
-        context = max(self._idle, key=lambda c: reuse(c.llm, prompt[0]))
+        context = self._idle[0] if len(self._idle) == 1 else max(self._idle, key=lambda c: reuse(c.llm, prompt[0]))
         self._idle.remove(context)
         feed: Feed[Event] = Feed()
         cancel = threading.Event()
@@ -214,7 +213,6 @@ class LlamaCppEngine:
     async def close(self) -> None:
         for context in self.contexts:
             context.executor.shutdown(wait=True, cancel_futures=True)
-        self._loader.shutdown(wait=True)
 
 
 def reuse(llm: Any, tokens: list[int]) -> int:
@@ -235,10 +233,4 @@ def cached_prefix(llm: Any, tokens: list[int]) -> int:
     Reads llama-cpp-python's ``_input_ids``/``n_tokens`` (what its own generate() compares); the
     dependency is pinned below 0.4 for that.
     """
-    cached = llm._input_ids[: llm.n_tokens]
-    n = 0
-    for a, b in zip(cached, tokens, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
+    return int(llm.longest_token_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens))
