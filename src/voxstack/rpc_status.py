@@ -29,6 +29,8 @@ from voxstack.errors import (
 
 ERROR_DOMAIN = "voxstack"
 REQUEST_ID_KEY = "x-request-id"
+#: Trailing metadata naming the replica that answered (``HOSTNAME/HOST:PORT``): how a balancing client sees the spread.
+REPLICA_KEY = "voxstack-replica"
 # What a caller's request id may hold: it goes into logs and gRPC metadata as it is.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DETAILS_KEY = "grpc-status-details-bin"

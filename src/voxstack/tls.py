@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from voxstack.balancing import channel_options as balancing_options
+from voxstack.balancing import grpc_target
 from voxstack.config import TlsSettings
 from voxstack.errors import StartupError
 
@@ -61,8 +63,15 @@ def channel_options(tls: TlsSettings, options: Options = ()) -> list[tuple[str, 
     return [*options, *named]
 
 
+def _target(address: str, options: Options) -> tuple[str, list[tuple[str, Any]]]:
+    """gRPC's target for ``address`` and the options with its balancing (``voxstack.balancing``)."""
+    return grpc_target(address), [*options, *balancing_options(address)]
+
+
 def open_channel(address: str, tls: TlsSettings | None = None, options: Options = ()) -> grpc.Channel:
-    """A blocking channel to ``address``: TLS when the settings say so."""
+    """A blocking channel to ``address`` (one backend or several, see ``voxstack.balancing``): TLS when the
+    settings say so."""
+    address, options = _target(address, options)
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is None:
         return grpc.insecure_channel(address, options=list(options))
@@ -73,7 +82,8 @@ def open_channel(address: str, tls: TlsSettings | None = None, options: Options 
 def open_aio_channel(
     address: str, tls: TlsSettings | None = None, options: Options = (), interceptors: Sequence[Any] = ()
 ) -> grpc.aio.Channel:
-    """An asyncio channel to ``address``: TLS when the settings say so."""
+    """An asyncio channel to ``address`` (one backend or several): TLS when the settings say so."""
+    address, options = _target(address, options)
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is None:
         return grpc.aio.insecure_channel(address, options=list(options), interceptors=list(interceptors) or None)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from voxstack.balancing import grpc_target
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
 
@@ -20,9 +21,21 @@ class CoreSettings(ServiceSettings):
     """The core: the HTTP/WebSocket API, its calls to the services, and sessions."""
 
     port: int = Field(SERVICES["core"].default_port, ge=0, le=65535)
-    asr_address: str = Field("", description="HOST:PORT of asr; empty = from the asr section.")
-    llm_address: str = Field("", description="HOST:PORT of llm; empty = from the llm section.")
-    tts_address: str = Field("", description="HOST:PORT of tts; empty = from the tts section.")
+    asr_address: str = Field(
+        "",
+        description="Where asr is: HOST:PORT, a list HOST:PORT,HOST:PORT or dns:///NAME:PORT (several replicas, "
+        "balanced per call, see docs/SCALING.md); empty = from the asr section.",
+    )
+    llm_address: str = Field(
+        "",
+        description="Where llm is: HOST:PORT, a list HOST:PORT,HOST:PORT or dns:///NAME:PORT (several replicas, "
+        "balanced per call, see docs/SCALING.md); empty = from the llm section.",
+    )
+    tts_address: str = Field(
+        "",
+        description="Where tts is: HOST:PORT, a list HOST:PORT,HOST:PORT or dns:///NAME:PORT (several replicas, "
+        "balanced per call, see docs/SCALING.md); empty = from the tts section.",
+    )
     asr_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of an asr call, in seconds.")
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Deadline of an llm call, in seconds.")
     tts_timeout: float = Field(30.0, gt=0, le=3600, description="Deadline of a tts call, in seconds.")
@@ -209,6 +222,13 @@ class CoreSettings(ServiceSettings):
     def base_url(self) -> str:
         """Where a client on this machine reaches the core: http or https, loopback for a wildcard bind."""
         return f"{'https' if self.tls_cert_file else 'http'}://{self.connect_address}"
+
+    @field_validator("asr_address", "llm_address", "tts_address")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value.strip():
+            grpc_target(value)  # raises TargetError (a ValueError) naming what is wrong
+        return value.strip()
 
     @field_validator("session_store")
     @classmethod

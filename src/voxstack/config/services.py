@@ -41,6 +41,13 @@ class GrpcServiceSettings(ServiceSettings):
     metrics_port: int = Field(
         0, ge=0, le=65535, description="HTTP port serving Prometheus metrics at /metrics (on host); 0 = none."
     )
+    max_connection_age: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="Seconds after which a client connection is asked to reconnect (calls in flight finish), so "
+        "balancing clients spread over replicas that came up since; 0 = never.",
+    )
 
 
 class AsrSettings(GrpcServiceSettings):

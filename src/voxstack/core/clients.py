@@ -24,7 +24,7 @@ from voxstack.health import check_channel
 from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
 from voxstack.registry import MODEL_SERVICES
-from voxstack.rpc_status import REQUEST_ID_KEY, failure_from_error
+from voxstack.rpc_status import REPLICA_KEY, REQUEST_ID_KEY, failure_from_error
 from voxstack.runstate import RunState
 from voxstack.tls import open_aio_channel
 from voxstack.tracing import client_interceptors
@@ -157,8 +157,11 @@ class Backends:
         deadline = loop.time() + self.timeouts[stage]
         attempt = 0
         while True:
+            call = method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
             try:
-                return await method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
+                reply = await call
+                await self._answered(stage, call)
+                return reply
             except grpc.aio.AioRpcError as err:
                 if not await self._again(stage, attempt, err, deadline):
                     raise self._failed(stage, err) from None
@@ -176,6 +179,7 @@ class Backends:
                 async for reply in call:
                     received = True
                     yield reply
+                await self._answered(stage, call)
                 return
             except grpc.aio.AioRpcError as err:
                 if received or not await self._again(stage, attempt, err, deadline):
@@ -252,6 +256,7 @@ class Backends:
                     seen = max(seen, reply.utterance_index + 1)
                     reply.utterance_index += base
                     yield reply
+                await self._answered("asr", call)
                 return
             except grpc.aio.AioRpcError as err:
                 if failure_from_error(err).reason == "RESTARTING":
@@ -265,6 +270,13 @@ class Backends:
                 restarted = True
             finally:
                 call.cancel()  # no-op when finished; stops the asr when the caller stops early
+
+    async def _answered(self, stage: str, call: Any) -> None:
+        """Count a finished call by the replica that answered it (its trailing metadata says which)."""
+        for key, value in await call.trailing_metadata() or ():
+            if key == REPLICA_KEY and isinstance(value, str) and value:
+                self.metrics.upstream_calls.labels(stage, value).inc()
+                return
 
     async def _ready(self, stage: str) -> None:
         try:

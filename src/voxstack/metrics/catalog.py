@@ -221,6 +221,13 @@ class CoreMetrics:
         self.retries = Counter(
             "voxstack_core_upstream_retries", "Calls to a service retried, by stage.", ["stage"], registry=r
         )
+        self.upstream_calls = Counter(
+            "voxstack_core_upstream_calls",
+            "Calls a service answered, by stage and the replica that answered (HOSTNAME/HOST:PORT): the spread of a "
+            "balanced target.",
+            ["stage", "replica"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "voxstack_core_upstream_errors",
             "Calls to a service that failed, by stage and gRPC status code.",

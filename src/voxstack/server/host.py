@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -67,6 +68,14 @@ def _tls_note(tls: bool, client_auth: bool) -> str:
     return " with TLS (client certificates required)" if client_auth else " with TLS"
 
 
+def connection_age_options(seconds: float) -> list[tuple[str, int]]:
+    """Server options that send clients a GOAWAY after ``seconds`` (±10 %, gRPC's jitter); none for 0.
+
+    No grace limit: a long call (an asr stream, a reply) finishes on its connection.
+    """
+    return [("grpc.max_connection_age_ms", int(seconds * 1000))] if seconds > 0 else []
+
+
 class ServiceHost:
     """Runs one Service on a grpc.aio server; see the module docstring."""
 
@@ -92,20 +101,19 @@ class ServiceHost:
         metrics = getattr(service, "metrics", None)
         self.metrics: ServiceMetrics = metrics if isinstance(metrics, ServiceMetrics) else ServiceMetrics()
         self.metrics_server: MetricsServer | None = None
+        self.interceptor = CallInterceptor(
+            service.name, is_ready=self._ready.is_set, error_detail=settings.error_detail, metrics=self.metrics
+        )
         self.server = grpc.aio.server(
             interceptors=[
                 *server_interceptors(),  # first: the caller's trace is current in ours
-                CallInterceptor(
-                    service.name,
-                    is_ready=self._ready.is_set,
-                    error_detail=settings.error_detail,
-                    metrics=self.metrics,
-                ),
+                self.interceptor,
             ],
             options=[
                 ("grpc.max_receive_message_length", section.max_message_bytes),
                 ("grpc.max_send_message_length", section.max_message_bytes),
                 ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+                *connection_age_options(section.max_connection_age),
             ],
         )
 
@@ -137,6 +145,8 @@ class ServiceHost:
             raise BindError(f"cannot listen on {wanted}: {exc} (is the port in use?)") from exc
         if self.port == 0:  # older grpc: 0 instead of an exception
             raise BindError(f"cannot listen on {wanted} (is the port in use?)")
+        # Replicas differ by host name (containers, pods) or by address (processes on one host).
+        self.interceptor.replica = f"{socket.gethostname()}/{self.address}"
         if self.control_socket:
             self.server.add_insecure_port(f"unix:{self.control_socket}")
         if self.section.metrics_port:

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import ServiceMetrics
-from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id, status_for
+from voxstack.rpc_status import REPLICA_KEY, REQUEST_ID_KEY, clean_request_id, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self.is_ready = is_ready
         self.error_detail = error_detail
         self.metrics = metrics
+        #: Set by the host once it listens: sent with every reply (REPLICA_KEY).
+        self.replica = ""
 
     async def intercept_service(
         self,
@@ -171,7 +173,7 @@ class _Call:
     def begin(self) -> None:
         request_id_var.set(self.request_id)
         trace.get_current_span().set_attribute("voxstack.request_id", self.request_id)
-        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id), (REPLICA_KEY, self.owner.replica)))
         if not self.infra and not self.owner.is_ready():
             raise NotReady(f"{self.owner.service} is starting: its engine is not loaded yet")
 

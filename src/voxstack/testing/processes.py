@@ -87,16 +87,20 @@ class ServiceProcess:
         mode: str = "dev",
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.name = name
+        self.host = host
         self.port = port or free_port()
-        self.env = child_env({MODE_ENV: mode, **(env or {})})
+        # Any loopback address: replicas on one port behind one name (127.0.0.1, 127.0.0.2, ...).
+        where = {f"VOXSTACK_{name.upper()}__HOST": host} if host != "127.0.0.1" else {}
+        self.env = child_env({MODE_ENV: mode, **(env or {}), **where})
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:

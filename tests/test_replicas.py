@@ -1,0 +1,214 @@
+"""Replicas behind one name: the core balances per call over real tts processes.
+
+A list target spreads calls and survives a replica killed mid-load (only calls
+in flight on it may fail); a dns:/// target follows replicas added behind the
+name without a core restart, and a replica that says NOT_SERVING gets no calls.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from dns_server import dns_server
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from voxstack.testing.processes import ServiceProcess, eventually, free_port
+
+pytestmark = pytest.mark.slow
+
+SPEAK = {"text": "Hello there.", "sample_rate": 16000}
+# Short connection lives, so the core re-resolves the name soon after a replica comes or goes.
+FAST_AGE = {"VOXSTACK_TTS__MAX_CONNECTION_AGE": "1"}
+
+
+def replica_calls(core: str) -> dict[str, float]:
+    """tts calls the core saw answered, by replica (``voxstack_core_upstream_calls``)."""
+    text = httpx.get(f"{core}/metrics", timeout=10).text
+    return {
+        sample.labels["replica"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "voxstack_core_upstream_calls_total" and sample.labels.get("stage") == "tts"
+    }
+
+
+def retries(core: str) -> float:
+    text = httpx.get(f"{core}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "voxstack_core_upstream_retries_total" and sample.labels.get("stage") == "tts"
+    )
+
+
+def speak(core: str) -> int:
+    return httpx.post(f"{core}/v1/speak", json=SPEAK, timeout=60).status_code
+
+
+def owner(calls: dict[str, float], proc: ServiceProcess) -> float:
+    """Calls answered by ``proc`` (replicas are named HOSTNAME/HOST:PORT)."""
+    return sum(n for name, n in calls.items() if name.endswith(f"/{proc.address}"))
+
+
+@pytest.fixture
+def started(models_dir: Path, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    """Processes a test starts; all stopped at its end."""
+    procs: list[ServiceProcess] = []
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def start(started: list[ServiceProcess], name: str, log: Path, mode: str = "prod", **kwargs: object) -> ServiceProcess:
+    proc = ServiceProcess(name, mode=mode, log=log, **kwargs).start()  # type: ignore[arg-type]
+    started.append(proc)
+    return proc
+
+
+def core_for(started: list[ServiceProcess], tmp_path: Path, tts: str) -> ServiceProcess:
+    """A core (dev: open /metrics) whose tts is ``tts``; asr and llm point at nothing, unused here."""
+    env = {"VOXSTACK_CORE__TTS_ADDRESS": tts, "VOXSTACK_CORE__ASR_ADDRESS": f"127.0.0.1:{free_port()}"}
+    env["VOXSTACK_CORE__LLM_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    return start(started, "core", tmp_path / "core.log", env=env, mode="dev").wait_live()
+
+
+def test_calls_spread_over_a_list_and_survive_a_killed_replica(tmp_path: Path, started) -> None:
+    a = start(started, "tts", tmp_path / "a.log")
+    b = start(started, "tts", tmp_path / "b.log")
+    a.wait_serving(), b.wait_serving()
+    core = core_for(started, tmp_path, f"{a.address},{b.address}").url
+
+    for _ in range(12):
+        assert speak(core) == 200
+    calls = replica_calls(core)
+    # round_robin alternates: each replica answers about half.
+    assert owner(calls, a) >= 4 and owner(calls, b) >= 4, calls
+
+    # Load from three callers; b is killed in the middle of it.
+    results: list[tuple[float, int]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 6.0
+    killed_at = [float("inf")]
+
+    def caller() -> None:
+        while time.monotonic() < stop_at:
+            began = time.monotonic()
+            code = speak(core)
+            with lock:
+                results.append((began, code))
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(caller) for _ in range(3)]
+        time.sleep(2.0)
+        before_kill = replica_calls(core)
+        killed_at[0] = time.monotonic()
+        b.send_signal(signal.SIGKILL)
+        for done in running:
+            done.result()
+    after = [code for began, code in results if began > killed_at[0]]
+    failed_before = [code for began, code in results if began <= killed_at[0] and code != 200]
+    assert after and all(code == 200 for code in after), results
+    # Only calls in flight on b when it died may have failed (three callers: at most three).
+    assert len(failed_before) <= 3, results
+    calls = replica_calls(core)
+    assert owner(calls, b) - owner(before_kill, b) <= 3, (before_kill, calls)
+    assert owner(calls, a) > owner(before_kill, a) + len(after) - 3
+
+
+class Watched(health.HealthServicer):
+    """The real health servicer, noting that a client watches it (the core's balancer did connect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched = threading.Event()
+
+    def Watch(self, request, context, send_response_callback=None):  # type: ignore[no-untyped-def]
+        self.watched.set()
+        return super().Watch(request, context, send_response_callback)
+
+
+@pytest.fixture
+def not_serving_replica() -> Iterator[tuple[Watched, list[str], str]]:
+    """A gRPC server on 127.0.0.2 with the health service (NOT_SERVING) and a tts that records and refuses calls.
+
+    It stands for a replica still loading its engine: only the health service matters, and its tts
+    calls are refused UNAVAILABLE, which the core retries elsewhere.
+    """
+    watched = Watched()
+    watched.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    seen: list[str] = []
+
+    def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+        seen.append(context._rpc_event.call_details.method.decode())  # type: ignore[attr-defined]
+        context.abort(grpc.StatusCode.UNAVAILABLE, "a stand-in replica")
+        return b""
+
+    class AnyTts(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            if not details.method.startswith("/voxstack.v1.Tts/"):
+                return None
+            if details.method.endswith("Stream"):
+                return grpc.unary_stream_rpc_method_handler(lambda r, c: iter([refuse(r, c)]))
+            return grpc.unary_unary_rpc_method_handler(refuse)
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    health_pb2_grpc.add_HealthServicer_to_server(watched, server)
+    server.add_generic_rpc_handlers((AnyTts(),))
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.2:{port}")
+    server.start()
+    try:
+        yield watched, seen, str(port)
+    finally:
+        server.stop(0)
+
+
+def test_a_name_follows_replicas_added_and_skips_one_not_serving(tmp_path: Path, started, not_serving_replica) -> None:
+    watched, seen, port_text = not_serving_replica
+    port = int(port_text)
+    name = "tts.replicas.test"
+    with dns_server() as (names, dns_port):
+        names.set(name, ["127.0.0.1"])
+        a = start(started, "tts", tmp_path / "a.log", port=port, env=FAST_AGE)
+        a.wait_serving()
+        core_proc = core_for(started, tmp_path, f"dns://127.0.0.1:{dns_port}/{name}:{port}")
+        core = core_proc.url
+        for _ in range(3):
+            assert speak(core) == 200
+        assert owner(replica_calls(core), a) == 3
+
+        # A replica that says NOT_SERVING joins the name: the core connects to it, watches its health, sends no call.
+        names.set(name, ["127.0.0.1", "127.0.0.2"])
+        deadline = time.monotonic() + 30
+        while not watched.watched.is_set() and time.monotonic() < deadline:
+            assert speak(core) == 200
+            time.sleep(0.1)
+        assert watched.watched.is_set(), "the core never resolved the name again"
+        retried = retries(core)
+        for _ in range(8):
+            assert speak(core) == 200
+        assert seen == [] and retries(core) == retried
+
+        # A real replica joins: it gets calls, without a restart of the core.
+        c = start(started, "tts", tmp_path / "c.log", port=port, host="127.0.0.3", env=FAST_AGE)
+        c.wait_serving()
+        names.set(name, ["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+
+        def c_answers() -> None:
+            assert speak(core) == 200
+            assert owner(replica_calls(core), c) > 0
+
+        eventually(c_answers, "a call answered by the added replica", timeout=30, every=0.1)
+        assert seen == [], "calls reached the replica that is not serving"
+        assert core_proc.poll() is None  # the same core instance throughout
