@@ -54,7 +54,7 @@ def test_a_balanced_target_gets_round_robin_and_health_checking() -> None:
 
 def test_a_bad_backend_address_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXSTACK_CORE__TTS_ADDRESS", "tts-a:1,tts-b:1")
-    with pytest.raises(SettingsError, match="VOXSTACK_CORE__TTS_ADDRESS.*dns:///NAME:PORT"):
+    with pytest.raises(SettingsError, match=r"VOXSTACK_CORE__TTS_ADDRESS.*dns:///NAME:PORT"):
         load_settings()
     monkeypatch.setenv("VOXSTACK_CORE__TTS_ADDRESS", "10.0.0.1:1,10.0.0.2:1")
     assert load_settings().backend_address("tts") == "10.0.0.1:1,10.0.0.2:1"
