@@ -125,10 +125,11 @@ class ComposeProject:
             check=False,
         )
 
-    def up(self, overlay: str | None = None, profile: str | None = None) -> None:
+    def up(self, overlay: str | None = None, profile: str | None = None, scale: dict[str, int] | None = None) -> None:
         chosen = ["--profile", profile] if profile else []
+        scaled = [arg for service, n in (scale or {}).items() for arg in ("--scale", f"{service}={n}")]
         result = self.compose(
-            *chosen, "up", "--detach", "--no-build", "--remove-orphans", "--wait", overlay=overlay, timeout=600
+            *chosen, "up", *scaled, "--detach", "--no-build", "--remove-orphans", "--wait", overlay=overlay, timeout=600
         )
         assert result.returncode == 0, f"{result.stderr[-3000:]}\n{self.logs()[-5000:]}"
 
@@ -158,8 +159,12 @@ class ComposeProject:
         ids = self._labelled("ps", "-a")
         return json.loads(self._docker("inspect", *ids)) if ids else []
 
+    def replicas(self, service: str) -> list[dict[str, Any]]:
+        """`docker inspect` of each container of ``service``."""
+        return [c for c in self.containers() if c["Config"]["Labels"]["com.docker.compose.service"] == service]
+
     def container(self, service: str) -> dict[str, Any]:
-        found = [c for c in self.containers() if c["Config"]["Labels"]["com.docker.compose.service"] == service]
+        found = self.replicas(service)
         assert len(found) == 1, f"{len(found)} containers for {service}"
         return found[0]
 
