@@ -21,7 +21,7 @@ help:
 	@echo "make up     run the stack in production mode, in the background"
 	@echo "make down   stop whatever runs (up or dev)"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
-	@echo "make docs   regenerate docs/CONFIGURATION.md from the settings model"
+	@echo "make docs   regenerate docs/CONFIGURATION.md, the metrics reference and the Swarm stack file"
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
 	@echo "make load   the stack under rising load: the knee, refusals past it (LOAD_ARGS=--soak 20 for a soak)"
 	@echo "make lint   ruff, import contracts (lint-imports) and types (mypy)"
@@ -61,10 +61,11 @@ format: venv
 test: lint
 	$(PY) -m pytest --cov=voxstack --cov-report=term $(PYTEST_ARGS)
 
-# docs/CONFIGURATION.md and the metrics reference in docs/OBSERVABILITY.md are generated from the code
-# (a test fails when either is stale).
+# docs/CONFIGURATION.md, the metrics reference in docs/OBSERVABILITY.md and deploy/swarm/docker-stack.yml are generated
+# (a test fails when one is stale).
 docs: venv
 	$(VENV)/bin/voxstack config --docs > docs/CONFIGURATION.md
+	$(PY) deploy/swarm/derive.py
 	$(PY) -m voxstack.metrics.reference docs/OBSERVABILITY.md
 
 proto: venv

@@ -27,6 +27,7 @@ BENCHES = (
     "telemetry",
     "reload",
     "compose",
+    "replicas",
 )
 
 
@@ -76,6 +77,10 @@ def main() -> int:
         import console_bench
 
         console_bench.run(report, voice, models_dir)
+    if "replicas" in selected:
+        import replicas_bench
+
+        replicas_bench.run(report, voice, models_dir)
     if "openai" in selected:
         import openai_bench
 

@@ -1,4 +1,4 @@
-"""The README stays short and starts with the two commands; docs/CONFIGURATION.md is generated and current."""
+"""The README stays short and starts with the two commands; generated docs and the Swarm stack file are current."""
 
 from __future__ import annotations
 
@@ -63,3 +63,23 @@ def test_the_config_command_prints_the_reference_and_the_settings(clean_env) -> 
     settings = json.loads(shown.stdout)
     assert settings["mode"] == "dev" and settings["asr"]["port"] == 50051
     assert "sk-secret" not in shown.stdout
+
+
+def test_the_swarm_stack_file_is_derived_from_the_compose_file_and_current() -> None:
+    import runpy
+
+    import yaml
+
+    derive = runpy.run_path(str(ROOT / "deploy" / "swarm" / "derive.py"))
+    assert derive["TARGET"].read_text() == derive["render"](), "deploy/swarm/docker-stack.yml is stale: `make docs`"
+    stack = yaml.safe_load(derive["TARGET"].read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    # Every production service is in the stack, with its image and settings; the model services as dnsrr replicas.
+    assert set(stack["services"]) == {n for n, s in compose["services"].items() if not s.get("profiles")}
+    for name, service in stack["services"].items():
+        assert service["image"] == compose["services"][name]["image"]
+        assert service["deploy"]["endpoint_mode"] == "dnsrr"
+        assert {k: v for k, v in service["environment"].items() if k != "VOXSTACK_CORE__ALLOW_ANONYMOUS"} == {
+            k: v for k, v in compose["services"][name]["environment"].items() if k != "VOXSTACK_CORE__ALLOW_ANONYMOUS"
+        }
+    assert stack["services"]["core"]["environment"]["VOXSTACK_CORE__ALLOW_ANONYMOUS"].endswith(":-false}")

@@ -19,6 +19,7 @@ from speech import pcm16, silence
 from stack import Stack
 
 from voxstack.testing.edits import clear_tail, set_tail
+from voxstack.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +131,24 @@ def test_with_redis_a_restarted_or_killed_core_keeps_the_conversation(redis_stac
     assert remembers(second, third), (second, third)
     ws.close()
     assert "sessions in redis://127.0.0.1" in (redis_stack.logs / "core.log").read_text()
+
+
+def test_two_core_replicas_at_once_continue_each_others_conversations(redis_stack: Stack) -> None:
+    """Several core processes behind one address (a load balancer, a Kubernetes Service): any turn may land on
+    any replica, and each has the whole history from Redis."""
+    other = ServiceProcess("core", env=redis_stack.env, log=redis_stack.logs / "core-2.log").start()
+    try:
+        other.wait_live()
+        ws = open_conversation(redis_stack.ports["core"], session="two-replicas")
+        first = typed_turn(ws, "My name is Grace.")[-1]
+        ws.close()
+        ws = open_conversation(other.port, session="two-replicas")
+        second = typed_turn(ws, "What is my name?")[-1]
+        ws.close()
+        assert remembers(first, second), (first, second)
+        ws = open_conversation(redis_stack.ports["core"], session="two-replicas")
+        third = typed_turn(ws, "Say my name again.")[-1]
+        ws.close()
+        assert remembers(second, third), (second, third)
+    finally:
+        other.stop()

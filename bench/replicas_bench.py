@@ -1,0 +1,72 @@
+"""What a second replica of the bottleneck service buys on this machine (``make bench``, section replicas).
+
+The production stack on loopback with 1, then 2 processes of ``STAGE`` (the llm:
+it queues first, docs/PERFORMANCE.md), the core balancing per call over a list
+of their addresses. Each runs ``CONVERSATIONS`` spoken WebSocket conversations
+for ``SECONDS`` (bench/load_client.py): turns/s, end of speech -> first reply
+audio p50/p95, and how the calls spread over the replicas (the core's
+``voxstack_core_upstream_calls`` by replica). Same run, same machine: report the
+ratio. On two cores little gain is expected: the replicas share the same cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from contextlib import ExitStack
+
+import httpx
+from common import RESULTS_DIR, Report, speech16k
+from core_bench import QUESTIONS
+from load import conversations, start_stack
+from load_report import step_summary
+from prometheus_client.parser import text_string_to_metric_families
+
+STAGE = "llm"
+CONVERSATIONS = 2
+SECONDS = 120.0
+
+
+def spread(base: str, stage: str) -> dict[str, float]:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return {
+        s.labels["replica"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "voxstack_core_upstream_calls_total" and s.labels.get("stage") == stage
+    }
+
+
+def run(report: Report, voice, models_dir, seconds: float = SECONDS) -> None:  # type: ignore[no-untyped-def]
+    questions = [speech16k(voice, q) for q in QUESTIONS]
+    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
+    measured = {}
+    for replicas in (1, 2):
+        logs = RESULTS_DIR / f"replicas-{STAGE}-{replicas}-logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir(parents=True)
+        with ExitStack() as stack:
+            port, _ = start_stack(stack, env, logs, {STAGE: replicas})
+            url, base = f"ws://127.0.0.1:{port}/v1/stream", f"http://127.0.0.1:{port}"
+            asyncio.run(conversations(url, questions, 1, 10))  # warm-up
+            before = spread(base, STAGE)
+            results = asyncio.run(conversations(url, questions, CONVERSATIONS, seconds))
+            after = spread(base, STAGE)
+        summary = step_summary(CONVERSATIONS, results, {}, seconds)
+        calls = sorted(after.get(r, 0) - before.get(r, 0) for r in after)
+        measured[replicas] = summary
+        name = f"{STAGE} x{replicas}, {CONVERSATIONS} conversations"
+        report.add("replicas", f"{name}: turns/s", summary.turns_per_second, "1/s")
+        report.add("replicas", f"{name}: first audio p50", summary.p50, "s")
+        report.add("replicas", f"{name}: first audio p95", summary.p95, "s")
+        report.add("replicas", f"{name}: errors", summary.errors, "turns")
+        report.add(
+            "replicas",
+            f"{name}: {STAGE} calls per replica",
+            min(calls) / max(calls) if calls and max(calls) else 0.0,
+            "min/max",
+            note=" / ".join(f"{c:.0f}" for c in calls),
+        )
+    one, two = measured[1], measured[2]
+    report.add("replicas", f"{STAGE} x2 vs x1: turns/s", two.turns_per_second / one.turns_per_second, "x")
+    report.add("replicas", f"{STAGE} x2 vs x1: first audio p95", two.p95 / one.p95, "x", note="< 1 is faster")
