@@ -15,26 +15,16 @@ import asyncio
 import shutil
 from contextlib import ExitStack
 
-import httpx
 from common import RESULTS_DIR, Report, speech16k
 from core_bench import QUESTIONS
 from load import conversations, start_stack
 from load_report import step_summary
-from prometheus_client.parser import text_string_to_metric_families
+
+from voxstack.testing.replicas import upstream_calls
 
 STAGE = "llm"
 CONVERSATIONS = 2
 SECONDS = 120.0
-
-
-def spread(base: str, stage: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    return {
-        s.labels["replica"]: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "voxstack_core_upstream_calls_total" and s.labels.get("stage") == stage
-    }
 
 
 def run(report: Report, voice, models_dir, seconds: float = SECONDS) -> None:  # type: ignore[no-untyped-def]
@@ -49,9 +39,9 @@ def run(report: Report, voice, models_dir, seconds: float = SECONDS) -> None:  #
             port, _ = start_stack(stack, env, logs, {STAGE: replicas})
             url, base = f"ws://127.0.0.1:{port}/v1/stream", f"http://127.0.0.1:{port}"
             asyncio.run(conversations(url, questions, 1, 10))  # warm-up
-            before = spread(base, STAGE)
+            before = upstream_calls(base, STAGE)
             results = asyncio.run(conversations(url, questions, CONVERSATIONS, seconds))
-            after = spread(base, STAGE)
+            after = upstream_calls(base, STAGE)
         summary = step_summary(CONVERSATIONS, results, {}, seconds)
         calls = sorted(after.get(r, 0) - before.get(r, 0) for r in after)
         measured[replicas] = summary

@@ -10,7 +10,6 @@ the first one, and nothing may be left over.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import json
 import os
 import subprocess
@@ -22,8 +21,9 @@ import httpx
 import numpy as np
 import pytest
 from compose import SERVICES, TAG, CallLoop, ComposeProject, build_images, require_docker
-from prometheus_client.parser import text_string_to_metric_families
 from speech import pcm16, silence, wav, wer
+
+from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -226,17 +226,6 @@ async def test_the_wyoming_profile_serves_home_assistant(project: ComposeProject
     assert project.containers() == []
 
 
-def upstream_calls(url: str, stage: str) -> dict[str, float]:
-    """Calls of ``stage`` the core saw answered, by replica (HOSTNAME/HOST:PORT; a container's hostname is its id)."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return {
-        sample.labels["replica"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "voxstack_core_upstream_calls_total" and sample.labels.get("stage") == stage
-    }
-
-
 def by_container(calls: dict[str, float], container: dict[str, Any]) -> float:
     return sum(n for replica, n in calls.items() if replica.split("/")[0] == container["Config"]["Hostname"])
 
@@ -258,27 +247,15 @@ def test_scaled_replicas_share_calls_and_survive_a_kill(project: ComposeProject,
         assert all(by_container(calls, c) >= 1 for c in containers), (stage, calls)
 
     # Calls from two callers; one tts replica is killed in the middle.
-    results: list[tuple[float, int]] = []
-    killed_at = float("inf")
-    stop_at = time.monotonic() + 8.0
-
-    def caller() -> None:
-        with httpx.Client(timeout=120) as client:
-            while time.monotonic() < stop_at:
-                began = time.monotonic()
-                code = client.post(f"{project.url}/v1/speak", json={"text": "Hello there."}).status_code
-                results.append((began, code))
-
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        running = [pool.submit(caller) for _ in range(2)]
-        time.sleep(3.0)
-        killed_at = time.monotonic()
-        subprocess.run(["docker", "kill", tts[1]["Id"]], check=True, capture_output=True)
-        for done in running:
-            done.result()
-    after = [code for began, code in results if began > killed_at]
-    assert after and all(code == 200 for code in after), results
-    assert len([code for began, code in results if began <= killed_at and code != 200]) <= 2, results
+    run = calls_across_a_kill(
+        lambda client: client.post(f"{project.url}/v1/speak", json={"text": "Hello there."}).status_code,
+        lambda: subprocess.run(["docker", "kill", tts[1]["Id"]], check=True, capture_output=True),
+        callers=2,
+        seconds=8.0,
+        kill_after=3.0,
+    )
+    assert run.after and all(code == 200 for code in run.after), run.results
+    assert len(run.failed_before) <= 2, run.results
     health = httpx.get(f"{project.url}/healthz", timeout=30)
     assert health.status_code == 200, health.text
     project.down()

@@ -7,7 +7,6 @@ name without a core restart, and a replica that says NOT_SERVING gets no calls.
 
 from __future__ import annotations
 
-import concurrent.futures
 import signal
 import threading
 import time
@@ -20,9 +19,9 @@ import httpx
 import pytest
 from dns_server import dns_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from voxstack.testing.processes import ServiceProcess, eventually, free_port
+from voxstack.testing.replicas import calls_across_a_kill, metric_sum, upstream_calls
 
 pytestmark = pytest.mark.slow
 
@@ -32,28 +31,15 @@ FAST_AGE = {"VOXSTACK_TTS__MAX_CONNECTION_AGE": "1"}
 
 
 def replica_calls(core: str) -> dict[str, float]:
-    """tts calls the core saw answered, by replica (``voxstack_core_upstream_calls``)."""
-    text = httpx.get(f"{core}/metrics", timeout=10).text
-    return {
-        sample.labels["replica"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "voxstack_core_upstream_calls_total" and sample.labels.get("stage") == "tts"
-    }
+    return upstream_calls(core, "tts")
 
 
 def retries(core: str) -> float:
-    text = httpx.get(f"{core}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "voxstack_core_upstream_retries_total" and sample.labels.get("stage") == "tts"
-    )
+    return sum(metric_sum(core, "voxstack_core_upstream_retries_total", stage="tts").values())
 
 
-def speak(core: str) -> int:
-    return httpx.post(f"{core}/v1/speak", json=SPEAK, timeout=60).status_code
+def speak(core: str, client: httpx.Client | None = None) -> int:
+    return (client or httpx).post(f"{core}/v1/speak", json=SPEAK, timeout=60).status_code
 
 
 def owner(calls: dict[str, float], proc: ServiceProcess) -> float:
@@ -96,31 +82,17 @@ def test_calls_spread_over_a_list_and_survive_a_killed_replica(tmp_path: Path, s
     assert owner(calls, a) >= 4 and owner(calls, b) >= 4, calls
 
     # Load from three callers; b is killed in the middle of it.
-    results: list[tuple[float, int]] = []
-    lock = threading.Lock()
-    stop_at = time.monotonic() + 6.0
-    killed_at = [float("inf")]
+    before_kill: dict[str, float] = {}
 
-    def caller() -> None:
-        while time.monotonic() < stop_at:
-            began = time.monotonic()
-            code = speak(core)
-            with lock:
-                results.append((began, code))
-
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        running = [pool.submit(caller) for _ in range(3)]
-        time.sleep(2.0)
-        before_kill = replica_calls(core)
-        killed_at[0] = time.monotonic()
+    def kill_b() -> None:
+        before_kill.update(replica_calls(core))
         b.send_signal(signal.SIGKILL)
-        for done in running:
-            done.result()
-    after = [code for began, code in results if began > killed_at[0]]
-    failed_before = [code for began, code in results if began <= killed_at[0] and code != 200]
-    assert after and all(code == 200 for code in after), results
+
+    run = calls_across_a_kill(lambda client: speak(core, client), kill_b, callers=3, seconds=6.0, kill_after=2.0)
+    after = run.after
+    assert after and all(code == 200 for code in after), run.results
     # Only calls in flight on b when it died may have failed (three callers: at most three).
-    assert len(failed_before) <= 3, results
+    assert len(run.failed_before) <= 3, run.results
     calls = replica_calls(core)
     assert owner(calls, b) - owner(before_kill, b) <= 3, (before_kill, calls)
     assert owner(calls, a) > owner(before_kill, a) + len(after) - 3

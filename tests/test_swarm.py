@@ -5,7 +5,6 @@ killed and replaced by Swarm without a failed call that had not started. The swa
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import json
 import os
 import subprocess
@@ -18,10 +17,10 @@ import httpx
 import numpy as np
 import pytest
 from compose import TAG, build_images, compose_env, require_docker
-from prometheus_client.parser import text_string_to_metric_families
 from speech import silence, wav, wer
 
 from voxstack.testing.processes import eventually, free_port
+from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -59,13 +58,7 @@ class Stack:
         return json.loads(docker("inspect", *ids)) if ids else []
 
     def upstream_calls(self, stage: str) -> dict[str, float]:
-        text = httpx.get(f"{self.url}/metrics", headers=self.headers, timeout=10).text
-        return {
-            s.labels["replica"]: s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if s.name == "voxstack_core_upstream_calls_total" and s.labels.get("stage") == stage
-        }
+        return upstream_calls(self.url, stage, self.headers)
 
     def speak(self, client: httpx.Client) -> int:
         return client.post(f"{self.url}/v1/speak", json={"text": "Hello there."}, headers=self.headers).status_code
@@ -134,26 +127,9 @@ def test_a_swarm_stack_balances_over_replicas_and_replaces_a_killed_one(stack: S
         eventually(both_answer, "tts calls answered by both replicas", timeout=90, every=0.5)
 
     # Two callers; one tts replica killed in the middle. Swarm starts a new task in its place.
-    results: list[tuple[float, int]] = []
-    killed_at = float("inf")
-    stop_at = time.monotonic() + 8.0
-
-    def caller() -> None:
-        with httpx.Client(timeout=120) as client:
-            while time.monotonic() < stop_at:
-                began = time.monotonic()
-                results.append((began, stack.speak(client)))
-
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        running = [pool.submit(caller) for _ in range(2)]
-        time.sleep(3.0)
-        killed_at = time.monotonic()
-        docker("kill", tts[0]["Id"])
-        for done in running:
-            done.result()
-    after = [code for began, code in results if began > killed_at]
-    assert after and all(code == 200 for code in after), results
-    assert len([code for began, code in results if began <= killed_at and code != 200]) <= 2, results
+    run = calls_across_a_kill(stack.speak, lambda: docker("kill", tts[0]["Id"]), callers=2, seconds=8.0, kill_after=3.0)
+    assert run.after and all(code == 200 for code in run.after), run.results
+    assert len(run.failed_before) <= 2, run.results
 
     def replaced() -> None:
         now = {c["Id"] for c in stack.containers("tts")}
