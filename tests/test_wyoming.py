@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 import subprocess
 import wave
@@ -57,6 +58,8 @@ class Servers:
             "VOXSTACK_ASR__MAX_AUDIO_SECONDS": str(MAX_AUDIO_SECONDS),
             "VOXSTACK_WYOMING__MAX_CONNECTIONS": str(MAX_CONNECTIONS),
             "VOXSTACK_WYOMING__MAX_EVENT_BYTES": str(256 * 1024),
+            # An asr the test kills and starts again is waited for, as an orchestrator's restart would be.
+            "VOXSTACK_CORE__RESTART_WAIT_SECONDS": "60",
         }
         command = voxstack_command(
             "wyoming", "--asr", f"tcp://127.0.0.1:{self.asr_port}", "--tts", f"tcp://127.0.0.1:{self.tts_port}"
@@ -473,6 +476,39 @@ async def eventually_async(make, attempts: int = 20):  # type: ignore[no-untyped
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.1)
+
+
+async def test_an_asr_killed_mid_speech_fails_that_request_by_name_and_the_next_is_heard(
+    stack: Stack, servers: Servers, speech: SpeechMaker
+) -> None:
+    # Last in the module: it kills the module's asr (and starts it again).
+    words = "Turn on the living room lamp and then close the kitchen blinds please."
+    pcm = pcm16(np.concatenate([speech.say(words), silence(1.0)]), to_rate=16_000)
+    step = 2048  # 64 ms of 16-bit mono at 16 kHz
+    async with AsyncTcpClient("127.0.0.1", servers.asr_port) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(16_000, 2, 1).event())
+        for start in range(0, len(pcm), step):
+            if start <= 64_000 < start + step:  # two seconds in: the asr is in the middle of the speech
+                stack.procs["asr"].send_signal(signal.SIGKILL)
+                stack.procs["asr"].wait(30)
+                stack.start("asr")
+            await client.write_event(AudioChunk(16_000, 2, 1, pcm[start : start + step]).event())
+            await asyncio.sleep(0.064)
+        await client.write_event(AudioStop().event())
+        while not Error.is_type((event := await _next(client)).type):
+            assert event.type in ("transcript-start", "transcript-chunk"), event
+        assert Error.from_event(event).code == "ASR_RESTARTED", event
+        # No transcript of half the words follows: the request failed as a whole.
+        await client.write_event(Ping().event())
+        assert Pong.is_type((await _next(client)).type)
+    stack.wait("asr")
+    events = await _transcribe(
+        servers.asr_port, pcm16(np.concatenate([speech.say(LAMP), silence(1.0)]), to_rate=16_000)
+    )
+    transcript = Transcript.from_event(next(e for e in events if Transcript.is_type(e.type)))
+    assert wer(LAMP, transcript.text) <= 0.15, transcript.text
+    assert "asr stream broke" in servers.log.read_text()
 
 
 def test_settings_and_command_line_refuse_what_cannot_work(tmp_path: Path) -> None:

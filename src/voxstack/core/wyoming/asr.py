@@ -76,6 +76,8 @@ class Utterance:
         self.seconds = 0.0
         self.texts: list[str] = []
         self.task: asyncio.Task[None] | None = None
+        self.speaking = False  # the asr heard speech start and has not finalised it yet
+        self.lost = False  # the asr died in the middle of speech: that part of the audio is gone
 
     async def feed(self, chunk: AudioChunk) -> None:
         if self.task is None:
@@ -113,15 +115,28 @@ class Utterance:
 
     async def _requests(self) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
         yield asr_pb2.StreamingRecognizeRequest(config=self.config)
+        if self.speaking:  # a new stream in the middle of speech: the asr died and lost what it had heard
+            self.lost = True
+            return
         while (pcm := await self.audio.get()) is not None:
             yield asr_pb2.StreamingRecognizeRequest(audio=pcm)
 
     async def _recognise(self) -> None:
         async for reply in self.backends.recognize(self._requests):
-            text = reply.final.result.text.strip() if reply.WhichOneof("event") == "final" else ""
+            kind = reply.WhichOneof("event")
+            self.speaking = kind != "final" and (self.speaking or kind == "speech_started")
+            text = reply.final.result.text.strip() if kind == "final" else ""
             if text:
                 await self.send(TranscriptChunk(text=text if not self.texts else " " + text).event())
                 self.texts.append(text)
+        if self.lost:
+            # A transcript missing words would be taken for what was said: the request fails instead.
+            raise StageError(
+                "asr",
+                grpc.StatusCode.UNAVAILABLE,
+                "the asr restarted in the middle of the speech and lost part of it: send the audio again",
+                "ASR_RESTARTED",
+            )
 
 
 class AsrHandler(Handler):
