@@ -154,6 +154,10 @@ def test_dev_runs_the_dev_images_with_a_writable_source_and_one_replica(overlays
         assert pod["initContainers"][0]["command"][:2] == ["cp", "-a"]
     assert all(h["spec"]["maxReplicas"] == 1 for h in of_kind(docs, "HorizontalPodAutoscaler").values())
     assert of_kind(docs, "Deployment")["voxstack-core"]["spec"]["replicas"] == 1
+    # Room for the dev warm spare's second copy of each model.
+    for service in MODEL_SERVICES:
+        container = of_kind(docs, "Deployment")[f"voxstack-{service}"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["memory"] == "2Gi"
 
 
 def test_queue_wait_autoscaling_uses_the_engines_waiting_jobs(overlays) -> None:
