@@ -66,8 +66,9 @@ def calls_across_a_kill(
     with concurrent.futures.ThreadPoolExecutor(callers) as pool:
         running = [pool.submit(caller) for _ in range(callers)]
         time.sleep(kill_after)
-        run.killed_at = time.monotonic()
         kill()
+        # Counted from when the kill is done: a call that started while it was under way may have failed.
+        run.killed_at = time.monotonic()
         for done in running:
             done.result()
     return run
