@@ -42,11 +42,12 @@ class GrpcServiceSettings(ServiceSettings):
         0, ge=0, le=65535, description="HTTP port serving Prometheus metrics at /metrics (on host); 0 = none."
     )
     max_connection_age: float = Field(
-        30.0,
+        0.0,
         ge=0,
         le=86400,
         description="Seconds after which a client connection is asked to reconnect (calls in flight finish), so "
-        "balancing clients spread over replicas that came up since; 0 = never.",
+        "balancing clients spread over replicas that came up since (30 under Compose, Swarm and Kubernetes); "
+        "0 = never.",
     )
 
 
