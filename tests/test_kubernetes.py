@@ -104,7 +104,9 @@ def test_every_workload_is_locked_down_and_probed(overlays, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["prod", "dev"])
-def test_model_services_are_headless_autoscaled_budgeted_and_reached_only_by_the_core(overlays, name: str) -> None:
+def test_model_services_are_headless_autoscaled_budgeted_and_reached_only_by_the_core(
+    overlays, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = overlays[name]
     services, hpas, pdbs = (
         of_kind(docs, "Service"),
@@ -113,7 +115,9 @@ def test_model_services_are_headless_autoscaled_budgeted_and_reached_only_by_the
     )
     config = of_kind(docs, "ConfigMap")
     (configmap,) = config.values()
-    settings = load_settings_from(configmap["data"])
+    for key, value in configmap["data"].items():  # the settings a pod with this ConfigMap gets
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
     for service in MODEL_SERVICES:
         full = f"voxstack-{service}"
         assert services[full]["spec"]["clusterIP"] == "None", service  # DNS answers every pod
@@ -127,20 +131,6 @@ def test_model_services_are_headless_autoscaled_budgeted_and_reached_only_by_the
     from_pods = [source for rule in models["spec"]["ingress"] for source in rule["from"] if "podSelector" in source]
     assert from_pods == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "voxstack-core"}}}]
     assert settings.core.session_store.startswith("redis://voxstack-redis:")
-
-
-def load_settings_from(data: dict[str, str]) -> Any:
-    """The settings a pod with this ConfigMap gets (its values checked by the settings model)."""
-    saved = {k: os.environ.get(k) for k in data}
-    os.environ.update(data)
-    try:
-        return load_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_dev_runs_the_dev_images_with_a_writable_source_and_one_replica(overlays) -> None:

@@ -48,7 +48,7 @@ def owner(calls: dict[str, float], proc: ServiceProcess) -> float:
 
 
 @pytest.fixture
-def started(models_dir: Path, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+def started(models_dir: Path) -> Iterator[list[ServiceProcess]]:
     """Processes a test starts; all stopped at its end."""
     procs: list[ServiceProcess] = []
     yield procs
@@ -111,7 +111,7 @@ class Watched(health.HealthServicer):
 
 
 @pytest.fixture
-def not_serving_replica() -> Iterator[tuple[Watched, list[str], str]]:
+def not_serving_replica() -> Iterator[tuple[Watched, list[str], int]]:
     """A gRPC server on 127.0.0.2 with the health service (NOT_SERVING) and a tts that records and refuses calls.
 
     It stands for a replica still loading its engine: only the health service matters, and its tts
@@ -121,16 +121,18 @@ def not_serving_replica() -> Iterator[tuple[Watched, list[str], str]]:
     watched.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     seen: list[str] = []
 
-    def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
-        seen.append(context._rpc_event.call_details.method.decode())  # type: ignore[attr-defined]
-        context.abort(grpc.StatusCode.UNAVAILABLE, "a stand-in replica")
-        return b""
-
     class AnyTts(grpc.GenericRpcHandler):
         def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-            if not details.method.startswith("/voxstack.v1.Tts/"):
+            method = details.method
+            if not method.startswith("/voxstack.v1.Tts/"):
                 return None
-            if details.method.endswith("Stream"):
+
+            def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+                seen.append(method)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "a stand-in replica")
+                return b""
+
+            if method.endswith("Stream"):
                 return grpc.unary_stream_rpc_method_handler(lambda r, c: iter([refuse(r, c)]))
             return grpc.unary_unary_rpc_method_handler(refuse)
 
@@ -141,14 +143,13 @@ def not_serving_replica() -> Iterator[tuple[Watched, list[str], str]]:
     server.add_insecure_port(f"127.0.0.2:{port}")
     server.start()
     try:
-        yield watched, seen, str(port)
+        yield watched, seen, port
     finally:
         server.stop(0)
 
 
 def test_a_name_follows_replicas_added_and_skips_one_not_serving(tmp_path: Path, started, not_serving_replica) -> None:
-    watched, seen, port_text = not_serving_replica
-    port = int(port_text)
+    watched, seen, port = not_serving_replica
     name = "tts.replicas.test"
     with dns_server() as (names, dns_port):
         names.set(name, ["127.0.0.1"])
