@@ -223,8 +223,8 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path, spares: bool = Tru
                 if service == "core":
                     url = f"http://127.0.0.1:{ports['core']}{MARKER_PATH}"
 
-                    async def all_ready() -> None:  # not while the model services' spares load their engines
-                        for name in MODEL_SERVICES:
+                    async def all_ready() -> None:  # not while the spares load their engines and code
+                        for name in ALL_SERVICES:
                             await spares_ready(record, name, spares)
 
                     results[service] = await measure(edit, lambda url=url: http_marker(url), SAVES, settle=all_ready)
@@ -324,11 +324,13 @@ def run(report: Report, models_dir: Path) -> None:
 
 
 async def spares_ready(record: Path, service: str, spares: bool, timeout: float = 120) -> None:
-    """Until the service's warm spare holds its loaded engine (at once without spares)."""
+    """Until the service's warm spare is ready: its engine loaded, or its code imported for the core (at once
+    without spares)."""
     deadline = time.monotonic() + timeout
+    ready = ("engine ready", "code ready")
     while spares and time.monotonic() < deadline:
         try:
-            if json.loads(record.read_text())["services"][service].get("spare") == "engine ready":
+            if json.loads(record.read_text())["services"][service].get("spare") in ready:
                 return
         except (OSError, ValueError, KeyError):
             pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from devstack import DevRun
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
 from voxstack.registry import MODEL_SERVICES
-from voxstack.testing.edits import set_engine_marker
+from voxstack.testing.edits import set_engine_marker, set_tail
 from voxstack.v1 import asr_pb2, llm_pb2, tts_pb2
 
 pytestmark = pytest.mark.slow
@@ -134,19 +135,22 @@ def test_no_spares_keeps_starting_cold(tmp_path: Path, models_dir: Path) -> None
         run.stop()
 
 
-def test_the_core_spare_preloads_the_layers_under_it_and_an_edit_there_starts_cold(
+def test_the_core_spare_imports_its_code_ahead_and_imports_again_only_what_a_save_changed(
     tmp_path: Path, models_dir: Path
 ) -> None:
     run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"))
+    run.env.pop("PYTHONDONTWRITEBYTECODE", None)  # the bytecode cache, as a developer's machine has it
     run.start()
+    health = run.src / "voxstack" / "core" / "routes" / "health.py"
     try:
         run.wait_for(lambda: run.serving("core"), 120, "core serving")
 
-        def reload(edit, edited: str, mark: str) -> str:
-            """``edit()``, then the path of the reload that the edit of ``edited`` caused, once the new code
-            answers ``mark`` (a save can reach the watcher as more than one event: more than one reload)."""
-            run.wait_for(lambda: run.record()["services"]["core"]["spare"] == "libraries", 60, "the core's spare")
+        def reload(edit, edited: str, path: str, answer: str) -> str:
+            """``edit()``, then what the spare said it imported again for the edit of ``edited``, once the new
+            code answers ``answer`` at ``path`` (a save can reach the watcher as more than one event)."""
+            run.wait_for(lambda: run.record()["services"]["core"]["spare"] == "code ready", 60, "the core's spare")
             saved = time.time()
+            before = run.output().count("warm spare: ")
             edit()
 
             def caused() -> list[dict]:
@@ -154,22 +158,48 @@ def test_the_core_spare_preloads_the_layers_under_it_and_an_edit_there_starts_co
                 return [h for h in history if h["at"] >= saved and edited in h["files"] and h["ok"]]
 
             run.wait_for(lambda: caused() and run.serving("core"), 60, f"a core reload for {edited}")
-            marker = f"http://127.0.0.1:{run.ports['core']}/test/marker"
-            run.wait_for(lambda: httpx.get(marker, timeout=10).json()["status"] == mark, 60, f"marker {mark}")
-            return caused()[0]["path"]
+            url = f"http://127.0.0.1:{run.ports['core']}{path}"
+            run.wait_for(lambda: httpx.get(url, timeout=10).json()["status"] == answer, 60, f"{path}: {answer}")
+            assert caused()[0]["path"] == "warm spare", caused()
+            said = [line for line in run.output().splitlines() if line.startswith("warm spare: ")][before:]
+            assert said, run.output()[-3000:]
+            return said[0]
 
-        assert reload(lambda: run.mark("core", "v1"), "health.py", "v1") == "warm spare (no engine to load)"
-        sockets = run.state / "voxstack" / "sockets"
-        preloaded = [json.loads(p.read_text()) for p in sockets.glob("core-*.engine")]
-        assert preloaded and any(f.endswith("voxstack/text.py") for f in preloaded[0]), preloaded
-        core_modules = sorted(f.partition("/voxstack/core/")[2] for f in preloaded[0] if "/voxstack/core/" in f)
-        assert core_modules == ["__init__.py", "prepared.py"], core_modules  # the core's own code comes at start
+        said = reload(lambda: run.mark("core", "v1"), "health.py", "/test/marker", "v1")
+        # The route's module and the app that includes it, not the rest of the core.
+        assert said == "warm spare: imported again: voxstack.core.routes.health and 1 module importing it", said
+        code = json.loads(next((run.state / "voxstack" / "sockets").glob("core-*.code")).read_text())
+        assert any(f.endswith("voxstack/core/app.py") for f in code), sorted(code)  # the core's own code, ahead
 
-        # A layer under the core changed (one file, so one reload): the spare imported the old one, so the
-        # core starts cold, and serves.
-        path = reload(lambda: run.append("text.py", "# edited\n"), "text.py", "v1")
-        assert path.startswith("cold start: engine code changed (") and "text.py" in path, path
-        # The next spare imported the edited layer: reloads are warm again.
-        assert reload(lambda: run.mark("core", "v2"), "health.py", "v2") == "warm spare (no engine to load)"
+        # A layer under the core: a constant the route imports by name (only the source shows that link).
+        reload(
+            lambda: (run.append("text.py", 'TEST_LAYER = "layer-1"\n'), set_tail(health, LAYER_ROUTE)),
+            "health.py",
+            "/test/layer",
+            "layer-1",
+        )
+        said = reload(lambda: run.append("text.py", 'TEST_LAYER = "layer-2"\n'), "text.py", "/test/layer", "layer-2")
+        importing = int(said.partition(" and ")[2].split()[0])
+        assert said.startswith("warm spare: imported again: voxstack.text and ") and importing > 5, said
+
+        # Same size, same second as the save before: Python's bytecode cache cannot tell them apart.
+        text = run.src / "voxstack" / "text.py"
+        stamp = text.stat().st_mtime
+
+        def same_second() -> None:
+            run.append("text.py", 'TEST_LAYER = "layer-3"\n')
+            os.utime(text, (stamp, stamp))
+
+        reload(same_second, "text.py", "/test/layer", "layer-3")
     finally:
         run.stop()
+
+
+LAYER_ROUTE = """
+from voxstack.text import TEST_LAYER as _test_layer
+
+
+@router.get("/test/layer", include_in_schema=False)
+async def _test_layer_route() -> dict[str, str]:
+    return {"status": _test_layer}
+"""

@@ -1,14 +1,21 @@
-"""The dev supervisor's warm spares: preload libraries, import no voxstack code, become the service on `start`."""
+"""The dev supervisor's warm spares: preload libraries, import the service's code ahead and, on `start`, import
+again what changed since, then become the service."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from voxstack import protogen
 from voxstack.supervisor.process import spare_argv
 from voxstack.supervisor.spare import preload
+from voxstack.testing.edits import set_tail
+
+REPO_PACKAGE = protogen.PROJECT_ROOT / "src" / "voxstack"
 
 PROBE = (
     "import sys, json; from voxstack.supervisor.spare import preload; n = preload(sys.argv[1]); "
@@ -48,3 +55,70 @@ def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded(t
     assert "python -m voxstack.server" in started.stdout and "SERVICE" in started.stdout.upper()
     discarded = subprocess.run([*base, "--help"], input="", capture_output=True, text=True, timeout=60)
     assert discarded.returncode == 0 and discarded.stdout == ""
+
+
+REFRESH_PROBE = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("spare", sys.argv[1])
+spare = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(spare)
+on_disk = spare.snapshot()
+spare.preimport(sys.argv[2])
+graph = spare.import_graph()
+recorded = spare.loaded_files(on_disk)
+import voxstack.audio as audio, voxstack.core.pipeline as pipeline
+print("ready", flush=True)
+sys.stdin.readline()  # the test saves its edits meanwhile
+done = spare.refresh(recorded, graph, engine=set(json.loads(sys.argv[3])))
+result = {"done": done}
+if done:
+    import voxstack.audio, voxstack.core.pipeline, voxstack.text
+    result |= {
+        "audio kept": voxstack.audio is audio,
+        "pipeline kept": voxstack.core.pipeline is pipeline,
+        "pipeline's text is the new one": voxstack.core.pipeline.SentenceStream is voxstack.text.SentenceStream,
+        "layer": getattr(voxstack.text, "TEST_LAYER", None),
+    }
+print(json.dumps(result))
+"""
+
+
+def refreshed(tmp_path: Path, edit, engine: tuple[str, ...] = ()) -> dict:  # type: ignore[no-untyped-def]
+    """A spare's code refresh in a process of its own on a copy of the source: preimport, ``edit(package)``,
+    refresh, import again; what it did and which module objects it kept."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO_PACKAGE, src / "voxstack", ignore=shutil.ignore_patterns("__pycache__"))
+    names = tmp_path / "preimport"
+    names.write_text(json.dumps(["voxstack.audio", "voxstack.core.pipeline", "voxstack.text"]))
+    spare = Path(spare_argv("tts", names)[1])
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    argv = [sys.executable, "-c", REFRESH_PROBE, str(spare), str(names), json.dumps(list(engine))]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        edit(src / "voxstack")
+        out, _ = proc.communicate("start\n", timeout=60)
+    assert proc.returncode == 0
+    return json.loads(out)
+
+
+def test_a_refresh_without_changes_keeps_every_module(tmp_path: Path) -> None:
+    result = refreshed(tmp_path, lambda package: None)
+    assert result["done"] == "no module changed" and result["audio kept"] and result["pipeline kept"], result
+
+
+def test_a_refresh_imports_again_the_changed_module_and_its_importers_only(tmp_path: Path) -> None:
+    result = refreshed(tmp_path, lambda package: set_tail(package / "text.py", 'TEST_LAYER = "new"\n'))
+    assert result["done"].startswith("imported again: voxstack.text and "), result
+    assert result["layer"] == "new" and result["pipeline's text is the new one"], result
+    assert not result["pipeline kept"], result  # it imports the changed module: imported again
+    assert result["audio kept"], result  # it does not
+
+
+def test_a_changed_stub_or_held_engine_code_cannot_be_refreshed(tmp_path: Path) -> None:
+    stub = refreshed(tmp_path / "stub", lambda package: set_tail(package / "v1" / "common_pb2.py", "# edited\n"))
+    assert stub == {"done": ""}, stub  # a descriptor pool takes a proto file once per process
+    held = refreshed(
+        tmp_path / "engine", lambda package: set_tail(package / "text.py", "X = 1\n"), engine=("voxstack.text",)
+    )
+    assert held == {"done": ""}, held

@@ -24,8 +24,7 @@ class ServiceSpec:
     grpc_name: str = ""
     #: "module:callable" taking Settings and returning the service's loaded, warmed engine (or None),
     #: which the factory takes as its second argument: what a dev warm spare prepares for the next reload.
-    #: The module and what it imports from voxstack are the engine's code (for the core, which has no
-    #: engine: the layers under it, imported ahead).
+    #: The module and what it imports from voxstack are the engine's code: a change there discards the spare.
     engine: str = ""
 
     @property
@@ -45,7 +44,7 @@ SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
         "tts": ServiceSpec(
             "tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts", "voxstack.tts.prepared:prepare"
         ),
-        "core": ServiceSpec("core", "http", 8080, "voxstack.core.server:run", engine="voxstack.core.prepared:prepare"),
+        "core": ServiceSpec("core", "http", 8080, "voxstack.core.server:run"),
     }
 )
 #: Every service, in start order.

@@ -42,7 +42,7 @@ class ServiceState:
     reload_path: str = ""  # how the last start went: "engine kept", "cold start: ...", "warm spare"
     rss_bytes: int = 0  # resident memory of the serving instance
     spare_rss_bytes: int = 0  # and of its warm spare (with an engine: a second copy of the model)
-    spare: str = ""  # the warm spare: "" (none), "libraries", "loading engine", "engine ready"
+    spare: str = ""  # the warm spare: "" (none), "importing code", "code ready", "loading engine", "engine ready"
 
 
 @dataclass

@@ -96,7 +96,7 @@ def dev(
         typer.Option(
             "--spares/--no-spares",
             envvar="VOXSTACK_DEV_SPARES",
-            help="Keep a warm spare of each service, its libraries imported, for faster reloads (overlap only).",
+            help="Keep a warm spare of each service, libraries and code imported, for faster reloads (overlap only).",
         ),
     ] = True,
 ) -> None:

@@ -131,7 +131,8 @@ class Settings(BaseSettings):
     spare_engines: bool = Field(
         True,
         description="voxstack dev: each model service's warm spare also loads its model (a second copy in memory), "
-        "so that a reload that leaves the engine's code alone loads nothing. False: spares import libraries only.",
+        "so that a reload that leaves the engine's code alone loads nothing. "
+        "False: spares import libraries and code only.",
     )
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where `voxstack models pull` puts models."

@@ -12,58 +12,13 @@ in a service.
 
 from __future__ import annotations
 
-import ast
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from voxstack.modgraph import imports, module_name
+
 logger = logging.getLogger(__name__)
-
-
-def module_name(path: Path, source_root: Path) -> str:
-    parts = list(path.relative_to(source_root).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _module_level(tree: ast.AST) -> list[ast.AST]:
-    """The nodes a module runs on import: everything but function bodies."""
-    nodes, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(
-            child
-            for child in ast.iter_child_nodes(node)
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
-        )
-    return nodes
-
-
-def _imports(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> set[str]:
-    found: set[str] = set()
-    package = module if is_package else module.rpartition(".")[0]
-    for node in _module_level(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
-                base = ".".join([*anchor, base]) if base else ".".join(anchor)
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            # "import a.b.c" also runs a and a.b
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                candidate = ".".join(parts[:i])
-                if candidate in known:
-                    found.add(candidate)
-    return found
 
 
 class DependencyMap:
@@ -93,15 +48,14 @@ class DependencyMap:
                 stamp = (stat.st_mtime_ns, stat.st_size)
                 cached = self._parsed.get(path)
                 if cached and cached[0] == stamp and same_modules:
-                    imports = cached[1]
+                    found = cached[1]
                 else:
-                    tree = ast.parse(path.read_bytes(), filename=str(path))
-                    imports = _imports(tree, module, path.name == "__init__.py", known) - {module}
+                    found = imports(path.read_bytes(), module, path.name == "__init__.py", known, str(path))
             except (SyntaxError, ValueError, OSError):
                 graph[module] = self.graph.get(module, set())
                 continue
-            parsed[path] = (stamp, imports)
-            graph[module] = imports
+            parsed[path] = (stamp, found)
+            graph[module] = found
         self.files, self.graph, self._parsed = files, graph, parsed
 
     def closure(self, roots: Iterable[str]) -> set[str]:

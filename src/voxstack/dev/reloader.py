@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from voxstack.dev.depmap import DependencyMap
@@ -19,6 +22,18 @@ logger = logging.getLogger(__name__)
 def entry_points(services: Sequence[str]) -> dict[str, list[str]]:
     """What each service's process runs first: the lean server entry, then its factory module."""
     return {name: [f"{SERVER_ENTRY}.__main__", SERVICES[name].module] for name in services}
+
+
+def forget_bytecode(files: Iterable[Path]) -> None:
+    """Remove the bytecode cached for these saved files.
+
+    Python checks a cached file against its source's size and modification time
+    in whole seconds: a second save within the same second that keeps the size
+    (a digit changed) would otherwise run the code of the first.
+    """
+    for path in files:
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            os.unlink(importlib.util.cache_from_source(str(path)))
 
 
 class Reloader:
@@ -73,6 +88,7 @@ class Reloader:
                     "pyproject.toml changed: dependencies may have changed. Run `make venv` "
                     "(or pip install -e '.[dev,test,asr,llm,tts,core]'), then restart voxstack dev"
                 )
+        forget_bytecode(f for f in files if f.suffix == ".py")
         targets: set[str] = set()
         protos = [f for f in files if f.suffix == ".proto"]
         if protos and await self._regenerate():

@@ -169,7 +169,7 @@ class Instance:
 
     def remove_files(self) -> None:
         """The control socket and the lists next to it, once the process is gone."""
-        suffixes = ("modules", "imports", "engine", "engine.tmp", "ready")
+        suffixes = ("modules", "imports", "preimport", "engine", "engine.tmp", "ready", "code", "code.tmp")
         for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in suffixes)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()

@@ -1,33 +1,52 @@
 """A warm spare: a service process started before it is needed, waiting to become the service.
 
 The dev supervisor keeps one per service. It imports the libraries the
-service's running instance had loaded (FastAPI, grpc, onnxruntime, ...: a
-third of a start), then, for a model service, its engine (the registry's
-``engine``: the module that loads the model, and what it imports from
-voxstack), loads the model and warms it up, and writes the engine's files with
-their digests next to its control socket. Then it waits on stdin. At a reload
-the supervisor compares those files with the disk: if one changed, the spare is
-discarded and the service starts cold; if not, it writes ``start``, and the
-spare imports the rest of voxstack from disk and serves with the engine it
-holds (``python -m voxstack.server SERVICE``, given the engine). A service
-without an engine imports nothing of voxstack before ``start``.
+service's running instance had loaded (FastAPI, grpc, onnxruntime, ...), then,
+for a model service, its engine (the registry's ``engine``: the module that
+loads the model, and what it imports from voxstack), loads the model and warms
+it up, and writes the engine's files with their digests next to its control
+socket. Then it imports the rest of the voxstack modules the running instance
+had loaded (the service's own code) and waits on stdin.
 
-Run by path, not as ``-m voxstack.supervisor.spare``, so that not even the
-voxstack package is imported early.
+At a reload the supervisor compares the engine's files with the disk: if one
+changed, the spare is discarded and the service starts cold. If not, it writes
+``start``, and the spare makes its code that of the disk: every module whose
+file changed since the spare read it, and every module importing one of those
+(``voxstack.modgraph``), is dropped and imported again from disk (the
+reloader has removed the changed files' bytecode); the others are the code on
+disk already. Then it serves (``python -m voxstack.server
+SERVICE``, given the engine). What cannot be imported twice in one process (the
+generated gRPC stubs, or the engine's code if it changed after the
+supervisor's check) makes the spare replace itself with a cold start.
+
+This assumes what the code's standards ask: importing a module changes no
+other module's objects. Digests are taken before anything of voxstack is
+imported, so a save during the spare's imports marks the module changed.
+
+Run by path, not as ``-m voxstack.supervisor.spare``, so that nothing of
+voxstack is imported before the digests are taken.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import runpy
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+IMPORTS_SUFFIX = ".imports"  # the running instance's third-party modules, copied next to the spare's socket
+PREIMPORT_SUFFIX = ".preimport"  # the running instance's voxstack modules, copied next to the spare's socket
 ENGINE_SUFFIX = ".engine"  # next to the control socket: {file: sha256} of the engine's code
 READY_SUFFIX = ".ready"  # next to the control socket, once the engine is loaded and warm
+CODE_SUFFIX = ".code"  # next to the control socket, once the service's code is imported: {file: sha256}
+PACKAGE = "voxstack"
+STUB_SUFFIXES = ("_pb2.py", "_pb2_grpc.py")  # a protobuf descriptor pool takes each file once per process
 
 
 def preload(names_file: str) -> int:
@@ -39,15 +58,10 @@ def preload(names_file: str) -> int:
     them itself anyway. The list is sorted, so a package comes before its
     submodules.
     """
-    try:
-        with open(names_file) as f:
-            names = json.load(f)
-    except (OSError, ValueError):
-        return 0
     imported = 0
-    for name in names:
+    for name in _read_list(names_file):
         top = name.split(".")[0]
-        if top == "voxstack" or top.startswith("_") or top in sys.stdlib_module_names or name in sys.modules:
+        if top == PACKAGE or top.startswith("_") or top in sys.stdlib_module_names or name in sys.modules:
             continue
         try:
             importlib.import_module(name)
@@ -62,23 +76,31 @@ def digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def loaded_voxstack_files() -> dict[str, str]:
-    """Every voxstack source file imported so far, with its digest."""
+def snapshot() -> dict[str, str]:
+    """Every source file of the package on disk with its digest, read before the spare imports any of them."""
+    spec = importlib.util.find_spec(PACKAGE)  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return {}
     files = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if (name == "voxstack" or name.startswith("voxstack.")) and path and path.endswith(".py"):
-            files[path] = digest(path)
+    for root in spec.submodule_search_locations:
+        for path in Path(root).rglob("*.py"):
+            with contextlib.suppress(OSError):
+                files[str(path)] = digest(str(path))
     return files
 
 
-def engine_changes(manifest: Path, root: Path | None = None) -> str:
-    """Why a spare's engine cannot serve the code on disk ("" if it can): its files changed since it
-    imported them, or it has not recorded them yet (still importing)."""
+def loaded_files(on_disk: Mapping[str, str]) -> dict[str, str]:
+    """Every voxstack source file imported so far, with its digest when the spare started ("" if it was
+    not on disk then: it counts as changed)."""
+    return {path: on_disk.get(path, "") for path in _loaded_modules().values()}
+
+
+def changed_files(manifest: Path, root: Path | None = None) -> list[str] | None:
+    """The files of a manifest ({file: sha256}) that differ from the disk now; None if it is not written yet."""
     try:
         files = json.loads(manifest.read_text())
     except (OSError, ValueError):
-        return "the spare had not loaded its engine yet"
+        return None
     changed = []
     for path, sha in files.items():
         try:
@@ -87,10 +109,25 @@ def engine_changes(manifest: Path, root: Path | None = None) -> str:
             same = False
         if not same:
             changed.append(os.path.relpath(path, root) if root else path)
-    return f"engine code changed ({', '.join(sorted(changed))})" if changed else ""
+    return sorted(changed)
 
 
-def prepare(engine_ref: str, service: str, manifest: str) -> object:
+def engine_changes(manifest: Path, root: Path | None = None) -> str:
+    """Why a spare's engine cannot serve the code on disk ("" if it can): its files changed since it
+    imported them, or it has not recorded them yet (still importing)."""
+    changed = changed_files(manifest, root)
+    if changed is None:
+        return "the spare had not loaded its engine yet"
+    return f"engine code changed ({', '.join(changed)})" if changed else ""
+
+
+def stub_changes(manifest: Path, root: Path | None = None) -> str:
+    """Why a spare cannot serve the code on disk for a reason other than its engine: a generated stub changed."""
+    stubs = [f for f in changed_files(manifest, root) or () if f.endswith(STUB_SUFFIXES)]
+    return f"generated stubs changed ({', '.join(stubs)})" if stubs else ""
+
+
+def prepare(engine_ref: str, service: str, manifest: str, on_disk: Mapping[str, str]) -> object:
     """Import the engine's module, record its files, load and warm the engine; None if it cannot."""
     module_name, _, attr = engine_ref.partition(":")
     try:
@@ -98,10 +135,7 @@ def prepare(engine_ref: str, service: str, manifest: str) -> object:
         from voxstack.config import load_settings
 
         settings = load_settings()
-        files = loaded_voxstack_files()
-        with open(f"{manifest}.tmp", "w") as f:
-            json.dump(files, f)
-        os.replace(f"{manifest}.tmp", manifest)
+        _write_json(manifest, loaded_files(on_disk))
         # At the service's niceness before its engine starts threads, which inherit it.
         nice = settings.service(service).nice
         if nice > os.nice(0):
@@ -115,23 +149,123 @@ def prepare(engine_ref: str, service: str, manifest: str) -> object:
         return None
 
 
+def preimport(names_file: str) -> int:
+    """Import the voxstack modules listed in the file (the service's own code); the number imported."""
+    imported = 0
+    for name in _read_list(names_file):
+        if name.split(".")[0] != PACKAGE or name.endswith("__main__") or name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception:  # e.g. a save left it broken: the service imports it at start and reports it
+            continue
+        imported += 1
+    return imported
+
+
+def import_graph() -> dict[str, set[str]]:
+    """What each loaded voxstack module imports at import time, read from its file (unchanged files are
+    the code loaded; a changed one is imported again anyway)."""
+    from voxstack.modgraph import imports
+
+    loaded = _loaded_modules()
+    graph = {}
+    for name, path in loaded.items():
+        try:
+            with open(path, "rb") as f:
+                graph[name] = imports(f.read(), name, path.endswith("__init__.py"), loaded, path)
+        except (OSError, SyntaxError, ValueError):
+            graph[name] = set()
+    return graph
+
+
+def refresh(recorded: Mapping[str, str], graph: Mapping[str, Iterable[str]], engine: Iterable[str]) -> str:
+    """Drop the modules whose files changed since ``recorded`` and those importing them, so that the
+    service imports them again from disk; what was done, or "" if the spare cannot do it (start cold)."""
+    from voxstack.modgraph import importers
+
+    loaded = _loaded_modules()
+    changed = {name for name, path in loaded.items() if _digest_or_none(path) != recorded.get(path)}
+    dropped = importers(graph, changed) & set(loaded)
+    stubs = sorted(n for n in dropped if loaded[n].endswith(STUB_SUFFIXES))
+    held = sorted(dropped & set(engine))
+    if stubs or held:
+        return ""
+    for name in dropped:
+        module = sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and getattr(sys.modules[parent], child, None) is module:
+            delattr(sys.modules[parent], child)
+    if not changed:
+        return "no module changed"
+    importing = len(dropped - changed)
+    them = "it" if len(changed) == 1 else "them"
+    return f"imported again: {', '.join(sorted(changed))}" + (
+        f" and {importing} module{'s' if importing != 1 else ''} importing {them}" if importing else ""
+    )
+
+
 def main() -> None:
     # As `python -m` would have it: the working directory first, not this file's folder.
     sys.path[0] = os.getcwd()
     names_file, engine_ref, *service_args = sys.argv[1:]
+    base = names_file.removesuffix(IMPORTS_SUFFIX)
     preload(names_file)
-    manifest = names_file.removesuffix(".imports") + ENGINE_SUFFIX
-    prepared = prepare(engine_ref, service_args[0], manifest) if engine_ref else None
+    on_disk = snapshot()
+    prepared = prepare(engine_ref, service_args[0], base + ENGINE_SUFFIX, on_disk) if engine_ref else None
+    engine = set(_loaded_modules()) if prepared is not None else set()
+    preimport(base + PREIMPORT_SUFFIX)
+    graph = import_graph()  # imports voxstack.modgraph too, which refresh() uses: recorded with the rest
+    recorded = loaded_files(on_disk)
+    _write_json(base + CODE_SUFFIX, recorded)
     if sys.stdin.readline().strip() != "start":
         return  # discarded unused
+    done = refresh(recorded, graph, engine)
+    if not done:
+        # The spare cannot become this code: become a cold start of it, in this process (same pid, socket).
+        sys.stderr.write("warm spare: generated stubs or engine code changed: starting cold\n")
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "voxstack.server", *service_args])
+    sys.stderr.write(f"warm spare: {done}\n")
     if prepared is None:
         sys.argv = ["voxstack.server", *service_args]
-        # Not imported from the registry: nothing of voxstack may load before "start".
         runpy.run_module("voxstack.server", run_name="__main__", alter_sys=True)
         return
     from voxstack.server.__main__ import main as serve
 
     sys.exit(serve(service_args, prepared=prepared))
+
+
+def _loaded_modules() -> dict[str, str]:
+    """{module name: source file} of every voxstack module imported so far."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == PACKAGE or name.startswith(f"{PACKAGE}.")) and path and path.endswith(".py"):
+            found[name] = path
+    return found
+
+
+def _digest_or_none(path: str) -> str | None:
+    try:
+        return digest(path)
+    except OSError:
+        return None
+
+
+def _read_list(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            names = json.load(f)
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)]
+
+
+def _write_json(path: str, value: object) -> None:
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(value, f)
+    os.replace(f"{path}.tmp", path)
 
 
 if __name__ == "__main__":

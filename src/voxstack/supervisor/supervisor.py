@@ -31,7 +31,15 @@ from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
 from voxstack.runstate import RunRecord, RunState, ServiceState
 from voxstack.supervisor.process import Instance, python_argv, rss_bytes, spare_argv
-from voxstack.supervisor.spare import ENGINE_SUFFIX, READY_SUFFIX, engine_changes
+from voxstack.supervisor.spare import (
+    CODE_SUFFIX,
+    ENGINE_SUFFIX,
+    IMPORTS_SUFFIX,
+    PREIMPORT_SUFFIX,
+    READY_SUFFIX,
+    engine_changes,
+    stub_changes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,9 +197,11 @@ class Supervisor:
             debug = (self.debug.host, self.debug.port, self.debug.wait)
         engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
         if preload is not None:
-            # Its own copy: the running instance's list goes when that instance stops.
-            own = Path(f"{control}.imports")
+            # Its own copies: the running instance's lists go when that instance stops.
+            own = Path(f"{control}{IMPORTS_SUFFIX}")
             shutil.copyfile(preload, own)
+            with contextlib.suppress(FileNotFoundError):  # its voxstack modules: the spare imports them ahead
+                shutil.copyfile(str(preload).removesuffix(IMPORTS_SUFFIX) + ".modules", f"{control}{PREIMPORT_SUFFIX}")
         return Instance(
             slot.name,
             generation,
@@ -278,10 +288,12 @@ class Supervisor:
             return None, "cold start"
         if not spare.alive or spare.generation != slot.state.generation + 1:
             path = None, "cold start"
-        elif not spare.engine:  # it has imported nothing of voxstack yet
-            return spare, "warm spare"
         else:
-            changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd())
+            # Changed code outside these the spare imports again itself (spare.py).
+            changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd()) if spare.engine else ""
+            changed = changed or stub_changes(Path(f"{spare.control_socket}{CODE_SUFFIX}"), Path.cwd())
+            if not changed and not spare.engine:
+                return spare, "warm spare"
             if not changed:
                 return spare, spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
             path = None, f"cold start: {changed}"
@@ -297,10 +309,11 @@ class Supervisor:
             if spare is None:
                 slot.state.spare = ""
             elif not spare.engine:
-                slot.state.spare = "libraries"
+                code = Path(f"{spare.control_socket}{CODE_SUFFIX}").exists()
+                slot.state.spare = "code ready" if code else "importing code"
             else:
                 path = spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
-                slot.state.spare = {"engine kept": "engine ready", "warm spare (no engine to load)": "libraries"}.get(
+                slot.state.spare = {"engine kept": "engine ready", "warm spare (no engine to load)": "code ready"}.get(
                     path, "loading engine"
                 )
 
