@@ -333,16 +333,17 @@ class Supervisor:
         slot.spare = spare
         await spare.start()
         self.save()
-        if spare.engine:
-            self.spawn(asyncio.create_task(self._watch_spare(slot, spare)))
+        self.spawn(asyncio.create_task(self._watch_spare(slot, spare)))
 
     async def _watch_spare(self, slot: Slot, spare: Instance) -> None:
-        """Record when a spare's engine is loaded (the status and the dashboard show it)."""
-        ready = Path(f"{spare.control_socket}{READY_SUFFIX}")
-        while slot.spare is spare and spare.alive and not self.stopping.is_set():
-            if ready.exists():
+        """Record when a spare's engine is loaded and when its code is imported (status and dashboard show it)."""
+        steps = [Path(f"{spare.control_socket}{READY_SUFFIX}")] if spare.engine else []
+        steps.append(Path(f"{spare.control_socket}{CODE_SUFFIX}"))
+        while steps and slot.spare is spare and spare.alive and not self.stopping.is_set():
+            if steps[0].exists():
+                steps.pop(0)
                 self.save()
-                return
+                continue
             await asyncio.sleep(0.1)
 
     async def _start_first(self, slot: Slot) -> None:
