@@ -61,9 +61,11 @@ def recognize_wav(stub, data: bytes, **kw) -> asr_pb2.RecognizeResponse:
     )
 
 
-def stream(stub, audio: bytes, rate: int = 16000, chunk_bytes: int = 3200, interim: bool = False, pace: float = 0.0):
+def stream(
+    stub, audio: bytes, rate: int = 16000, chunk_bytes: int = 3200, interim: bool = False, pace: float = 0.0, **kw
+):
     def requests():
-        yield asr_pb2.StreamingRecognizeRequest(config=config(rate, interim_results=interim))
+        yield asr_pb2.StreamingRecognizeRequest(config=config(rate, interim_results=interim, **kw))
         for i in range(0, len(audio), chunk_bytes):
             yield asr_pb2.StreamingRecognizeRequest(audio=audio[i : i + chunk_bytes])
             if pace:
@@ -106,6 +108,16 @@ def test_streaming_recognize_known_sentence(stub, speech) -> None:
     final = replies[-1].final
     assert final.timings.audio_seconds > 3
     assert replies[0].speech_started.offset_seconds == pytest.approx(0.5, abs=0.35)
+
+
+def test_streaming_finals_carry_word_timings_when_asked(stub, speech) -> None:
+    audio = pcm16(np.concatenate([silence(0.5), speech.say(SENTENCE), silence(1.0)]), to_rate=16000)
+    plain = stream(stub, audio)[-1].final.result
+    timed = stream(stub, audio, word_timings=True)[-1].final.result
+    assert plain.text == timed.text and wer(SENTENCE, timed.text) <= 0.15, (plain.text, timed.text)
+    assert not plain.words  # a conversation needs the text: no alignment pass
+    starts = [w.start_seconds for w in timed.words]
+    assert len(timed.words) >= 10 and starts == sorted(starts) and starts[0] >= 0.3, starts  # stream offsets
 
 
 def test_two_utterances_give_two_finals_in_order(stub, speech) -> None:

@@ -139,15 +139,18 @@ class WhisperEngine:
         *,
         offset: float = 0.0,
         vad_filter: bool | None = None,
+        word_timings: bool = True,
     ) -> Transcript:
-        """Decode 16 kHz mono float32 ``samples``; stops between segments once ``cancel`` is set."""
+        """Decode 16 kHz mono float32 ``samples``; stops between segments once ``cancel`` is set.
+        ``word_timings``: align each word (an extra pass, about a tenth of the decode)."""
         assert self._model is not None, "load() first"
-        transcript, ratio = self._decode(cancel, samples, language, offset, vad_filter)
+        decode = partial(self._decode, word_timings=word_timings)
+        transcript, ratio = decode(cancel, samples, language, offset, vad_filter)
         if self.settings.fit_window and ratio > LOOP_COMPRESSION_RATIO and not cancel.is_set():
             # A fitted window can make Whisper repeat itself; the full one is the reference.
             logger.debug("decode looped (compression ratio %.1f): again with the full window", ratio)
             with self._model.full_window():
-                transcript, _ = self._decode(cancel, samples, language, offset, vad_filter)
+                transcript, _ = decode(cancel, samples, language, offset, vad_filter)
         return transcript
 
     def _decode(
@@ -157,6 +160,8 @@ class WhisperEngine:
         language: str | None,
         offset: float,
         vad_filter: bool | None,
+        *,
+        word_timings: bool,
     ) -> tuple[Transcript, float]:
         """The transcript and the highest compression ratio of its segments."""
         assert self._model is not None
@@ -167,7 +172,7 @@ class WhisperEngine:
             # No sampling fallback: the same audio always gives the same text,
             # and a hard utterance does not cost several extra decodes.
             temperature=0.0,
-            word_timestamps=True,
+            word_timestamps=word_timings,
             condition_on_previous_text=False,
             vad_filter=self.settings.vad_filter if vad_filter is None else vad_filter,
         )

@@ -142,6 +142,7 @@ class RecognitionStream:
         self.language = engine.language_for(config.language)
         self.interim = config.interim_results
         self.speculative = config.speculative_results
+        self.word_timings = config.word_timings
         self.engine = engine
         self.vad = vad
         self.settings = settings
@@ -403,7 +404,9 @@ class RecognitionStream:
 
     def _transcribe(self, cancel: threading.Event, audio: np.ndarray, offset: float) -> Transcript:
         # The VAD already cut out the silence.
-        return self.engine.transcribe(cancel, audio, self.language, offset=offset, vad_filter=False)
+        return self.engine.transcribe(
+            cancel, audio, self.language, offset=offset, vad_filter=False, word_timings=self.word_timings
+        )
 
     async def _partial(self, index: int) -> None:
         start = self._utterance_start

@@ -289,7 +289,7 @@ class Supervisor:
         if not spare.alive or spare.generation != slot.state.generation + 1:
             path = None, "cold start"
         else:
-            # Changed code outside these the spare imports again itself (spare.py).
+            # A changed engine or generated stub needs a cold start; other changed code the spare imports again.
             changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd()) if spare.engine else ""
             changed = changed or stub_changes(Path(f"{spare.control_socket}{CODE_SUFFIX}"), Path.cwd())
             if not changed and not spare.engine:
