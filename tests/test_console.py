@@ -120,9 +120,9 @@ def test_an_uploaded_wav_gives_a_turn_and_speaking_over_the_reply_stops_it(
         page.set_input_files("#upload", str(second))  # spoken over the reply
         until(page, "window.vox.flushes.length > 0", 30, "playback stopping")
         flush = page.evaluate("() => window.vox.flushes[0]")
-        spoken = page.evaluate("() => window.vox.uploads[1].started")
-        # The page stops playing as soon as the server hears the speech begin (its barge_in, or speech_started).
-        assert flush["reason"] in ("barge_in", "speech_started") and flush["at"] - spoken < 2000, (flush, spoken)
+        # The page stops playing as soon as the server hears the speech begin (its barge_in, or
+        # speech_started), before that question is transcribed (how soon is the console bench's to say).
+        assert flush["reason"] in ("barge_in", "speech_started") and flush["heard"] == 1, flush
         played = page.evaluate("() => window.vox.played()")
         time.sleep(0.5)
         assert page.evaluate("() => window.vox.played()") - played < 0.1 * page.evaluate(

@@ -72,9 +72,9 @@ def test_a_looping_decode_is_redone_with_the_full_window(engines, speech, monkey
     windows: list[bool] = []
     decode = engine._decode
 
-    def looping_once(*args):
+    def looping_once(*args, **kwargs):
         windows.append(bool(getattr(engine._model._full, "on", False)))
-        transcript, ratio = decode(*args)
+        transcript, ratio = decode(*args, **kwargs)
         return transcript, (9.9 if len(windows) == 1 else ratio)
 
     monkeypatch.setattr(engine, "_decode", looping_once)

@@ -67,7 +67,8 @@ function flushPlayback(reason) {
   if (!state.playing) return;
   audio.flush();
   state.playing = false;
-  window.vox.flushes.push({ at: performance.now(), reason });
+  // heard: the questions transcribed so far (a barge-in stops playback before its own is).
+  window.vox.flushes.push({ at: performance.now(), reason, heard: window.vox.transcripts.filter((t) => t.trim()).length });
 }
 
 const handlers = {
