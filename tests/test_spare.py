@@ -122,3 +122,18 @@ def test_a_changed_stub_or_held_engine_code_cannot_be_refreshed(tmp_path: Path) 
         tmp_path / "engine", lambda package: set_tail(package / "text.py", "X = 1\n"), engine=("voxstack.text",)
     )
     assert held == {"done": ""}, held
+
+
+def test_stub_changes_name_the_changed_generated_stubs_only(tmp_path: Path) -> None:
+    from voxstack.supervisor.spare import digest, stub_changes
+
+    stub, code = tmp_path / "asr_pb2.py", tmp_path / "text.py"
+    for f in (stub, code):
+        f.write_text("# before\n")
+    manifest = tmp_path / "core.code"
+    manifest.write_text(json.dumps({str(f): digest(str(f)) for f in (stub, code)}))
+    code.write_text("# after\n")
+    assert stub_changes(manifest, tmp_path) == ""  # other code the spare imports again itself
+    stub.write_text("# after\n")
+    assert stub_changes(manifest, tmp_path) == "generated stubs changed (asr_pb2.py)"
+    assert stub_changes(tmp_path / "missing") == ""

@@ -95,14 +95,17 @@ def loaded_files(on_disk: Mapping[str, str]) -> dict[str, str]:
     return {path: on_disk.get(path, "") for path in _loaded_modules().values()}
 
 
-def changed_files(manifest: Path, root: Path | None = None) -> list[str] | None:
-    """The files of a manifest ({file: sha256}) that differ from the disk now; None if it is not written yet."""
+def changed_files(manifest: Path, root: Path | None = None, suffixes: tuple[str, ...] = ("",)) -> list[str] | None:
+    """The files of a manifest ({file: sha256}) ending in one of ``suffixes`` that differ from the disk now;
+    None if it is not written yet."""
     try:
         files = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return None
     changed = []
     for path, sha in files.items():
+        if not path.endswith(suffixes):
+            continue
         try:
             same = digest(path) == sha
         except OSError:
@@ -122,8 +125,9 @@ def engine_changes(manifest: Path, root: Path | None = None) -> str:
 
 
 def stub_changes(manifest: Path, root: Path | None = None) -> str:
-    """Why a spare cannot serve the code on disk for a reason other than its engine: a generated stub changed."""
-    stubs = [f for f in changed_files(manifest, root) or () if f.endswith(STUB_SUFFIXES)]
+    """Why a spare cannot serve the code on disk for a reason other than its engine: a generated stub changed.
+    Only the stubs are read: at a reload the spare compares the rest itself (``refresh``)."""
+    stubs = changed_files(manifest, root, STUB_SUFFIXES) or []
     return f"generated stubs changed ({', '.join(stubs)})" if stubs else ""
 
 
