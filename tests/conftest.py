@@ -121,3 +121,22 @@ def speech(models_dir: Path):
     from voxstack.models import DEFAULT_MODELS
 
     return SpeechMaker(DEFAULT_MODELS["tts"].path(models_dir))
+
+
+@pytest.fixture(scope="session")
+def fake_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real core over the scripted fakes of asr, llm and tts, shared by the whole run (see ``fakes``)."""
+    from stack import Stack
+
+    logs = tmp_path_factory.mktemp("fake-stack")
+    running = Stack(logs, logs, fakes=True).up()
+    yield running
+    running.down()
+
+
+@pytest.fixture
+def fakes(fake_stack):  # type: ignore[no-untyped-def]
+    """The shared fake stack with its script cleared: each test writes the script it needs."""
+    fake_stack.script.clear()
+    yield fake_stack
+    fake_stack.script.clear()

@@ -94,6 +94,20 @@ def wer(reference: str, hypothesis: str) -> float:
     return row[len(hyp)] / max(1, len(ref))
 
 
+def edits(reference: str, hypothesis: str) -> int:
+    """Word edits between the two (compound spellings forgiven)."""
+    return round(wer(reference, hypothesis) * max(1, len(words(reference))))
+
+
+def sounds_like(reference: str, hypothesis: str, rate: float = 0.15) -> bool:
+    """Whether the asr heard ``reference``: word error at most ``rate``, and never fewer than two edits allowed.
+
+    One misheard word can cost two edits ("What colour is" heard as "What colors"), so a bound that a
+    short sentence's single slip breaks would fail on the model's spelling, not on the code under test.
+    """
+    return edits(reference, hypothesis) <= max(2, int(rate * len(words(reference))))
+
+
 def spoken_turn(port: int, audio: bytes, headers: dict[str, str] | None = None, interim: bool = False) -> dict:
     """One WebSocket turn on the core at ``port``: 16 kHz PCM16 ``audio`` sent, the turn's ``reply_done`` event."""
     import json

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxstack.registry import ALL_SERVICES
+from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
+from voxstack.testing.fakes import FACTORIES, Script
 from voxstack.testing.processes import ServiceProcess, free_port
 
 
 class Stack:
-    """asr, llm, tts and core as service processes; each can be stopped and started again."""
+    """asr, llm, tts and core as service processes; each can be stopped and started again.
 
-    def __init__(self, models_dir: Path, logs: Path, env: dict[str, str] | None = None) -> None:
+    With ``fakes=True`` the model services are the scripted fakes (``voxstack.testing.fakes``) and
+    ``script`` says what they hear, answer and say; the core is always the real one.
+    """
+
+    def __init__(self, models_dir: Path, logs: Path, env: dict[str, str] | None = None, *, fakes: bool = False) -> None:
         self.logs = logs
+        self.fakes = fakes
+        self.script = Script(logs / "script.json")
         self.ports = {name: free_port() for name in ALL_SERVICES}
         self.env = {"VOXSTACK_MODELS_DIR": str(models_dir)}
         for name, port in self.ports.items():
             self.env[f"VOXSTACK_{name.upper()}__PORT"] = str(port)
+        if fakes:
+            self.env |= self.script.env
         self.env |= env or {}
         self.procs: dict[str, ServiceProcess] = {}
 
@@ -28,7 +37,9 @@ class Stack:
         return f"127.0.0.1:{self.ports[name]}"
 
     def start(self, name: str) -> None:
-        process = ServiceProcess(name, port=self.ports[name], env=self.env, log=self.logs / f"{name}.log")
+        factory = FACTORIES[name] if self.fakes and name in MODEL_SERVICES else None
+        log = self.logs / f"{name}.log"
+        process = ServiceProcess(name, port=self.ports[name], env=self.env, log=log, factory=factory)
         self.procs[name] = process.start()
 
     def wait(self, name: str, timeout: float = 120) -> None:

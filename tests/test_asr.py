@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from speech import VOICE_RATE, pcm16, silence, wav, wer
+from speech import VOICE_RATE, pcm16, silence, sounds_like, wav
 
 from voxstack.rpc_status import failure_from_error
 from voxstack.testing.processes import served, voxstack_command
@@ -82,7 +82,7 @@ def test_recognize_known_sentence(stub, speech) -> None:
     audio = np.concatenate([silence(0.5), speech.say(SENTENCE), silence(0.5)])
     reply = recognize_wav(stub, wav(audio))
     result = reply.result
-    assert wer(SENTENCE, result.text) <= 0.15, result.text
+    assert sounds_like(SENTENCE, result.text), result.text
     assert result.language == "en"
     assert 0.5 < result.confidence <= 1.0
     starts = [w.start_seconds for w in result.words]
@@ -96,7 +96,7 @@ def test_language_detection_on_request(stub, speech) -> None:
     reply = recognize_wav(stub, wav(speech.say(SENTENCE)), language="auto")
     assert reply.result.language == "en"
     assert reply.result.language_probability > 0.5
-    assert wer(SENTENCE, reply.result.text) <= 0.15
+    assert sounds_like(SENTENCE, reply.result.text)
 
 
 def test_streaming_recognize_known_sentence(stub, speech) -> None:
@@ -104,7 +104,7 @@ def test_streaming_recognize_known_sentence(stub, speech) -> None:
     replies = stream(stub, pcm16(audio, to_rate=16000))
     kinds = [r.WhichOneof("event") for r in replies]
     assert kinds == ["speech_started", "speech_ended", "final"]
-    assert wer(SENTENCE, " ".join(finals(replies))) <= 0.15
+    assert sounds_like(SENTENCE, " ".join(finals(replies)))
     final = replies[-1].final
     assert final.timings.audio_seconds > 3
     assert replies[0].speech_started.offset_seconds == pytest.approx(0.5, abs=0.35)
@@ -114,7 +114,7 @@ def test_streaming_finals_carry_word_timings_when_asked(stub, speech) -> None:
     audio = pcm16(np.concatenate([silence(0.5), speech.say(SENTENCE), silence(1.0)]), to_rate=16000)
     plain = stream(stub, audio)[-1].final.result
     timed = stream(stub, audio, word_timings=True)[-1].final.result
-    assert plain.text == timed.text and wer(SENTENCE, timed.text) <= 0.15, (plain.text, timed.text)
+    assert plain.text == timed.text and sounds_like(SENTENCE, timed.text), (plain.text, timed.text)
     assert not plain.words  # a conversation needs the text: no alignment pass
     starts = [w.start_seconds for w in timed.words]
     assert len(timed.words) >= 10 and starts == sorted(starts) and starts[0] >= 0.3, starts  # stream offsets
@@ -125,7 +125,7 @@ def test_two_utterances_give_two_finals_in_order(stub, speech) -> None:
     replies = stream(stub, pcm16(audio, to_rate=16000))  # ends in speech padding: closing flushes
     texts = finals(replies)
     assert len(texts) == 2, texts
-    assert wer(FIRST, texts[0]) <= 0.15 and wer(SECOND, texts[1]) <= 0.15
+    assert sounds_like(FIRST, texts[0]) and sounds_like(SECOND, texts[1])
     indexes = [(r.utterance_index, r.WhichOneof("event")) for r in replies]
     assert indexes == [
         (0, "speech_started"),
@@ -148,14 +148,14 @@ def test_interim_results_arrive_before_the_final(stub, speech) -> None:
     assert kinds.index("partial") < kinds.index("final")
     partials = [r.partial for r in replies if r.WhichOneof("event") == "partial"]
     assert all(p.text and 0.0 <= p.stability <= 1.0 for p in partials)
-    assert wer(SENTENCE, finals(replies)[0]) <= 0.15
+    assert sounds_like(SENTENCE, finals(replies)[0])
 
 
 def test_chunk_size_does_not_change_the_result(stub, speech) -> None:
     audio = pcm16(np.concatenate([silence(0.3), speech.say(FIRST), silence(0.8)]), to_rate=16000)
     texts = {size: " ".join(finals(stream(stub, audio, chunk_bytes=size))) for size in (320, 777, 3200, 32000)}
     assert len(set(texts.values())) == 1, texts
-    assert wer(FIRST, texts[320]) <= 0.15
+    assert sounds_like(FIRST, texts[320])
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
@@ -163,10 +163,10 @@ def test_chunk_size_does_not_change_the_result(stub, speech) -> None:
 def test_any_rate_mono_or_stereo_is_recognised(stub, speech, rate: int, channels: int) -> None:
     audio = np.concatenate([silence(0.3), speech.say(FIRST), silence(0.3)])
     reply = recognize_wav(stub, wav(audio, to_rate=rate, channels=channels))
-    assert wer(FIRST, reply.result.text) <= 0.15, reply.result.text
+    assert sounds_like(FIRST, reply.result.text), reply.result.text
     if rate in (8000, 48000):  # streaming resamples too
         texts = finals(stream(stub, pcm16(audio, to_rate=rate), rate=rate, chunk_bytes=rate // 5 * 2))
-        assert wer(FIRST, " ".join(texts)) <= 0.15
+        assert sounds_like(FIRST, " ".join(texts))
 
 
 def _pcm_request(
@@ -245,7 +245,7 @@ def test_bad_input_gets_its_status_and_the_service_keeps_serving(stub, speech, n
     assert info.value.code() is code
     assert message in info.value.details()
     good = recognize_wav(stub, wav(np.concatenate([silence(0.2), speech.say(FIRST)])))
-    assert wer(FIRST, good.result.text) <= 0.15
+    assert sounds_like(FIRST, good.result.text)
 
 
 def test_bad_streams_get_invalid_argument(stub) -> None:
@@ -302,7 +302,7 @@ def test_cancelling_a_long_stream_frees_the_service(stub, speech) -> None:
     call.cancel()
     reader.join(10)
     after = recognize_wav(stub, wav(speech.say(FIRST)))
-    assert wer(FIRST, after.result.text) <= 0.15
+    assert sounds_like(FIRST, after.result.text)
     # Waited at most for the decode in flight, not for the other ten utterances.
     assert after.timings.queue_seconds < 3 * decode_time + 0.5
 
@@ -316,9 +316,9 @@ def test_transcribe_cli(asr_address, speech, tmp_path) -> None:
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
     plain = transcribe(path)
-    assert plain.returncode == 0 and wer(FIRST, plain.stdout) <= 0.15
+    assert plain.returncode == 0 and sounds_like(FIRST, plain.stdout)
     streamed = transcribe(path, "--stream")
-    assert streamed.returncode == 0 and wer(FIRST, streamed.stdout) <= 0.15
+    assert streamed.returncode == 0 and sounds_like(FIRST, streamed.stdout)
     as_json = transcribe(path, "--json")
     assert '"words"' in as_json.stdout and '"timings"' in as_json.stdout
     stream_json = transcribe(path, "--stream", "--json")

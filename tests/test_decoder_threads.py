@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from speech import VOICE_RATE, wer
+from speech import VOICE_RATE, sounds_like, wer
 
 from voxstack.asr.decoder_threads import SplitWhisper
 from voxstack.asr.engine import WhisperEngine
@@ -58,7 +58,7 @@ def test_the_encoder_and_the_decoder_run_on_their_own_instances(models_dir, spee
     assert {"decoder.detect_language", "decoder.generate", "decoder.align"} <= set(calls)
 
     reference = single.transcribe(threading.Event(), audio, None).text
-    assert wer(SENTENCE, text) <= 0.15, text
+    assert sounds_like(SENTENCE, text), text
     assert wer(reference, text) <= 0.1, (reference, text)
 
 

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from speech import VOICE_RATE, wer
+from speech import VOICE_RATE, sounds_like, wer
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.asr.fitted_window import content_frames, fit
@@ -62,7 +62,7 @@ def test_fitted_window_reads_speech_as_the_full_window_does(engines, speech) -> 
     sentence = "Please remind me to call the dentist tomorrow morning at nine."
     audio = resample(speech.say(sentence), VOICE_RATE, 16000)
     texts = {name: e.transcribe(threading.Event(), audio, "en").text for name, e in engines.items()}
-    assert wer(sentence, texts["fitted"]) <= 0.15, texts
+    assert sounds_like(sentence, texts["fitted"]), texts
     assert wer(texts["full"], texts["fitted"]) <= 0.1, texts
 
 

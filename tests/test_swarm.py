@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from compose import TAG, build_images, compose_env, require_docker
-from speech import silence, wav, wer
+from speech import silence, sounds_like, wav
 
 from voxstack.testing.processes import eventually, free_port
 from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
@@ -111,7 +111,7 @@ def test_a_swarm_stack_balances_over_replicas_and_replaces_a_killed_one(stack: S
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert wer(QUESTION, body["transcript"]) <= 0.15, body["transcript"]
+        assert sounds_like(QUESTION, body["transcript"]), body["transcript"]
         assert body["reply"].strip() and base64.b64decode(body["audio"]["base64"])
         tts = stack.containers("tts")
         hostnames = {c["Config"]["Hostname"] for c in tts}

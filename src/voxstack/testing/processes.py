@@ -77,7 +77,10 @@ def wait_for_http(url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str
 
 
 class ServiceProcess:
-    """One service run as ``python -m voxstack.server NAME`` (the supervisor's lean entry) on a port."""
+    """One service run as ``python -m voxstack.server NAME`` (the supervisor's lean entry) on a port.
+
+    ``factory`` serves another ``module:factory`` under the service's name and settings, as the fakes do.
+    """
 
     def __init__(
         self,
@@ -88,8 +91,11 @@ class ServiceProcess:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
         host: str = "127.0.0.1",
+        factory: str | None = None,
     ) -> None:
         self.name = name
+        # What the process serves: the registered service, or another factory (a fake) in its place.
+        self.factory = factory or name
         self.host = host
         self.port = port or free_port()
         # Any loopback address: replicas on one port behind one name (127.0.0.1, 127.0.0.2, ...).
@@ -114,7 +120,7 @@ class ServiceProcess:
         out: IO[bytes] | int = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", SERVER_ENTRY, self.name, "--port", str(self.port)],
+                [sys.executable, "-m", SERVER_ENTRY, self.factory, "--port", str(self.port)],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
