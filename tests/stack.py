@@ -21,7 +21,8 @@ class Stack:
         self.fakes = fakes
         self.script = Script(logs / "script.json")
         self.ports = {name: free_port() for name in ALL_SERVICES}
-        self.env = {"VOXSTACK_MODELS_DIR": str(models_dir)}
+        # Its own state directory: a dev core keeps sessions there, which must not outlive the run.
+        self.env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_STATE_DIR": str(logs / "state")}
         for name, port in self.ports.items():
             self.env[f"VOXSTACK_{name.upper()}__PORT"] = str(port)
         if fakes:

@@ -1,7 +1,9 @@
 """Regression tests for what probing the stack as an attacker or a careless client found (issue 15).
 
-Real processes: asr, llm, tts and a dev core on free ports, and a prod core of
-its own for what prod must hide. Each test names the finding it reproduces.
+Real processes: the scripted asr, llm and tts fakes (what is under test is the
+core's handling of hostile input, not what a model says) and a dev core on
+free ports, and a prod core of its own for what prod must hide. Each test
+names the finding it reproduces.
 """
 
 from __future__ import annotations
@@ -34,18 +36,14 @@ from websockets.sync.client import connect
 from voxstack.core.events import EventType
 from voxstack.testing.processes import ServiceProcess, free_port
 
-pytestmark = pytest.mark.slow
-
 TEXT_LIMIT = 500
 JSON_LIMIT = 64 * 1024
 FRAME_LIMIT = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    # Its own fakes rather than the shared ones: the core's limits below are what these tests probe.
     env = {
         "VOXSTACK_LLM__MAX_TOKENS": "20",
         "VOXSTACK_ASR__MAX_AUDIO_SECONDS": "5",
@@ -57,7 +55,8 @@ def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
         "VOXSTACK_CORE__WS_REALTIME_FACTOR": "4",
         "VOXSTACK_CORE__WS_MAX_FRAME_RATE": "200",
     }
-    running = Stack(models_dir, tmp_path_factory.mktemp("hardening"), env).up()
+    logs = tmp_path_factory.mktemp("hardening")
+    running = Stack(logs, logs, env, fakes=True).up()
     yield running
     running.down()
 
@@ -322,6 +321,7 @@ def test_9_a_converse_turn_the_llm_cannot_take_is_refused_before_the_asr_runs(st
             "VOXSTACK_CORE__LLM_TIMEOUT": "20",
             "VOXSTACK_CORE__RETRIES": "10",  # the chat keeps its llm call open while it retries
             "VOXSTACK_LLM__MAX_QUEUE": "0",
+            "VOXSTACK_GRACE_PERIOD": "0",  # its held chat would keep the stopping core for the whole grace
         }
         core = ServiceProcess("core", mode="dev", env=env, log=tmp_path / "core.log").start().wait_live()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -122,7 +123,8 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         app,
         log_config=None,  # our logging is configured already
         access_log=False,  # the app logs one line per request itself
-        timeout_graceful_shutdown=int(settings.grace_period) or None,
+        # Whole seconds (uvicorn's type); 0 cancels what is in flight at once, it never means "wait forever".
+        timeout_graceful_shutdown=math.ceil(settings.grace_period),
         ws_ping_interval=20,
         ws_max_size=settings.core.ws_max_frame_bytes,
         # PCM audio hardly compresses, and tiny compressed frames that inflate to the size limit
@@ -185,7 +187,7 @@ def _server_class() -> Callable[[uvicorn.Config, CloseWhenDraining], uvicorn.Ser
             # mid-reply); what is still open after the grace period is closed by uvicorn, with 1012 too.
             drain = getattr(getattr(self.app.app, "state", None), "drain", None)
             if drain is not None:
-                await drain.settled(self.config.timeout_graceful_shutdown or 10)
+                await drain.settled(self.config.timeout_graceful_shutdown or 0)
             await super().shutdown(sockets)
 
         @contextlib.contextmanager

@@ -63,6 +63,7 @@ class Utterance:
         self.spoken = 0.0  # seconds of speech so far
         self.partials_sent = 0
         self.guessed = False
+        self.pauses = 0  # speculative results sent
 
 
 class FakeStream:
@@ -130,7 +131,11 @@ class FakeStream:
         guess_after = float(self.section.get("speculative_after", 0.1))
         if self.config.speculative_results and not u.guessed and u.quiet >= guess_after:
             u.guessed = True
-            text = str(u.script.get("speculative", u.script["text"]))
+            # One text per pause (the last repeats), as a real asr's transcript so far grows pause by pause.
+            guesses = u.script.get("speculative") or [u.script["text"]]
+            guesses = [guesses] if isinstance(guesses, str) else guesses
+            text = str(guesses[min(u.pauses, len(guesses) - 1)])
+            u.pauses += 1
             words = self.config.word_timings
             yield self.message(speculative=asr_pb2.SpeculativeResult(result=result(text, u.start, now, words)))
         if u.quiet >= float(self.section.get("end_silence", 0.3)):

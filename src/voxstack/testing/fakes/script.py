@@ -7,7 +7,7 @@ defaults below. Shape (every key optional)::
 
     {
       "asr": {
-        "utterances": [{"text": "...", "partials": ["..."], "speculative": "...",
+        "utterances": [{"text": "...", "partials": ["..."], "speculative": ["at pause 1", "..."],
                         "final_delay": 0.05, "error": {...}}],
         "end_silence": 0.3, "speculative_after": 0.1, "level": 0.01,
         "recognize": {"text": "...", "delay": 0.0, "error": {...}},
