@@ -28,6 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
     sys.path[:0] = [str(out), str(TESTS_DIR)]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The tiers (docs/TESTING.md) follow what a test really uses: whatever needs the default
+    # models asks for them through ``models_dir``, directly or through another fixture.
+    for item in items:
+        if "models_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.models)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     out = getattr(config, "voxtest_stubs", None)
     if out is not None:

@@ -11,15 +11,28 @@ import time
 from pathlib import Path
 
 from voxstack import protogen
-from voxstack.registry import ALL_SERVICES
+from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.edits import set_marker, set_tail
+from voxstack.testing.fakes import FACTORIES, Script
 from voxstack.testing.processes import child_env, free_port, voxstack_command
 
 
 class DevRun:
-    """`python -m voxstack dev|up ...` running on a private copy of src/voxstack."""
+    """`python -m voxstack dev|up ...` running on a private copy of src/voxstack.
 
-    def __init__(self, root: Path, models_dir: Path, command: str = "dev", args: tuple[str, ...] = ()) -> None:
+    With ``fakes=True`` the supervisor serves the scripted fakes for asr, llm and tts (their ``factory``
+    settings), and ``script`` says what they do: the supervisor and the core are the real ones.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        models_dir: Path,
+        command: str = "dev",
+        args: tuple[str, ...] = (),
+        *,
+        fakes: bool = False,
+    ) -> None:
         self.root = root
         self.src = root / "src"
         if not (self.src / "voxstack").exists():
@@ -40,6 +53,10 @@ class DevRun:
                 **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
             }
         )
+        self.script = Script(root / "script.json")
+        if fakes:
+            self.env |= self.script.env
+            self.env |= {f"VOXSTACK_{n.upper()}__FACTORY": FACTORIES[n] for n in MODEL_SERVICES}
         self.command = command
         self.argv = voxstack_command(command, *args)
         self.proc: subprocess.Popen[bytes] | None = None

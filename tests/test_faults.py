@@ -1,6 +1,10 @@
-"""Faults under `voxstack up` (real processes, real models): a killed llm, asr or core, a hung tts, a client
-that stops reading. Calls wait for a service being brought back, fail within their deadline naming the
-stage when it hangs, and nothing piles up; conversations go on or reconnect."""
+"""Faults under `voxstack up` (real processes): a killed llm, asr or core, a hung tts, a client that stops
+reading. Calls wait for a service being brought back, fail within their deadline naming the stage when it
+hangs, and nothing piles up; conversations go on or reconnect.
+
+What is under test is the supervisor's and the core's handling, so the model services are the scripted
+fakes (served by the supervisor through their ``factory`` settings): a reply is as long and as slow as the
+script says, whatever the machine's speed."""
 
 from __future__ import annotations
 
@@ -15,27 +19,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from conversation import open_conversation, read_until, typed_turn
 from devstack import DevRun
-from speech import pcm16, silence
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-pytestmark = pytest.mark.slow
+from voxstack.testing.fakes import loud, quiet
 
 SEND_TIMEOUT = 3  # seconds a reply waits for a client that does not read
+# A reply that takes a while to write (and to speak: a sentence every ten words).
+STORY = {"text": "Once upon a time a dragon met a knight by the river. " * 8, "token_delay": 0.03}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[DevRun]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
-    running = DevRun(tmp_path_factory.mktemp("faults"), models_dir, "up")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+    root = tmp_path_factory.mktemp("faults")
+    running = DevRun(root, root, "up", fakes=True)
     running.env |= {
         "VOXSTACK_CORE__TTS_TIMEOUT": "4",
         "VOXSTACK_CORE__WS_SEND_TIMEOUT": str(SEND_TIMEOUT),
@@ -45,6 +47,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
     try:
         running.wait_for(lambda: running.serving("asr", "llm", "tts", "core"), 240, "voxstack up")
         yield running
+        running.script.clear()
     finally:
         running.stop()
     assert leftovers(running.state) == []
@@ -66,10 +69,11 @@ def test_a_call_sent_while_the_supervisor_restarts_a_killed_llm_waits_for_it(run
     assert "llm is back: sending the call again" in run.output()
 
 
-def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_goes_on(run: DevRun, speech) -> None:
+def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_goes_on(run: DevRun) -> None:
+    run.script.update(asr={"utterances": [{"text": "What is the capital of France?"}]})
     ws = open_conversation(run.ports["core"], session="faults-asr")
     stop = threading.Event()
-    audio: list[bytes] = [pcm16(speech.say("Could you please tell me what the"), to_rate=16000)]
+    audio: list[bytes] = [loud(2.0)]
 
     def microphone() -> None:
         """20 ms frames in real time: what is queued in ``audio``, else silence, until ``stop``."""
@@ -93,9 +97,10 @@ def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_g
         events = read_until(ws, lambda e: e["type"] == "error")
         assert events[-1]["code"] == "ASR_RESTARTED", events
         assert events[-1]["stage"] == "asr"
-        assert run.pid("asr") != killed and run.serving("asr")
+        # The supervisor brought it back (its record may be written just after the core's new stream opened).
+        run.wait_for(lambda: run.serving("asr") and run.pid("asr") != killed, 60, "the asr restarted")
         # The same socket, no reconnect: the next question is heard and answered.
-        audio.append(pcm16(np.concatenate([speech.say("What is the capital of France?"), silence(1.0)]), to_rate=16000))
+        audio.append(loud(0.6) + quiet(1.0))
         events = read_until(ws, lambda e: e["type"] == "reply_done")
         transcripts = [e["text"] for e in events if e["type"] == "transcript"]
         assert any("france" in t.lower() for t in transcripts), events
@@ -109,6 +114,7 @@ def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_g
 
 @pytest.mark.parametrize("service", ["llm", "tts"])
 def test_a_service_killed_mid_reply_ends_that_turn_and_the_next_turn_works(run: DevRun, service: str) -> None:
+    run.script.update(llm={"default": STORY}, tts={"chunk_delay": 0.2})
     ws = open_conversation(run.ports["core"], session=f"faults-{service}")
     try:
         ws.send(json.dumps({"type": "text", "text": "Tell me a long story about a dragon and a knight."}))
@@ -182,6 +188,10 @@ class SilentClient:
 
 
 def test_a_client_that_stops_reading_is_dropped_and_holds_up_nobody(run: DevRun) -> None:
+    # Long replies spoken slowly: megabytes of audio each, so the socket buffers fill within a few turns.
+    run.script.update(
+        llm={"replies": [{"match": "dragon", **STORY, "token_delay": 0.0}]}, tts={"seconds_per_char": 0.2}
+    )
     url = core(run)
     core_pid = run.pid("core")
     rss_before = rss_mib(core_pid)
@@ -191,8 +201,10 @@ def test_a_client_that_stops_reading_is_dropped_and_holds_up_nobody(run: DevRun)
     for _ in range(20):  # long replies until the socket buffers are full and the server's send stalls
         if not silent.send_text(json.dumps({"type": "text", "text": "Tell me a long story about a dragon."})):
             break
-        time.sleep(5)
-        dropped = "voxstack_core_slow_clients_dropped_total 1.0" in httpx.get(f"{url}/metrics", timeout=10).text
+        deadline = time.monotonic() + 5
+        while not dropped and time.monotonic() < deadline:
+            dropped = "voxstack_core_slow_clients_dropped_total 1.0" in httpx.get(f"{url}/metrics", timeout=10).text
+            time.sleep(0.2)
         if dropped:
             break
         # Meanwhile another conversation is answered as usual.

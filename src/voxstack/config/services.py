@@ -35,6 +35,14 @@ class ServiceSettings(BaseModel):
 class GrpcServiceSettings(ServiceSettings):
     """Where one gRPC service listens, and how big its messages may be."""
 
+    factory: str = Field(
+        "",
+        pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="A module:callable serving this service in place of the built-in one (taking the settings, "
+        "returning a service for the shared host), e.g. voxstack.testing.fakes:asr, the scripted stand-in the "
+        "tests use; empty = the built-in service.",
+    )
+
     max_message_bytes: int = Field(
         32 * MiB, ge=64 * 1024, le=2**31 - 1, description="Largest request or response, in bytes."
     )

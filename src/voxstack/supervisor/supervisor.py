@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from voxstack.config import Settings
+from voxstack.config import GrpcServiceSettings, Settings
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
@@ -195,7 +195,11 @@ class Supervisor:
         debug = None
         if self.debug is not None and self.debug.service == slot.name:
             debug = (self.debug.host, self.debug.port, self.debug.wait)
+        section = self.settings.service(slot.name)
+        # A stand-in factory (settings: NAME.factory) is served as it is: it has no engine of ours to load ahead.
+        served = (section.factory if isinstance(section, GrpcServiceSettings) else "") or slot.name
         engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
+        engine = engine if served == slot.name else ""
         if preload is not None:
             # Its own copies: the running instance's lists go when that instance stops.
             own = Path(f"{control}{IMPORTS_SUFFIX}")
@@ -205,7 +209,7 @@ class Supervisor:
         return Instance(
             slot.name,
             generation,
-            spare_argv(slot.name, own, engine) if preload is not None else python_argv(slot.name, debug),
+            spare_argv(served, own, engine) if preload is not None else python_argv(served, debug),
             env,
             control,
             http=SERVICES[slot.name].kind == "http",

@@ -6,13 +6,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TypeVar
 
-from voxstack.config import ENV_PREFIX
+from voxstack.config import ENV_PREFIX, env_name
 from voxstack.health import check_health, check_http_health
 from voxstack.registry import MODE_ENV, SERVER_ENTRY, SERVICES
 
@@ -100,7 +101,10 @@ class ServiceProcess:
         self.port = port or free_port()
         # Any loopback address: replicas on one port behind one name (127.0.0.1, 127.0.0.2, ...).
         where = {f"VOXSTACK_{name.upper()}__HOST": host} if host != "127.0.0.1" else {}
-        self.env = child_env({MODE_ENV: mode, **(env or {}), **where})
+        # State (a dev core's sessions) of its own, beside its log, unless the caller shares one on purpose:
+        # never the user's, which would carry conversations from one run into the next.
+        state = {env_name(("state_dir",)): str((log.parent if log is not None else Path(tempfile.mkdtemp())) / "state")}
+        self.env = child_env({MODE_ENV: mode, **state, **(env or {}), **where})
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
