@@ -29,6 +29,8 @@ class Stack:
             self.env |= self.script.env
         self.env |= env or {}
         self.procs: dict[str, ServiceProcess] = {}
+        #: Each model service's metrics port, where the creator set one.
+        self.metrics_ports: dict[str, int] = {}
 
     @property
     def url(self) -> str:

@@ -10,7 +10,8 @@ import pytest
 from websockets.sync.client import connect
 
 from voxstack.rpc_status import failure_from_error
-from voxstack.testing.fakes import utterance
+from voxstack.testing.fakes import FACTORIES, Script, utterance
+from voxstack.testing.processes import eventually, served
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, llm_pb2, llm_pb2_grpc, tts_pb2, tts_pb2_grpc
 
 
@@ -122,3 +123,33 @@ def test_an_llm_that_dies_mid_reply_is_restarted_by_the_test_and_serves_again(fa
     fakes.wait("llm")
     with grpc.insecure_channel(fakes.address("llm")) as channel:
         assert list(llm_pb2_grpc.LlmStub(channel).Generate(request, timeout=10))[-1].done.text == "You said: hi"
+
+
+def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
+    """The llm's slots and queue (the service base's Worker, with the llm's settings): one reply written, one
+    waiting, the third refused at once. The fake's reply is as slow as scripted, so the order is certain."""
+    script = Script(tmp_path / "script.json")
+    script.update(llm={"default": {"text": "word " * 50, "token_delay": 0.05}})
+    env = {**script.env, "VOXSTACK_LLM__MAX_QUEUE": "1"}
+    with (
+        served("llm", env=env, log=tmp_path / "llm.log", factory=FACTORIES["llm"]) as process,
+        grpc.insecure_channel(process.address) as channel,
+    ):
+        stub = llm_pb2_grpc.LlmStub(channel)
+        request = llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content="hi")])
+        one = stub.Generate(request, timeout=30)
+        assert next(one).delta  # "one" holds the slot
+        two = stub.Generate(request, timeout=30)
+        # "two" is recorded just before it waits for the slot: then the queue (length 1) is full.
+        eventually(lambda: asserted(len(script.calls("llm")) == 2), "the second call waiting")
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.Generate(request, timeout=30))
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "llm is busy" in info.value.details()
+        assert failure_from_error(info.value).reason == "QUEUE_FULL"
+        assert list(one)[-1].WhichOneof("event") == "done"
+        assert list(two)[-1].WhichOneof("event") == "done"
+
+
+def asserted(condition: bool) -> None:
+    assert condition

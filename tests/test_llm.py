@@ -165,34 +165,6 @@ def test_deadline_stops_generation(stub) -> None:
     assert done.timings.queue_seconds < 0.5
 
 
-def test_queue_full_is_resource_exhausted(stub) -> None:
-    results: dict[str, object] = {}
-    first_token = threading.Event()
-
-    def run(name: str) -> None:
-        try:
-            for reply in stub.Generate(generate_request("Tell me about the sea.", max_tokens=120), timeout=60):
-                first_token.set()
-                results[name] = reply
-        except grpc.RpcError as err:
-            results[name] = err
-
-    one = threading.Thread(target=run, args=("one",))
-    one.start()
-    assert first_token.wait(30)
-    two = threading.Thread(target=run, args=("two",))
-    two.start()
-    time.sleep(0.3)  # "two" is now waiting for the model: the queue (length 1) is full
-    with pytest.raises(grpc.RpcError) as info:
-        collect(stub.Generate(generate_request(max_tokens=4), timeout=30))
-    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "llm is busy" in info.value.details()
-    one.join(60)
-    two.join(60)
-    assert results["one"].WhichOneof("event") == "done"
-    assert results["two"].WhichOneof("event") == "done"
-
-
 def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
     models_dir: Path, llm_model: Path, tmp_path: Path
 ) -> None:

@@ -1,5 +1,8 @@
 """Metrics (issue 20): a real Prometheus scrapes a real stack on loopback while it answers real turns.
 
+The stack is the run's shared real one, so every figure is checked as what these turns added to what the
+processes had counted before them.
+
 Prometheus is Debian's `prometheus` package (installed by `.ci/run`); without it
 the test skips, except where VOXSTACK_REQUIRE_PROMETHEUS=1 says it must run.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
 
@@ -39,16 +44,8 @@ def _prometheus_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(models_dir, tmp_path_factory) -> Iterator[tuple[Stack, dict[str, int]]]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
-    metrics_ports = {name: free_port() for name in SERVICES}
-    env = {f"VOXSTACK_{name.upper()}__METRICS_PORT": str(port) for name, port in metrics_ports.items()}
-    env |= {"VOXSTACK_LLM__MAX_TOKENS": "24", "VOXSTACK_LLM__TEMPERATURE": "0"}
-    running = Stack(models_dir, tmp_path_factory.mktemp("metrics"), env).up()
-    yield running, metrics_ports
-    running.down()
+def stack(real_stack: Stack) -> tuple[Stack, dict[str, int]]:
+    return real_stack, real_stack.metrics_ports
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +106,14 @@ def question(speech) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def test_prometheus_scrapes_every_service_and_the_figures_match_the_turns(stack, prometheus, speech) -> None:
-    running, _ = stack
+    running, metrics_ports = stack
 
     def all_up() -> None:
         assert len(query(prometheus, 'up{job="voxstack"} == 1')) == 4
 
     eventually(all_up, "all four targets up")
+    targets = [running.url] + [f"http://127.0.0.1:{port}" for port in metrics_ports.values()]
+    before = Counts(targets)
     done = [spoken_turn(running.ports["core"], question(speech), interim=True) for _ in range(TURNS)]
     httpx.get(f"{running.url}/nothing-here")
     converse = httpx.post(
@@ -125,14 +124,18 @@ def test_prometheus_scrapes_every_service_and_the_figures_match_the_turns(stack,
     )
     assert converse.status_code == 200, converse.text
 
+    def added(promql_selector: str) -> float:
+        """What Prometheus has now for ``sum(selector)``, less what the processes had counted before."""
+        return value(prometheus, f"sum({promql_selector})") - before.sum(promql_selector)
+
     def turns_counted() -> None:
-        assert value(prometheus, 'sum(voxstack_core_turns_total{via="websocket",outcome="done"})') == TURNS
-        assert value(prometheus, 'sum(voxstack_core_turns_total{via="converse",outcome="done"})') == 1
-        assert value(prometheus, "sum(voxstack_asr_utterances_total)") >= TURNS
-        assert value(prometheus, "sum(voxstack_llm_replies_total)") >= TURNS + 1
+        assert added('voxstack_core_turns_total{via="websocket",outcome="done"}') == TURNS
+        assert added('voxstack_core_turns_total{via="converse",outcome="done"}') == 1
+        assert added("voxstack_asr_utterances_total") >= TURNS
+        assert added("voxstack_llm_replies_total") >= TURNS + 1
         # Requests are counted as their answer goes out, just after the turn: a scrape may fall between.
-        assert value(prometheus, 'sum(voxstack_core_http_requests_total{route="other",status="404"})') >= 1
-        assert value(prometheus, 'sum(voxstack_core_http_requests_total{route="/v1/converse",status="200"})') == 1
+        assert added('voxstack_core_http_requests_total{route="other",status="404"}') >= 1
+        assert added('voxstack_core_http_requests_total{route="/v1/converse",status="200"}') == 1
 
     eventually(turns_counted, "the turns in Prometheus")
 
@@ -140,29 +143,46 @@ def test_prometheus_scrapes_every_service_and_the_figures_match_the_turns(stack,
     # timings: a quantile is only as fine as the buckets).
     reported = sum(d["timings"]["first_audio"] for d in done) / TURNS
     seconds = "voxstack_core_end_of_speech_to_first_audio_seconds"
-    mean = value(prometheus, f"sum({seconds}_sum) / sum({seconds}_count)")
-    assert value(prometheus, f"sum({seconds}_count)") == TURNS
+    assert added(f"{seconds}_count") == TURNS
+    mean = added(f"{seconds}_sum") / TURNS
     assert abs(mean - reported) <= 0.5 * reported + 0.3, (mean, reported)
     p95 = value(prometheus, f"histogram_quantile(0.95, sum by (le) (rate({seconds}_bucket[5m])))")
     assert 0 < p95 <= 30, p95
     generated = sum(d["completion_tokens"] for d in done)
-    assert value(prometheus, "sum(voxstack_llm_generated_tokens_total)") >= generated
-    assert value(prometheus, "sum(voxstack_llm_time_to_first_token_seconds_count)") >= TURNS + 1
-    assert value(prometheus, "sum(voxstack_tts_audio_seconds_total)") > 1.0
-    assert value(prometheus, 'sum(voxstack_asr_audio_seconds_total{kind="stream"})') > 3.0 * TURNS
-    assert value(prometheus, "sum(voxstack_asr_real_time_factor_count)") >= TURNS
+    assert added("voxstack_llm_generated_tokens_total") >= generated
+    assert added("voxstack_llm_time_to_first_token_seconds_count") >= TURNS + 1
+    assert added("voxstack_tts_audio_seconds_total") > 1.0
+    assert added('voxstack_asr_audio_seconds_total{kind="stream"}') > 3.0 * TURNS
+    assert added("voxstack_asr_real_time_factor_count") >= TURNS
     for stage in ("llm_first_token", "first_audio", "total"):
-        assert value(prometheus, f'sum(voxstack_core_turn_stage_seconds_count{{stage="{stage}"}})') >= TURNS
+        assert added(f'voxstack_core_turn_stage_seconds_count{{stage="{stage}"}}') >= TURNS
     # Calls by method and code, routes by template (unknown paths as one label), nothing unbounded.
-    assert (
-        value(prometheus, 'sum(voxstack_grpc_server_handled_total{method="/voxstack.v1.Llm/Generate",code="OK"})')
-        >= TURNS
-    )
+    assert added('voxstack_grpc_server_handled_total{method="/voxstack.v1.Llm/Generate",code="OK"}') >= TURNS
     assert value(prometheus, "max(voxstack_core_websockets_open)") == 0
     for series in query(prometheus, '{__name__=~"voxstack_.*"}'):
         assert not any(len(v) > 64 for v in series["metric"].values()), series["metric"]
     # Every process exports the standard process metrics.
     assert len(query(prometheus, "process_resident_memory_bytes")) == 4
+
+
+class Counts:
+    """Every sample the targets export, read from each one's /metrics at one moment."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.samples = [
+            sample
+            for url in urls
+            for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text)
+            for sample in family.samples
+        ]
+
+    def sum(self, selector: str) -> float:
+        """The sum over the targets of ``name{label="value",...}``, as PromQL's sum() would give it."""
+        name, _, rest = selector.partition("{")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        return sum(
+            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 def test_metrics_ports_are_optional_and_the_core_serves_its_own(stack) -> None:

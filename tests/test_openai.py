@@ -22,13 +22,8 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def stack(models_dir, tmp_path_factory) -> Iterator[Stack]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
-    running = Stack(models_dir, tmp_path_factory.mktemp("openai"), {"VOXSTACK_LLM__MAX_TOKENS": "64"}).up()
-    yield running
-    running.down()
+def stack(real_stack: Stack) -> Stack:
+    return real_stack
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ the standard OTEL_* variables only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import numpy as np
 import pytest
 from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
 
-from voxstack.testing.otlp import Receiver, exporting_env, receiving
+from voxstack.testing.otlp import Receiver
 from voxstack.testing.processes import eventually
 
 pytestmark = pytest.mark.slow
@@ -24,24 +22,13 @@ SERVICES = {"voxstack-core", "voxstack-asr", "voxstack-llm", "voxstack-tts"}
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[Receiver, int]]:
-    with receiving() as running:
-        yield running
+def receiver(otlp_receiver) -> tuple[Receiver, int]:
+    return otlp_receiver
 
 
 @pytest.fixture(scope="module")
-def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
-    _, port = receiver
-    env = exporting_env(port) | {
-        "VOXSTACK_LLM__MAX_TOKENS": "16",
-        "VOXSTACK_LLM__TEMPERATURE": "0",
-    }
-    running = Stack(models_dir, tmp_path_factory.mktemp("tracing"), env).up()
-    yield running
-    running.down()
+def stack(real_stack: Stack) -> Stack:
+    return real_stack
 
 
 def check_tree(spans: list[tuple[str, object]]) -> object:
@@ -60,7 +47,7 @@ def test_a_websocket_turn_is_one_trace_across_the_four_services(stack: Stack, re
     rid = "trace-turn-1"
     spoken_turn(stack.ports["core"], audio, headers={"X-Request-Id": rid})
 
-    turn = eventually(lambda: _one(collected.named("core turn")), "the core's turn span")
+    turn = eventually(lambda: _one(with_request_id(collected.named("core turn"), rid)), "the core's turn span")
     trace_id = turn[1].trace_id
 
     def whole() -> list[tuple[str, object]]:
@@ -102,7 +89,7 @@ def test_an_http_turn_is_one_trace_and_logs_carry_its_id(stack: Stack, receiver,
     def whole() -> list[tuple[str, object]]:
         roots = [
             (service, s)
-            for service, s in collected.spans
+            for service, s in with_request_id(collected.spans, rid)
             if service == "voxstack-core" and not s.parent_span_id and "/v1/converse" in s.name  # type: ignore[attr-defined]
         ]
         assert len(roots) == 1, roots
@@ -117,6 +104,15 @@ def test_an_http_turn_is_one_trace_and_logs_carry_its_id(stack: Stack, receiver,
     for service in ("asr", "llm", "tts"):
         log = (stack.logs / f"{service}.log").read_text()
         assert f"trace={trace_id}" in log, service
+
+
+def with_request_id(spans: list[tuple[str, object]], rid: str) -> list[tuple[str, object]]:
+    """The spans that carry request id ``rid`` (the shared stack serves other tests' turns too)."""
+    return [
+        (service, s)
+        for service, s in spans
+        if any(a.key == "voxstack.request_id" and a.value.string_value == rid for a in s.attributes)  # type: ignore[attr-defined]
+    ]
 
 
 def _one(found: list) -> tuple[str, object]:  # type: ignore[type-arg]

@@ -188,9 +188,10 @@ def served(
     mode: str = "dev",
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
+    factory: str | None = None,
 ) -> Iterator[ServiceProcess]:
     """A service started, SERVING, and stopped when the block ends (see ``ServiceProcess``)."""
-    process = ServiceProcess(name, port=port, mode=mode, env=env, log=log).start()
+    process = ServiceProcess(name, port=port, mode=mode, env=env, log=log, factory=factory).start()
     try:
         yield process.wait_serving()
     finally:

@@ -1,0 +1,201 @@
+"""The core's own logic end to end over the scripted fakes: barge-in, a new asr mid-conversation, backends that
+hang, die or go away, bad requests. The real core process on uvicorn; what the models would say is scripted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from stack import Stack
+from websockets.sync.client import connect
+
+from voxstack.audio import wav_bytes
+from voxstack.testing.fakes import utterance
+from voxstack.testing.processes import voxstack_command
+
+UPLOAD_LIMIT = 2 * 1024 * 1024
+LLM_TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    # Its own fakes: these tests stop, kill and freeze them, and need the core's limits below.
+    env = {"VOXSTACK_CORE__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "VOXSTACK_CORE__LLM_TIMEOUT": str(LLM_TIMEOUT)}
+    logs = tmp_path_factory.mktemp("core-logic")
+    running = Stack(logs, logs, env, fakes=True).up()
+    yield running
+    running.down()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    stack.script.clear()
+    with httpx.Client(base_url=stack.url, timeout=60) as c:
+        yield c
+
+
+def question_wav() -> bytes:
+    return wav_bytes(utterance(0.8), 16_000)
+
+
+def ws_collect(ws, until, timeout: float = 60) -> list:
+    """Events (dicts) and binary frames until ``until(event)`` is true."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = ws.recv(timeout=deadline - time.monotonic())
+        item = message if isinstance(message, bytes) else json.loads(message)
+        got.append(item)
+        if isinstance(item, dict) and until(item):
+            return got
+    raise AssertionError(f"timed out; got {[g for g in got if isinstance(g, dict)]}")
+
+
+def send_speech(ws, audio: bytes, chunk: int = 3200) -> None:
+    for i in range(0, len(audio), chunk):
+        ws.send(audio[i : i + chunk])
+
+
+def test_websocket_moves_to_a_new_asr_when_the_old_one_stops(stack, client) -> None:
+    """What a dev reload of asr does to an open conversation: nothing the client can see."""
+    first, second = "Please turn on the kitchen lights.", "What is the weather like tomorrow?"
+    stack.script.update(asr={"utterances": [{"text": first}, {"text": second}]})
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))
+        json.loads(ws.recv(timeout=10))
+        send_speech(ws, utterance(0.8))
+        ws_collect(ws, lambda e: e["type"] == "reply_done")
+
+        # A second asr on the same port (dev mode: SO_REUSEPORT), then the first one stops.
+        log = stack.logs / "asr.log"
+        started = log.read_text().count("SERVING on")
+        old = stack.procs["asr"]
+        stack.start("asr")
+        deadline = time.monotonic() + 120
+        while log.read_text().count("SERVING on") == started:
+            assert time.monotonic() < deadline and stack.procs["asr"].poll() is None, log.read_text()
+            time.sleep(0.05)
+        old.send_signal(signal.SIGTERM)
+        assert old.wait(30) == 0
+
+        # The new asr's stream starts at its first utterance: the script's first text again.
+        send_speech(ws, utterance(0.8, before=0.0))
+        events = [e for e in ws_collect(ws, lambda e: e["type"] in ("transcript", "error")) if isinstance(e, dict)]
+        assert events[-1]["type"] == "transcript", events
+        assert events[-1]["utterance"] == 1  # one numbering across both asr streams
+        assert events[-1]["text"] == first
+        ws_collect(ws, lambda e: e["type"] == "reply_done")
+    assert "continuing on a new stream" in (stack.logs / "core.log").read_text()
+
+
+def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
+    stack.script.update(
+        asr={"utterances": [{"text": "Tell me a long story about a dragon."}, {"text": "What time is it right now?"}]},
+        llm={
+            "replies": [
+                {"match": "dragon", "text": "Once upon a time there was a dragon. " * 10, "token_delay": 0.05},
+                {"match": "time", "text": "It is noon."},
+            ]
+        },
+    )
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+        json.loads(ws.recv(timeout=10))
+        send_speech(ws, utterance(0.8))
+        ws_collect(ws, lambda e: e["type"] == "reply_delta")
+        # Speak again while the first reply is still being produced.
+        send_speech(ws, utterance(0.8, before=0.0))
+        events = ws_collect(ws, lambda e: e["type"] == "reply_done")
+        dicts = [e for e in events if isinstance(e, dict)]
+        kinds = [e["type"] for e in dicts]
+        assert "barge_in" in kinds
+        after = kinds.index("barge_in")
+        assert all(e.get("turn") != 1 for e in dicts[after:] if e["type"] in ("audio", "reply_delta", "reply_done"))
+        assert dicts[-1]["turn"] >= 2 and dicts[-1]["text"] == "It is noon."  # a later turn finished; not the first
+
+
+def test_websocket_bad_config_is_refused(stack) -> None:
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 5}))
+        error = json.loads(ws.recv(timeout=10))
+        assert error["type"] == "error" and "sample_rate" in error["message"]
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=10))["type"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "params", "status", "message"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEjunk", {"Content-Type": "audio/wav"}, {}, 400, "corrupt WAV"),
+        (b"", {"Content-Type": "audio/wav"}, {}, 400, "the request body is empty"),
+        (b"hello", {"Content-Type": "text/plain"}, {}, 415, "Content-Type text/plain is not audio"),
+        (b"\x00" * 100, {}, {}, 415, "no Content-Type"),
+        (b"\x00" * 100, {"Content-Type": "audio/L16"}, {}, 400, "needs a rate"),
+        (b"\x00" * (UPLOAD_LIMIT + 10), {"Content-Type": "audio/wav"}, {}, 413, "the limit is"),
+        (b"\x00" * 100, {"Content-Type": "audio/wav"}, {"session_id": "no spaces!"}, 400, "session_id"),
+    ],
+)
+def test_bad_requests_get_4xx_json(client, content, headers, params, status, message) -> None:
+    response = client.post("/v1/converse", content=content, headers=headers, params=params)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_bad_json_bodies(client) -> None:
+    unknown = client.post("/v1/chat", json={"nope": 1})  # one error shape for validation too (issue 15)
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "INVALID_REQUEST"
+    assert client.post("/v1/chat", json={"message": "  "}).json()["error"]["code"] == "EMPTY_TEXT"
+    assert client.post("/v1/speak", json={"text": ""}).json()["error"]["stage"] == "tts"
+    assert client.post("/v1/speak", json={"text": "hi", "voice": "nobody"}).status_code == 400
+    assert client.get("/docs").status_code == 200
+    assert "/v1/converse" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_hung_backend_gives_a_504_naming_it(stack, client) -> None:
+    llm = stack.procs["llm"]
+    llm.send_signal(signal.SIGSTOP)
+    try:
+        response = client.post("/v1/converse", content=question_wav(), headers={"Content-Type": "audio/wav"})
+        assert response.status_code == 504  # at the llm's deadline, not a hang (the client's timeout is 60 s)
+        assert response.json()["error"]["stage"] == "llm"
+    finally:
+        llm.send_signal(signal.SIGCONT)
+
+
+def test_healthz_follows_a_service_down_and_back(stack, client) -> None:
+    stack.stop("tts")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["tts"]
+    speak = client.post("/v1/speak", json={"text": "Hello."})
+    assert speak.status_code == 503 and speak.json()["error"]["stage"] == "tts"
+    status = subprocess.run(voxstack_command("status", "--url", stack.url), capture_output=True, text=True, timeout=60)
+    assert status.returncode == 1 and "tts" in status.stdout
+    stack.start("tts")
+    stack.wait("tts")
+    assert client.get("/healthz").status_code == 200  # the same core process
+    assert client.post("/v1/speak", json={"text": "Hello."}).status_code == 200
+
+
+def test_a_killed_backend_gives_a_5xx_naming_it(stack, client) -> None:
+    stack.procs["llm"].send_signal(signal.SIGKILL)
+    stack.procs["llm"].wait(10)
+    response = client.post("/v1/converse", content=question_wav(), headers={"Content-Type": "audio/wav"})
+    assert response.status_code == 503
+    assert response.json()["error"]["stage"] == "llm"
+    with client.stream("POST", "/v1/chat", json={"message": "Hi"}) as streamed:
+        assert streamed.status_code == 503
+
+
+def test_core_stops_gracefully_with_exit_0(stack) -> None:
+    core = stack.procs["core"]
+    core.send_signal(signal.SIGTERM)
+    assert core.wait(30) == 0
+    stack.procs.pop("core")
