@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         "under `voxstack up`/`dev`; 0 = none.",
     )
     grace_period: float = Field(10.0, ge=0, le=3600, description="Seconds in-flight calls get to finish at shutdown.")
+    restart_backoff: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="voxstack up/dev: seconds before a crashed service is started again; each further crash in "
+        "a row doubles it, up to 30 s.",
+    )
     spare_engines: bool = Field(
         True,
         description="voxstack dev: each model service's warm spare also loads its model (a second copy in memory), "

@@ -43,7 +43,6 @@ from voxstack.supervisor.spare import (
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_START = 0.5
 BACKOFF_CAP = 30.0
 # Reloads kept per service in the run state (the dev dashboard's chart).
 RELOAD_HISTORY = 20
@@ -380,7 +379,7 @@ class Supervisor:
 
     async def _restart_with_backoff(self, slot: Slot) -> None:
         while not self.stopping.is_set() and slot.current is None:
-            delay = min(BACKOFF_CAP, BACKOFF_START * 2**slot.failures)
+            delay = min(BACKOFF_CAP, self.settings.restart_backoff * 2**slot.failures)
             slot.failures += 1
             slot.state.state = "backoff"
             slot.state.restarts += 1
