@@ -1,6 +1,9 @@
 """A conversation outlives the core: a reload or a restart hands the WebSocket over (close 1012 at a pause,
 the client reconnects with its session id) and the history is still there: SQLite in dev (the default),
-Redis for any core, a killed core included."""
+Redis for any core, a killed core included.
+
+The hand-over is the supervisor's and the core's, so the model services are the scripted fakes: the llm's
+prompt size (its word count) shows whether the history reached it."""
 
 from __future__ import annotations
 
@@ -10,18 +13,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conversation import close_code, open_conversation, spoken_turn, typed_turn
 from devstack import DevRun
 from redis_server import redis_server
-from speech import pcm16, silence
 from stack import Stack
 
 from voxstack.testing.edits import clear_tail, set_tail
+from voxstack.testing.fakes import utterance
 from voxstack.testing.processes import ServiceProcess
-
-pytestmark = pytest.mark.slow
 
 
 def remembers(first: dict, later: dict) -> bool:
@@ -30,26 +30,29 @@ def remembers(first: dict, later: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
-    run = DevRun(tmp_path_factory.mktemp("handover"), models_dir, "dev", ("--no-spares",))
-    run.env["VOXSTACK_LLM__MAX_TOKENS"] = "50"  # the story ends within the grace period
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+    root = tmp_path_factory.mktemp("handover")
+    run = DevRun(root, root, "dev", ("--no-spares",), fakes=True)
+    # A story still being written when the reload comes, and ending within the grace period.
+    run.script.update(
+        llm={"replies": [{"match": "dragon", "text": "Once upon a time a dragon slept. " * 6, "token_delay": 0.03}]},
+        asr={"utterances": [{"text": "What is my name?"}]},
+    )
     run.start()
     run.wait_for(lambda: run.serving("asr", "llm", "tts", "core"), 240, "the dev stack")
     yield run
     run.stop()
 
 
-def test_a_conversation_spans_two_core_reloads_and_an_asr_reload_with_its_history(dev: DevRun, speech) -> None:
+def test_a_conversation_spans_two_core_reloads_and_an_asr_reload_with_its_history(dev: DevRun) -> None:
     try:
-        converse_across_reloads(dev, speech, dev.src / "voxstack" / "core" / "routes" / "console.py")
+        converse_across_reloads(dev, dev.src / "voxstack" / "core" / "routes" / "console.py")
     finally:
         clear_tail(dev.src / "voxstack" / "core" / "routes" / "console.py")
+        clear_tail(dev.src / "voxstack" / "testing" / "fakes" / "asr.py")
 
 
-def converse_across_reloads(dev: DevRun, speech, target: Path) -> None:
+def converse_across_reloads(dev: DevRun, target: Path) -> None:
     port = dev.ports["core"]
     ws = open_conversation(port)
     first = typed_turn(ws, "My name is Ada.")[-1]
@@ -71,10 +74,9 @@ def converse_across_reloads(dev: DevRun, speech, target: Path) -> None:
 
     # An asr reload under the open conversation: the next spoken turn goes to the new asr, same socket.
     generation = dev.generation("asr")
-    dev.mark("asr", "v1")
+    set_tail(dev.src / "voxstack" / "testing" / "fakes" / "asr.py", "# touched by test_handover\n")
     dev.wait_for(lambda: dev.generation("asr") > generation and dev.serving("asr"), 120, "an asr reload")
-    question = pcm16(np.concatenate([silence(0.3), speech.say("What is my name?"), silence(1.0)]), to_rate=16000)
-    spoken = spoken_turn(ws, question)
+    spoken = spoken_turn(ws, utterance(0.8))
     assert any(e["type"] == "transcript" and "name" in e["text"].lower() for e in spoken), spoken
     assert remembers(later, spoken[-1]), (later, spoken[-1])
 
@@ -91,13 +93,10 @@ def converse_across_reloads(dev: DevRun, speech, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def redis_stack(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from voxstack.models import DEFAULT_MODELS, pull
-
-    pull(DEFAULT_MODELS["llm"], models_dir)
+def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
-        env = {"VOXSTACK_CORE__SESSION_STORE": url, "VOXSTACK_LLM__MAX_TOKENS": "40"}
-        running = Stack(models_dir, tmp_path_factory.mktemp("redis-stack"), env).up()
+        logs = tmp_path_factory.mktemp("redis-stack")
+        running = Stack(logs, logs, {"VOXSTACK_CORE__SESSION_STORE": url}, fakes=True).up()
         yield running
         running.down()
 

@@ -39,7 +39,7 @@ class GrpcServiceSettings(ServiceSettings):
         "",
         pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="A module:callable serving this service in place of the built-in one (taking the settings, "
-        "returning a service for the shared host), e.g. voxstack.testing.fakes:asr, the scripted stand-in the "
+        "returning a service for the shared host), e.g. voxstack.testing.fakes.asr:create, the scripted stand-in "
         "tests use; empty = the built-in service.",
     )
 

@@ -99,10 +99,8 @@ def run_service(
 
 
 def log_name(ref: str) -> str:
-    """The name a service's log lines carry: ``asr`` for ``asr``, for ``pkg.asr_module:create`` and for a
-    stand-in factory named after the service it replaces (``voxstack.testing.fakes:asr``)."""
-    module, _, attr = ref.rpartition(":")
-    return attr if attr in SERVICES else module.rpartition(".")[2] or ref
+    """The name a service's log lines carry: ``asr`` for ``asr`` and for ``pkg.asr_module:create``."""
+    return ref.rpartition(":")[0].rpartition(".")[2] or ref
 
 
 def serve(

@@ -259,3 +259,8 @@ class FakeAsrService:
 
     async def close(self) -> None:
         return None
+
+
+def create(settings: Settings) -> FakeAsrService:
+    """The factory the fake is served by (``FACTORIES["asr"]``)."""
+    return FakeAsrService(settings)

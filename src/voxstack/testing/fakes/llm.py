@@ -114,3 +114,8 @@ class FakeLlmService:
 
     async def close(self) -> None:
         return None
+
+
+def create(settings: Settings) -> FakeLlmService:
+    """The factory the fake is served by (``FACTORIES["llm"]``)."""
+    return FakeLlmService(settings)

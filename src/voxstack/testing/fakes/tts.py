@@ -162,3 +162,8 @@ class FakeTtsService:
 
     async def close(self) -> None:
         return None
+
+
+def create(settings: Settings) -> FakeTtsService:
+    """The factory the fake is served by (``FACTORIES["tts"]``)."""
+    return FakeTtsService(settings)
