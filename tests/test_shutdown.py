@@ -69,10 +69,8 @@ def test_second_signal_forces_exit(server) -> None:
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert proc.poll() is None  # still draining the long stream (grace is 20 s)
-    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=10)
-    assert time.monotonic() - started < 5
+    output, _ = proc.communicate(timeout=10)  # well inside the 20 s grace: forced, not drained
     assert proc.returncode == 128 + signal.SIGTERM
     assert "forcing exit" in output
     thread.join(10)
