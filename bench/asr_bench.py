@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -14,10 +12,8 @@ from common import Report, median, realtime_chunks, service, speech16k
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import float_to_pcm16
 from voxstack.config import load_settings
+from voxstack.testing.speech import wer  # the tests' word error rate
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from speech import wer  # the tests' word error rate
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -124,9 +124,8 @@ def asr(models_dir: Path):
 
 @pytest.fixture(scope="session")
 def speech(models_dir: Path):
-    from speech import SpeechMaker
-
     from voxstack.models import DEFAULT_MODELS
+    from voxstack.testing.speech import SpeechMaker
 
     return SpeechMaker(DEFAULT_MODELS["tts"].path(models_dir))
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from speech import VOICE_RATE, pcm16, silence, sounds_like, wav
 
 from voxstack.rpc_status import failure_from_error
 from voxstack.testing.processes import served, voxstack_command
+from voxstack.testing.speech import VOICE_RATE, pcm16, silence, sounds_like, wav
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ import struct
 
 import numpy as np
 import pytest
-from speech import wav
 
 from voxstack import audio
 from voxstack.errors import InvalidInput, TooLarge
+from voxstack.testing.speech import wav
 from voxstack.v1 import common_pb2
 
 

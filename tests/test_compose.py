@@ -21,9 +21,9 @@ import httpx
 import numpy as np
 import pytest
 from compose import SERVICES, TAG, CallLoop, ComposeProject, build_images, require_docker
-from speech import pcm16, silence, sounds_like, wav, wer
 
 from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
+from voxstack.testing.speech import pcm16, silence, sounds_like, wav, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from browser import require_browser
 from devstack import DevRun
-from speech import SpeechMaker, silence, wav, wer
 
 from voxstack import protogen
 from voxstack.testing.browser import chromium, until, watch_errors
 from voxstack.testing.edits import clear_tail, set_tail
 from voxstack.testing.processes import ServiceProcess
+from voxstack.testing.speech import SpeechMaker, silence, wav, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

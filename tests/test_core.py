@@ -15,13 +15,13 @@ import wave
 import httpx
 import numpy as np
 import pytest
-from speech import pcm16, silence, sounds_like, wav, wer
 from stack import Stack
 from websockets.sync.client import connect
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import decode_wav, resample
 from voxstack.testing.processes import voxstack_command
+from voxstack.testing.speech import pcm16, silence, sounds_like, wav, wer
 
 pytestmark = pytest.mark.slow
 

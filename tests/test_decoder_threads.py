@@ -6,12 +6,12 @@ import threading
 from typing import Any
 
 import pytest
-from speech import VOICE_RATE, sounds_like, wer
 
 from voxstack.asr.decoder_threads import SplitWhisper
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import resample
 from voxstack.config import load_settings
+from voxstack.testing.speech import VOICE_RATE, sounds_like, wer
 
 SENTENCE = "Please remind me to call the dentist tomorrow morning at nine."
 

@@ -6,12 +6,12 @@ import threading
 
 import numpy as np
 import pytest
-from speech import VOICE_RATE, sounds_like, wer
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.asr.fitted_window import content_frames, fit
 from voxstack.audio import resample
 from voxstack.config import load_settings
+from voxstack.testing.speech import VOICE_RATE, sounds_like, wer
 
 
 def padded(frames: int, total: int = 3000) -> np.ndarray:

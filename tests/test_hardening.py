@@ -28,13 +28,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from speech import pcm16, silence, wav
 from stack import Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from voxstack.core.events import EventType
 from voxstack.testing.processes import ServiceProcess, free_port
+from voxstack.testing.speech import pcm16, silence, wav
 
 TEXT_LIMIT = 500
 JSON_LIMIT = 64 * 1024

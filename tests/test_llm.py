@@ -408,6 +408,7 @@ def test_upstream_cancellation_closes_the_upstream_request(upstream_address: str
             if i == 3:
                 call.cancel()
                 break
+
     # llama.cpp's server generates one request at a time: a short request now is
     # answered sooner than a longer one alone only if the cancelled one was really closed upstream.
     def answered_in(text: str, max_tokens: int) -> float:

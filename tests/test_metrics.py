@@ -22,11 +22,11 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
 
 from voxstack.metrics.reference import render
 from voxstack.testing.processes import eventually, free_port
+from voxstack.testing.speech import pcm16, silence, spoken_turn, wav
 
 pytestmark = pytest.mark.slow
 

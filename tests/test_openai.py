@@ -13,8 +13,9 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from speech import wer as word_error_rate
 from stack import Stack
+
+from voxstack.testing.speech import wer as word_error_rate
 
 pytestmark = pytest.mark.slow
 

@@ -19,11 +19,11 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from speech import pcm16, silence, sounds_like
 from websockets.sync.client import connect
 
 from voxstack.testing.fakes import loud, quiet
 from voxstack.testing.processes import ServiceProcess, eventually, served
+from voxstack.testing.speech import pcm16, silence, sounds_like
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 FIRST = "Tell me a long story about"

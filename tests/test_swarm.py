@@ -17,10 +17,10 @@ import httpx
 import numpy as np
 import pytest
 from compose import TAG, build_images, compose_env, require_docker
-from speech import silence, sounds_like, wav
 
 from voxstack.testing.processes import eventually, free_port
 from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
+from voxstack.testing.speech import silence, sounds_like, wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from speech import pcm16, silence, spoken_turn, wav
 from stack import Stack
 
 from voxstack.testing.otlp import Receiver
 from voxstack.testing.processes import eventually
+from voxstack.testing.speech import pcm16, silence, spoken_turn, wav
 
 pytestmark = pytest.mark.slow
 

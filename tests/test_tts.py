@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from speech import sounds_like
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import resample
 from voxstack.testing.processes import served, voxstack_command
+from voxstack.testing.speech import sounds_like
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 pytestmark = pytest.mark.slow

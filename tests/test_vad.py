@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from speech import silence
 
 from voxstack.asr.vad import WINDOW, Segmenter, SileroStream, load_silero_session
 from voxstack.audio import resample
+from voxstack.testing.speech import silence
 
 
 def test_streamed_probabilities_equal_whole_file_ones(speech) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from speech import wer
+
+from voxstack.testing.speech import wer
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import SpeechMaker, pcm16, silence, sounds_like, wav, wer
 from stack import Stack
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop, wav_to_chunks
@@ -31,6 +30,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
 from voxstack.testing.processes import child_env, eventually, free_port, voxstack_command
+from voxstack.testing.speech import SpeechMaker, pcm16, silence, sounds_like, wav, wer
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Real speech for tests, made with the default piper voice, and word error rate."""
+"""Real speech for tests and benches, made with the default piper voice; word error rate and its margin."""
 
 from __future__ import annotations
 
