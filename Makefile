@@ -22,7 +22,7 @@ help:
 	@echo "make up     run the stack in production mode, in the background"
 	@echo "make down   stop whatever runs (up or dev)"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
-	@echo "make docs   regenerate docs/CONFIGURATION.md, the metrics reference and the Swarm stack file"
+	@echo "make docs   regenerate docs/CONFIGURATION.md, the metrics reference, the Swarm stack file and the screenshots"
 	@echo "make bench  run the benchmarks (table + bench/results/latest.json)"
 	@echo "make load   the stack under rising load: the knee, refusals past it (LOAD_ARGS=--soak 20 for a soak)"
 	@echo "make lint   ruff, import contracts (lint-imports) and types (mypy)"
@@ -79,11 +79,13 @@ test-fast: venv
 	$(PYTEST) -m '$(TIER_FAST)' -q $(PYTEST_ARGS)
 
 # docs/CONFIGURATION.md, the metrics reference in docs/OBSERVABILITY.md and deploy/swarm/docker-stack.yml are generated
-# (a test fails when one is stale).
+# (a test fails when one is stale); the pages' screenshots in docs/images come from the browser tests.
 docs: venv
 	$(VENV)/bin/voxstack config --docs > docs/CONFIGURATION.md
 	$(PY) deploy/swarm/derive.py
 	$(PY) -m voxstack.metrics.reference docs/OBSERVABILITY.md
+	VOXSTACK_DOC_IMAGES=$(CURDIR)/docs/images VOXSTACK_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_console.py -k "hears_a_question or dashboard_follows"
 
 proto: venv
 	$(PY) -m voxstack.protogen
@@ -109,12 +111,12 @@ down: venv
 
 # Benchmarks print a table and write bench/results/latest.json; never part of `make test`.
 bench: venv
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The stack under rising load (loopback, bounded, stops by itself): the knee, HTTP sweeps, overload
 # refusals; table + JSON + plot in bench/results/. LOAD_ARGS="--soak 20 --conversations 2" for a soak.
 load: venv
-	$(PY) bench/load.py $(LOAD_ARGS)
+	$(PY) -m bench.load $(LOAD_ARGS)
 
 # ---- Docker ------------------------------------------------------------------
 # Base image of every stage; `make base-image` makes a local stand-in where no

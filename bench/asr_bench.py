@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
-from common import Report, median, realtime_chunks, service, speech16k
 
+from bench.common import Inputs, Report, median, realtime_chunks, service, speech16k
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import float_to_pcm16
 from voxstack.config import load_settings
@@ -28,7 +30,7 @@ RUNS = 5
 UTTERANCE = "Please remind me to buy milk, eggs, bread, butter and some fresh fruit on the way home from work tonight"
 
 
-def clip(voice, seconds: float) -> np.ndarray:
+def clip(voice: Any, seconds: float) -> np.ndarray:
     """About ``seconds`` of speech at 16 kHz, sentences with short pauses."""
     parts: list[np.ndarray] = []
     total = 0.0
@@ -42,7 +44,7 @@ def clip(voice, seconds: float) -> np.ndarray:
     return audio[: int(seconds * 16000)]
 
 
-def recognize(stub, audio: np.ndarray) -> tuple[float, float]:
+def recognize(stub: asr_pb2_grpc.AsrStub, audio: np.ndarray) -> tuple[float, float]:
     fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000, channels=1)
     started = time.perf_counter()
     reply = stub.Recognize(
@@ -52,13 +54,13 @@ def recognize(stub, audio: np.ndarray) -> tuple[float, float]:
     return time.perf_counter() - started, reply.timings.processing_seconds
 
 
-def end_of_speech_to_final(stub, speech: np.ndarray) -> float:
+def end_of_speech_to_final(stub: asr_pb2_grpc.AsrStub, speech: np.ndarray) -> float:
     """Stream silence, an utterance, silence in real time; seconds from the last speech chunk to the final."""
     pcm = float_to_pcm16(np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)]))
     marks: dict[str, float] = {}
     fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000, channels=1)
 
-    def requests():
+    def requests() -> Iterator[asr_pb2.StreamingRecognizeRequest]:
         yield asr_pb2.StreamingRecognizeRequest(config=asr_pb2.RecognitionConfig(format=fmt))
         for chunk in realtime_chunks(pcm, 8000 + speech.size, marks):
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
@@ -69,7 +71,7 @@ def end_of_speech_to_final(stub, speech: np.ndarray) -> float:
     return marks["final"] - marks["speech_end"]
 
 
-def sentence_wer(engine: WhisperEngine, voice) -> float:
+def sentence_wer(engine: WhisperEngine, voice: Any) -> float:
     """Word error rate over all of SENTENCES, each synthesised and decoded alone."""
     errors = words = 0.0
     for sentence in SENTENCES:
@@ -80,7 +82,8 @@ def sentence_wer(engine: WhisperEngine, voice) -> float:
     return errors / words
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     clips = {5: clip(voice, 5), 30: clip(voice, 30)}
 
     # Reference: the engine in this process, no gRPC, same settings; and the

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Report, median
-
+from bench.common import Inputs, Report, median
 from voxstack.config import load_settings
 from voxstack.llm.engine import Conversation, Delta, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
@@ -89,7 +88,8 @@ async def _score(models_dir: Path, config: dict[str, Any]) -> tuple[Score, Score
     return plain, follow, ttfts, wrong
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    models_dir = inputs.models_dir
     for name, config in CANDIDATES:
         plain, follow, ttfts, wrong = asyncio.run(_score(models_dir, config))
         note = f"{plain.asked} questions, {follow.asked} follow-ups; max {MAX_TOKENS} tokens"

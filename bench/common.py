@@ -8,7 +8,10 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -21,7 +24,22 @@ from voxstack.testing.processes import free_port, served
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def speech16k(voice, text: str, *, trim: bool = True) -> np.ndarray:
+@dataclass
+class Inputs:
+    """What every bench may take: the models folder, and the piper voice that makes its test speech."""
+
+    models_dir: Path
+
+    @cached_property
+    def voice(self) -> Any:
+        from piper import PiperVoice
+
+        from voxstack.models import DEFAULT_MODELS
+
+        return PiperVoice.load(str(DEFAULT_MODELS["tts"].path(self.models_dir) / "en_US-joe-medium.onnx"))
+
+
+def speech16k(voice: Any, text: str, *, trim: bool = True) -> np.ndarray:
     """``text`` said by the piper ``voice`` at 16 kHz; trimmed to the speech unless told not to."""
     audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), 22050, 16000)
     if not trim:

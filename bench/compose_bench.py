@@ -12,18 +12,23 @@ in the same run, with docker-compose.watch.yml under `docker compose watch`
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from common import Report, median
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from compose import CallLoop, ComposeProject, build_images, docker_problem
+from bench.common import Inputs, Report, median
+from voxstack.testing.compose import CallLoop, ComposeProject, build_images, docker_problem
 
 SAVES = 10
+
+
+def served_marker(loop: CallLoop, marker: str) -> bool:
+    return loop.marker == marker
+
+
+def served_language(loop: CallLoop, language: str) -> bool:
+    return loop.language == language
 
 
 def edit_loop(project: ComposeProject, loop: CallLoop, tag: str) -> dict[str, list[float]]:
@@ -32,11 +37,11 @@ def edit_loop(project: ComposeProject, loop: CallLoop, tag: str) -> dict[str, li
     for i in range(1, SAVES + 1):
         marker = f"{tag}{i}"
         saved = project.mark("core", marker)
-        done = project.wait_for(lambda m=marker: loop.marker == m, f"core {marker}", timeout=120)
+        done = project.wait_for(partial(served_marker, loop, marker), f"core {marker}", timeout=120)
         times["core"].append(done - saved)
 
         saved = project.mark("tts", marker)
-        done = project.wait_for(lambda m=marker: loop.language == f"en_US-{m}", f"tts {marker}", timeout=120)
+        done = project.wait_for(partial(served_language, loop, f"en_US-{marker}"), f"tts {marker}", timeout=120)
         times["tts"].append(done - saved)
         time.sleep(0.5)
     return times
@@ -77,7 +82,7 @@ def run_watch(project: ComposeProject) -> tuple[dict[str, list[float]], CallLoop
     return times, loop
 
 
-def run(report: Report) -> None:
+def run(report: Report, inputs: Inputs) -> None:
     problem = docker_problem()
     if problem:
         report.add("compose", "skipped", 0, "", note=problem)

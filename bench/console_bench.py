@@ -15,14 +15,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from common import Report, median, speech16k, whole_stack
-from core_bench import QUESTIONS, ws_turn
 
+from bench.common import Inputs, Report, median, speech16k, whole_stack
+from bench.core_bench import QUESTIONS, ws_turn
 from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.testing.browser import CHROMIUM, chromium, until
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     if not Path(CHROMIUM).exists():
         report.add("console", "skipped", 0, "", "", f"no Chromium at {CHROMIUM}")
         return

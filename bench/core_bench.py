@@ -9,9 +9,9 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, median, realtime_chunks, speech16k, whole_stack
 from websockets.sync.client import connect
 
+from bench.common import Inputs, Report, median, realtime_chunks, speech16k, whole_stack
 from voxstack.audio import float_to_pcm16, wav_bytes
 
 # Questions of three to five seconds, as the benchmark asks.
@@ -66,7 +66,8 @@ def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
     }
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     with ExitStack() as stack:
         core_port = whole_stack(stack, models_dir, {"VOXSTACK_LLM__MAX_TOKENS": "80"})
         questions = [speech16k(voice, q) for q in QUESTIONS]

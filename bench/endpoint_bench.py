@@ -13,8 +13,8 @@ detected (audio time; the decode of the final comes on top).
 from __future__ import annotations
 
 import numpy as np
-from common import Report, median, speech16k
 
+from bench.common import Inputs, Report, median, speech16k
 from voxstack.asr.vad import WINDOW, Segmenter, SileroStream, load_silero_session
 from voxstack.config import load_settings
 
@@ -64,7 +64,8 @@ def _utterances(voice) -> list[tuple[np.ndarray, int, int, float]]:  # type: ign
     return out
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     asr = load_settings(models_dir=str(models_dir)).asr
     session = load_silero_session()
     scored = []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import grpc
-from common import Report, median, service
 
+from bench.common import Inputs, Report, median, service
 from voxstack.config import load_settings
 from voxstack.llm.engine import Conversation, Delta, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
@@ -25,7 +26,7 @@ MAX_TOKENS = 64
 ROUNDS = 2
 
 
-def in_process(models_dir) -> tuple[list[float], list[float]]:
+def in_process(models_dir: Path) -> tuple[list[float], list[float]]:
     settings = load_settings(models_dir=str(models_dir))
 
     async def run() -> tuple[list[float], list[float]]:
@@ -76,7 +77,8 @@ def through_grpc(address: str) -> tuple[list[float], list[float]]:
     return ttfts, rates
 
 
-def run(report: Report, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    models_dir = inputs.models_dir
     local_ttft, local_rate = in_process(models_dir)
     with service("llm", {"VOXSTACK_MODELS_DIR": str(models_dir)}) as address:
         remote_ttft, remote_rate = through_grpc(address)

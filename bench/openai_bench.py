@@ -13,9 +13,9 @@ from contextlib import ExitStack
 
 import httpx
 import numpy as np
-from common import Report, median, speech16k, whole_stack
-from core_bench import QUESTIONS
 
+from bench.common import Inputs, Report, median, speech16k, whole_stack
+from bench.core_bench import QUESTIONS
 from voxstack.audio import float_to_pcm16, wav_bytes
 
 TEXT = "The weather is lovely today. We should walk to the park after lunch. Bring a coat in case it rains."
@@ -27,14 +27,21 @@ def _timed(call) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     with ExitStack() as stack:
         core = whole_stack(stack, models_dir)
         url = f"http://127.0.0.1:{core}"
         clips = [
             wav_bytes(float_to_pcm16(np.concatenate([speech16k(voice, q), np.zeros(4800)])), 16000) for q in QUESTIONS
         ]
-        own_t, openai_t, own_s, openai_s, first_mp3, first_pcm, whole_mp3 = [], [], [], [], [], [], []
+        own_t: list[float] = []
+        openai_t: list[float] = []
+        own_s: list[float] = []
+        openai_s: list[float] = []
+        first_mp3: list[float] = []
+        first_pcm: list[float] = []
+        whole_mp3: list[float] = []
         with httpx.Client(timeout=120) as client:
 
             def own_transcribe(clip: bytes) -> None:
@@ -66,7 +73,11 @@ def run(report: Report, voice, models_dir) -> None:
                         pass
                 return taken
 
-            own_transcribe(clips[0]), openai_transcribe(clips[0]), own_speak(), openai_speak()  # warm-up
+            # Warm-up.
+            own_transcribe(clips[0])
+            openai_transcribe(clips[0])
+            own_speak()
+            openai_speak()
             for i, clip in enumerate(clips):
                 pair = [(own_t, lambda c=clip: own_transcribe(c)), (openai_t, lambda c=clip: openai_transcribe(c))]
                 speak = [(own_s, own_speak), (openai_s, openai_speak)]

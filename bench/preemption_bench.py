@@ -17,11 +17,11 @@ import time
 from contextlib import ExitStack
 
 import numpy as np
-from common import Report, median, realtime_chunks, service, speech16k
-from core_bench import QUESTIONS
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from bench.common import Inputs, Report, median, realtime_chunks, service, speech16k
+from bench.core_bench import QUESTIONS
 from voxstack.audio import float_to_pcm16
 
 SILENCES_MS = (300, 500, 1000)
@@ -76,7 +76,8 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else float("nan")
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     whole = [speech16k(voice, q) for q in QUESTIONS]
     paused = []
     for q in QUESTIONS:

@@ -24,11 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
-from common import Report, median
 
-from voxstack import protogen
+import voxstack.protogen as protogen
+from bench.common import Inputs, Report, median
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
@@ -47,6 +48,7 @@ async def grpc_marker(backends: Backends, service: str) -> str:
 
         reply = await backends.unary("tts", backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
         return reply.voices[0].language
+    request: llm_pb2.GenerateRequest | list[asr_pb2.StreamingRecognizeRequest]
     if service == "llm":
         method, request = backends.llm.Generate, llm_pb2.GenerateRequest()
     else:  # a stream whose first message is not a config; a list, so that a retry sends it again
@@ -86,7 +88,7 @@ async def http_marker(url: str) -> str:
 MARKER_PATH = "/test/marker"  # served by the core's marker block
 
 
-async def measure(edit, probe, saves: int, mark: str = "v", settle=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def measure(edit, probe, saves: int, mark: str = "v", settle=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Edit ``saves`` times; after each, time until ``probe`` returns the new marker; call in a loop meanwhile.
 
     The same loop first runs QUIET_SECONDS without edits: its median is the
@@ -215,7 +217,7 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path, spares: bool = Tru
         time.sleep(2)  # the watcher's start-up probe
         settings = load_settings(**{n: {"port": ports[n]} for n in MODEL_SERVICES})
 
-        async def run_all() -> dict[str, dict[str, float]]:
+        async def run_all() -> dict[str, dict[str, Any]]:
             backends = Backends(settings)
             results = {}
             for service in ("core", "tts", "llm", "asr") if spares else MODEL_SERVICES:
@@ -275,8 +277,8 @@ async def app(scope, receive, send):
 """
 
 
-def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> None:
-    """`uvicorn --reload` on the same core app, and on a trivial app."""
+def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> dict[str, dict[str, Any]]:
+    """`uvicorn --reload` on the same core app, and on a trivial app: each case's figures."""
     cases = {}
     src = copy_tree(tmp / "uvicorn")
     set_marker(src / "voxstack", "core", "v0")
@@ -313,7 +315,8 @@ def uvicorn_reload(report: Report, models_dir: Path, tmp: Path) -> None:
     return cases
 
 
-def run(report: Report, models_dir: Path) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    models_dir = inputs.models_dir
     with tempfile.TemporaryDirectory(prefix="voxstack-reload-") as name:
         tmp = Path(name)
         core_median = voxstack_dev(report, models_dir, tmp)

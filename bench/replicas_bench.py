@@ -3,7 +3,7 @@
 The production stack on loopback with 1, then 2 processes of ``STAGE`` (the llm:
 it queues first, docs/PERFORMANCE.md), the core balancing per call over a list
 of their addresses. Each runs ``CONVERSATIONS`` spoken WebSocket conversations
-for ``SECONDS`` (bench/load_client.py): turns/s, end of speech -> first reply
+for ``SECONDS`` (bench/load/client.py): turns/s, end of speech -> first reply
 audio p50/p95, and how the calls spread over the replicas (the core's
 ``voxstack_core_upstream_calls`` by replica). Same run, same machine: report the
 ratio. On two cores little gain is expected: the replicas share the same cores.
@@ -15,11 +15,11 @@ import asyncio
 import shutil
 from contextlib import ExitStack
 
-from common import RESULTS_DIR, Report, speech16k
-from core_bench import QUESTIONS
-from load import conversations, start_stack
-from load_report import step_summary
-
+from bench.common import RESULTS_DIR, Inputs, Report, speech16k
+from bench.core_bench import QUESTIONS
+from bench.load.client import conversations
+from bench.load.report import step_summary
+from bench.load.stack import start_stack
 from voxstack.testing.replicas import upstream_calls
 
 STAGE = "llm"
@@ -27,7 +27,8 @@ CONVERSATIONS = 2
 SECONDS = 120.0
 
 
-def run(report: Report, voice, models_dir, seconds: float = SECONDS) -> None:  # type: ignore[no-untyped-def]
+def run(report: Report, inputs: Inputs, seconds: float = SECONDS) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     questions = [speech16k(voice, q) for q in QUESTIONS]
     env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__MAX_TOKENS": "80"}
     measured = {}
@@ -53,7 +54,7 @@ def run(report: Report, voice, models_dir, seconds: float = SECONDS) -> None:  #
         report.add(
             "replicas",
             f"{name}: {STAGE} calls per replica",
-            min(calls) / max(calls) if calls and max(calls) else 0.0,
+            min(calls) / top if calls and (top := max(calls)) else 0.0,
             "min/max",
             note=" / ".join(f"{c:.0f}" for c in calls),
         )

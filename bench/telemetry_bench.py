@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
-from common import Report, median, speech16k, whole_stack
-from core_bench import QUESTIONS, ws_turn
 
+from bench.common import Inputs, Report, median, speech16k, whole_stack
+from bench.core_bench import QUESTIONS, ws_turn
 from voxstack.registry import MODEL_SERVICES
 from voxstack.testing.otlp import exporting_env, receiving
 from voxstack.testing.processes import free_port
@@ -26,7 +27,7 @@ ROUNDS = 3
 SCRAPE_SECONDS = 5.0
 
 
-def stack(exits: ExitStack, models_dir, extra: dict[str, str], metrics: bool) -> tuple[int, list[str]]:
+def stack(exits: ExitStack, models_dir: Path, extra: dict[str, str], metrics: bool) -> tuple[int, list[str]]:
     """The four services with ``extra`` settings; the core's port and the metrics URLs to scrape."""
     env = {"VOXSTACK_LLM__MAX_TOKENS": "80", **extra}
     scrape = []
@@ -50,7 +51,8 @@ def scraper(urls: list[str], stop: threading.Event) -> None:
                 client.get(url).raise_for_status()
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    voice, models_dir = inputs.voice, inputs.models_dir
     stop = threading.Event()
     with ExitStack() as exits, receiving() as (receiver, otlp_port):
         plain, _ = stack(exits, models_dir, {}, metrics=False)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import grpc
-from common import Report, median, service
 
+from bench.common import Inputs, Report, median, service
 from voxstack.config import load_settings
 from voxstack.tts.engine import PiperEngine
-from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
+from voxstack.v1 import common_pb2, tts_pb2
+from voxstack.v1.tts_pb2_grpc import TtsStub
 
 RUNS = 5
 ONE = "The train to the city leaves from platform four in ten minutes."
@@ -30,7 +32,8 @@ TEN = " ".join(
 )
 
 
-def run(report: Report, voice, models_dir) -> None:
+def run(report: Report, inputs: Inputs) -> None:
+    models_dir = inputs.models_dir
     settings = load_settings(models_dir=str(models_dir))
     engine = PiperEngine(settings.tts, settings.models_dir)
     engine.load()
@@ -44,19 +47,20 @@ def run(report: Report, voice, models_dir) -> None:
         service("tts", {"VOXSTACK_MODELS_DIR": str(models_dir)}) as address,
         grpc.insecure_channel(address) as channel,
     ):
-        stub = tts_pb2_grpc.TtsStub(channel)
+        stub = TtsStub(channel)
         fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16)
         first_chunk: dict[str, float] = {}
         for label, text in (("1 sentence", ONE), ("10 sentences", TEN)):
             firsts, rtfs = [], []
             for _ in range(RUNS + 1):
                 started = time.perf_counter()
-                first = None
-                last = None
+                first: float | None = None
+                last: tts_pb2.SynthesisChunk | None = None
                 for chunk in stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text, format=fmt), timeout=60):
                     first = first or time.perf_counter() - started
                     last = chunk
                 total = time.perf_counter() - started
+                assert first is not None and last is not None, "no audio came"
                 firsts.append(first)
                 rtfs.append(total / last.timings.audio_seconds)
             firsts, rtfs = firsts[1:], rtfs[1:]  # the first run warms the channel
@@ -87,7 +91,7 @@ def run(report: Report, voice, models_dir) -> None:
         )
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started

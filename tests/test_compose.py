@@ -1,10 +1,12 @@
 """Docker Compose, for real: production, development with hot reload in the containers, and switching.
 
-The tests run in order on one compose project: production first (its
-configuration and behaviour are recorded), then development (edits on the host
-reload services inside the containers while calls run in a loop), then
-production again, dev again, production again; each production run must match
-the first one, and nothing may be left over.
+One compose project for the module. Production is brought up and recorded by
+the first test that asks for it (the ``production`` fixture), whichever runs
+first; development edits on the host reload services inside the containers
+while calls run in a loop; switching goes production, dev, production, dev,
+production, and each production run must match the recorded one, with nothing
+left over. The containers' health checks run every few seconds here (30 s in
+production): `up --wait` waits for the first one.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from compose import SERVICES, TAG, CallLoop, ComposeProject, build_images, require_docker
+from docker_gate import require_docker
 
+from voxstack.testing.compose import SERVICES, TAG, CallLoop, ComposeProject, build_images
 from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
 from voxstack.testing.speech import pcm16, silence, sounds_like, wav, wer
 
@@ -42,9 +45,11 @@ def project(tmp_path_factory) -> Iterator[ComposeProject]:
 
 
 @pytest.fixture(scope="module")
-def recorded() -> dict[str, Any]:
-    """What the first production run looked like, for the later ones to match."""
-    return {}
+def production(project: ComposeProject) -> dict[str, Any]:
+    """What production looks like, brought up once for the module: every later production run must match it,
+    whichever test asks first."""
+    project.up()
+    return signature(project)
 
 
 def published_ports(container: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -82,8 +87,8 @@ def json_log_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_production_stack(project: ComposeProject, speech, recorded: dict[str, Any]) -> None:
-    project.up()
+def test_production_stack(project: ComposeProject, speech, production: dict[str, Any]) -> None:
+    project.up()  # already up when this test is the first to ask for production
     health = httpx.get(f"{project.url}/healthz")
     assert health.status_code == 200, health.text
     assert health.json()["mode"] == "prod"
@@ -121,11 +126,10 @@ def test_production_stack(project: ComposeProject, speech, recorded: dict[str, A
     # Production logs are JSON, one object a line, and say prod.
     lines = json_log_lines(project.logs("core"))
     assert lines and {line["mode"] for line in lines} == {"prod"}
-    recorded["prod"] = state
+    assert state == production
 
 
-def test_development_stack_hot_reload(project: ComposeProject, recorded: dict[str, Any]) -> None:
-    assert "prod" in recorded, "the production test must run first"
+def test_development_stack_hot_reload(project: ComposeProject, production: dict[str, Any]) -> None:
     project.mark("core", "v0")
     project.up("dev")
     health = httpx.get(f"{project.url}/healthz")
@@ -174,18 +178,18 @@ def test_development_stack_hot_reload(project: ComposeProject, recorded: dict[st
     assert status.returncode == 0 and '"mode":"dev"' in status.stdout
 
 
-def test_switching_between_dev_and_prod(project: ComposeProject, recorded: dict[str, Any]) -> None:
-    assert "prod" in recorded, "the production test must run first"
+def test_switching_between_dev_and_prod(project: ComposeProject, production: dict[str, Any]) -> None:
+    project.mark("core", "switching")  # the dev stack serves the edited copy; production, the image's code
     for _ in range(2):
         project.up()
         # Same configuration, images, mounts (none), ports, mode, and the image's own code.
-        assert signature(project) == recorded["prod"]
+        assert signature(project) == production
         assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
         project.up("dev")
         assert httpx.get(f"{project.url}/healthz").json()["mode"] == "dev"
-        assert httpx.get(f"{project.url}/test/marker").json()["status"] == "v3"  # the edited copy, mounted
+        assert httpx.get(f"{project.url}/test/marker").json()["status"] == "switching"  # the edited copy, mounted
     project.up()
-    assert signature(project) == recorded["prod"]
+    assert signature(project) == production
 
     # Nothing beyond what is declared: four containers, two networks, no volumes.
     assert sorted(c["Config"]["Labels"]["com.docker.compose.service"] for c in project.containers()) == sorted(SERVICES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,6 @@ import pytest
 from browser import require_browser
 from devstack import DevRun
 
-from voxstack import protogen
 from voxstack.testing.browser import chromium, until, watch_errors
 from voxstack.testing.edits import clear_tail, set_tail
 from voxstack.testing.processes import ServiceProcess
@@ -30,7 +30,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 QUESTION = "What is the capital of France?"
 SECOND = "Please tell me a short joke."
-SCREENSHOTS = protogen.PROJECT_ROOT / "docs" / "images"
+#: Where the pages' screenshots go: docs/images when `make docs` asks for them, else the run's temporary folder
+#: (tests write nothing into the tracked tree).
+DOC_IMAGES_ENV = "VOXSTACK_DOC_IMAGES"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wanted = os.environ.get(DOC_IMAGES_ENV)
+    return Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,7 @@ def _finished_turns(page: Any, count: int = 1, timeout: float = 120) -> list[dic
 
 
 def test_the_console_hears_a_question_and_plays_the_reply(
-    stack: DevRun, url: str, speech: SpeechMaker, tmp_path: Path
+    stack: DevRun, url: str, speech: SpeechMaker, tmp_path: Path, screenshots: Path
 ) -> None:
     mic = _wav_file(tmp_path, "question.wav", np.concatenate([silence(1.0), speech.say(QUESTION), silence(9.0)]))
     with chromium(mic) as context:
@@ -102,9 +110,9 @@ def test_the_console_hears_a_question_and_plays_the_reply(
         # The event log has the turn's events and filters them.
         page.fill("#log-filter", "reply_done")
         assert page.locator("#log li").count() == 1
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        screenshots.mkdir(parents=True, exist_ok=True)
         page.fill("#log-filter", "")
-        page.screenshot(path=str(SCREENSHOTS / "console.png"))
+        page.screenshot(path=str(screenshots / "console.png"))
         assert errors == []
 
 
@@ -181,7 +189,7 @@ def test_the_console_reconnects_when_the_core_reloads(stack: DevRun, url: str) -
         assert page.evaluate("() => window.vox.errors") == []
 
 
-def test_the_dev_dashboard_follows_reloads_and_errors_live(stack: DevRun, url: str) -> None:
+def test_the_dev_dashboard_follows_reloads_and_errors_live(stack: DevRun, url: str, screenshots: Path) -> None:
     target = stack.src / "voxstack" / "tts" / "service.py"
     with chromium() as context:
         page = context.new_page()
@@ -207,8 +215,8 @@ def test_the_dev_dashboard_follows_reloads_and_errors_live(stack: DevRun, url: s
             until(page, "document.querySelector(\"[data-service='tts'] .error\") !== null", 60, "the error shown")
             error = tts.locator(".error").inner_text()
             assert "SyntaxError" in error and "service.py:" in error, error
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "dev-dashboard.png"))
+            screenshots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshots / "dev-dashboard.png"))
         finally:
             clear_tail(target)
         until(page, "document.querySelector(\"[data-service='tts'] .error\") === null", 60, "the error cleared")

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from compose import TAG, build_images, compose_env, require_docker
+from docker_gate import require_docker
 
+from voxstack.testing.compose import TAG, build_images, compose_env
 from voxstack.testing.processes import eventually, free_port
 from voxstack.testing.replicas import calls_across_a_kill, upstream_calls
 from voxstack.testing.speech import silence, sounds_like, wav

@@ -1,6 +1,6 @@
 """What the load harness concludes from its measurements: percentiles, the knee, and growth in a soak.
 
-Kept apart from the harness (bench/load.py) so that the verdicts themselves
+Kept apart from the harness (bench/load/) so that the verdicts themselves
 are tested: a knee or a "no growth" that a bug could fake would make the
 figures in the docs worthless.
 """

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voxstack.audio import float_to_pcm16
@@ -83,7 +83,7 @@ class Conversation:
         now = time.perf_counter()
         self.results.append(TurnResult(started=now, error=kind, refused_after=now - asked, at_connect=True))
 
-    async def turn(self, ws, pcm: bytes) -> TurnResult:
+    async def turn(self, ws: ClientConnection, pcm: bytes) -> TurnResult:
         done = asyncio.Event()
         marks: dict[str, float] = {}
         sender = asyncio.create_task(self.speak(ws, pcm, marks, done))
@@ -128,7 +128,7 @@ class Conversation:
             await sender
         return result
 
-    async def speak(self, ws, pcm: bytes, marks: dict[str, float], done: asyncio.Event) -> None:
+    async def speak(self, ws: ClientConnection, pcm: bytes, marks: dict[str, float], done: asyncio.Event) -> None:
         """Silence, the question, then silence until ``done``, each frame at its time."""
         lead = bytes(int(2 * RATE * LEAD_SILENCE))
         frames = lead + pcm
@@ -176,4 +176,21 @@ async def sweep(call: Callable[[], Awaitable[int]], concurrency: int, count: int
             results.append(CallResult(started, time.perf_counter() - started, status))
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return results
+
+
+async def conversations(url: str, questions: list[np.ndarray], n: int, seconds: float) -> list[TurnResult]:
+    """``n`` conversations for ``seconds``; one that fails starts again after a second, as a client would."""
+    results: list[TurnResult] = []
+    stop_at = time.perf_counter() + seconds
+
+    async def slot(i: int) -> None:
+        await asyncio.sleep(i * 0.7)  # staggered: people do not all start talking at once
+        while time.perf_counter() < stop_at:
+            before = len(results)
+            await Conversation(url, questions, results, offset=i).run(stop_at)
+            if any(r.error for r in results[before:]):
+                await asyncio.sleep(1.0)
+
+    await asyncio.gather(*(slot(i) for i in range(n)))
     return results

@@ -9,12 +9,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from common import RESULTS_DIR
-from load_client import CallResult, TurnResult
-from load_probe import Sample
 from rich.console import Console
 from rich.table import Table
 
+from bench.common import RESULTS_DIR
+from bench.load.client import CallResult, TurnResult
+from bench.load.probe import Sample
 from voxstack.testing.loadstats import Step, first_to_queue, knee, percentile
 
 # What each stage alone took in a turn, from the server's timings (those count from the end of speech).
@@ -147,7 +147,7 @@ def write(name: str, steps: list[Summary], swept: dict, burst: dict, limit: floa
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     _table(steps, sweeps, overload, good, queues, limit)
     if steps:
-        from load_plot import plot_ramp
+        from bench.load.plot import plot_ramp
 
         plot_ramp(steps, good, limit, RESULTS_DIR / f"{name}.png")
 

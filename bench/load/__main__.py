@@ -2,7 +2,7 @@
 
 Starts asr, llm, tts and core (prod mode, free ports, default models), then:
 
-1. **ramp**: N spoken WebSocket conversations at once (bench/load_client.py),
+1. **ramp**: N spoken WebSocket conversations at once (bench/load/client.py),
    N = 1, 2, 3, ... for ``--step-seconds`` each, until ``--max-conversations``
    or two steps past the knee. Per step: turns/s, p50/p95/p99 of end of speech
    -> first reply audio and of each server stage, failures by kind, CPU and RSS
@@ -13,7 +13,7 @@ Starts asr, llm, tts and core (prod mode, free ports, default models), then:
 
 Prints a table, writes JSON and a plot to bench/results/ (``--name``).
 ``--soak MINUTES`` instead runs ``--conversations`` for that long and checks
-that no process grows after its warm-up (bench/load_soak.py).
+that no process grows after its warm-up (bench/load/soak.py).
 """
 
 from __future__ import annotations
@@ -25,65 +25,24 @@ import shutil
 import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import numpy as np
-from common import RESULTS_DIR, speech16k
-from core_bench import QUESTIONS
-from load_client import CallResult, Conversation, TurnResult, sweep
-from load_probe import Probe
-from load_report import Summary, step_summary, sweep_summary, write
 
+from bench.common import RESULTS_DIR, speech16k
+from bench.core_bench import QUESTIONS
+from bench.load.client import CallResult, Conversation, TurnResult, conversations, sweep
+from bench.load.probe import Probe
+from bench.load.report import Summary, step_summary, sweep_summary, write
+from bench.load.stack import start_stack
 from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.config import load_settings
 from voxstack.core.openai.models import served as served_models
 from voxstack.models import DEFAULT_MODELS, pull
-from voxstack.registry import ALL_SERVICES
 from voxstack.testing.loadstats import Step, knee
-from voxstack.testing.processes import free_port, served
 
 logger = logging.getLogger("load")
 LIMIT = 1.5  # seconds: the p95 end of speech -> first audio a conversation may have at the knee
-
-
-def start_stack(
-    stack: ExitStack, env: dict[str, str], logs: Path, replicas: dict[str, int] | None = None
-) -> tuple[int, dict[str, int]]:
-    """The four services in prod mode, ``replicas`` of some (the core balances over a list of their
-    addresses); the core's port and each process's pid (``llm``, ``llm-2``, ...)."""
-    ports = {name: free_port() for name in ALL_SERVICES}
-    full = env | {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
-    pids = {}
-    for name, count in (replicas or {}).items():
-        extra = [free_port() for _ in range(count - 1)]
-        full[f"VOXSTACK_CORE__{name.upper()}_ADDRESS"] = ",".join(f"127.0.0.1:{p}" for p in [ports[name], *extra])
-        for i, port in enumerate(extra, start=2):
-            log = logs / f"{name}-{i}.log"
-            pids[f"{name}-{i}"] = stack.enter_context(served(name, port=port, mode="prod", env=full, log=log)).pid
-    for name, port in ports.items():
-        process = stack.enter_context(served(name, port=port, mode="prod", env=full, log=logs / f"{name}.log"))
-        pids[name] = process.pid
-    return ports["core"], pids
-
-
-async def conversations(url: str, questions: list[np.ndarray], n: int, seconds: float) -> list[TurnResult]:
-    """``n`` conversations for ``seconds``; one that fails starts again after a second, as a client would."""
-    results: list[TurnResult] = []
-    stop_at = time.perf_counter() + seconds
-
-    async def slot(i: int) -> None:
-        await asyncio.sleep(i * 0.7)  # staggered: people do not all start talking at once
-        while time.perf_counter() < stop_at:
-            before = len(results)
-            await Conversation(url, questions, results, offset=i).run(stop_at)
-            if any(r.error for r in results[before:]):
-                await asyncio.sleep(1.0)
-
-    await asyncio.gather(*(slot(i) for i in range(n)))
-    return results
 
 
 async def ramp(url: str, questions: list[np.ndarray], probe: Probe, args: argparse.Namespace) -> list[Summary]:
@@ -204,7 +163,7 @@ def main() -> int:
         port, pids = start_stack(stack, env, logs)
         url, base = f"ws://127.0.0.1:{port}/v1/stream", f"http://127.0.0.1:{port}"
         if args.soak:
-            from load_soak import soak
+            from bench.load.soak import soak
 
             return soak(url, base, questions, pids, args)
         return asyncio.run(measure(url, base, questions, pids, args))

@@ -17,13 +17,13 @@ import time
 
 import httpx
 import numpy as np
-from common import RESULTS_DIR
-from load import conversations
-from load_plot import plot_soak
-from load_probe import Probe
-from load_report import step_summary
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import RESULTS_DIR
+from bench.load.client import conversations
+from bench.load.plot import plot_soak
+from bench.load.probe import Probe
+from bench.load.report import step_summary
 from voxstack.testing.loadstats import growth
 
 logger = logging.getLogger("load")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from voxstack import protogen
 from voxstack.registry import ALL_SERVICES
@@ -52,18 +51,14 @@ def docker_problem() -> str | None:
     return None
 
 
-def require_docker() -> None:
-    """Skip when there is no Docker engine, unless VOXSTACK_REQUIRE_DOCKER is set (CI): then fail."""
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("VOXSTACK_REQUIRE_DOCKER"):
-            pytest.fail(f"Docker is required here (VOXSTACK_REQUIRE_DOCKER is set): {problem}")
-        pytest.skip(problem)
+#: Seconds between container health checks in tests: `up --wait` waits at least one interval for the first
+#: check (30 s in production), and each check is a short Python process, so not every second either.
+HEALTHCHECK_INTERVAL = "3s"
 
 
 def compose_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_") or k == "VOXSTACK_BASE_IMAGE"}
-    return env | {"VOXSTACK_TAG": TAG, **extra}
+    return env | {"VOXSTACK_TAG": TAG, "VOXSTACK_HEALTHCHECK_INTERVAL": HEALTHCHECK_INTERVAL, **extra}
 
 
 def build_images() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks and the load harness: `make bench` (`python -m bench.run`), `make load` (`python -m bench.load`)."""
