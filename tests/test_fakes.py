@@ -153,3 +153,19 @@ def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
 
 def asserted(condition: bool) -> None:
     assert condition
+
+
+def test_a_factory_setting_serves_the_fake_in_the_service_s_place(tmp_path) -> None:
+    """How the supervisor runs fakes: the registered name, with NAME.factory set, serves the stand-in."""
+    env = {"VOXSTACK_ASR__FACTORY": FACTORIES["asr"]}
+    with served("asr", env=env, log=tmp_path / "asr.log") as process, grpc.insecure_channel(process.address) as ch:
+        models = asr_pb2_grpc.AsrStub(ch).ListModels(asr_pb2.ListModelsRequest(), timeout=10).models
+        assert [m.name for m in models] == ["fake-asr"]
+    assert "[dev asr]" in (tmp_path / "asr.log").read_text()  # logged under the service's own name
+
+
+def test_a_factory_that_is_not_module_colon_callable_is_refused_naming_the_variable() -> None:
+    from voxstack.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="VOXSTACK_TTS__FACTORY"):
+        load_settings(tts={"factory": "not a factory"})

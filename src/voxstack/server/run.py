@@ -72,8 +72,15 @@ def lower_priority(nice: int) -> None:
 def run_service(
     ref: str, settings: Settings, *, host: str | None = None, port: int | None = None, prepared: object = None
 ) -> int:
-    """Serve until signalled; return the process exit code. ``prepared``: an engine a warm spare loaded."""
+    """Serve until signalled; return the process exit code. ``prepared``: an engine a warm spare loaded.
+
+    A registered gRPC service whose ``factory`` setting is set is served by that factory instead.
+    """
     spec = SERVICES.get(ref)
+    if spec is not None and spec.kind == "grpc":
+        section = settings.service(spec.name)
+        if isinstance(section, GrpcServiceSettings) and section.factory:
+            ref, prepared = section.factory, None
     if spec is not None and spec.kind == "http":
         http_factory = cast(HttpFactory, load_factory(ref))
         lower_priority(settings.service(spec.name).nice)

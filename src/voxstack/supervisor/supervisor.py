@@ -195,10 +195,10 @@ class Supervisor:
         if self.debug is not None and self.debug.service == slot.name:
             debug = (self.debug.host, self.debug.port, self.debug.wait)
         section = self.settings.service(slot.name)
-        # A stand-in factory (settings: NAME.factory) is served as it is: it has no engine of ours to load ahead.
-        served = (section.factory if isinstance(section, GrpcServiceSettings) else "") or slot.name
+        # A stand-in (settings: NAME.factory, which the child serves instead) has no engine of ours to load ahead.
+        stand_in = isinstance(section, GrpcServiceSettings) and bool(section.factory)
         engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
-        engine = engine if served == slot.name else ""
+        engine = "" if stand_in else engine
         if preload is not None:
             # Its own copies: the running instance's lists go when that instance stops.
             own = Path(f"{control}{IMPORTS_SUFFIX}")
@@ -208,7 +208,7 @@ class Supervisor:
         return Instance(
             slot.name,
             generation,
-            spare_argv(served, own, engine) if preload is not None else python_argv(served, debug),
+            spare_argv(slot.name, own, engine) if preload is not None else python_argv(slot.name, debug),
             env,
             control,
             http=SERVICES[slot.name].kind == "http",
