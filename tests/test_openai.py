@@ -208,7 +208,7 @@ QUESTION_SPOKEN = "What is the weather like in London in the spring? I would lik
 
 @pytest.fixture(scope="module")
 def recording(speech) -> bytes:
-    from speech import silence, wav
+    from voxstack.testing.speech import silence, wav
 
     return wav(np.concatenate([silence(0.3), speech.say(QUESTION_SPOKEN), silence(0.5)]))
 
