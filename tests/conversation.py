@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -56,3 +57,21 @@ def spoken_turn(ws: ClientConnection, audio: bytes) -> list[dict]:
     for i in range(0, len(audio), 3200):
         ws.send(audio[i : i + 3200])
     return read_until(ws, lambda e: e["type"] == "reply_done", no_errors=True)
+
+
+def ws_collect(ws, until, timeout: float = 60) -> list:
+    """Events (dicts) and binary frames until ``until(event)`` is true."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = ws.recv(timeout=deadline - time.monotonic())
+        item = message if isinstance(message, bytes) else json.loads(message)
+        got.append(item)
+        if isinstance(item, dict) and until(item):
+            return got
+    raise AssertionError(f"timed out; got {[g for g in got if isinstance(g, dict)]}")
+
+
+def send_speech(ws, audio: bytes, chunk: int = 3200) -> None:
+    for i in range(0, len(audio), chunk):
+        ws.send(audio[i : i + chunk])

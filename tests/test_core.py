@@ -9,12 +9,12 @@ import io
 import json
 import subprocess
 import threading
-import time
 import wave
 
 import httpx
 import numpy as np
 import pytest
+from conversation import send_speech, ws_collect
 from stack import Stack
 from websockets.sync.client import connect
 
@@ -112,24 +112,6 @@ def test_chat_session_keeps_history(client) -> None:
     fresh = sse(client.post("/v1/chat", json={"message": "What is my name?", "session_id": "hist-2"}))[-1][1]
     # The second turn's prompt holds the first turn; a new session's does not.
     assert second["prompt_tokens"] > fresh["prompt_tokens"] + first["completion_tokens"]
-
-
-def ws_collect(ws, until, timeout: float = 60) -> list:
-    """Events (dicts) and binary frames until ``until(event)`` is true."""
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        message = ws.recv(timeout=deadline - time.monotonic())
-        item = message if isinstance(message, bytes) else json.loads(message)
-        got.append(item)
-        if isinstance(item, dict) and until(item):
-            return got
-    raise AssertionError(f"timed out; got {[g for g in got if isinstance(g, dict)]}")
-
-
-def send_speech(ws, audio: bytes, chunk: int = 3200) -> None:
-    for i in range(0, len(audio), chunk):
-        ws.send(audio[i : i + chunk])
 
 
 def test_websocket_two_turns_share_history(stack, speech) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conversation import send_speech, ws_collect
 from stack import Stack
 from websockets.sync.client import connect
 
@@ -41,24 +42,6 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 def question_wav() -> bytes:
     return wav_bytes(utterance(0.8), 16_000)
-
-
-def ws_collect(ws, until, timeout: float = 60) -> list:
-    """Events (dicts) and binary frames until ``until(event)`` is true."""
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        message = ws.recv(timeout=deadline - time.monotonic())
-        item = message if isinstance(message, bytes) else json.loads(message)
-        got.append(item)
-        if isinstance(item, dict) and until(item):
-            return got
-    raise AssertionError(f"timed out; got {[g for g in got if isinstance(g, dict)]}")
-
-
-def send_speech(ws, audio: bytes, chunk: int = 3200) -> None:
-    for i in range(0, len(audio), chunk):
-        ws.send(audio[i : i + chunk])
 
 
 def test_websocket_moves_to_a_new_asr_when_the_old_one_stops(stack, client) -> None:

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16, resample, wav_bytes
-from voxstack.config import Settings
+from voxstack.config import Settings, TtsSettings
 from voxstack.errors import InvalidInput
 from voxstack.metrics.catalog import TtsMetrics
 from voxstack.server.worker import Worker
@@ -46,20 +46,37 @@ class Job:
         return wav_bytes(pcm, self.rate) if self.encoding == WAV else pcm
 
 
+def checked_text(text: str, limits: TtsSettings) -> str:
+    """The request's text, cleaned; InvalidInput when nothing is left to say or it is over the limit."""
+    text = clean(text)
+    if not text.strip():
+        raise InvalidInput("text is empty: give something to say", reason="EMPTY_TEXT")
+    if len(text) > limits.max_text_chars:
+        raise InvalidInput(
+            f"text is {len(text)} characters; the limit is {limits.max_text_chars}",
+            reason="TEXT_TOO_LONG",
+        )
+    return text
+
+
+def checked_output_rate(rate: int) -> int:
+    """``rate`` when the service can encode at it; InvalidInput naming the range otherwise."""
+    if not OUTPUT_RATES[0] <= rate <= OUTPUT_RATES[1]:
+        check_rate(rate)  # names impossible rates
+        raise InvalidInput(
+            f"sample_rate_hz {rate} is not supported for output: {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
+            reason="BAD_SAMPLE_RATE",
+        )
+    return rate
+
+
 class TtsServicer(tts_pb2_grpc.TtsServicer):
     def __init__(self, service: TtsService) -> None:
         self.service = service
 
     def _job(self, request: tts_pb2.SynthesizeRequest) -> Job:
         limits = self.service.settings.tts
-        text = clean(request.text)
-        if not text.strip():
-            raise InvalidInput("text is empty: give something to say", reason="EMPTY_TEXT")
-        if len(text) > limits.max_text_chars:
-            raise InvalidInput(
-                f"text is {len(text)} characters; the limit is {limits.max_text_chars}",
-                reason="TEXT_TOO_LONG",
-            )
+        text = checked_text(request.text, limits)
         voice = self.service.engine.info(request.voice)
         fmt = request.format
         encoding = fmt.encoding or PCM16
@@ -71,13 +88,7 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
             )
         if fmt.channels > 1:
             raise InvalidInput(f"channels {fmt.channels} is not supported: tts output is mono", reason="BAD_CHANNELS")
-        rate = fmt.sample_rate_hz or voice.sample_rate
-        if not OUTPUT_RATES[0] <= rate <= OUTPUT_RATES[1]:
-            check_rate(rate)  # names impossible rates
-            raise InvalidInput(
-                f"sample_rate_hz {rate} is not supported for output: {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
-                reason="BAD_SAMPLE_RATE",
-            )
+        rate = checked_output_rate(fmt.sample_rate_hz or voice.sample_rate)
         options = self.service.engine.options(request.options, voice)
         spans = sentence_spans(text, max_chars=limits.max_sentence_chars)
         return Job(text, spans, voice, options, encoding, rate)

@@ -3,9 +3,9 @@
 Each sentence (split as the real service splits them) becomes a 220 Hz tone
 of ``seconds_per_char`` per character at the voice's ``rate`` (resampled to
 the requested rate), after ``delay`` seconds for the first and
-``chunk_delay`` for each further one. Input is checked as the real service
-checks it (empty or too long text, unknown voice, encoding, rate), with the
-same reasons, so the core's handling of those errors is tested too.
+``chunk_delay`` for each further one. Text and output rate are checked by the
+real service's own checks, voices and encodings with the same reasons, so the
+core's handling of those errors is tested too.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from voxstack.metrics.catalog import TtsMetrics
 from voxstack.server.worker import Worker
 from voxstack.testing.fakes.script import die, read_section, record_call, scripted_error
 from voxstack.text import clean, sentence_spans
+from voxstack.tts.service import checked_output_rate, checked_text
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 DEFAULT_VOICE = "fake-voice"
@@ -46,14 +47,7 @@ class FakeTtsServicer(tts_pb2_grpc.TtsServicer):
 
     def _check(self, request: tts_pb2.SynthesizeRequest, section: dict[str, Any]) -> tuple[str, str, int, int]:
         """(text, voice, encoding, rate) of a valid request; InvalidInput as the real service words it."""
-        limits = self.service.settings.tts
-        text = clean(request.text)
-        if not text.strip():
-            raise InvalidInput("text is empty: give something to say", reason="EMPTY_TEXT")
-        if len(text) > limits.max_text_chars:
-            raise InvalidInput(
-                f"text is {len(text)} characters; the limit is {limits.max_text_chars}", reason="TEXT_TOO_LONG"
-            )
+        text = checked_text(request.text, self.service.settings.tts)
         known = voices(section)
         voice = request.voice or known[0]
         if voice not in known:
@@ -61,9 +55,7 @@ class FakeTtsServicer(tts_pb2_grpc.TtsServicer):
         encoding = request.format.encoding or PCM16
         if encoding not in (PCM16, WAV):
             raise InvalidInput("output encoding must be PCM16 or WAV", reason="BAD_ENCODING")
-        rate = request.format.sample_rate_hz or int(section.get("rate", 22_050))
-        if not 8_000 <= rate <= 48_000:
-            raise InvalidInput(f"sample_rate_hz {rate} is not supported for output", reason="BAD_SAMPLE_RATE")
+        rate = checked_output_rate(request.format.sample_rate_hz or int(section.get("rate", 22_050)))
         return text, voice, encoding, rate
 
     async def _sentences(self, request: tts_pb2.SynthesizeRequest) -> AsyncIterator[tuple[int, int, int, bytes]]:
