@@ -67,16 +67,18 @@ TIER_MODELS := models and not docker and not browser
 TIER_SYSTEM := docker or browser
 PYTEST := $(PY) -m pytest
 COVERAGE := --cov=voxstack --cov-report=
+# Workers of the fast tier (pytest-xdist); the others run serially.
+FAST_WORKERS ?= 2
 
 test: lint
 	@rm -f .coverage .coverage.*
-	$(PYTEST) -m '$(TIER_FAST)' $(COVERAGE) --cov-fail-under=0 $(PYTEST_ARGS)
+	$(PYTEST) -m '$(TIER_FAST)' -n $(FAST_WORKERS) $(COVERAGE) --cov-fail-under=0 $(PYTEST_ARGS)
 	$(PYTEST) -m '$(TIER_MODELS)' $(COVERAGE) --cov-append --cov-fail-under=0 $(PYTEST_ARGS)
 	$(PYTEST) -m '$(TIER_SYSTEM)' $(COVERAGE) --cov-append --cov-report=term $(PYTEST_ARGS)
 
 # The inner loop: the fast tier alone, no coverage (under three minutes).
 test-fast: venv
-	$(PYTEST) -m '$(TIER_FAST)' -q $(PYTEST_ARGS)
+	$(PYTEST) -m '$(TIER_FAST)' -n $(FAST_WORKERS) -q $(PYTEST_ARGS)
 
 # docs/CONFIGURATION.md, the metrics reference in docs/OBSERVABILITY.md and deploy/swarm/docker-stack.yml are generated
 # (a test fails when one is stale); the pages' screenshots in docs/images come from the browser tests.

@@ -129,7 +129,7 @@ def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
     """The llm's slots and queue (the service base's Worker, with the llm's settings): one reply written, one
     waiting, the third refused at once. The fake's reply is as slow as scripted, so the order is certain."""
     script = Script(tmp_path / "script.json")
-    script.update(llm={"default": {"text": "word " * 50, "token_delay": 0.05}})
+    script.update(llm={"default": {"text": "word " * 20, "token_delay": 0.05}})
     env = {**script.env, "VOXSTACK_LLM__MAX_QUEUE": "1"}
     with (
         served("llm", env=env, log=tmp_path / "llm.log", factory=FACTORIES["llm"]) as process,
