@@ -10,6 +10,7 @@ goes out as a ``transcript.text.delta`` event as soon as it is decoded, then
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -57,7 +58,8 @@ async def transcriptions(
 ) -> Response:
     """OpenAI's transcription of an audio file."""
     resolve(settings, model, "asr")
-    pcm = to_pcm16(await file.read(), settings.asr.max_audio_seconds)
+    # Decoding is CPU work of its own: off the event loop, so that nobody else's request waits for it.
+    pcm = await asyncio.to_thread(to_pcm16, await file.read(), settings.asr.max_audio_seconds)
     if stream:
         return StreamingResponse(_streamed(backends, pcm, language), media_type="text/event-stream")
     result = (await pipeline.transcribe(pcm, PCM16, language)).result
