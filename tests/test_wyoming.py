@@ -384,11 +384,21 @@ async def _raw(port: int, data: bytes) -> list[Event]:
         (b'{"type": "describe", "data_length": 3}\nabc', "BAD_EVENT"),
         (b'{"type": "x", "data": "' + b"a" * 70_000 + b'"}\n', "EVENT_TOO_LARGE"),
         (b'{"type": "audio-chunk", "payload_length": 10}\nshort', "BAD_EVENT"),
+        (b'{"type": "describe", "data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}\n", "BAD_EVENT"),  # too deep
     ],
 )
 async def test_broken_framing_gets_an_error_and_the_connection_closes(servers: Servers, data: bytes, code: str) -> None:
     events = await _raw(servers.asr_port, data)
     assert [e.type for e in events] == ["error"] and Error.from_event(events[0]).code == code
+
+
+async def test_a_lone_surrogate_in_text_to_speak_is_an_error_event_and_the_connection_goes_on(servers: Servers) -> None:
+    """JSON can carry an unpaired surrogate (as an escape), UTF-8 and so gRPC cannot: it raised
+    UnicodeEncodeError, answered INTERNAL and dropped the connection. The client library will not send one."""
+    lone = b'{"type": "synthesize", "data": {"text": "a lone \\udc00 surrogate"}}\n'
+    events = await _raw(servers.tts_port, lone + b'{"type": "ping"}\n')
+    assert [e.type for e in events] == ["error", "pong"], events
+    assert Error.from_event(events[0]).code == "BAD_EVENT"
 
 
 async def test_bad_requests_get_an_error_and_the_connection_stays_usable(servers: Servers, speech: SpeechMaker) -> None:

@@ -73,7 +73,7 @@ def parse_config(text: str | None) -> tuple[StreamConfig, str]:
     if text is None:
         raise InvalidInput(f"the first message must be a JSON text frame {_CONFIG_HINT}", reason="CONFIG_FIRST")
     try:
-        message = json.loads(text)
+        message = _json(text)
     except ValueError as exc:
         raise InvalidInput(f"the config is not JSON: {exc}", reason="BAD_CONFIG") from None
     if not isinstance(message, dict) or message.get("type") != "config":
@@ -106,7 +106,7 @@ def typed_text(text: str) -> str | None:
     """
     if _message_type(text) != "text":
         return None
-    said = json.loads(text).get("text")
+    said = _json(text).get("text")
     if not isinstance(said, str) or not said.strip():
         raise InvalidInput('a text message needs a non-empty "text" string', reason="EMPTY_TEXT")
     return said
@@ -114,10 +114,18 @@ def typed_text(text: str) -> str | None:
 
 def _message_type(text: str) -> object:
     try:
-        message = json.loads(text)
+        message = _json(text)
     except ValueError:
         return None
     return message.get("type") if isinstance(message, dict) else None
+
+
+def _json(text: str) -> Any:
+    """``json.loads``, with nesting too deep for the parser a ValueError like any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 # ---- server -> client ---------------------------------------------------------

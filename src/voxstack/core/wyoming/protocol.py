@@ -52,7 +52,7 @@ def _length(header: dict[str, Any], key: str) -> int:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError(f"the event {what} is not JSON", "BAD_EVENT") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"the event {what} must be a JSON object", "BAD_EVENT")

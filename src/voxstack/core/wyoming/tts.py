@@ -46,6 +46,10 @@ def speaker_id(voice: tts_pb2.Voice, speaker: str) -> int:
 def _text(value: object, event: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{event} needs a text string", reason="BAD_EVENT")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can carry it, UTF-8 (and so gRPC) cannot
+        raise InvalidInput(f"{event} text is not valid Unicode (a lone surrogate)", reason="BAD_EVENT") from None
     return value
 
 
