@@ -373,11 +373,15 @@ class Supervisor:
         slot.state.last_error = instance.exit_reason(code)
         slot.state.error_trace = instance.trace()
         instance.remove_files()
-        self.save()
         logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
+        # Recorded with its restart ("backoff"), never as "failed" first: a client that reads the record
+        # between the two (the core deciding whether to wait for the service) would give up on it.
         await self._restart_with_backoff(slot)
 
     async def _restart_with_backoff(self, slot: Slot) -> None:
+        if self.stopping.is_set():
+            self.save()  # no restart: what the record shows is the failure
+            return
         while not self.stopping.is_set() and slot.current is None:
             delay = min(BACKOFF_CAP, self.settings.restart_backoff * 2**slot.failures)
             slot.failures += 1
