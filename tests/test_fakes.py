@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 
 from voxstack.rpc_status import failure_from_error
 from voxstack.testing.fakes import FACTORIES, Script, utterance
-from voxstack.testing.processes import eventually, served
+from voxstack.testing.processes import served, wait_until
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, llm_pb2, llm_pb2_grpc, tts_pb2, tts_pb2_grpc
 
 
@@ -141,7 +141,7 @@ def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
         assert next(one).delta  # "one" holds the slot
         two = stub.Generate(request, timeout=30)
         # "two" is recorded just before it waits for the slot: then the queue (length 1) is full.
-        eventually(lambda: asserted(len(script.calls("llm")) == 2), "the second call waiting")
+        wait_until(lambda: len(script.calls("llm")) == 2, "the second call waiting")
         with pytest.raises(grpc.RpcError) as info:
             list(stub.Generate(request, timeout=30))
         assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -149,10 +149,6 @@ def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
         assert failure_from_error(info.value).reason == "QUEUE_FULL"
         assert list(one)[-1].WhichOneof("event") == "done"
         assert list(two)[-1].WhichOneof("event") == "done"
-
-
-def asserted(condition: bool) -> None:
-    assert condition
 
 
 def test_a_factory_setting_serves_the_fake_in_the_service_s_place(tmp_path) -> None:

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from voxstack.testing.fakes import loud, quiet
-from voxstack.testing.processes import ServiceProcess, eventually, served
+from voxstack.testing.processes import ServiceProcess, served, wait_until
 from voxstack.testing.speech import pcm16, silence, sounds_like
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -64,10 +64,6 @@ def counter(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
-
-
-def asserted(condition: bool) -> None:
-    assert condition
 
 
 def asr_events(address: str, audio: bytes, speculative: bool) -> list[asr_pb2.StreamingRecognizeResponse]:
@@ -114,7 +110,7 @@ def test_a_mid_sentence_pause_sends_no_reply_and_the_reply_answers_the_whole_que
         assert json.loads(ws.recv(timeout=10))["type"] == "ready"
         ws.send(quiet(0.2) + loud(0.6) + quiet(0.2))  # a pause: long enough for a guess, too short for an end
         # The core asks for a reply to the guess (held, not sent) ...
-        eventually(lambda: asserted(len(fakes.script.calls("llm")) == 1), "the speculative reply's llm call")
+        wait_until(lambda: len(fakes.script.calls("llm")) == 1, "the speculative reply's llm call")
         ws.send(loud(0.6) + quiet(0.8))  # ... and the speaker goes on, then stops
         events = []
         while not events or events[-1]["type"] not in ("reply_done", "error"):
@@ -152,4 +148,4 @@ def test_a_mid_sentence_pause_sends_no_reply_and_the_reply_answers_the_whole_que
     assert done["timings"]["speculation_lead"] > 0
     # The llm saw the dropped reply's call cancelled (its service base logs each call's status).
     log = fakes.logs / "llm.log"
-    eventually(lambda: asserted("/voxstack.v1.Llm/Generate CANCELLED" in log.read_text()), "the cancelled llm call")
+    wait_until(lambda: "/voxstack.v1.Llm/Generate CANCELLED" in log.read_text(), "the cancelled llm call")

@@ -16,7 +16,7 @@ import pytest
 
 from voxstack.asr.engine import WhisperEngine
 from voxstack.audio import resample
-from voxstack.testing.processes import served, voxstack_command
+from voxstack.testing.processes import served, voxstack_command, wait_until
 from voxstack.testing.speech import sounds_like
 from voxstack.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
@@ -220,7 +220,8 @@ def test_cancel_stops_the_remaining_sentences(stub, tts_server) -> None:
     call = stub.SynthesizeStream(request(text), timeout=60, metadata=(("x-request-id", "cancel-me-1"),))
     next(call)
     call.cancel()
-    time.sleep(1.5)
+    # The call's log line comes when its work has stopped: no sentence is made after it.
+    wait_until(lambda: "CANCELLED" in log.read_text(), "the cancelled call's log line")
     lines = [line for line in log.read_text().splitlines() if "cancel-me-1" in line]
     synthesised = [line for line in lines if "sentence " in line and "/30:" in line]
     assert 1 <= len(synthesised) < 10, lines

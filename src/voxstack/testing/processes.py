@@ -208,3 +208,12 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 30.0, every: 
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what} did not come within {timeout} s: {exc}") from None
             time.sleep(every)
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0, every: float = 0.05) -> None:
+    """Return once ``predicate()`` is true; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not come within {timeout} s")
+        time.sleep(every)
