@@ -244,6 +244,16 @@ def test_a_killed_core_is_restarted_and_its_clients_reconnect(run: DevRun) -> No
     assert run.record()["services"]["core"]["restarts"] >= 1
 
 
+def test_the_llm_starts_with_openmp_threads_that_sleep_soon(run: DevRun) -> None:
+    """A core taken by another process made a niced llm's spinning OpenMP threads wait on each other: replies of
+    a second took over a minute. The supervisor starts the llm with a short spin (registry: the llm's env)."""
+    environ = Path(f"/proc/{run.pid('llm')}/environ").read_bytes().split(b"\0")
+    assert b"GOMP_SPINCOUNT=1000" in environ
+    assert not any(
+        v.startswith(b"GOMP_SPINCOUNT=") for v in Path(f"/proc/{run.pid('tts')}/environ").read_bytes().split(b"\0")
+    )
+
+
 def test_stopping_while_a_restart_is_under_way_leaves_no_process(run: DevRun) -> None:
     os.kill(run.pid("llm"), signal.SIGKILL)
     run.wait_for(lambda: run.record()["services"]["llm"]["state"] in ("backoff", "starting"), 30, "a restart")

@@ -26,6 +26,8 @@ class ServiceSpec:
     #: which the factory takes as its second argument: what a dev warm spare prepares for the next reload.
     #: The module and what it imports from voxstack are the engine's code: a change there discards the spare.
     engine: str = ""
+    #: Environment the service's process starts with, where the user has not set it.
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def module(self) -> str:
@@ -39,7 +41,16 @@ SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
             "asr", "grpc", 50051, "voxstack.asr.service:create", "voxstack.v1.Asr", "voxstack.asr.prepared:prepare"
         ),
         "llm": ServiceSpec(
-            "llm", "grpc", 50052, "voxstack.llm.service:create", "voxstack.v1.Llm", "voxstack.llm.prepared:prepare"
+            "llm",
+            "grpc",
+            50052,
+            "voxstack.llm.service:create",
+            "voxstack.v1.Llm",
+            "voxstack.llm.prepared:prepare",
+            # llama.cpp's OpenMP threads spin between steps (300,000 rounds by default) before they sleep. With a
+            # core taken by another process, a niced llm's threads spin while waiting for one that lost its core:
+            # a 60-token reply took over a minute instead of a second. Read when the library loads.
+            env=(("GOMP_SPINCOUNT", "1000"),),
         ),
         "tts": ServiceSpec(
             "tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts", "voxstack.tts.prepared:prepare"

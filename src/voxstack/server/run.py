@@ -117,6 +117,10 @@ def serve(
     from voxstack.logs import configure_logging
     from voxstack.tracing import configure_tracing
 
+    spec = SERVICES.get(ref)
+    for name, value in spec.env if spec is not None else ():
+        os.environ.setdefault(name, value)  # before the engine's libraries load and read it
+
     configure_logging(settings, log_name(ref))
     try:
         configure_tracing(log_name(ref), settings.mode.value)

@@ -183,7 +183,7 @@ class Supervisor:
     def _instance(self, slot: Slot, preload: Path | None = None) -> Instance:
         """The next instance of a slot; a warm spare preloading the modules listed in ``preload`` if given."""
         generation = slot.state.generation + 1
-        env = dict(os.environ)
+        env = dict(SERVICES[slot.name].env) | dict(os.environ)  # the user's settings win
         env[MODE_ENV] = self.mode
         control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
         env[CONTROL_SOCKET_ENV] = str(control)
