@@ -63,12 +63,15 @@ if [ "$RUNTIME" = compose ]; then
     fi
 else
     if [ -x "$VOXSTACK" ]; then
-        if "$VOXSTACK" models list | grep -qv ': ok$'; then
+        # Output captured first: under pipefail, `cmd | grep -q` fails when grep stops reading early (SIGPIPE).
+        models="$("$VOXSTACK" models list)"
+        if grep -qv ': ok$' <<<"$models"; then
             bad "default models" "run 'make models' (voxstack models pull all)"
         else
             ok "default models present and verified"
         fi
-        if "$VOXSTACK" status 2>/dev/null | grep -q " running (supervisor pid"; then running=true; fi
+        status="$("$VOXSTACK" status 2>/dev/null || true)"
+        if grep -q " running (supervisor pid" <<<"$status"; then running=true; fi
     fi
 fi
 
@@ -80,7 +83,7 @@ fi
 CORE_URL="http://127.0.0.1:$core_port"
 if $running; then
     health="$(curl -sS --max-time 5 "$CORE_URL/healthz" 2>&1 || true)"
-    if echo "$health" | grep -q '"status":"ok"'; then
+    if grep -q '"status":"ok"' <<<"$health"; then
         ok "all services healthy ($(echo "$health" | grep -o '"mode":"[a-z]*"'))"
     else
         bad "health" "core /healthz at $CORE_URL says: ${health:-nothing}; see scripts/dev-logs.sh$FLAG"
@@ -102,7 +105,8 @@ if $running && $check_reload; then
     for _ in $(seq 60); do
         sleep 0.5
         if [ "$RUNTIME" = compose ]; then
-            "${COMPOSE_DEV[@]}" logs --since "$since" core 2>/dev/null | grep -q "reloaded core in" && reloaded=true
+            logs="$("${COMPOSE_DEV[@]}" logs --since "$since" core 2>/dev/null || true)"
+            grep -q "reloaded core in" <<<"$logs" && reloaded=true
         else
             after="$(core_generation)"
             [ -n "$after" ] && [ "$after" != "$before" ] && reloaded=true

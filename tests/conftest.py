@@ -1,4 +1,5 @@
-"""Shared test fixtures: the echo test service's stubs, free ports, subprocess env."""
+"""Shared test fixtures: the echo test service's stubs, the models, the shared real stack and the fake one, and
+the tiers' marks."""
 
 from __future__ import annotations
 
