@@ -7,12 +7,14 @@ the standard OTEL_* variables only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import numpy as np
 import pytest
 from stack import Stack
 
-from voxstack.testing.otlp import Receiver
+from voxstack.testing.otlp import Receiver, exporting_env
 from voxstack.testing.processes import eventually
 from voxstack.testing.speech import pcm16, silence, spoken_turn, wav
 
@@ -27,8 +29,14 @@ def receiver(otlp_receiver) -> tuple[Receiver, int]:
 
 
 @pytest.fixture(scope="module")
-def stack(real_stack: Stack) -> Stack:
-    return real_stack
+def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
+    from voxstack.models import DEFAULT_MODELS, pull
+
+    pull(DEFAULT_MODELS["llm"], models_dir)
+    env = exporting_env(receiver[1]) | {"VOXSTACK_LLM__MAX_TOKENS": "16", "VOXSTACK_LLM__TEMPERATURE": "0"}
+    running = Stack(models_dir, tmp_path_factory.mktemp("tracing"), env).up()
+    yield running
+    running.down()
 
 
 def check_tree(spans: list[tuple[str, object]]) -> object:
