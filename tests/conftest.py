@@ -165,7 +165,7 @@ def real_stack(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     needs real speech or real replies. Its settings are the union of what those tests need: replies that
     are the same each run, metrics ports. A test that needs other settings, or stops or kills a service,
     uses a stack of its own (or the fakes); the traces' test has its own, exporting to ``otlp_receiver``
-    (with the exporter on, a cancelled llm stream sometimes lost its CANCELLED log line: see TESTING.md)."""
+    (see "Known" in docs/TESTING.md)."""
     from stack import Stack
 
     from voxstack.models import DEFAULT_MODELS, pull
