@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
+from voxstack.errors import EXIT_STARTUP
 from voxstack.rpc_status import failure_from_error
 from voxstack.testing.processes import served, voxstack_command
 from voxstack.testing.speech import VOICE_RATE, pcm16, silence, sounds_like, wav
@@ -340,6 +341,6 @@ def test_missing_model_fails_at_start_with_the_fix(tmp_path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT_STARTUP
     assert "run `voxstack models pull asr`" in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from voxstack.errors import EXIT_STARTUP
 from voxstack.testing.fakes import loud, quiet
 
 SEND_TIMEOUT = 3  # seconds a reply waits for a client that does not read
@@ -254,6 +256,10 @@ def test_the_llm_starts_with_openmp_threads_that_sleep_soon(run: DevRun) -> None
     )
 
 
+def test_the_run_record_is_this_users_only(run: DevRun) -> None:
+    assert stat.S_IMODE((run.state / "voxstack" / "run.json").stat().st_mode) == 0o600
+
+
 def test_stopping_while_a_restart_is_under_way_leaves_no_process(run: DevRun) -> None:
     os.kill(run.pid("llm"), signal.SIGKILL)
     run.wait_for(lambda: run.record()["services"]["llm"]["state"] in ("backoff", "starting"), 30, "a restart")
@@ -272,3 +278,23 @@ def leftovers(state: Path) -> list[str]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def test_up_stops_when_a_setting_keeps_a_service_from_starting(tmp_path: Path) -> None:
+    """A prod core told to listen on every address without keys exits with EXIT_STARTUP; restarting it
+    cannot help, so `voxstack up` stops the stack and says why instead of retrying forever."""
+    up = DevRun(tmp_path, tmp_path, "up", fakes=True)
+    up.env |= {"VOXSTACK_CORE__HOST": "0.0.0.0", "VOXSTACK_RESTART_BACKOFF": "0.05"}
+    up.start()
+    assert up.proc is not None
+    try:
+        assert up.proc.wait(120) == EXIT_STARTUP, up.output()[-3000:]
+    finally:
+        up.stop()
+    output = up.output()
+    assert "no API keys" in output and "Not restarting it" in output, output[-3000:]
+    assert output.count("restarting core in") == 0, output[-3000:]
+    # What it wrote is this user's only: logs quote what callers sent.
+    logs = up.state / "voxstack" / "logs"
+    assert stat.S_IMODE(logs.stat().st_mode) == 0o700 and stat.S_IMODE(logs.parent.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in logs.glob("*.log")} == {0o600}

@@ -98,3 +98,15 @@ def test_configuring_again_replaces_the_handler(clean_env: object) -> None:
     logger.warning("once")
     assert first.getvalue() == ""
     assert json.loads(second.getvalue())["message"] == "once"
+
+
+def test_credentials_in_query_strings_are_redacted(clean_env: object) -> None:
+    out = io.StringIO()
+    configure_logging(load_settings(mode="prod"), "core", stream=out)
+    logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5", "/v1/stream?token=abc.def")
+    logger.info("GET /x?a=1&api_key=sekret&b=2 and /y?Token=t0k")
+    messages = [json.loads(line)["message"] for line in out.getvalue().splitlines()]
+    assert messages == [
+        '127.0.0.1:5 - "WebSocket /v1/stream?token=[redacted]" [accepted]',
+        "GET /x?a=1&api_key=[redacted]&b=2 and /y?Token=[redacted]",
+    ]

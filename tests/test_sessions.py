@@ -205,3 +205,25 @@ def test_trimming_in_steps_keeps_the_front_of_the_history_for_half_the_bound() -
         fronts.append(history[0])
     changes = sum(1 for a, b in itertools.pairwise(fronts) if a != b)
     assert changes == 5  # at turns 10, 16, 22, 28 and 34 (a sliding window: at every turn from 10, 30 times)
+
+
+async def test_a_shared_secret_is_random_and_the_same_for_every_store_on_the_same_place(
+    tmp_path: Path, redis_url: str
+) -> None:
+    bounds = Bounds(max_turns=2, max_chars=30, idle_seconds=60, max_sessions=10)
+    pairs: list[tuple[SessionStore, SessionStore]] = [
+        (SqliteSessions(tmp_path / "a.sqlite3", bounds), SqliteSessions(tmp_path / "a.sqlite3", bounds)),
+        (RedisSessions(redis_url, bounds, prefix="secret:"), RedisSessions(redis_url, bounds, prefix="secret:")),
+    ]
+    made = []
+    for first, second in pairs:
+        secret = await first.shared_secret("ws-token")
+        assert len(secret) == 32 and await second.shared_secret("ws-token") == secret  # another core, same secret
+        assert await first.shared_secret("other") != secret
+        made.append(secret)
+        await first.close()
+        await second.close()
+    assert made[0] != made[1]  # random, not derived from anything
+    memory = MemorySessions(bounds)
+    assert await memory.shared_secret("ws-token") == await memory.shared_secret("ws-token")
+    assert await memory.shared_secret("ws-token") != await MemorySessions(bounds).shared_secret("ws-token")

@@ -11,10 +11,27 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: A process's exit status when a StartupError stopped it (sysexits' EX_CONFIG): starting it
+#: again cannot help until its operator changes something, so `voxstack up` stops instead.
+EXIT_STARTUP = 78
+
 
 class StartupError(Exception):
     """A service cannot start for a reason its operator can fix (a missing model, a bad
-    path). Logged as one line that says what to do, without a traceback."""
+    path, a setting). Logged as one line that says what to do, without a traceback.
+
+    ``lasting``: starting again cannot help until someone changes something (the process
+    exits with EXIT_STARTUP); not lasting (a server it needs is down) exits with 1, to be
+    restarted.
+    """
+
+    def __init__(self, message: str, *, lasting: bool = True) -> None:
+        super().__init__(message)
+        self.lasting = lasting
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_STARTUP if self.lasting else 1
 
 
 class VoxError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from contextvars import ContextVar
@@ -36,8 +37,17 @@ _QUIET_LOGGERS = (
 )  # fmt: skip
 
 
+#: A credential in a query string (a WebSocket token, a key): servers log request paths whole.
+SECRET_IN_QUERY = re.compile(r"([?&](?:token|api_key|key|access_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials in query strings replaced."""
+    return SECRET_IN_QUERY.sub(r"\1[redacted]", text) if "=" in text else text
+
+
 class ContextFilter(logging.Filter):
-    """Stamps each record with the service, the mode and the current request id."""
+    """Stamps each record with the service, the mode and the current request id; redacts credentials."""
 
     def __init__(self, service: str, mode: str) -> None:
         super().__init__()
@@ -45,6 +55,10 @@ class ContextFilter(logging.Filter):
         self.mode = mode
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         record.service = self.service
         record.mode = self.mode
         if getattr(record, "request_id", None) is None:

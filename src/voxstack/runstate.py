@@ -111,10 +111,7 @@ class RunState:
 
     def acquire(self, mode: str, replace: bool = False, timeout: float = 30.0) -> None:
         """Take the lock for this process; with ``replace``, stop whoever holds it first."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
-        self.sockets.mkdir(mode=0o700, exist_ok=True)
-        self.sockets.chmod(0o700)  # control sockets answer anyone who can reach them: only this user
+        self.make_dirs()
         handle = self.lock_path.open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -129,9 +126,29 @@ class RunState:
         self._lock = handle
         self.write(RunRecord(mode, os.getpid()))
 
+    def make_dirs(self) -> None:
+        """The state folder and its logs and sockets, this user's only: logs may quote what callers sent,
+        and control sockets answer anyone who can reach them."""
+        for folder in (self.dir, self.logs, self.sockets):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                folder.chmod(0o700)
+            except PermissionError:  # a folder someone else made for us (a mounted volume): theirs to guard
+                if folder == self.sockets:
+                    raise
+
+    def open_log(self, name: str) -> IO[str]:
+        """``logs/NAME.log`` for appending, readable by this user only."""
+        self.make_dirs()
+        path = self.logs / f"{name}.log"
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
+        os.chmod(path, 0o600)  # a file made by an older version keeps its mode otherwise
+        return handle
+
     def write(self, record: RunRecord) -> None:
         tmp = self.record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(record), indent=2))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(json.dumps(asdict(record), indent=2))
         os.replace(tmp, self.record_path)
 
     def release(self) -> None:

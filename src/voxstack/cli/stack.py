@@ -50,6 +50,8 @@ def banner(supervisor: Supervisor, extra: list[str]) -> None:
     for name, slot in supervisor.slots.items():
         section = settings.service(name)
         address = settings.core.base_url if name == "core" else section.address
+        if section.connect_address != section.address:  # a wildcard bind: say where it listens, too
+            address += f" (listening on {section.host})"
         state = f"pid {slot.state.pid}" if slot.state.pid else slot.state.state.upper()
         lines.append(f"  {name:9} {address}  ({state})")
     lines += [f"  {line}" for line in extra]
@@ -160,7 +162,6 @@ def up(
     settings = settings_from_flags(mode="prod")
     if detach:
         runstate = RunState(settings.state_dir)
-        runstate.logs.mkdir(parents=True, exist_ok=True)
         argv = [
             sys.executable,
             "-m",
@@ -169,7 +170,7 @@ def up(
             *(["--only", only] if only else []),
             *(["--replace"] if replace else []),
         ]
-        with (runstate.logs / "supervisor.log").open("a") as log:
+        with runstate.open_log("supervisor") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

@@ -14,6 +14,10 @@ from voxstack.registry import SERVICES
 # reply (`make load`, docs/PERFORMANCE.md); machines with more cores raise it to their own knee.
 MAX_CONVERSATIONS_DEFAULT = 4
 
+#: The shortest API key accepted: shorter ones can be guessed.
+MIN_KEY_CHARS = 16
+MIN_SECRET_CHARS = 32
+
 SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 
@@ -76,6 +80,11 @@ class CoreSettings(ServiceSettings):
     allow_anonymous: bool = Field(
         False, description="Let a prod core without keys listen on a non-loopback address (behind your own auth)."
     )
+    ws_token_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs WebSocket tokens (at least 32 characters); unset = a random one kept in "
+        "the session store, shared by every core on that store.",
+    )
     ws_token_seconds: float = Field(
         60, gt=0, le=86_400, description="How long a WebSocket token from POST /v1/auth/ws-token stays valid."
     )
@@ -104,7 +113,7 @@ class CoreSettings(ServiceSettings):
         gt=0,
         le=1000,
         description="How much faster than real time a WebSocket may send audio once past "
-        "ws_burst_seconds; faster senders are slowed down, not refused.",
+        "ws_burst_seconds; a faster sender gets the error AUDIO_TOO_FAST and the socket closes (1008).",
     )
     ws_burst_seconds: float = Field(
         10.0,
@@ -229,6 +238,25 @@ class CoreSettings(ServiceSettings):
         if value.strip():
             grpc_target(value)  # raises TargetError (a ValueError) naming what is wrong
         return value.strip()
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, 1):
+            value = key.get_secret_value()
+            if len(value.strip()) < MIN_KEY_CHARS or value != value.strip():
+                raise ValueError(
+                    f"key {number} of {len(keys)} is too weak: a key has at least {MIN_KEY_CHARS} characters and no "
+                    "spaces around it (make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                )
+        return keys
+
+    @field_validator("ws_token_secret")
+    @classmethod
+    def _strong_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value().strip()) < MIN_SECRET_CHARS:
+            raise ValueError(f"a token secret has at least {MIN_SECRET_CHARS} characters")
+        return secret
 
     @field_validator("session_store")
     @classmethod

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from voxstack import tracing
 from voxstack.config import Mode, Settings
 from voxstack.core import errors
-from voxstack.core.auth import OPEN_PATHS, ApiKeys, RequireKey
+from voxstack.core.auth import OPEN_PATHS, TOKEN_SECRET, ApiKeys, RequireKey
 from voxstack.core.clients import Backends
 from voxstack.core.drain import Drain
 from voxstack.core.limits import BodyLimit
@@ -34,6 +34,7 @@ from voxstack.core.routes import dev as dev_pages
 from voxstack.core.routes import docs as docs_pages
 from voxstack.core.routes import metrics as metrics_route
 from voxstack.core.sessions import open_sessions, store_url
+from voxstack.errors import NotReady
 from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
@@ -58,6 +59,11 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings, metrics)
         sessions = open_sessions(settings)
+        if app.state.api_keys.enabled and not app.state.api_keys.secret_is_set:
+            try:
+                app.state.api_keys.adopt_secret(await sessions.shared_secret(TOKEN_SECRET))
+            except NotReady as exc:
+                logger.warning("%s: WebSocket tokens are signed with this process's own secret", exc)
         metrics.sessions.set_function(lambda: len(sessions))
         loop = asyncio.get_running_loop()
         metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))

@@ -4,8 +4,10 @@ Keys are kept only as SHA-256 digests and compared in constant time; they are
 never logged. A caller presents one as ``Authorization: Bearer KEY`` or
 ``X-API-Key: KEY``. Browsers cannot set headers on a WebSocket, so a caller
 with a key gets a short-lived token (``POST /v1/auth/ws-token``) and opens
-``/v1/stream?token=...``; tokens are signed with a secret derived from the
-keys, so every core replica with the same keys accepts them.
+``/v1/stream?token=...``. Tokens are signed with a random secret: the
+``ws_token_secret`` setting, else one kept in the session store (so every core
+replica on a shared store accepts every replica's tokens, and a dev reload keeps
+them valid). Nothing about the keys, not even their digests, helps to forge one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import secrets
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -31,6 +34,10 @@ OPEN_PATHS = frozenset({"/livez", "/healthz", "/console"})
 OPEN_FOLDERS = ("/console/",)
 #: Where the caller's key id is kept in the request's state.
 OWNER = "voxstack_owner"
+#: The name of the token secret in the session store.
+TOKEN_SECRET = "ws-token"
+#: How far past its lifetime a token's expiry may lie (clocks of replicas differ a little).
+CLOCK_SKEW_SECONDS = 30.0
 
 
 def digest(key: str) -> str:
@@ -86,13 +93,21 @@ def check_exposure(core: CoreSettings, prod: bool, keys: ApiKeys) -> None:
 class ApiKeys:
     @classmethod
     def from_settings(cls, core: CoreSettings) -> ApiKeys:
-        return cls(load_digests(core), core.ws_token_seconds)
+        secret = core.ws_token_secret.get_secret_value().encode() if core.ws_token_secret else None
+        return cls(load_digests(core), core.ws_token_seconds, secret)
 
-    def __init__(self, digests: list[str], token_seconds: float) -> None:
+    def __init__(self, digests: list[str], token_seconds: float, secret: bytes | None = None) -> None:
         self.digests = [bytes.fromhex(d) for d in digests]
+        self.owners = frozenset(key_id(d) for d in self.digests)
         self.token_seconds = token_seconds
-        # The token secret follows from the keys: every replica with the same keys shares it.
-        self._secret = hashlib.sha256(b"voxstack-ws-token:" + b"".join(sorted(self.digests))).digest()
+        #: Whether the secret came from the settings; if not, the core adopts the session store's.
+        self.secret_is_set = secret is not None
+        self._secret = secret or secrets.token_bytes(32)
+
+    def adopt_secret(self, secret: bytes) -> None:
+        """Sign with ``secret`` (shared through the session store) unless the settings gave one."""
+        if not self.secret_is_set:
+            self._secret = secret
 
     @property
     def enabled(self) -> bool:
@@ -119,17 +134,25 @@ class ApiKeys:
         return f"{payload}.{self._sign(payload)}", expires
 
     def token_owner(self, token: str | None, now: float | None = None) -> str | None:
-        """The owner a valid, unexpired token was issued to; None otherwise."""
-        if not token or "." not in token:
+        """The owner a valid, unexpired token was issued to; None otherwise.
+
+        Besides the signature, the claims must be ones this core would issue: an owner that is one of
+        the keys, an expiry no further off than a token lives.
+        """
+        if not token or "." not in token or len(token) > 1024:
             return None
         payload, _, signature = token.rpartition(".")
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"), self._sign(payload).encode()):
             return None
+        now = now or time.time()
         try:
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            return str(claims["sub"]) if float(claims["exp"]) > (now or time.time()) else None
+            owner, expires = str(claims["sub"]), float(claims["exp"])
         except (ValueError, KeyError, TypeError):
             return None
+        if owner not in self.owners or not now < expires <= now + self.token_seconds + CLOCK_SKEW_SECONDS:
+            return None
+        return owner
 
     def valid_token(self, token: str | None, now: float | None = None) -> bool:
         return self.token_owner(token, now) is not None

@@ -46,7 +46,9 @@ class OpenAIEngine:
             async for _ in self.stream(conversation, max_tokens=1):
                 pass
         except VoxError as exc:
-            raise ModelError(f"the llm upstream at {self.url} does not answer: {exc}") from exc
+            # Unreachable or timing out may pass; any other answer (a bad key, an unknown model) lasts.
+            lasting = exc.reason not in ("UPSTREAM_DOWN", "UPSTREAM_TIMEOUT")
+            raise ModelError(f"the llm upstream at {self.url} does not answer: {exc}", lasting=lasting) from exc
 
     def _body(self, conversation: Conversation, max_tokens: int | None) -> dict[str, Any]:
         s = conversation.sampling

@@ -248,4 +248,6 @@ class ServiceHost:
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
+        if isinstance(self.load_error, StartupError):
+            return self.load_error.exit_code
         return 1 if self.load_error is not None else 0

@@ -86,9 +86,12 @@ def run_service(
         lower_priority(settings.service(spec.name).nice)
         try:
             return http_factory(settings, host, port)
-        except (BindError, StartupError) as exc:
+        except BindError as exc:
             logger.error("%s cannot start: %s", spec.name, exc)
             return 1
+        except StartupError as exc:
+            logger.error("%s cannot start: %s", spec.name, exc)
+            return exc.exit_code
     factory = cast(ServiceFactory, load_factory(ref))
 
     async def main() -> int:
@@ -126,5 +129,5 @@ def serve(
         configure_tracing(log_name(ref), settings.mode.value)
     except StartupError as exc:
         logger.error("%s cannot start: %s", log_name(ref), exc)
-        return 1
+        return exc.exit_code
     return run_service(ref, settings, host=host, port=port, prepared=prepared)

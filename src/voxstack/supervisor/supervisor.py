@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.errors import EXIT_STARTUP
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
@@ -69,6 +70,8 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
     log: IO[str] | None = None
+    #: How the last instance that failed exited (None: it did not exit, or none failed).
+    exit_code: int | None = None
 
 
 class Supervisor:
@@ -100,6 +103,7 @@ class Supervisor:
         self._signals = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._core_socket: socket.socket | None = None
+        self.exit_code = 0
 
     # ----- lifecycle -------------------------------------------------------
 
@@ -120,7 +124,7 @@ class Supervisor:
                 core = self.settings.core
                 self._core_socket = listening_socket(core.host, core.port, reuse_port=False)
             for slot in self.slots.values():
-                slot.log = (self.runstate.logs / f"{slot.name}.log").open("a")
+                slot.log = self.runstate.open_log(slot.name)
             for companion in companions:
                 self.spawn(asyncio.create_task(companion()))
             if self.settings.supervisor_metrics_port:
@@ -137,7 +141,7 @@ class Supervisor:
                 await asyncio.to_thread(metrics_server.stop)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-        return 0
+        return self.exit_code
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1
@@ -238,9 +242,11 @@ class Supervisor:
             raise
         if instance.alive:
             error = f"not SERVING within {timeout:.0f} s"
+            slot.exit_code = None
         else:
             code = await instance.wait()
             error = instance.exit_reason(code)
+            slot.exit_code = code
         await instance.stop(0)
         slot.state.last_error = error
         slot.state.error_trace = instance.trace()
@@ -372,14 +378,30 @@ class Supervisor:
         slot.state.state, slot.state.pid = "failed", 0
         slot.state.last_error = instance.exit_reason(code)
         slot.state.error_trace = instance.trace()
+        slot.exit_code = code
         instance.remove_files()
         logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
         # Recorded with its restart ("backoff"), never as "failed" first: a client that reads the record
         # between the two (the core deciding whether to wait for the service) would give up on it.
         await self._restart_with_backoff(slot)
 
+    def _gives_up(self, slot: Slot) -> bool:
+        """In prod, a service stopped by its own settings (EXIT_STARTUP) stops the stack: restarting it
+        cannot help. Dev keeps trying, since the next saved file may be the fix."""
+        if self.mode != "prod" or slot.exit_code != EXIT_STARTUP:
+            return False
+        logger.error(
+            "%s cannot start: %s. Not restarting it: fix the cause, then start again. Stopping the stack.",
+            slot.name,
+            slot.state.last_error,
+        )
+        slot.state.state = "failed"
+        self.exit_code = EXIT_STARTUP
+        self.stopping.set()
+        return True
+
     async def _restart_with_backoff(self, slot: Slot) -> None:
-        if self.stopping.is_set():
+        if self.stopping.is_set() or self._gives_up(slot):
             self.save()  # no restart: what the record shows is the failure
             return
         while not self.stopping.is_set() and slot.current is None:
@@ -404,6 +426,9 @@ class Supervisor:
                 logger.info("%s restarted (pid %d)", slot.name, instance.pid)
                 return
             logger.error("%s failed to start: %s", slot.name, slot.state.last_error)
+            if self._gives_up(slot):
+                self.save()
+                return
 
     # ----- reloads ---------------------------------------------------------
 

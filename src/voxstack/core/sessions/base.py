@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from voxstack.errors import InvalidInput
+
+#: Bytes of a secret made by ``SessionStore.shared_secret``.
+SECRET_BYTES = 32
+
+
+def new_secret() -> bytes:
+    return secrets.token_bytes(SECRET_BYTES)
+
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -70,6 +79,10 @@ class SessionStore(Protocol):
 
     async def append(self, session_id: str, user: str, assistant: str) -> None:
         """A finished turn joins the session (the least recent turns and sessions give way)."""
+        ...
+
+    async def shared_secret(self, name: str) -> bytes:
+        """A random secret shared by every core that uses this store, made by the first that asks."""
         ...
 
     def __len__(self) -> int:

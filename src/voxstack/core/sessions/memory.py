@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from voxstack.core.sessions.base import Bounds, Turn, as_messages
+from voxstack.core.sessions.base import Bounds, Turn, as_messages, new_secret
 
 
 @dataclass
@@ -21,6 +21,7 @@ class MemorySessions:
         self.bounds = bounds
         self.clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._secrets: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -44,6 +45,9 @@ class MemorySessions:
         session.last_used = self.clock()
         self._sessions[session_id] = session  # most recent last
         self._expire()
+
+    async def shared_secret(self, name: str) -> bytes:
+        return self._secrets.setdefault(name, new_secret())  # one process: shared with nobody else
 
     async def close(self) -> None:
         self._sessions.clear()

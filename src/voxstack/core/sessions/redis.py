@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from voxstack.core.sessions.base import Bounds, as_messages
+from voxstack.core.sessions.base import Bounds, as_messages, new_secret
 from voxstack.errors import NotReady
 
 
@@ -87,6 +87,15 @@ class RedisSessions:
             await self._expire()
 
         await self._call(write)
+
+    async def shared_secret(self, name: str) -> bytes:
+        key = f"{self.prefix}secret:{name}"
+
+        async def get_or_make() -> str:
+            await self._redis.set(key, new_secret().hex(), nx=True)  # the first core's stays
+            return str(await self._redis.get(key))
+
+        return bytes.fromhex(await self._call(get_or_make))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from voxstack.core.sessions.base import Bounds, as_messages
+from voxstack.core.sessions.base import Bounds, as_messages, new_secret
 from voxstack.errors import NotReady
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, turns TEXT NOT NULL, last_used REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -81,6 +82,14 @@ class SqliteSessions:
                 (session_id, json.dumps(kept), self.clock()),
             )
             self._expire()
+
+    def _shared_secret(self, name: str) -> bytes:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, new_secret()))
+            return bytes(db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
+
+    async def shared_secret(self, name: str) -> bytes:
+        return await asyncio.to_thread(self._shared_secret, name)
 
     async def history(self, session_id: str) -> list[dict[str, str]]:
         return await asyncio.to_thread(self._history, session_id)
