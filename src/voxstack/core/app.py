@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from opentelemetry import trace
 
 from voxstack import tracing
 from voxstack.config import Mode, Settings
@@ -27,6 +25,7 @@ from voxstack.core.openai import transcription as openai_transcription
 from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
+from voxstack.core.requestlog import RequestLog
 from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, pages, speech
 from voxstack.core.routes import console as console_page
@@ -35,9 +34,7 @@ from voxstack.core.routes import docs as docs_pages
 from voxstack.core.routes import metrics as metrics_route
 from voxstack.core.sessions import open_sessions, store_url
 from voxstack.errors import NotReady
-from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
-from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
 from voxstack.runtime import report_loaded_modules
 
 logger = logging.getLogger(__name__)
@@ -122,7 +119,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
-    app.middleware("http")(RequestLog(settings, metrics))
+    app.add_middleware(RequestLog, settings=settings, metrics=metrics)
     if tracing.enabled():
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
@@ -155,46 +152,6 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     if dev:
         app.include_router(dev_pages.router)
     return app
-
-
-class RequestLog:
-    """Every HTTP request: a request id (the caller's if it is safe, else a new one) in the logs and the
-    reply, one log line; an unexpected exception becomes a 500 in the one error shape, logged with its traceback."""
-
-    def __init__(self, settings: Settings, metrics: CoreMetrics) -> None:
-        self.mode = settings.mode.value
-        self.detail = settings.error_detail
-        self.metrics = metrics
-
-    async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = clean_request_id(request.headers.get(REQUEST_ID_KEY))
-        token = request_id_var.set(rid)
-        trace.get_current_span().set_attribute("voxstack.request_id", rid)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-            response = errors.unexpected_response(exc, detail=self.detail)
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_KEY] = rid
-        response.headers["X-Voxstack-Mode"] = self.mode
-        seconds = time.perf_counter() - started
-        route = getattr(request.scope.get("route"), "path", "other")  # the template: a bounded label
-        self.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        self.metrics.request_seconds.labels(route, request.method).observe(seconds)
-        level = logging.DEBUG if request.url.path == "/healthz" else logging.INFO
-        logger.log(
-            level,
-            "%s %s %d %.1f ms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            seconds * 1000,
-            extra={"request_id": rid, "status": response.status_code},
-        )
-        return response
 
 
 def app_from_env() -> FastAPI:

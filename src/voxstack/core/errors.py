@@ -77,8 +77,14 @@ EDGE_ERRORS = documented_errors(400, 401, 403, 408, 413, 429, 500)
 BACKEND_ERRORS = documented_errors(502, 503, 504)
 
 
+def caller_message(exc: VoxError, *, detail: bool) -> str:
+    """What the caller is told: everything with ``detail`` (dev); else, for a failed stage, its name and
+    what became of it, with the backend's own words only when they are about the request."""
+    return exc.message if detail or not isinstance(exc, StageError) else exc.public_message
+
+
 def error_body(exc: VoxError, *, detail: bool = True) -> dict[str, Any]:
-    message = exc.message if detail or not isinstance(exc, StageError) else exc.public_message
+    message = caller_message(exc, detail=detail)
     error: dict[str, Any] = {"code": exc.reason, "message": message, "request_id": request_id_var.get()}
     if isinstance(exc, StageError):
         error["stage"] = exc.stage

@@ -121,11 +121,16 @@ def _message_type(text: str) -> object:
 
 
 def _json(text: str) -> Any:
-    """``json.loads``, with nesting too deep for the parser a ValueError like any other bad JSON."""
+    """``json.loads``; any JSON it cannot take (nesting too deep, numbers of thousands of digits) a
+    ValueError whose words are ours."""
     try:
         return json.loads(text)
     except RecursionError:
         raise ValueError("it is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at character {exc.pos}") from None
+    except ValueError:  # Python's own words about its integer limit say nothing useful to a caller
+        raise ValueError("it holds a number too long to read") from None
 
 
 # ---- server -> client ---------------------------------------------------------

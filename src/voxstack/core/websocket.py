@@ -29,6 +29,7 @@ from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON, SERVICE_RESTART
+from voxstack.core.errors import caller_message
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
@@ -69,6 +70,10 @@ class Conversation:
         self.rid = request_id_var.get() or ""
         self.voice = ""  # the config's voice for the replies ("" = the core's)
 
+    def told(self, exc: VoxError) -> str:
+        """What the client is told of ``exc`` (no backend internals in prod)."""
+        return caller_message(exc, detail=self.pipeline.settings.error_detail)
+
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
         """Send an event (and its binary frame); a client that has stopped reading for ``ws_send_timeout``
         is dropped (WebSocketDisconnect): the turn writing to it must not hold the llm or the tts."""
@@ -107,7 +112,7 @@ class Conversation:
         try:
             stream_config, session_id = events.parse_config(first.get("text"))
         except VoxError as exc:
-            await self.send(events.Error(code=exc.reason, message=exc.message))
+            await self.send(events.Error(code=exc.reason, message=self.told(exc)))
             await self.ws.close(events.POLICY_VIOLATION)
             return
         self.session_id = session_id
@@ -166,7 +171,7 @@ class Conversation:
             self.gone.set()
         except VoxError as exc:
             with contextlib.suppress(Exception):
-                await self.send(events.Error(code=exc.reason, message=exc.message))
+                await self.send(events.Error(code=exc.reason, message=self.told(exc)))
 
     async def read(self, frame_bytes: int, rate: int) -> None:
         """Client messages into the audio queue; None ends the recognition stream.
@@ -407,7 +412,7 @@ class Conversation:
             metrics.turns.labels("websocket", "error").inc()
             await self.send_turn(
                 turn,
-                events.Error(turn=number, code=exc.reason, message=exc.message, stage=getattr(exc, "stage", None)),
+                events.Error(turn=number, code=exc.reason, message=self.told(exc), stage=getattr(exc, "stage", None)),
             )
         except asyncio.CancelledError:
             if turn.confirmed:
@@ -424,7 +429,7 @@ class Conversation:
                     reason="TEXT_TOO_LONG",
                 )
         except VoxError as exc:
-            await self.send(events.Error(code=exc.reason, message=exc.message))
+            await self.send(events.Error(code=exc.reason, message=self.told(exc)))
             return
         if said is None:
             await self.send(

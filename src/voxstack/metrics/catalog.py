@@ -165,6 +165,13 @@ class CoreMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.responses_cut = Counter(
+            "voxstack_core_http_responses_cut",
+            "HTTP responses whose body could not be completed after the status was sent (a backend failed "
+            "mid-stream): the connection ends mid-body, so the client sees the cut. By route.",
+            ["route"],
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "voxstack_core_http_request_duration_seconds",
             "Seconds to answer an HTTP request (to the start of a streamed body), by route and method.",

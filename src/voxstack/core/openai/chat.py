@@ -162,7 +162,7 @@ async def completions(
                 yield chunk({"content": reply.delta})
                 reply = await anext(replies)
         except VoxError as exc:
-            yield stream_error(exc)
+            yield stream_error(exc, detail=settings.error_detail)
             return
         yield chunk({}, FINISH.get(reply.done.finish_reason, "stop"))
         if include_usage:

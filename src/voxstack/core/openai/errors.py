@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from voxstack.core.errors import RETRY_AFTER, error_body, validation_message
+from voxstack.core.errors import RETRY_AFTER, caller_message, error_body, validation_message
 from voxstack.core.uploads import ClientGone
 from voxstack.errors import VoxError
 from voxstack.logs import request_id_var
@@ -40,9 +40,10 @@ def openai_error(status: int, message: str, *, code: str | None = None, param: s
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def stream_error(exc: VoxError) -> str:
+def stream_error(exc: VoxError, *, detail: bool) -> str:
     """A failure after a stream's 200 went out: the server-sent event that says so, in OpenAI's shape."""
-    error = {"message": exc.message, "type": "server_error", "param": None, "code": exc.reason.lower()}
+    message = caller_message(exc, detail=detail)
+    error = {"message": message, "type": "server_error", "param": None, "code": exc.reason.lower()}
     return f"data: {json.dumps({'error': error})}\n\n"
 
 

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from voxstack.core.deps import PipelineDep, SettingsDep
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.openai.encode import MEDIA_TYPES, RATES, Encoder, Format
-from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute
+from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute, stream_error
 from voxstack.core.openai.models import resolve
-from voxstack.errors import InvalidInput
+from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import common_pb2, tts_pb2
 
 router = APIRouter(tags=["openai"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
@@ -91,9 +91,13 @@ async def speech(body: SpeechRequest, pipeline: PipelineDep, settings: SettingsD
         return StreamingResponse(audio(), media_type=MEDIA_TYPES[body.response_format])
 
     async def events() -> AsyncIterator[str]:
-        async for data in audio():
-            delta = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
-            yield f"data: {json.dumps(delta)}\n\n"
+        try:
+            async for data in audio():
+                delta = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
+                yield f"data: {json.dumps(delta)}\n\n"
+        except VoxError as exc:  # after the 200: the stream says what went wrong, as the chat stream does
+            yield stream_error(exc, detail=settings.error_detail)
+            return
         done = {"type": "speech.audio.done", "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}}
         yield f"data: {json.dumps(done)}\n\n"
 

@@ -61,7 +61,8 @@ async def transcriptions(
     # Decoding is CPU work of its own: off the event loop, so that nobody else's request waits for it.
     pcm = await asyncio.to_thread(to_pcm16, await file.read(), settings.asr.max_audio_seconds)
     if stream:
-        return StreamingResponse(_streamed(backends, pcm, language), media_type="text/event-stream")
+        events = _streamed(backends, pcm, language, settings.error_detail)
+        return StreamingResponse(events, media_type="text/event-stream")
     result = (await pipeline.transcribe(pcm, PCM16, language)).result
     text = result.text.strip()
     if response_format == "text":
@@ -83,7 +84,7 @@ async def transcriptions(
     return Response(json.dumps(body), media_type="application/json")
 
 
-async def _streamed(backends: BackendsDep, pcm: bytes, language: str) -> AsyncIterator[str]:
+async def _streamed(backends: BackendsDep, pcm: bytes, language: str, detail: bool) -> AsyncIterator[str]:
     config = asr_pb2.RecognitionConfig(format=PCM16, language=language, interim_results=False)
     starts = iter(range(0, len(pcm), RATE * 2))  # a second of audio a message; shared, so a new stream goes on
 
@@ -101,6 +102,6 @@ async def _streamed(backends: BackendsDep, pcm: bytes, language: str) -> AsyncIt
                 texts.append(piece)
                 yield f"data: {json.dumps({'type': 'transcript.text.delta', 'delta': delta})}\n\n"
     except VoxError as exc:  # after the 200: the stream says what went wrong, as the chat stream does
-        yield stream_error(exc)
+        yield stream_error(exc, detail=detail)
         return
     yield f"data: {json.dumps({'type': 'transcript.text.done', 'text': ' '.join(texts)})}\n\n"
