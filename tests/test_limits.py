@@ -213,13 +213,7 @@ def test_a_loopback_core_answers_only_to_loopback_names(core: ServiceProcess) ->
 # ---- WebSocket idle time ------------------------------------------------------------------------------
 
 
-def test_a_silent_websocket_is_closed_with_a_reason(core: ServiceProcess) -> None:
-    with connect(f"ws://127.0.0.1:{core.port}/v1/stream", open_timeout=10) as ws:
-        event = json.loads(ws.recv(timeout=10))
-        assert event["type"] == "error" and event["code"] == "IDLE_TIMEOUT"
-        with pytest.raises(ConnectionClosed):
-            ws.recv(timeout=10)
-        assert ws.close_code == 1000
+# Moved: a WebSocket silent after its config is closed in test_reliability.py (it needs an asr).
 
 
 # ---- 17. Dev docs load their assets from the core, not a CDN ---------------------------------------------

@@ -6,17 +6,20 @@ the finding it reproduces; the FLAC bomb is in test_decode.py, the forged token 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from stack import Stack
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from voxstack.models import DEFAULT_MODELS
-from voxstack.testing.processes import ServiceProcess, free_port
+from voxstack.testing.processes import ServiceProcess, free_port, wait_until
 
 TTS_TIMEOUT = 1.0
 LLM_MODEL = Path(DEFAULT_MODELS["llm"].files[0].name).stem
@@ -24,7 +27,7 @@ LLM_MODEL = Path(DEFAULT_MODELS["llm"].files[0].name).stem
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {"VOXSTACK_CORE__TTS_TIMEOUT": str(TTS_TIMEOUT)}
+    env = {"VOXSTACK_CORE__TTS_TIMEOUT": str(TTS_TIMEOUT), "VOXSTACK_CORE__WS_IDLE_SECONDS": "2"}
     logs = tmp_path_factory.mktemp("reliability")
     running = Stack(logs, logs, env, fakes=True).up()
     yield running
@@ -103,3 +106,108 @@ def test_prod_errors_name_the_stage_and_a_code_only(prod_core: ServiceProcess) -
         timeout=30,
     )
     assert streamed.status_code == 503 and streamed.json()["error"]["message"] == "llm is unavailable", streamed.text
+
+
+KEYS = ["reliability-key-one-0123", "reliability-key-two-4567"]
+
+
+@pytest.fixture(scope="module")
+def keyed_core(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A prod core on the fakes with two keys and the per-key limits at small values."""
+    env = {f"VOXSTACK_CORE__{n.upper()}_ADDRESS": stack.address(n) for n in ("asr", "llm", "tts")}
+    env |= {
+        "VOXSTACK_CORE__API_KEYS": json.dumps(KEYS),
+        "VOXSTACK_CORE__MAX_CONVERSATIONS": "4",
+        "VOXSTACK_CORE__WS_CONFIG_SECONDS": "1",
+        "VOXSTACK_CORE__KEY_CONVERSATIONS": "2",
+        "VOXSTACK_CORE__KEY_TEXT_TURNS_PER_MINUTE": "6",  # a burst of one, then one every ten seconds
+        "VOXSTACK_CORE__KEY_LLM_CALLS": "2",
+    }
+    log = tmp_path_factory.mktemp("keyed-core") / "core.log"
+    process = ServiceProcess("core", mode="prod", env=env, log=log).start().wait_live()
+    yield process
+    process.stop()
+
+
+def keyed(core: ServiceProcess, key: str) -> ClientConnection:
+    return connect(f"ws://127.0.0.1:{core.port}/v1/stream", additional_headers={"X-API-Key": key}, open_timeout=10)
+
+
+def closed_with(ws: ClientConnection) -> tuple[int | None, dict]:
+    """The close code and the last event before it."""
+    last: dict = {}
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            message = ws.recv(timeout=10)
+            if isinstance(message, str):
+                last = json.loads(message)
+    return ws.close_code, last
+
+
+def test_one_key_cannot_hold_every_conversation(keyed_core: ServiceProcess) -> None:
+    """Finding 4: four WebSockets that never sent a config held every slot for 300 s."""
+    with contextlib.ExitStack() as opened:
+        silent = [opened.enter_context(keyed(keyed_core, KEYS[0])) for _ in range(2)]
+        with keyed(keyed_core, KEYS[0]) as third:
+            code, last = closed_with(third)
+        assert code == 1013 and last["code"] == "KEY_CONVERSATIONS" and last["retry_after"], (code, last)
+        with keyed(keyed_core, KEYS[1]) as other:  # another key gets in meanwhile
+            other.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            assert json.loads(other.recv(timeout=10))["type"] == "ready"
+        for ws in silent:  # and the silent ones are closed once ws_config_seconds have passed
+            code, last = closed_with(ws)
+            assert code == 1008 and last["code"] == "CONFIG_TIMEOUT", (code, last)
+    with keyed(keyed_core, KEYS[0]) as again:  # their slots are free again
+        again.send(json.dumps({"type": "config", "sample_rate": 16000}))
+        assert json.loads(again.recv(timeout=10))["type"] == "ready"
+
+
+def test_one_key_cannot_starve_the_llm(stack: Stack, keyed_core: ServiceProcess) -> None:
+    """Finding 5: one client typing turns as fast as it could slowed every other key's replies tenfold."""
+    stack.script.update(llm={"replies": [{"text": "A slow and steady reply. " * 4, "token_delay": 0.1}]})
+    url = f"http://127.0.0.1:{keyed_core.port}"
+    try:
+        with keyed(keyed_core, KEYS[0]) as flooder:
+            flooder.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            assert json.loads(flooder.recv(timeout=10))["type"] == "ready"
+            for n in range(5):
+                flooder.send(json.dumps({"type": "text", "text": f"Turn {n}: " + "words " * 600}))
+            limited = []
+            with contextlib.suppress(TimeoutError):
+                while len(limited) < 4:
+                    event = json.loads(message) if isinstance(message := flooder.recv(timeout=10), str) else {}
+                    if event.get("type") == "error":
+                        limited.append(event)
+        assert [e["code"] for e in limited] == ["TEXT_TURNS_LIMITED"] * 4, limited
+        assert all(e["retry_after"] for e in limited)
+        # The key's llm calls: two at once, a third refused at once; the other key is served meanwhile.
+        with ThreadPoolExecutor(2) as pool:
+            before = len(stack.script.calls("llm"))
+            chat = {"message": "Hi"}
+            slow = [
+                pool.submit(httpx.post, f"{url}/v1/chat", json=chat, headers=key_header(0), timeout=30)
+                for _ in range(2)
+            ]
+            wait_until(lambda: len(stack.script.calls("llm")) >= before + 2, "the key's two llm calls", timeout=10)
+            third = httpx.post(f"{url}/v1/chat", json=chat, headers=key_header(0), timeout=30)
+            assert third.status_code == 429 and third.json()["error"]["code"] == "KEY_LLM_BUSY", third.text
+            other = httpx.post(f"{url}/v1/chat", json=chat, headers=key_header(1), timeout=30)
+            assert other.status_code == 200 and "event: done" in other.text, other.text
+            assert all(f.result().status_code == 200 for f in slow)
+    finally:
+        stack.script.clear()
+
+
+def key_header(n: int) -> dict[str, str]:
+    return {"X-API-Key": KEYS[n]}
+
+
+def test_a_websocket_silent_after_its_config_is_closed_with_a_reason(stack: Stack) -> None:
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream", open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        event = json.loads(ws.recv(timeout=10))
+        assert event["type"] == "error" and event["code"] == "IDLE_TIMEOUT", event
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.close_code == 1000

@@ -208,6 +208,34 @@ class CoreSettings(ServiceSettings):
         "OVERLOADED with retry_after, close 1013) rather than answered slowly. 0 = no limit. Size it with "
         "`make load` (the knee): docs/PERFORMANCE.md.",
     )
+    ws_config_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a new WebSocket has to send its config; then it is closed (1008, CONFIG_TIMEOUT), "
+        "so connections that never start hold no conversation slot.",
+    )
+    key_conversations: int = Field(
+        2,
+        ge=0,
+        le=100_000,
+        description="WebSocket conversations one API key may hold at once (with keys only); past it a new one is "
+        "refused (KEY_CONVERSATIONS, close 1013). 0 = no limit.",
+    )
+    key_text_turns_per_minute: float = Field(
+        60.0,
+        ge=0,
+        le=1_000_000,
+        description="Typed WebSocket turns one API key may send a minute, in bursts of ten seconds' worth (with keys "
+        "only); past it a turn is dropped with the error TEXT_TURNS_LIMITED. 0 = no limit.",
+    )
+    key_llm_calls: int = Field(
+        2,
+        ge=0,
+        le=100_000,
+        description="llm calls one API key may have open at once, on every route (with keys only); past it a call "
+        "is refused (429, KEY_LLM_BUSY), so one key cannot fill the llm's queue. 0 = no limit.",
+    )
     session_max_turns: int = Field(
         10,
         ge=0,

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.config import CoreSettings
 from voxstack.core.errors import error_response
+from voxstack.core.fairness import owner_var
 from voxstack.errors import StartupError
 
 #: Routes that answer without a key: orchestrators probe them.
@@ -205,7 +206,11 @@ class RequireKey:
             owner = self.keys.token_owner(token)
         if owner is not None:
             scope.setdefault("state", {})[OWNER] = owner  # sessions and limits belong to the key
-            await self.app(scope, receive, send)
+            token = owner_var.set(owner)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                owner_var.reset(token)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
         else:

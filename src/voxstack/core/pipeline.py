@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from voxstack.config import Settings
 from voxstack.core.clients import Backends
+from voxstack.core.fairness import KeyShares
 from voxstack.core.sessions import SessionStore
 from voxstack.errors import Busy, InvalidInput
 from voxstack.server.feed import Feed
@@ -87,6 +88,7 @@ class Pipeline:
         # What the llm takes at once, running and queued.
         self.llm_capacity = llm.concurrency + llm.max_queue
         self.llm_calls = 0
+        self.shares = KeyShares(settings.core)
 
     @contextlib.contextmanager
     def llm_reserved(self) -> Iterator[None]:
@@ -94,13 +96,14 @@ class Pipeline:
         after other work (the asr of /v1/converse): refused at once (429) when there is none, and not
         refused later for a place others took meanwhile. The llm call inside uses the reservation."""
         self.check_llm_capacity()
-        self.llm_calls += 1
-        token = _RESERVED.set(True)
-        try:
-            yield
-        finally:
-            _RESERVED.reset(token)
-            self.llm_calls -= 1
+        with self.shares.llm_call():
+            self.llm_calls += 1
+            token = _RESERVED.set(True)
+            try:
+                yield
+            finally:
+                _RESERVED.reset(token)
+                self.llm_calls -= 1
 
     def check_llm_capacity(self) -> None:
         """Busy (429) when this core already has as many llm calls open as the llm takes: checked before
@@ -159,14 +162,17 @@ class Pipeline:
         """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs;
         refused at once (429 LLM_BUSY) when that is full, without a round trip to be refused there."""
         reserved = _RESERVED.get()  # counted since the turn arrived (llm_reserved)
-        if not reserved:
-            self.check_llm_capacity()
-            self.llm_calls += 1
-        try:
+        if reserved:
             async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
                 yield reply
-        finally:
-            if not reserved:
+            return
+        self.check_llm_capacity()
+        with self.shares.llm_call():
+            self.llm_calls += 1
+            try:
+                async for reply in self.backends.stream("llm", self.backends.llm.Generate, request):
+                    yield reply
+            finally:
                 self.llm_calls -= 1
 
     async def reply(

@@ -30,6 +30,7 @@ from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON, SERVICE_RESTART
 from voxstack.core.errors import caller_message
+from voxstack.core.fairness import owner_var
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
@@ -105,8 +106,20 @@ class Conversation:
             )
             return None
 
+    async def receive_config(self) -> MutableMapping[str, Any] | None:
+        """The first message, within ``ws_config_seconds``: a socket that never starts holds no slot for long."""
+        try:
+            return await asyncio.wait_for(self.ws.receive(), self.limits.ws_config_seconds)
+        except asyncio.TimeoutError:
+            await self.refuse(
+                "CONFIG_TIMEOUT",
+                f"no config arrived within {self.limits.ws_config_seconds:g} s: closing",
+                events.POLICY_VIOLATION,
+            )
+            return None
+
     async def run(self) -> None:
-        first = await self.receive()
+        first = await self.receive_config()
         if first is None or first["type"] == "websocket.disconnect":
             return
         try:
@@ -439,6 +452,10 @@ class Conversation:
                     "are expected; this text frame was ignored",
                 )
             )
+            return
+        refused = self.pipeline.shares.text_turn_refusal(owner_var.get())
+        if refused is not None:  # before it cancels anything: the turn under way goes on
+            await self.send(events.Error(code=refused.reason, message=refused.message, retry_after=1))
             return
         await self.drop_speculation("wasted")
         if self.turn is not None and not self.turn.done():

@@ -15,6 +15,7 @@ from voxstack.audio import wav_bytes
 from voxstack.core import events
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
+from voxstack.core.fairness import owner_var
 from voxstack.core.pipeline import ReplyDone, SentenceAudio
 from voxstack.core.sessions import check_session_id
 from voxstack.core.uploads import audio_format, read_body
@@ -83,13 +84,21 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     if limit and drain.conversations >= limit:
         # Before any stage spends work on it: a conversation answered slowly helps nobody.
         pipeline.metrics.refused.inc()
-        await refuse_overloaded(ws, drain.conversations, limit)
+        message = f"the core is at its limit of {limit} conversations ({drain.conversations} open); try again later"
+        await refuse(ws, "OVERLOADED", message)
+        return
+    owner = owner_var.get()
+    refusal = pipeline.shares.conversation_refusal(owner)
+    if refusal is not None:
+        pipeline.metrics.refused.inc()
+        await refuse(ws, "KEY_CONVERSATIONS", refusal)
         return
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
     drain.conversations += 1
     try:
-        await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
+        with pipeline.shares.conversation(owner):
+            await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
     finally:
         drain.conversations -= 1
         pipeline.metrics.websockets.dec()
@@ -99,11 +108,8 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
 OVERLOADED_RETRY_SECONDS = 5
 
 
-async def refuse_overloaded(ws: WebSocket, open_now: int, limit: int) -> None:
-    """The error event and close 1013 (try again later) for a conversation over ``max_conversations``."""
-    message = f"the core is at its limit of {limit} conversations ({open_now} open); try again later"
+async def refuse(ws: WebSocket, code: str, message: str) -> None:
+    """The error event ``code`` and close 1013 (try again later) for a conversation over a limit."""
     with contextlib.suppress(Exception):
-        await ws.send_json(
-            events.Error(code="OVERLOADED", message=message, retry_after=OVERLOADED_RETRY_SECONDS).payload()
-        )
-        await ws.close(events.TRY_AGAIN_LATER, f"overloaded: retry in {OVERLOADED_RETRY_SECONDS} s")
+        await ws.send_json(events.Error(code=code, message=message, retry_after=OVERLOADED_RETRY_SECONDS).payload())
+        await ws.close(events.TRY_AGAIN_LATER, f"{code.lower()}: retry in {OVERLOADED_RETRY_SECONDS} s")
