@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from voxstack.testing.processes import ServiceProcess, free_port
@@ -208,6 +208,10 @@ def test_a_loopback_core_answers_only_to_loopback_names(core: ServiceProcess) ->
     assert rebound.status_code == 400 and _error(rebound)["code"] == "HOST_NOT_ALLOWED"
     assert httpx.get(f"{core.url}/livez", headers={"Host": "evil.example"}).status_code == 200
     assert httpx.get(f"http://localhost:{core.port}/openapi.json").status_code == 200
+    for malformed in (f"127.0.0.1:{core.port}@evil.example", "127.0.0.1:80:81", "local host", "127.0.0.1:x"):
+        refused = httpx.get(f"{core.url}/openapi.json", headers={"Host": malformed})
+        assert refused.status_code == 400 and _error(refused)["code"] == "HOST_NOT_ALLOWED", malformed
+    assert httpx.get(f"{core.url}/openapi.json", headers={"Host": f"[::1]:{core.port}"}).status_code == 200
 
 
 # ---- WebSocket idle time ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ it accepts only loopback names. Health probes pass regardless.
 from __future__ import annotations
 
 import fnmatch
+import re
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,12 +24,19 @@ from voxstack.core.errors import error_response
 LOOPBACK_NAMES = ("localhost", "*.localhost", "127.0.0.1", "::1")
 
 
-def host_name(host: str) -> str:
-    """``host[:port]`` (or ``[v6]:port``) without the port, lower case."""
+#: A Host header as RFC 9110 has it: a name, an IPv4 address or a bracketed IPv6 address, and a port.
+HOST_HEADER = re.compile(r"(?:\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::[0-9]{1,5})?")
+
+
+def host_name(host: str) -> str | None:
+    """``host[:port]`` (or ``[v6]:port``) without the port, lower case; None when it is no such thing
+    (``127.0.0.1:8080@evil`` would otherwise pass for 127.0.0.1)."""
     host = host.strip().lower()
+    if not HOST_HEADER.fullmatch(host):
+        return None
     if host.startswith("["):
         return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    return host.rpartition(":")[0] if ":" in host else host
 
 
 def normalise_origin(origin: str) -> str:
@@ -60,10 +68,12 @@ class CheckOrigin:
             self.hosts = None  # reachable by any name: the operator sets allowed_hosts
 
     def host_allowed(self, host: str) -> bool:
+        name = host_name(host)
+        if name is None and host:
+            return False  # malformed: refused wherever the core runs
         if self.hosts is None or "*" in self.hosts:
             return True
-        name = host_name(host)
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.hosts)
+        return name is not None and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.hosts)
 
     def origin_allowed(self, origin: str, host: str, scheme: str) -> bool:
         if self.any_origin:
