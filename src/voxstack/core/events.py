@@ -22,6 +22,7 @@ from voxstack.errors import InvalidInput
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 INVALID_PAYLOAD = 1007
+INTERNAL_ERROR = 1011  # the server failed unexpectedly (the error event says what the client may know)
 TRY_AGAIN_LATER = 1013  # overloaded: the client should come back after retry_after seconds
 
 

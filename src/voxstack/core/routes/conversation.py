@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import time
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
@@ -23,6 +24,8 @@ from voxstack.core.websocket import Conversation
 from voxstack.errors import InvalidInput
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["conversation"], responses=EDGE_ERRORS | BACKEND_ERRORS | documented_errors(415))
 
@@ -99,6 +102,14 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     try:
         with pipeline.shares.conversation(owner):
             await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
+    except WebSocketDisconnect:
+        pass
+    except Exception as exc:  # whatever went wrong, the client gets an error event and a close code
+        logger.exception("the conversation failed")
+        with contextlib.suppress(Exception):
+            message = f"{type(exc).__name__}: {exc}"[:300] if settings.error_detail else "internal error"
+            await ws.send_json(events.Error(code="INTERNAL", message=message).payload())
+            await ws.close(events.INTERNAL_ERROR)
     finally:
         drain.conversations -= 1
         pipeline.metrics.websockets.dec()

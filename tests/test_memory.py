@@ -1,0 +1,95 @@
+"""Memory of every process stays at its plateau: after a burst of work each comes back to the size it
+had after the same burst before (issue 31: the tts grew from 213 to 848 MB under long speech and kept it).
+
+Sizes, not times: what a process holds after the same work is the same on a busy machine and a quiet
+one. The real models, since what grows is theirs (onnxruntime's arena, CTranslate2's and llama.cpp's
+buffers).
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from stack import Stack
+
+from voxstack.models import DEFAULT_MODELS
+
+MiB = 2**20
+#: What a process may hold beyond its plateau after the burst: allocator noise, not growth.
+SLACK = 64 * MiB
+LLM_MODEL = Path(DEFAULT_MODELS["llm"].files[0].name).stem
+
+
+@pytest.fixture
+def stack(real_stack: Stack) -> Stack:
+    return real_stack
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def sizes(stack: Stack) -> dict[str, int]:
+    return {name: rss(process.pid) for name, process in stack.procs.items()}
+
+
+def burst(stack: Stack, seed: int) -> None:
+    """Speech of sentences of every length up to the tts's longest, chats and transcriptions, at once."""
+    rng = random.Random(seed)
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "while",
+        "seven",
+        "small",
+        "birds",
+        "sing",
+    ]
+
+    def sentence() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(3, 45))).capitalize() + "."
+
+    def speech() -> None:
+        text = " ".join(sentence() for _ in range(6))
+        body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav"}
+        assert httpx.post(f"{stack.url}/v1/audio/speech", json=body, timeout=300).status_code == 200
+
+    def chat() -> None:
+        body = {"model": LLM_MODEL, "messages": [{"role": "user", "content": sentence()}], "max_tokens": 40}
+        assert httpx.post(f"{stack.url}/v1/chat/completions", json=body, timeout=300).status_code == 200
+
+    def transcribe() -> None:
+        body = {"model": "tts-1", "voice": "alloy", "input": sentence(), "response_format": "wav"}
+        audio = httpx.post(f"{stack.url}/v1/audio/speech", json=body, timeout=300).content
+        files = {"file": ("a.wav", audio, "audio/wav")}
+        url = f"{stack.url}/v1/audio/transcriptions"
+        assert httpx.post(url, data={"model": "whisper-1"}, files=files, timeout=300).status_code == 200
+
+    jobs = [speech] * 6 + [chat] * 3 + [transcribe] * 3
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(job) for job in jobs]:
+            done.result()
+
+
+def test_every_process_comes_back_to_its_plateau_after_a_burst(stack: Stack) -> None:
+    burst(stack, seed=1)  # the plateau: what the work needs once
+    plateau = sizes(stack)
+    for seed in (2, 3):
+        burst(stack, seed)
+    after = sizes(stack)
+    grown = {n: (after[n] - plateau[n]) // MiB for n in after if after[n] > plateau[n] + SLACK}
+    assert not grown, f"MiB grown past the plateau: {grown} (plateau { ({n: v // MiB for n, v in plateau.items()}) })"
