@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -211,3 +213,15 @@ def test_a_websocket_silent_after_its_config_is_closed_with_a_reason(stack: Stac
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)
         assert ws.close_code == 1000
+
+
+def test_the_probe_passes_against_a_core_with_keys(keyed_core: ServiceProcess) -> None:
+    """The probe an operator runs against a deployment (docs/SECURITY.md), run here against a real core."""
+    result = subprocess.run(
+        [sys.executable, "-m", "voxstack.testing.probe", keyed_core.url, "--key", KEYS[1]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 checks, 0 failed" in result.stdout and "skipped" not in result.stdout, result.stdout

@@ -66,6 +66,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         app.state.backends = backends
         app.state.pipeline = Pipeline(settings, backends, sessions)
+        lag_watch = asyncio.create_task(watch_loop_lag(metrics))
         report_loaded_modules()
         logger.info(
             "core %s mode; %s",
@@ -74,6 +75,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         )
         logger.info("sessions in %s", re.sub(r"//[^@/]*@", "//", store_url(settings)))  # no password in the log
         yield
+        lag_watch.cancel()
         await backends.close()
         await sessions.close()
 
@@ -152,6 +154,15 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
     if dev:
         app.include_router(dev_pages.router)
     return app
+
+
+async def watch_loop_lag(metrics: CoreMetrics, every: float = 0.02) -> None:
+    """Observe how late the loop wakes for a timer, until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every)
+        metrics.loop_lag.observe(max(0.0, loop.time() - started - every))
 
 
 def app_from_env() -> FastAPI:

@@ -165,6 +165,13 @@ class CoreMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "voxstack_core_event_loop_lag_seconds",
+            "How late the core's event loop woke for a timer (sampled every 20 ms): work that blocks the loop "
+            "delays every request and conversation by this much.",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
         self.responses_cut = Counter(
             "voxstack_core_http_responses_cut",
             "HTTP responses whose body could not be completed after the status was sent (a backend failed "
