@@ -298,3 +298,12 @@ def test_up_stops_when_a_setting_keeps_a_service_from_starting(tmp_path: Path) -
     logs = up.state / "voxstack" / "logs"
     assert stat.S_IMODE(logs.stat().st_mode) == 0o700 and stat.S_IMODE(logs.parent.stat().st_mode) == 0o700
     assert {stat.S_IMODE(f.stat().st_mode) for f in logs.glob("*.log")} == {0o600}
+    # With a key the same setting serves, and the banner says where the core listens.
+    keyed = DevRun(tmp_path, tmp_path, "up", ("--only", "core"), fakes=True)
+    keyed.env |= {"VOXSTACK_CORE__HOST": "0.0.0.0", "VOXSTACK_CORE__API_KEYS": '["faults-key-0123456789"]'}
+    keyed.start()
+    try:
+        keyed.wait_for(lambda: "(listening on 0.0.0.0)" in keyed.output(), 60, "the banner")
+        assert f"http://127.0.0.1:{keyed.ports['core']} (listening on 0.0.0.0)" in keyed.output()
+    finally:
+        assert keyed.stop() == 0

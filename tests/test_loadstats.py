@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from voxstack.testing.loadstats import Step, first_to_queue, growth, knee, percentile
+from voxstack.testing.loadstats import Step, first_to_queue, growth, knee, knee_limit, percentile
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -64,3 +64,12 @@ def test_growth_during_warmup_only_passes() -> None:
 
 def test_growth_with_too_few_samples_cannot_pass() -> None:
     assert growth([1.0] * 12, warmup=5, relative=0.1, absolute=0).grew
+
+
+def test_the_knee_limit_is_twice_one_conversation_alone_in_the_same_run() -> None:
+    steps = [Step(2, 1.9, 10, 0), Step(1, 0.8, 5, 0), Step(3, 1.7, 12, 0), Step(4, 3.0, 12, 0)]
+    assert knee_limit(steps) == 1.6 and knee(steps, knee_limit(steps)) == 1  # 2 at 1.9 s is past 1.6
+    steps[0] = Step(2, 1.5, 10, 0)
+    assert knee(steps, knee_limit(steps)) == 2  # 3 at 1.7 s is past it too
+    assert math.isnan(knee_limit([Step(1, 0.8, 5, 1)]))  # one alone failed: no reference, no knee
+    assert knee([Step(1, 0.8, 5, 1)], knee_limit([Step(1, 0.8, 5, 1)])) == 0

@@ -15,7 +15,7 @@ from rich.table import Table
 from bench.common import RESULTS_DIR
 from bench.load.client import CallResult, TurnResult
 from bench.load.probe import Sample
-from voxstack.testing.loadstats import Step, first_to_queue, knee, percentile
+from voxstack.testing.loadstats import KNEE_FACTOR, Step, first_to_queue, knee, knee_limit, percentile
 
 # What each stage alone took in a turn, from the server's timings (those count from the end of speech).
 STAGES = ("asr decode", "llm to first token", "llm first sentence", "tts first chunk")
@@ -110,8 +110,10 @@ def sweep_summary(route: str, results: list[CallResult]) -> SweepSummary:
     )
 
 
-def write(name: str, steps: list[Summary], swept: dict, burst: dict, limit: float, args: dict) -> None:
-    good = knee([Step(s.conversations, s.p95, s.answered, s.errors) for s in steps], limit)
+def write(name: str, steps: list[Summary], swept: dict, burst: dict, args: dict) -> None:
+    measured = [Step(s.conversations, s.p95, s.answered, s.errors) for s in steps]
+    limit = knee_limit(measured)
+    good = knee(measured, limit)
     queues = first_to_queue({st: [s.stages_p95.get(st, float("nan")) for s in steps] for st in STAGES})
     sweeps = [sweep_summary(route, results) for route, results in swept.items()]
     overload = {}
@@ -138,6 +140,7 @@ def write(name: str, steps: list[Summary], swept: dict, burst: dict, limit: floa
         "meta": meta,
         "knee": good,
         "limit_p95_seconds": limit,
+        "knee_factor": KNEE_FACTOR,
         "first_to_queue": queues,
         "steps": [asdict(s) for s in steps],
         "sweeps": [asdict(s) for s in sweeps],
@@ -157,7 +160,8 @@ def _table(
 ) -> None:
     console = Console(width=180)
     table = Table(
-        title=f"ramp: knee = {good} conversations (p95 <= {limit:g} s, no failures); first to queue: {queues}"
+        title=f"ramp: knee = {good} conversations (p95 <= {limit:.2f} s = {KNEE_FACTOR:g} x one alone, no failures); "
+        f"first to queue: {queues}"
     )
     for column in (
         "conv",

@@ -106,6 +106,9 @@ def run_service(
     except BindError as exc:
         logger.error("%s", exc)
         return 1
+    except StartupError as exc:  # raised by the factory itself (a setting it cannot work with)
+        logger.error("%s cannot start: %s", log_name(ref), exc)
+        return exc.exit_code
 
 
 def log_name(ref: str) -> str:

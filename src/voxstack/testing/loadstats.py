@@ -34,6 +34,17 @@ class Step:
     errors: int
 
 
+#: How much slower than one conversation alone the conversations at the knee may be (p95 against p95).
+KNEE_FACTOR = 2.0
+
+
+def knee_limit(steps: Sequence[Step], factor: float = KNEE_FACTOR) -> float:
+    """The p95 the knee allows: ``factor`` times the p95 of one conversation alone, measured in the same
+    run, so the bound moves with the machine and the day; NaN without a one-conversation step."""
+    alone = [s.p95 for s in steps if s.conversations == 1 and s.answered and not s.errors]
+    return factor * alone[0] if alone else math.nan
+
+
 def knee(steps: Sequence[Step], limit: float) -> int:
     """The most conversations at once, counting up from the first step, whose p95 stays <= ``limit``
     with no error and at least one answered turn; 0 when even the first step fails that."""
