@@ -20,6 +20,8 @@ from stack import Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from voxstack.config import CoreSettings
+from voxstack.core.fairness import KeyShares
 from voxstack.models import DEFAULT_MODELS
 from voxstack.testing.processes import ServiceProcess, free_port, wait_until
 
@@ -225,3 +227,13 @@ def test_the_probe_passes_against_a_core_with_keys(keyed_core: ServiceProcess) -
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 checks, 0 failed" in result.stdout and "skipped" not in result.stdout, result.stdout
+
+
+def test_a_keys_typed_turns_come_in_bursts_of_ten_seconds_worth_then_at_its_rate() -> None:
+    now = [100.0]
+    shares = KeyShares(CoreSettings(key_text_turns_per_minute=30), clock=lambda: now[0])  # a burst of 5
+    assert [shares.text_turn_refusal("key-a") for _ in range(5)] == [None] * 5
+    assert shares.text_turn_refusal("key-a") == ("this key types at most 30 turns a minute; retry in 2 s", 2)
+    assert shares.text_turn_refusal("key-b") is None and shares.text_turn_refusal(None) is None  # others, no keys
+    now[0] += 2.0
+    assert shares.text_turn_refusal("key-a") is None and shares.text_turn_refusal("key-a") is not None

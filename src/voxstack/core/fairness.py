@@ -48,19 +48,9 @@ class KeyShares:
             return None
         return f"this key has {self.conversations[owner]} conversations open, its limit; close one first"
 
-    @contextlib.contextmanager
-    def conversation(self, owner: str | None) -> Iterator[None]:
+    def conversation(self, owner: str | None) -> contextlib.AbstractContextManager[None]:
         """Counts an open conversation of ``owner`` while the block runs."""
-        if owner is None:
-            yield
-            return
-        self.conversations[owner] += 1
-        try:
-            yield
-        finally:
-            self.conversations[owner] -= 1
-            if not self.conversations[owner]:
-                del self.conversations[owner]
+        return counted(self.conversations, owner)
 
     def text_turn_wait(self, owner: str | None) -> float:
         """0 when ``owner`` may type a turn now (the turn is counted), else the seconds until it may."""
@@ -75,15 +65,13 @@ class KeyShares:
         bucket.tokens -= 1
         return 0.0
 
-    def text_turn_refusal(self, owner: str | None) -> Busy | None:
+    def text_turn_refusal(self, owner: str | None) -> tuple[str, int] | None:
+        """Why ``owner`` may not type a turn now and in how many seconds it may; None when it may (counted)."""
         wait = self.text_turn_wait(owner)
         if not wait:
             return None
-        minute = self.turn_rate * 60
-        return Busy(
-            f"this key types at most {minute:g} turns a minute; this one was dropped: retry in {math.ceil(wait)} s",
-            reason="TEXT_TURNS_LIMITED",
-        )
+        seconds = math.ceil(wait)
+        return f"this key types at most {self.turn_rate * 60:g} turns a minute; retry in {seconds} s", seconds
 
     @contextlib.contextmanager
     def llm_call(self) -> Iterator[None]:
@@ -97,10 +85,20 @@ class KeyShares:
                 f"this key has {self.llm_calls[owner]} llm calls open, its limit; wait for one to finish",
                 reason="KEY_LLM_BUSY",
             )
-        self.llm_calls[owner] += 1
-        try:
+        with counted(self.llm_calls, owner):
             yield
-        finally:
-            self.llm_calls[owner] -= 1
-            if not self.llm_calls[owner]:
-                del self.llm_calls[owner]
+
+
+@contextlib.contextmanager
+def counted(counts: Counter[str], owner: str | None) -> Iterator[None]:
+    """``owner`` counted once more in ``counts`` while the block runs (a key that holds nothing leaves it)."""
+    if owner is None:
+        yield
+        return
+    counts[owner] += 1
+    try:
+        yield
+    finally:
+        counts[owner] -= 1
+        if not counts[owner]:
+            del counts[owner]

@@ -94,32 +94,26 @@ class Conversation:
         if data is not None:
             await self.ws.send_bytes(data)
 
-    async def receive(self) -> MutableMapping[str, Any] | None:
-        """The client's next message; None once it has said nothing for ``ws_idle_seconds`` (then it is closed)."""
+    async def receive(self, *, first: bool = False) -> MutableMapping[str, Any] | None:
+        """The client's next message; None once it has said nothing for ``ws_idle_seconds`` (then it is
+        closed). The ``first`` (the config) has ``ws_config_seconds``: a socket that never starts holds no
+        slot for long."""
+        seconds = self.limits.ws_config_seconds if first else self.limits.ws_idle_seconds
         try:
-            return await asyncio.wait_for(self.ws.receive(), self.limits.ws_idle_seconds)
+            return await asyncio.wait_for(self.ws.receive(), seconds)
         except asyncio.TimeoutError:
-            await self.refuse(
-                "IDLE_TIMEOUT",
-                f"nothing was received for {self.limits.ws_idle_seconds:g} s: closing",
-                events.NORMAL_CLOSURE,
-            )
-            return None
-
-    async def receive_config(self) -> MutableMapping[str, Any] | None:
-        """The first message, within ``ws_config_seconds``: a socket that never starts holds no slot for long."""
-        try:
-            return await asyncio.wait_for(self.ws.receive(), self.limits.ws_config_seconds)
-        except asyncio.TimeoutError:
-            await self.refuse(
-                "CONFIG_TIMEOUT",
-                f"no config arrived within {self.limits.ws_config_seconds:g} s: closing",
-                events.POLICY_VIOLATION,
-            )
+            if first:
+                await self.refuse(
+                    "CONFIG_TIMEOUT", f"no config arrived within {seconds:g} s: closing", events.POLICY_VIOLATION
+                )
+            else:
+                await self.refuse(
+                    "IDLE_TIMEOUT", f"nothing was received for {seconds:g} s: closing", events.NORMAL_CLOSURE
+                )
             return None
 
     async def run(self) -> None:
-        first = await self.receive_config()
+        first = await self.receive(first=True)
         if first is None or first["type"] == "websocket.disconnect":
             return
         try:
@@ -455,7 +449,8 @@ class Conversation:
             return
         refused = self.pipeline.shares.text_turn_refusal(owner_var.get())
         if refused is not None:  # before it cancels anything: the turn under way goes on
-            await self.send(events.Error(code=refused.reason, message=refused.message, retry_after=1))
+            message, seconds = refused
+            await self.send(events.Error(code="TEXT_TURNS_LIMITED", message=message, retry_after=seconds))
             return
         await self.drop_speculation("wasted")
         if self.turn is not None and not self.turn.done():
