@@ -212,7 +212,7 @@ def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
         assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         for w in writers:
             w.join(60)
-    assert "2 at once" in process.output()
+    assert "2 contexts taking turns" in process.output()
 
 
 def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_history(

@@ -10,9 +10,10 @@ from voxstack.balancing import grpc_target
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
 
-# A household's few speakers at once. On two cores the second conversation already waits seconds per
-# reply (`make load`, docs/PERFORMANCE.md); machines with more cores raise it to their own knee.
-MAX_CONVERSATIONS_DEFAULT = 4
+# The knee `make load` measures on two cores with the default settings (docs/PERFORMANCE.md): the most
+# conversations whose first replies stay within twice as slow as one alone; machines with more cores
+# raise it to their own knee.
+MAX_CONVERSATIONS_DEFAULT = 3
 
 #: The shortest API key accepted: shorter ones can be guessed.
 MIN_KEY_CHARS = 16

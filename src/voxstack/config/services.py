@@ -144,12 +144,13 @@ class LlmSettings(GrpcServiceSettings):
         1, ge=1, le=256, description="Calls run at once (openai engine; for llama.cpp see parallel)."
     )
     parallel: int = Field(
-        1,
+        2,
         ge=1,
         le=16,
-        description="llama.cpp contexts that write replies at once, sharing `threads` between them: with 2, a "
-        "second conversation's reply starts while the first is still being written (each token a little "
-        "slower). The weights are mapped once; each context adds its own cache of context_size tokens.",
+        description="llama.cpp contexts, each writing one reply: with 2, a second conversation's reply starts "
+        "while the first is still being written. They take turns a token at a time with all `threads`, the reply "
+        "that has written least first, so a new turn's first sentence comes before another reply's tail. The "
+        "weights are mapped once; each context adds its own cache of context_size tokens.",
     )
     upstream_url: str = Field(
         "",

@@ -5,7 +5,8 @@ The chat template comes from the GGUF file. Tokens are produced in a worker
 thread and handed to the event loop one by one; closing the stream sets a flag
 the thread checks after every token, so decoding stops within one token step.
 With several contexts (``parallel``) a second reply starts while the first is
-still being written; they share the CPU threads and the mapped weights.
+still being written; they share the mapped weights and take turns token by token,
+each step with every thread, the reply that has written least first (llm/turns.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
 from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
+from voxstack.llm.turns import TokenTurns
 from voxstack.models import DEFAULT_MODELS, ModelError, require
 from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
@@ -40,6 +42,7 @@ class _Context:
 
     llm: Any
     executor: ThreadPoolExecutor
+    number: int = 0
 
 
 class LlamaCppEngine:
@@ -52,6 +55,7 @@ class LlamaCppEngine:
         # there are contexts, so a call always finds one.
         self._idle: list[_Context] = []
         self._formatter: Any = None
+        self.turns = TokenTurns()
 
     def model_path(self) -> Path:
         if self.settings.model is None:
@@ -68,7 +72,7 @@ class LlamaCppEngine:
 
         path = self.model_path()
         parallel = self.settings.parallel
-        threads = max(1, (self.settings.threads or os.cpu_count() or 1) // parallel)
+        threads = max(1, self.settings.threads or os.cpu_count() or 1)  # each step has them all (TokenTurns)
         try:
             contexts = [
                 Llama(
@@ -95,11 +99,15 @@ class LlamaCppEngine:
             stop_token_ids=[eos],
         )
         self.contexts = [
-            _Context(c, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{n}"))
+            _Context(c, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{n}"), n)
             for n, c in enumerate(contexts)
         ]
         logger.info(
-            "loaded %s (context %d tokens, %d at once, %d threads each)", path.name, llm.n_ctx(), parallel, threads
+            "loaded %s (context %d tokens, %d contexts taking turns, %d threads)",
+            path.name,
+            llm.n_ctx(),
+            parallel,
+            threads,
         )
 
     async def load(self) -> None:
@@ -141,12 +149,13 @@ class LlamaCppEngine:
     def _generate(
         self,
         cancel: threading.Event,
-        llm: Any,
+        context: _Context,
         conversation: Conversation,
         prompt: tuple[list[int], list[str]],
         emit: Callable[[Event], None],
     ) -> None:
         tokens, template_stop = prompt
+        llm = context.llm
         room = llm.n_ctx() - len(tokens)
         if room < 1:
             raise InvalidInput(
@@ -167,7 +176,12 @@ class LlamaCppEngine:
         reason = "stop"
         text: list[str] = []
         try:
-            for chunk in stream:
+            while True:
+                # One step (the prompt's evaluation, then a token) at a time across the contexts.
+                with self.turns.turn(context.number, len(text)):
+                    chunk = next(stream, None)
+                if chunk is None:
+                    break
                 choice = chunk["choices"][0]
                 if choice["text"]:
                     text.append(choice["text"])
@@ -196,7 +210,7 @@ class LlamaCppEngine:
                 context.executor,
                 self._generate,
                 cancel,
-                context.llm,
+                context,
                 conversation,
                 prompt,
                 feed.put_threadsafe,
