@@ -130,7 +130,7 @@ def test_a_full_llm_queue_is_refused_with_resource_exhausted(tmp_path) -> None:
     waiting, the third refused at once. The fake's reply is as slow as scripted, so the order is certain."""
     script = Script(tmp_path / "script.json")
     script.update(llm={"default": {"text": "word " * 20, "token_delay": 0.05}})
-    env = {**script.env, "VOXSTACK_LLM__MAX_QUEUE": "1"}
+    env = {**script.env, "VOXSTACK_LLM__MAX_QUEUE": "1", "VOXSTACK_LLM__PARALLEL": "1"}  # one slot, one place
     with (
         served("llm", env=env, log=tmp_path / "llm.log", factory=FACTORIES["llm"]) as process,
         grpc.insecure_channel(process.address) as channel,

@@ -321,6 +321,7 @@ def test_9_a_converse_turn_the_llm_cannot_take_is_refused_before_the_asr_runs(st
             "VOXSTACK_CORE__LLM_TIMEOUT": "20",
             "VOXSTACK_CORE__RETRIES": "10",  # the chat keeps its llm call open while it retries
             "VOXSTACK_LLM__MAX_QUEUE": "0",
+            "VOXSTACK_LLM__PARALLEL": "1",  # room for one reply: the held chat's
             "VOXSTACK_GRACE_PERIOD": "0",  # its held chat would keep the stopping core for the whole grace
         }
         core = ServiceProcess("core", mode="dev", env=env, log=tmp_path / "core.log").start().wait_live()

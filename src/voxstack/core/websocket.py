@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from opentelemetry import trace
 from opentelemetry.context import Context
+from starlette.websockets import WebSocketDisconnected
 
 from voxstack.config import CoreSettings
 from voxstack.core import events
@@ -88,6 +89,9 @@ class Conversation:
                 self.pipeline.metrics.slow_clients.inc()
                 self.gone.set()
                 raise WebSocketDisconnect(events.POLICY_VIOLATION, "SLOW_CLIENT") from None
+            except WebSocketDisconnected:  # closed meanwhile (a refusal, the client): nobody left to send to
+                self.gone.set()
+                raise WebSocketDisconnect(events.NORMAL_CLOSURE, "CLOSED") from None
 
     async def _write(self, event: events.Event, data: bytes | None) -> None:
         await self.ws.send_json(event.payload())
@@ -360,15 +364,18 @@ class Conversation:
         self.stage_span = tracer().start_span(name, context=self.trace) if name else None
 
     async def speak_turn(self, turn: Turn, trace_context: Context) -> None:
-        with tracer().start_as_current_span(
-            "core turn",
-            context=trace_context,
-            attributes={
-                "voxstack.turn": turn.number,
-                "voxstack.request_id": self.rid,
-                "voxstack.speculative": turn.held is not None,
-            },
-        ):
+        with (
+            tracer().start_as_current_span(
+                "core turn",
+                context=trace_context,
+                attributes={
+                    "voxstack.turn": turn.number,
+                    "voxstack.request_id": self.rid,
+                    "voxstack.speculative": turn.held is not None,
+                },
+            ),
+            contextlib.suppress(WebSocketDisconnect),
+        ):  # the client is gone (self.gone is set): so is the turn
             await self._speak_turn(turn)
 
     async def send_turn(self, turn: Turn, event: events.Event, data: bytes | None = None) -> None:
