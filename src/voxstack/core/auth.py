@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.config import CoreSettings
+from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 from voxstack.core.fairness import owner_var
 from voxstack.errors import StartupError
@@ -212,7 +213,9 @@ class RequireKey:
             finally:
                 owner_var.reset(token)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
+            await send(
+                {"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION}
+            )  # before accept: the handshake gets a 403
         else:
             response = error_response(
                 401, {"error": {"code": "UNAUTHORIZED", "message": "a valid API key is required"}}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-SERVICE_RESTART = 1012  # RFC 6455 registry: "the service is restarting; reconnect"
 RECONNECT_REASON = "the core is restarting: reconnect with the same session_id"
 
 

@@ -18,13 +18,6 @@ from voxstack.audio import MAX_RATE, MIN_RATE
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput
 
-# Close codes (RFC 6455): the end of a conversation, a config that cannot be used, audio that cannot be.
-NORMAL_CLOSURE = 1000
-POLICY_VIOLATION = 1008
-INVALID_PAYLOAD = 1007
-INTERNAL_ERROR = 1011  # the server failed unexpectedly (the error event says what the client may know)
-TRY_AGAIN_LATER = 1013  # overloaded: the client should come back after retry_after seconds
-
 
 class EventType(str, Enum):
     """The ``type`` of each server event, in the order a turn produces them."""

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.core.auth import OPEN_PATHS, is_loopback
+from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 
 LOOPBACK_NAMES = ("localhost", "*.localhost", "127.0.0.1", "::1")
@@ -102,6 +103,8 @@ class CheckOrigin:
     @staticmethod
     async def refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
+            await send(
+                {"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION}
+            )  # before accept: the handshake gets a 403
             return
         await error_response(status, {"error": {"code": code, "message": message}})(scope, receive, send)

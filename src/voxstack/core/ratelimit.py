@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxstack.core.auth import OPEN_PATHS, caller
+from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 
 logger = logging.getLogger(__name__)
 
 MAX_CLIENTS = 10_000
-#: Close code of a refused WebSocket handshake: "try again later".
-TRY_AGAIN_LATER = 1013
 
 
 @dataclass
@@ -92,7 +91,7 @@ class RateLimit:
             code, message, wait = refused
             logger.info("refused %s %s for %s: %s", scope.get("method", "WS"), scope["path"], who, code)
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})  # before accept: a 403
+                await send({"type": "websocket.close", "code": CloseCode.TRY_AGAIN_LATER})  # before accept: a 403
             else:
                 body = {"error": {"code": code, "message": message}}
                 await error_response(429, body, retry_after=wait)(scope, receive, send)

@@ -28,8 +28,9 @@ from starlette.websockets import WebSocketDisconnected
 from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
+from voxstack.core.closecodes import CloseCode
 from voxstack.core.deps import session_key
-from voxstack.core.drain import RECONNECT_REASON, SERVICE_RESTART
+from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
@@ -88,10 +89,10 @@ class Conversation:
                 )
                 self.pipeline.metrics.slow_clients.inc()
                 self.gone.set()
-                raise WebSocketDisconnect(events.POLICY_VIOLATION, "SLOW_CLIENT") from None
+                raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, "SLOW_CLIENT") from None
             except WebSocketDisconnected:  # closed meanwhile (a refusal, the client): nobody left to send to
                 self.gone.set()
-                raise WebSocketDisconnect(events.NORMAL_CLOSURE, "CLOSED") from None
+                raise WebSocketDisconnect(CloseCode.NORMAL_CLOSURE, "CLOSED") from None
 
     async def _write(self, event: events.Event, data: bytes | None) -> None:
         await self.ws.send_json(event.payload())
@@ -108,11 +109,11 @@ class Conversation:
         except asyncio.TimeoutError:
             if first:
                 await self.refuse(
-                    "CONFIG_TIMEOUT", f"no config arrived within {seconds:g} s: closing", events.POLICY_VIOLATION
+                    "CONFIG_TIMEOUT", f"no config arrived within {seconds:g} s: closing", CloseCode.POLICY_VIOLATION
                 )
             else:
                 await self.refuse(
-                    "IDLE_TIMEOUT", f"nothing was received for {seconds:g} s: closing", events.NORMAL_CLOSURE
+                    "IDLE_TIMEOUT", f"nothing was received for {seconds:g} s: closing", CloseCode.NORMAL_CLOSURE
                 )
             return None
 
@@ -124,14 +125,14 @@ class Conversation:
             stream_config, session_id = events.parse_config(first.get("text"))
         except VoxError as exc:
             await self.send(events.Error(code=exc.reason, message=self.told(exc)))
-            await self.ws.close(events.POLICY_VIOLATION)
+            await self.ws.close(CloseCode.POLICY_VIOLATION)
             return
         self.session_id = session_id
         self.session_key = session_key(self.ws, session_id)
         self.voice = stream_config.voice
         if self.voice and not await self.voice_exists(self.voice):
             await self.refuse(
-                "UNKNOWN_VOICE", f"unknown voice {self.voice!r}: see GET /v1/voices", events.POLICY_VIOLATION
+                "UNKNOWN_VOICE", f"unknown voice {self.voice!r}: see GET /v1/voices", CloseCode.POLICY_VIOLATION
             )
             return
         config = asr_pb2.RecognitionConfig(
@@ -160,7 +161,7 @@ class Conversation:
             self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ws.close(events.NORMAL_CLOSURE), 1.0)
+                    await asyncio.wait_for(self.ws.close(CloseCode.NORMAL_CLOSURE), 1.0)
 
     async def hand_over(self) -> None:
         """Once the core is stopping: at the first moment nobody speaks and no reply runs, close with
@@ -168,10 +169,10 @@ class Conversation:
         await self.draining.wait()
         while self.speaking or self.speculation is not None or (self.turn is not None and not self.turn.done()):
             await asyncio.sleep(0.02)
-        logger.info("core stopping: handing the conversation over (close %d)", SERVICE_RESTART)
+        logger.info("core stopping: handing the conversation over (close %d)", CloseCode.SERVICE_RESTART)
         self.gone.set()
         with contextlib.suppress(Exception):
-            await self.ws.close(SERVICE_RESTART, RECONNECT_REASON)
+            await self.ws.close(CloseCode.SERVICE_RESTART, RECONNECT_REASON)
 
     async def converse(self, config: asr_pb2.RecognitionConfig) -> None:
         try:
@@ -213,7 +214,7 @@ class Conversation:
                         "TOO_MANY_MESSAGES",
                         f"{frames} messages in {time.monotonic() - started:.1f} s: send at most {frame_rate:g} "
                         "a second (20 ms of audio each is plenty)",
-                        events.POLICY_VIOLATION,
+                        CloseCode.POLICY_VIOLATION,
                     )
                     return
                 data, text = message.get("bytes"), message.get("text")
@@ -223,7 +224,7 @@ class Conversation:
                             "BAD_FRAME",
                             f"a binary frame of {len(data)} bytes is not whole PCM16 samples "
                             f"({frame_bytes} bytes each): every frame must hold whole samples",
-                            events.INVALID_PAYLOAD,
+                            CloseCode.INVALID_PAYLOAD,
                         )
                         return
                     seconds += len(data) / frame_bytes / rate
@@ -235,7 +236,7 @@ class Conversation:
                             f"{seconds:.1f} s of audio in {time.monotonic() - started:.1f} s: send audio at most "
                             f"{limits.ws_realtime_factor:g} times faster than real time (after the first "
                             f"{limits.ws_burst_seconds:g} s)",
-                            events.POLICY_VIOLATION,
+                            CloseCode.POLICY_VIOLATION,
                         )
                         return
                     await self.audio.put(data)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
 from voxstack.core import events
+from voxstack.core.closecodes import CloseCode
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.fairness import owner_var
@@ -109,7 +110,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
         with contextlib.suppress(Exception):
             message = f"{type(exc).__name__}: {exc}"[:300] if settings.error_detail else "internal error"
             await ws.send_json(events.Error(code="INTERNAL", message=message).payload())
-            await ws.close(events.INTERNAL_ERROR)
+            await ws.close(CloseCode.INTERNAL_ERROR)
     finally:
         drain.conversations -= 1
         pipeline.metrics.websockets.dec()
@@ -123,4 +124,4 @@ async def refuse(ws: WebSocket, code: str, message: str) -> None:
     """The error event ``code`` and close 1013 (try again later) for a conversation over a limit."""
     with contextlib.suppress(Exception):
         await ws.send_json(events.Error(code=code, message=message, retry_after=OVERLOADED_RETRY_SECONDS).payload())
-        await ws.close(events.TRY_AGAIN_LATER, f"{code.lower()}: retry in {OVERLOADED_RETRY_SECONDS} s")
+        await ws.close(CloseCode.TRY_AGAIN_LATER, f"{code.lower()}: retry in {OVERLOADED_RETRY_SECONDS} s")
