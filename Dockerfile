@@ -56,8 +56,11 @@ RUN install-deps.sh core
 # only (an import contract keeps it so), so this stage installs nothing and
 # is rebuilt only when the pinned models change.
 FROM builder AS models
-COPY src/voxstack/__init__.py src/voxstack/errors.py src/voxstack/models.py /build/src/voxstack/
-RUN pull-models.sh asr llm tts
+# The llm preset whose model the llm image carries (tiny, small or quality).
+ARG LLM_PRESET=quality
+COPY src/voxstack/__init__.py src/voxstack/errors.py /build/src/voxstack/
+COPY src/voxstack/models/ /build/src/voxstack/models/
+RUN LLM_PRESET="$LLM_PRESET" pull-models.sh asr llm tts
 
 FROM builder AS deps-asr
 RUN install-deps.sh asr
@@ -95,7 +98,8 @@ RUN ldconfig -p | grep -q libgomp.so.1 || { apt-get update \
 COPY --from=models /opt/models/llm/ /opt/voxstack/models/
 COPY --from=deps-llm /opt/venv /opt/venv
 COPY --from=app /app /app
-ENV VOXSTACK_LLM__HOST=0.0.0.0
+ARG LLM_PRESET=quality
+ENV VOXSTACK_LLM__HOST=0.0.0.0 VOXSTACK_LLM__PRESET=$LLM_PRESET
 USER 10001:10001
 EXPOSE 50052
 ENTRYPOINT ["voxstack"]

@@ -34,9 +34,9 @@ class Inputs:
     def voice(self) -> Any:
         from piper import PiperVoice
 
-        from voxstack.models import DEFAULT_MODELS
+        from voxstack.models import VOICE
 
-        return PiperVoice.load(str(DEFAULT_MODELS["tts"].path(self.models_dir) / "en_US-joe-medium.onnx"))
+        return PiperVoice.load(str(VOICE.path(self.models_dir) / "en_US-joe-medium.onnx"))
 
 
 def speech16k(voice: Any, text: str, *, trim: bool = True) -> np.ndarray:

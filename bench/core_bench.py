@@ -29,13 +29,13 @@ QUESTIONS = [
 ]
 
 
-def ws_turn(port: int, audio: np.ndarray) -> dict[str, float]:
+def ws_turn(port: int, audio: np.ndarray, tail: float = 1.0) -> dict[str, float]:
     """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte.
 
     A second thread sends the audio so that replies are read while the trailing
     silence is still being sent, as a client that plays them would.
     """
-    pcm = float_to_pcm16(np.concatenate([np.zeros(4800, np.float32), audio, np.zeros(16000, np.float32)]))
+    pcm = float_to_pcm16(np.concatenate([np.zeros(4800, np.float32), audio, np.zeros(int(tail * 16000), np.float32)]))
     marks: dict[str, float] = {}
     with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None) as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000, "interim_results": False}))

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from bench.common import RESULTS_DIR, Inputs, Report
 from voxstack.config import load_settings
-from voxstack.models import DEFAULT_MODELS, pull
+from voxstack.models import pull, service_models
 
 #: Every bench by name, in the order a whole run takes them: the module whose ``run(report, inputs)`` it is.
 BENCHES = MappingProxyType(
@@ -25,6 +25,7 @@ BENCHES = MappingProxyType(
             "tts",
             "core",
             "preemption",
+            "turn",
             "console",
             "replicas",
             "openai",
@@ -43,8 +44,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     models_dir = load_settings().models_dir
-    for spec in DEFAULT_MODELS.values():
-        pull(spec, models_dir)
+    for service in ("asr", "llm", "tts"):
+        for spec in service_models(service):
+            pull(spec, models_dir)
     report = Report()
     inputs = Inputs(models_dir)
     for name in args.only or list(BENCHES):

@@ -95,11 +95,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
 def models_dir() -> Path:
     """The default models, fetched once into the user's model cache (a no-op when present)."""
     from voxstack.config import load_settings
-    from voxstack.models import DEFAULT_MODELS, pull
+    from voxstack.models import pull, service_models
 
     directory = load_settings().models_dir
-    for name in ("asr", "tts"):
-        pull(DEFAULT_MODELS[name], directory)
+    for spec in (*service_models("asr"), *service_models("tts")):
+        pull(spec, directory)
     return directory
 
 
@@ -125,10 +125,10 @@ def asr(models_dir: Path):
 
 @pytest.fixture(scope="session")
 def speech(models_dir: Path):
-    from voxstack.models import DEFAULT_MODELS
+    from voxstack.models import VOICE
     from voxstack.testing.speech import SpeechMaker
 
-    return SpeechMaker(DEFAULT_MODELS["tts"].path(models_dir))
+    return SpeechMaker(VOICE.path(models_dir))
 
 
 @pytest.fixture(scope="session")
@@ -166,11 +166,11 @@ def real_stack(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     are the same each run, metrics ports. A test that needs other settings, or stops or kills a service,
     uses a stack of its own (or the fakes); the traces' test has its own, exporting to ``otlp_receiver``
     (see "Known" in docs/TESTING.md)."""
-    from stack import Stack
+    from stack import TEST_LLM, Stack
 
-    from voxstack.models import DEFAULT_MODELS, pull
+    from voxstack.models import pull
 
-    pull(DEFAULT_MODELS["llm"], models_dir)
+    pull(TEST_LLM.model, models_dir)
     metrics_ports = {name: free_port() for name in ("asr", "llm", "tts")}
     env = {
         "VOXSTACK_LLM__TEMPERATURE": "0",  # the same question gets the same reply

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from stack import TEST_ENV
+
 from voxstack import protogen
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.edits import set_marker, set_tail
@@ -50,6 +52,7 @@ class DevRun:
                 "XDG_STATE_HOME": str(self.state),
                 "VOXSTACK_MODELS_DIR": str(models_dir),
                 "VOXSTACK_GRACE_PERIOD": "5",
+                **TEST_ENV,
                 **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in self.ports.items()},
             }
         )

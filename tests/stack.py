@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from voxstack.models import LLM_PRESETS
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.fakes import FACTORIES, Script
 from voxstack.testing.processes import ServiceProcess, free_port
+
+# The suite's services run the fastest llm preset: the code is the same for every preset, and
+# tests/test_presets.py runs the default preset's model end to end.
+TEST_PRESET = "tiny"
+TEST_LLM = LLM_PRESETS[TEST_PRESET]
+TEST_ENV = {"VOXSTACK_LLM__PRESET": TEST_PRESET}
 
 
 class Stack:
@@ -22,7 +29,7 @@ class Stack:
         self.script = Script(logs / "script.json")
         self.ports = {name: free_port() for name in ALL_SERVICES}
         # Its own state directory: a dev core keeps sessions there, which must not outlive the run.
-        self.env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_STATE_DIR": str(logs / "state")}
+        self.env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_STATE_DIR": str(logs / "state"), **TEST_ENV}
         for name, port in self.ports.items():
             self.env[f"VOXSTACK_{name.upper()}__PORT"] = str(port)
         if fakes:

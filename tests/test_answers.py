@@ -21,6 +21,7 @@ from voxstack.testing.answers import Score, is_english, is_right, words
         ("It is 1,000 km, or 0.6 miles!", ["it", "is", "1000", "km", "or", "0.6", "miles"]),
         ("a thousand", ["a", "1000"]),
         ("It's PARIS.", ["it's", "paris"]),
+        ("H₂O", ["h", "2", "o"]),
     ],
 )
 def test_words_are_normalised(text: str, expected: list[str]) -> None:

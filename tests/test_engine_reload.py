@@ -25,9 +25,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
-    from voxstack.models import DEFAULT_MODELS, pull
+    from stack import TEST_LLM
 
-    pull(DEFAULT_MODELS["llm"], models_dir)
+    from voxstack.models import pull
+
+    pull(TEST_LLM.model, models_dir)
     run = DevRun(tmp_path_factory.mktemp("engines"), models_dir, "dev", ("--only", ",".join(MODEL_SERVICES)))
     run.env["VOXSTACK_LLM__MAX_TOKENS"] = "4"
     run.start()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from stack import TEST_ENV, TEST_LLM, TEST_PRESET
 
 from voxstack.errors import EXIT_STARTUP
-from voxstack.models import DEFAULT_MODELS, pull
+from voxstack.models import pull
 from voxstack.testing.processes import free_port, served, voxstack_command, wait_for_http
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
@@ -33,7 +34,7 @@ def generate_request(text: str = "What is the capital of France?", **sampling) -
 
 @pytest.fixture(scope="module")
 def llm_model(models_dir: Path) -> Path:
-    spec = DEFAULT_MODELS["llm"]
+    spec = TEST_LLM.model
     pull(spec, models_dir)
     return spec.path(models_dir) / spec.files[0].name
 
@@ -42,6 +43,7 @@ def llm_model(models_dir: Path) -> Path:
 def llm_address(models_dir: Path, llm_model: Path, tmp_path_factory) -> Iterator[str]:
     env = {
         "VOXSTACK_MODELS_DIR": str(models_dir),
+        **TEST_ENV,
         "VOXSTACK_LLM__CONTEXT_SIZE": str(CONTEXT),
         "VOXSTACK_LLM__MAX_QUEUE": "1",
     }
@@ -173,7 +175,12 @@ def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
     models_dir: Path, llm_model: Path, tmp_path: Path
 ) -> None:
     """With parallel=2, a reply asked while another is being written streams at once (it waits with 1)."""
-    env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__PARALLEL": "2", "VOXSTACK_LLM__MAX_QUEUE": "0"}
+    env = {
+        "VOXSTACK_MODELS_DIR": str(models_dir),
+        **TEST_ENV,
+        "VOXSTACK_LLM__PARALLEL": "2",
+        "VOXSTACK_LLM__MAX_QUEUE": "0",
+    }
     with served("llm", env=env, log=tmp_path / "llm.log") as process, grpc.insecure_channel(process.address) as ch:
         stub = llm_pb2_grpc.LlmStub(ch)
         order: list[str] = []
@@ -226,7 +233,9 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
     from voxstack.llm.engine import Conversation, Delta, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
 
-    settings = load_settings(models_dir=str(models_dir), llm={"parallel": 2, "context_size": 1024})
+    settings = load_settings(
+        models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
+    )
     engine = LlamaCppEngine(settings.llm, models_dir)
 
     async def turn(messages: list[dict[str, str]]) -> str:
@@ -269,7 +278,7 @@ def test_a_caller_that_stops_reading_after_done_leaves_the_model_free(models_dir
     from voxstack.config import load_settings
     from voxstack.llm.service import LlmService, LlmServicer
 
-    service = LlmService(load_settings(models_dir=str(models_dir)))
+    service = LlmService(load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET}))
 
     async def scenario() -> None:
         await service.start()
@@ -454,7 +463,7 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
     from voxstack.llm.engine import Conversation, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine(load_settings(models_dir=str(models_dir)).llm, models_dir)
+    engine = LlamaCppEngine(load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET}).llm, models_dir)
     asyncio.run(engine.load())
     try:
         marker = engine.contexts[0].llm.tokenize(b"<|im_start|>", add_bos=False, special=True)

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack import Stack
-
-from voxstack.models import DEFAULT_MODELS
+from stack import TEST_LLM, Stack
 
 MiB = 2**20
 #: What a process may hold beyond its plateau after more bursts: allocator noise, not growth.
@@ -26,7 +24,7 @@ SLACK = 128 * MiB
 #: What the tts may hold beyond its size before any speech: the buffers of its longest sentence, not an
 #: arena that keeps what every sentence took (that kept 550 MiB more after one burst).
 TTS_WORKING_SET = 256 * MiB
-LLM_MODEL = Path(DEFAULT_MODELS["llm"].files[0].name).stem
+LLM_MODEL = Path(TEST_LLM.gguf).stem
 
 
 @pytest.fixture(scope="module")

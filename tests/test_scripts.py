@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from stack import TEST_ENV, TEST_LLM
 
 from voxstack import protogen
-from voxstack.models import DEFAULT_MODELS, pull
+from voxstack.models import pull
 
 SCRIPTS = protogen.PROJECT_ROOT / "scripts"
 NAMES = (
@@ -46,9 +47,9 @@ def test_dev_debug_needs_a_service() -> None:
 
 @pytest.fixture
 def check_env(tmp_path: Path, models_dir: Path) -> dict[str, str]:
-    pull(DEFAULT_MODELS["llm"], models_dir)
+    pull(TEST_LLM.model, models_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSTACK_")}
-    return env | {"VOXSTACK_STATE_DIR": str(tmp_path / "state"), "VOXSTACK_MODELS_DIR": str(models_dir)}
+    return env | TEST_ENV | {"VOXSTACK_STATE_DIR": str(tmp_path / "state"), "VOXSTACK_MODELS_DIR": str(models_dir)}
 
 
 def test_setup_check_passes_with_the_core_port_free(check_env: dict[str, str]) -> None:

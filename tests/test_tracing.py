@@ -30,9 +30,11 @@ def receiver(otlp_receiver) -> tuple[Receiver, int]:
 
 @pytest.fixture(scope="module")
 def stack(models_dir, receiver, tmp_path_factory) -> Iterator[Stack]:
-    from voxstack.models import DEFAULT_MODELS, pull
+    from stack import TEST_LLM
 
-    pull(DEFAULT_MODELS["llm"], models_dir)
+    from voxstack.models import pull
+
+    pull(TEST_LLM.model, models_dir)
     env = exporting_env(receiver[1]) | {"VOXSTACK_LLM__MAX_TOKENS": "16", "VOXSTACK_LLM__TEMPERATURE": "0"}
     running = Stack(models_dir, tmp_path_factory.mktemp("tracing"), env).up()
     yield running

@@ -33,14 +33,14 @@ def test_segmenter_finds_two_utterances(speech) -> None:
     starts = [e.sample / 16000 for e in events if e.kind == "start"]
     assert 0.6 < starts[0] < 1.1
     assert events[1].sample < events[2].sample
-    assert seg.force_end() is None
+    assert seg.force_end("stream_end") is None
 
 
 def test_force_end_closes_open_speech() -> None:
     seg = Segmenter(threshold=0.5, min_silence_ms=300, min_speech_ms=64, pad_ms=0)
     events = seg.push(np.array([0.1, 0.9, 0.9, 0.9, 0.4], dtype=np.float32))
     assert [(e.kind, e.sample) for e in events] == [("start", WINDOW)]
-    end = seg.force_end()
+    end = seg.force_end("stream_end")
     assert end is not None and (end.kind, end.sample) == ("end", 5 * WINDOW)
     # A blip shorter than min_speech is not speech.
     assert seg.push(np.array([0.9, 0.1, 0.1], dtype=np.float32)) == []

@@ -40,7 +40,7 @@ from bench.load.stack import start_stack
 from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.config import load_settings
 from voxstack.core.openai.models import served as served_models
-from voxstack.models import DEFAULT_MODELS, pull
+from voxstack.models import VOICE, pull, service_models
 from voxstack.testing.loadstats import Step, knee, knee_limit
 
 logger = logging.getLogger("load")
@@ -146,11 +146,12 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     models_dir = load_settings().models_dir
-    for name in DEFAULT_MODELS:
-        pull(DEFAULT_MODELS[name], models_dir)
+    for service in ("asr", "llm", "tts"):
+        for spec in service_models(service):
+            pull(spec, models_dir)
     from piper import PiperVoice
 
-    voice = PiperVoice.load(str(DEFAULT_MODELS["tts"].path(models_dir) / "en_US-joe-medium.onnx"))
+    voice = PiperVoice.load(str(VOICE.path(models_dir) / "en_US-joe-medium.onnx"))
     questions = [speech16k(voice, q) for q in QUESTIONS]
     env = {"VOXSTACK_MODELS_DIR": str(models_dir)}  # the default settings: what the knee is stated for
     for item in args.env:

@@ -17,7 +17,7 @@ import numpy as np
 from voxstack.asr import SAMPLE_RATE
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput
-from voxstack.models import DEFAULT_MODELS, ModelError, require
+from voxstack.models import WHISPER, ModelError, require
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -58,7 +58,7 @@ class WhisperEngine:
 
     def model_path(self) -> Path:
         if self.settings.model is None:
-            return require(DEFAULT_MODELS["asr"], self.models_dir)
+            return require(WHISPER, self.models_dir)
         path = self.settings.model.expanduser()
         if not (path / "model.bin").is_file():
             raise ModelError(

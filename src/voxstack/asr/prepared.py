@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxstack.asr.engine import WhisperEngine
+from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import load_silero_session
 from voxstack.config import Settings
 
@@ -18,6 +19,7 @@ from voxstack.config import Settings
 class PreparedAsr:
     engine: WhisperEngine
     vad_session: Any  # an onnxruntime session
+    turn: TurnModel | None
     settings_json: str  # the asr section it was built with: another one means a cold start
 
 
@@ -25,5 +27,6 @@ def prepare(settings: Settings) -> PreparedAsr:
     engine = WhisperEngine(settings.asr, settings.models_dir)
     engine.load()
     vad_session = load_silero_session()
+    turn = TurnModel.for_settings(settings.asr, settings.models_dir)
     engine.warm_up()
-    return PreparedAsr(engine, vad_session, settings.asr.model_dump_json())
+    return PreparedAsr(engine, vad_session, turn, settings.asr.model_dump_json())

@@ -14,6 +14,7 @@ from voxstack.asr import SAMPLE_RATE
 from voxstack.asr.engine import WhisperEngine
 from voxstack.asr.prepared import PreparedAsr
 from voxstack.asr.streaming import RecognitionStream, result_message
+from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample
 from voxstack.config import Settings
@@ -79,6 +80,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             first.config,
             engine=svc.engine,
             vad=SileroStream(svc.vad_session),
+            turn=svc.turn,
             settings=svc.settings.asr,
             worker=svc.worker,
             emit=feed.put,
@@ -127,6 +129,7 @@ class AsrService:
         self.metrics = AsrMetrics()
         self.worker = Worker("asr", asr.max_concurrency, asr.max_queue, self.metrics, job="decode")
         self.vad_session: Any = self.prepared.vad_session if self.prepared else None  # loaded by start()
+        self.turn: TurnModel | None = self.prepared.turn if self.prepared else None  # loaded by start()
         # Set when the server begins to stop: open streams end at their next
         # pause (RESTARTING) so that clients move to the new instance.
         self.draining = asyncio.Event()
@@ -143,6 +146,7 @@ class AsrService:
             return
         await asyncio.to_thread(self.engine.load)
         self.vad_session = await asyncio.to_thread(load_silero_session)
+        self.turn = await asyncio.to_thread(TurnModel.for_settings, self.settings.asr, self.settings.models_dir)
         await asyncio.to_thread(self.engine.warm_up)
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,8 @@ from prometheus_client import CollectorRegistry
 
 from voxstack.asr import SAMPLE_RATE
 from voxstack.asr.engine import Transcript, WhisperEngine
-from voxstack.asr.vad import Segmenter, SileroStream, VadEvent
+from voxstack.asr.turn import TurnModel
+from voxstack.asr.vad import WINDOW, Segmenter, SileroStream, VadEvent
 from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput, VoxError
@@ -44,6 +46,12 @@ Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
 # a 5.5 s utterance with a 2 s fit margin: end of speech to final 0.35 s after
 # 1 window, 0.38 after 2, 0.41 after 3; a wasted guess costs CPU, not text.
 GUESS_AFTER_WINDOWS = 1
+END_RULES = {
+    "turn_model": asr_pb2.END_RULE_TURN_MODEL,
+    "silence": asr_pb2.END_RULE_SILENCE,
+    "stream_end": asr_pb2.END_RULE_STREAM_END,
+    "max_length": asr_pb2.END_RULE_MAX_LENGTH,
+}
 
 
 def result_message(t: Transcript) -> asr_pb2.RecognitionResult:
@@ -121,6 +129,7 @@ class RecognitionStream:
         *,
         engine: WhisperEngine,
         vad: SileroStream,
+        turn: TurnModel | None = None,
         settings: AsrSettings,
         worker: Worker,
         emit: Emit,
@@ -145,6 +154,7 @@ class RecognitionStream:
         self.word_timings = config.word_timings
         self.engine = engine
         self.vad = vad
+        self.turn = turn
         self.settings = settings
         self.worker = worker
         self.emit = emit
@@ -178,6 +188,10 @@ class RecognitionStream:
         self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
         self._ending = False  # an utterance has ended and its final is not sent yet
         self._span: trace.Span | None = None  # the current utterance's trace, from speech start to final
+        # The turn model is asked once per pause, keyed by where the speech ended; its last answer.
+        self._turn_asked = -1
+        self._turn_probability: float | None = None
+        self._turn_windows = math.ceil(settings.turn_silence_ms * SAMPLE_RATE / 1000 / WINDOW)
 
     @property
     def idle(self) -> bool:
@@ -195,7 +209,7 @@ class RecognitionStream:
         samples = self._decode(b"", last=True)
         if samples.size:
             await self._process(samples)
-        end = self.segmenter.force_end()
+        end = self.segmenter.force_end("stream_end")
         if end is not None:
             await self._on_end(end)
 
@@ -255,9 +269,14 @@ class RecognitionStream:
             self._window.trim(self.segmenter.position - keep)
             return
         if self.segmenter.position - self._utterance_start >= self._max_samples:
-            forced = self.segmenter.force_end()
+            forced = self.segmenter.force_end("max_length")
             if forced is not None:
                 await self._on_end(forced)
+            return
+        if await self._turn_finished():
+            ended = self.segmenter.end_pause()
+            if ended is not None:
+                await self._on_end(ended)
             return
         if self.segmenter.pause_windows >= GUESS_AFTER_WINDOWS:
             speech_end = self.segmenter.speech_end
@@ -282,6 +301,19 @@ class RecognitionStream:
                 self._partial_at = self.segmenter.position
                 self._partial_wall = time.perf_counter()
                 self._partial_task = asyncio.create_task(self._partial(self._utterance))
+
+    async def _turn_finished(self) -> bool:
+        """Whether the turn model, asked once the pause is turn_silence_ms long, says the speaker finished."""
+        if self.turn is None or self._utterance_start is None or self.segmenter.pause_windows < self._turn_windows:
+            return False
+        speech_end = self.segmenter.speech_end
+        if self._turn_asked == speech_end:
+            return False
+        self._turn_asked = speech_end
+        audio = self._window.slice(self._utterance_start, self.segmenter.position)
+        self._turn_probability = await asyncio.to_thread(self.turn.probability, audio)
+        self.metrics.turn_probability.observe(self._turn_probability)
+        return self._turn_probability >= self.settings.turn_threshold
 
     def _speculate(self, task: asyncio.Task[tuple[Transcript, float, float]]) -> None:
         """The pause's decode is done and the pause still goes on: send it as a speculative result."""
@@ -347,10 +379,16 @@ class RecognitionStream:
         start = self._utterance_start if self._utterance_start is not None else event.sample
         self._cancel_partial()
         index = self._utterance
+        probability, self._turn_probability = self._turn_probability, None
+        self.metrics.utterance_ends.labels(event.rule).inc()
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
                 utterance_index=index,
-                speech_ended=asr_pb2.SpeechEnded(offset_seconds=event.sample / SAMPLE_RATE),
+                speech_ended=asr_pb2.SpeechEnded(
+                    offset_seconds=event.sample / SAMPLE_RATE,
+                    rule=END_RULES[event.rule],
+                    end_of_turn_probability=probability,
+                ),
             )
         )
         audio = self._window.slice(start, event.sample)

@@ -57,12 +57,14 @@ class SileroStream:
 class VadEvent:
     """``start`` or ``end`` of speech at ``sample`` (absolute position in the stream, padding included).
 
-    For ``end`` events, ``speech_end`` is where the last speech window ended (no padding).
+    For ``end`` events, ``speech_end`` is where the last speech window ended (no padding), and ``rule``
+    what ended it: ``silence``, ``turn_model``, ``stream_end`` or ``max_length``.
     """
 
     kind: str
     sample: int
     speech_end: int = 0
+    rule: str = ""
 
 
 class Segmenter:
@@ -128,17 +130,21 @@ class Segmenter:
             elif p < self.neg_threshold:
                 self._silence += 1
                 if self._silence >= self.min_silence_windows:
-                    events.append(self._end((self._last_speech + 1) * WINDOW + self.pad))
+                    events.append(self._end(self.speech_end + self.pad, "silence"))
         return events
 
-    def force_end(self) -> VadEvent | None:
+    def force_end(self, rule: str) -> VadEvent | None:
         """End the current utterance here (end of stream, or it grew too long)."""
-        return self._end(self.position) if self.in_speech else None
+        return self._end(self.position, rule) if self.in_speech else None
 
-    def _end(self, sample: int) -> VadEvent:
+    def end_pause(self) -> VadEvent | None:
+        """End the current utterance at its pause, padded as a silence would end it (the turn model said so)."""
+        return self._end(self.speech_end + self.pad, "turn_model") if self.pause_windows else None
+
+    def _end(self, sample: int, rule: str) -> VadEvent:
         end = min(sample, self.position)
         speech_end = min(self.speech_end, end)
         self.in_speech = False
         self._candidate, self._run, self._silence = None, 0, 0
         self._last_end = end
-        return VadEvent("end", end, speech_end)
+        return VadEvent("end", end, speech_end, rule)

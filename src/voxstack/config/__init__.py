@@ -17,7 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxstack.config.core import CoreSettings
 from voxstack.config.services import (
-    DEFAULT_SYSTEM_PROMPT,
     AsrSettings,
     GrpcServiceSettings,
     LlmSettings,
@@ -31,7 +30,6 @@ from voxstack.models import default_models_dir
 from voxstack.runstate import default_state_dir
 
 __all__ = [
-    "DEFAULT_SYSTEM_PROMPT",
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
     "MODE_DEFAULTS",

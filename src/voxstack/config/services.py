@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from voxstack.models.catalog import DEFAULT_PRESET, LLM_PRESETS, LlmPreset, PresetName
 from voxstack.registry import SERVICES
 
 MiB = 1024 * 1024
@@ -98,17 +99,44 @@ class AsrSettings(GrpcServiceSettings):
     max_queue: int = Field(16, ge=0, le=10_000, description="Calls waiting for a decode slot before refusing.")
     max_audio_seconds: float = Field(120.0, gt=0, le=3600, description="Longest audio accepted.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
-    # 500 ms: pauses of 0.45 s mid-sentence cut the speaker off 10 % of the time (300 ms: always), for a
-    # median turn within the noise of 300 ms's, the reply started at the pause (docs/PERFORMANCE.md).
-    vad_min_silence_ms: int = Field(500, ge=32, le=10_000, description="Silence that ends an utterance.")
+    turn_detection: Literal["model", "silence"] = Field(
+        "model",
+        description="What ends a turn: model (after turn_silence_ms the turn model is asked whether the speaker "
+        "has finished; if not, vad_min_silence_ms ends it) or silence (vad_min_silence_ms alone; 500 suits it).",
+    )
+    turn_model: Path | None = Field(
+        None, description="The turn model, an ONNX file (Smart Turn v3); unset = the default in models_dir."
+    )
+    # 200 / 0.95 / 700 ms, from the endpoint bench (docs/PERFORMANCE.md): a finished question ends about 0.25 s
+    # after its last word, a third of 600 ms hesitations are cut off (500 ms of silence alone: 0.52 s, all).
+    turn_silence_ms: int = Field(
+        200, ge=32, le=10_000, description="Silence after which the turn model is asked (turn_detection=model)."
+    )
+    turn_threshold: float = Field(
+        0.95, gt=0, lt=1, description="The turn model's probability of 'finished' that ends the turn at once."
+    )
+    vad_min_silence_ms: int = Field(
+        700,
+        ge=32,
+        le=10_000,
+        description="Silence that ends an utterance whatever the turn model says (with turn_detection=silence, the "
+        "only rule).",
+    )
     vad_min_speech_ms: int = Field(120, ge=0, le=10_000, description="Shortest sound counted as speech.")
     vad_pad_ms: int = Field(200, ge=0, le=2000, description="Audio kept before and after speech.")
     partial_interval: float = Field(0.5, ge=0.05, le=60, description="Seconds between interim decodes.")
 
+    @model_validator(mode="after")
+    def _turn_silences(self) -> AsrSettings:
+        if self.turn_detection == "model" and self.turn_silence_ms >= self.vad_min_silence_ms:
+            raise ValueError(
+                f"asr.turn_silence_ms ({self.turn_silence_ms}) must be shorter than asr.vad_min_silence_ms "
+                f"({self.vad_min_silence_ms}): the turn model is asked before silence alone ends the turn"
+            )
+        return self
 
-# Chosen with the assistant bench (bench/assistant_bench.py, docs/PERFORMANCE.md): for the default small model a
-# short prompt that names the language, with greedy decoding, answers best and never drifts out of English.
-DEFAULT_SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in English, in one short sentence."
+
+_DEFAULT_LLM = LLM_PRESETS[DEFAULT_PRESET]
 
 
 class LlmSettings(GrpcServiceSettings):
@@ -118,7 +146,15 @@ class LlmSettings(GrpcServiceSettings):
     engine: Literal["llama_cpp", "openai"] = Field(
         "llama_cpp", description="llama_cpp (a local GGUF model) or openai (any OpenAI-compatible server)."
     )
-    model: Path | None = Field(None, description="A GGUF file; unset = the default SmolLM2 in models_dir.")
+    preset: PresetName = Field(
+        DEFAULT_PRESET,
+        description="The model, system prompt and sampling the llm starts from (docs/MODELS.md): tiny "
+        "(SmolLM2-135M: fastest, wrong one time in three), small (Qwen2.5-Coder-0.5B: wrong one time in four), "
+        "quality (Qwen2.5-Coder-1.5B: right nine times in ten, about 0.2 s slower to the first reply audio than "
+        "small); a setting given explicitly wins over the preset's. `voxstack models pull llm --preset NAME` "
+        "fetches its model.",
+    )
+    model: Path | None = Field(None, description="A GGUF file; unset = the preset's model in models_dir.")
     context_size: int = Field(2048, ge=128, le=1_048_576, description="Context window in tokens.")
     threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = one per core.")
     nice: int = Field(
@@ -129,11 +165,19 @@ class LlmSettings(GrpcServiceSettings):
         "when they contend.",
     )
     gpu_layers: int = Field(0, ge=-1, le=10_000, description="Layers offloaded to a GPU (-1 = all).")
-    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Used when a request has no system message.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Default nucleus sampling.")
+    # The next four default to the preset's values (see _preset_defaults); those shown are the default preset's.
+    system_prompt: str = Field(
+        _DEFAULT_LLM.system_prompt, description="Used when a request has no system message; default: the preset's."
+    )
+    temperature: float = Field(
+        _DEFAULT_LLM.temperature, ge=0, le=2, description="Default sampling temperature (0 = greedy); the preset's."
+    )
+    top_p: float = Field(_DEFAULT_LLM.top_p, gt=0, le=1, description="Default nucleus sampling; the preset's.")
     repeat_penalty: float = Field(
-        1.0, ge=1.0, le=2.0, description="Penalty on repeating recent tokens (llama_cpp engine); 1 = none."
+        _DEFAULT_LLM.repeat_penalty,
+        ge=1.0,
+        le=2.0,
+        description="Penalty on repeating recent tokens (llama_cpp engine); 1 = none; the preset's.",
     )
     max_tokens: int = Field(
         96, ge=1, le=1_000_000, description="Default reply length limit in tokens (a spoken reply is short)."
@@ -161,6 +205,20 @@ class LlmSettings(GrpcServiceSettings):
         None, description="Bearer token for the upstream; unset = $OPENAI_API_KEY if set."
     )
     upstream_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the upstream.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, data: object) -> object:
+        """Settings the user did not give come from the preset (an unknown preset fails its own field)."""
+        if isinstance(data, dict):
+            preset = LLM_PRESETS.get(data.get("preset", DEFAULT_PRESET))
+            if preset is not None:
+                return {**preset.settings(), **data}
+        return data
+
+    @property
+    def llm_preset(self) -> LlmPreset:
+        return LLM_PRESETS[self.preset]
 
     @property
     def concurrency(self) -> int:

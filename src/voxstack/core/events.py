@@ -157,6 +157,8 @@ class Partial(Event):
 class SpeechEnded(Event):
     type: Literal[EventType.SPEECH_ENDED] = EventType.SPEECH_ENDED
     utterance: int
+    # What ended it: turn_model (the turn model said the speaker finished), silence, stream_end or max_length.
+    rule: str = ""
 
 
 class Transcript(Event):

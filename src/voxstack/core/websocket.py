@@ -301,7 +301,8 @@ class Conversation:
         elif kind == "speech_ended":
             self.speech_end = time.perf_counter()
             self.next_stage("core wait for asr final")
-            await self.send(events.SpeechEnded(utterance=utterance))
+            rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
+            await self.send(events.SpeechEnded(utterance=utterance, rule="" if rule == "unspecified" else rule))
         elif kind == "speculative":
             await self.speculate(utterance, reply.speculative.result.text)
         elif kind == "speech_resumed":

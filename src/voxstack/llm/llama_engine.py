@@ -26,7 +26,7 @@ from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
 from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
 from voxstack.llm.turns import TokenTurns
-from voxstack.models import DEFAULT_MODELS, ModelError, require
+from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
 
@@ -59,7 +59,7 @@ class LlamaCppEngine:
 
     def model_path(self) -> Path:
         if self.settings.model is None:
-            spec = DEFAULT_MODELS["llm"]
+            spec = self.settings.llm_preset.model
             return require(spec, self.models_dir) / spec.files[0].name
         path = self.settings.model.expanduser()
         if not path.is_file():

@@ -107,6 +107,18 @@ class AsrMetrics(ServiceMetrics):
             "voxstack_asr_speech_resumed", "Pauses after a speculative transcript that speech went on from.", registry=r
         )
         self.streams = Gauge("voxstack_asr_streams_open", "StreamingRecognize calls open now.", registry=r)
+        self.utterance_ends = Counter(
+            "voxstack_asr_utterance_ends",
+            "Utterances ended in streams, by the rule that ended them: turn_model, silence, stream_end, max_length.",
+            ["rule"],
+            registry=r,
+        )
+        self.turn_probability = Histogram(
+            "voxstack_asr_end_of_turn_probability",
+            "The turn model's answers: probability that the speaker had finished, at each pause it was asked about.",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
 
 
 class LlmMetrics(ServiceMetrics):

@@ -11,6 +11,7 @@ a few words, some English ones.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _UNITS = {
@@ -42,7 +43,9 @@ _FOREIGN = (
 
 def words(text: str) -> list[str]:
     """Lower-case words and numbers; number words become digits; punctuation is dropped."""
-    raw = [w.strip("'") for w in re.findall(r"[a-zà-ÿ']+|\d+(?:[.,]\d+)?", text.lower().replace("-", " "))]
+    # NFKC: "H₂O" is "H2O", "①" is "1".
+    folded = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
+    raw = [w.strip("'") for w in re.findall(r"[a-zà-ÿ']+|\d+(?:[.,]\d+)?", folded)]
     out: list[str] = []
     total: int | None = None  # the number being read: its complete scales ...
     part = 0  # ... and what is below the next scale word

@@ -13,7 +13,7 @@ import numpy as np
 
 from voxstack.config import TtsSettings
 from voxstack.errors import InvalidInput
-from voxstack.models import DEFAULT_MODELS, ModelError, require
+from voxstack.models import VOICE, ModelError, require
 from voxstack.v1 import tts_pb2
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class PiperEngine:
 
     def voice_paths(self) -> list[Path]:
         if not self.settings.voices:
-            spec = DEFAULT_MODELS["tts"]
+            spec = VOICE
             return [require(spec, self.models_dir) / spec.files[0].name]
         paths = [p.expanduser() for p in self.settings.voices]
         for path in paths:

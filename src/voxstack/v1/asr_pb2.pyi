@@ -1,11 +1,25 @@
 from voxstack.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EndRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    END_RULE_UNSPECIFIED: _ClassVar[EndRule]
+    END_RULE_TURN_MODEL: _ClassVar[EndRule]
+    END_RULE_SILENCE: _ClassVar[EndRule]
+    END_RULE_STREAM_END: _ClassVar[EndRule]
+    END_RULE_MAX_LENGTH: _ClassVar[EndRule]
+END_RULE_UNSPECIFIED: EndRule
+END_RULE_TURN_MODEL: EndRule
+END_RULE_SILENCE: EndRule
+END_RULE_STREAM_END: EndRule
+END_RULE_MAX_LENGTH: EndRule
 
 class RecognitionConfig(_message.Message):
     __slots__ = ("format", "language", "interim_results", "speculative_results", "word_timings")
@@ -98,10 +112,14 @@ class FinalResult(_message.Message):
     def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
 
 class SpeechEnded(_message.Message):
-    __slots__ = ("offset_seconds",)
+    __slots__ = ("offset_seconds", "rule", "end_of_turn_probability")
     OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    END_OF_TURN_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     offset_seconds: float
-    def __init__(self, offset_seconds: _Optional[float] = ...) -> None: ...
+    rule: EndRule
+    end_of_turn_probability: float
+    def __init__(self, offset_seconds: _Optional[float] = ..., rule: _Optional[_Union[EndRule, str]] = ..., end_of_turn_probability: _Optional[float] = ...) -> None: ...
 
 class SpeculativeResult(_message.Message):
     __slots__ = ("result",)

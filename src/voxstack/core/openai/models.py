@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from voxstack.config import Settings
 from voxstack.core.deps import SettingsDep
 from voxstack.core.openai.errors import OPENAI_ERRORS, NotFound, OpenAIRoute
-from voxstack.models import DEFAULT_MODELS
+from voxstack.models import WHISPER
 
 Kind = Literal["asr", "llm", "tts"]
 ALIASES: dict[str, Kind] = {
@@ -34,12 +34,12 @@ router = APIRouter(tags=["openai"], route_class=OpenAIRoute, responses=OPENAI_ER
 
 def served(settings: Settings) -> dict[str, Kind]:
     """The served models' ids."""
-    asr = Path(settings.asr.model).name if settings.asr.model else DEFAULT_MODELS["asr"].folder
+    asr = Path(settings.asr.model).name if settings.asr.model else WHISPER.folder
     llm = settings.llm
     if llm.engine == "openai":
         chat = llm.upstream_model or "upstream"
     else:
-        chat = Path(llm.model).stem if llm.model else Path(DEFAULT_MODELS["llm"].files[0].name).stem
+        chat = Path(llm.model).stem if llm.model else Path(llm.llm_preset.gguf).stem
     return {asr: "asr", chat: "llm", "piper": "tts"}
 
 

@@ -1,0 +1,165 @@
+"""End of turn by model: the turn model's input pipeline, and the rule that ended each utterance."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from voxstack.asr.streaming import RecognitionStream
+from voxstack.asr.turn import TurnModel
+from voxstack.asr.vad import SileroStream, load_silero_session
+from voxstack.audio import float_to_pcm16, resample
+from voxstack.config import load_settings
+from voxstack.models import TURN, ModelError
+from voxstack.server.worker import Worker
+from voxstack.testing.processes import served
+from voxstack.testing.speech import VOICE_RATE, silence
+from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
+
+pytestmark = pytest.mark.models
+
+REFERENCE = Path(__file__).parent / "data" / "turn_reference.json"
+
+
+def clip16k(speech, text: str, tail: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """As tests/data/make_turn_reference.py makes the clips."""
+    return resample(np.concatenate([speech.say(text), silence(tail)]), VOICE_RATE, 16_000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def turn(models_dir: Path) -> TurnModel:
+    return TurnModel(TURN.path(models_dir) / TURN.files[0].name)
+
+
+def test_the_input_pipeline_gives_the_probabilities_of_the_models_own_feature_code(speech, turn) -> None:  # type: ignore[no-untyped-def]
+    reference = json.loads(REFERENCE.read_text())["clips"]
+    for clip in reference:
+        audio = clip16k(speech, clip["text"], clip["tail_seconds"])
+        # Else the voice, not the pipeline, changed: remake the reference (tests/data/make_turn_reference.py).
+        assert hashlib.sha256(audio.tobytes()).hexdigest() == clip["audio_sha256"], clip["text"]
+        assert turn.probability(audio) == pytest.approx(clip["probability"], abs=2e-3), clip["text"]
+    assert len(reference) >= 5 and any(len(c["text"].split()) > 20 for c in reference)  # one is longer than 8 s
+
+
+def test_a_missing_or_broken_turn_model_is_a_startup_error_naming_it(tmp_path: Path, models_dir: Path) -> None:
+    settings = load_settings(models_dir=str(tmp_path)).asr
+    with pytest.raises(ModelError, match=r"run `voxstack models pull asr`"):
+        TurnModel.for_settings(settings, tmp_path)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match=r"turn model .*broken\.onnx could not be loaded"):
+        TurnModel.for_settings(settings.model_copy(update={"turn_model": broken}), tmp_path)
+    with pytest.raises(ModelError, match=r"nothing\.onnx does not exist"):
+        TurnModel.for_settings(settings.model_copy(update={"turn_model": tmp_path / "nothing.onnx"}), tmp_path)
+    assert TurnModel.for_settings(settings.model_copy(update={"turn_detection": "silence"}), tmp_path) is None
+
+
+@pytest.fixture(scope="module")
+def asr_address(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {"VOXSTACK_MODELS_DIR": str(models_dir)}  # the defaults: turn_detection=model
+    with served("asr", env=env, log=tmp_path_factory.mktemp("asr") / "asr.log") as process:
+        yield process.address
+
+
+def stream(address: str, audio: np.ndarray) -> list[asr_pb2.StreamingRecognizeResponse]:
+    pcm = float_to_pcm16(audio)
+    config = asr_pb2.RecognitionConfig(
+        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16_000, channels=1),
+        speculative_results=True,
+    )
+
+    def requests() -> Iterator[asr_pb2.StreamingRecognizeRequest]:
+        yield asr_pb2.StreamingRecognizeRequest(config=config)
+        for i in range(0, len(pcm), 3200):
+            yield asr_pb2.StreamingRecognizeRequest(audio=pcm[i : i + 3200])
+
+    with grpc.insecure_channel(address) as channel:
+        return list(asr_pb2_grpc.AsrStub(channel).StreamingRecognize(requests(), timeout=60))
+
+
+def test_a_finished_question_ends_by_the_model_without_waiting_the_longest_silence(speech, asr_address) -> None:  # type: ignore[no-untyped-def]
+    question = clip16k(speech, "What is the capital of France?", 0.0)
+    voiced = np.nonzero(np.abs(question) > 1e-3)[0]
+    speech_end = (voiced[-1] + 1) / 16_000
+    events = stream(asr_address, np.concatenate([question, np.zeros(2 * 16_000, np.float32)]))
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
+    assert len(ended) == 1 and len(finals) == 1
+    assert ended[0].rule == asr_pb2.END_RULE_TURN_MODEL
+    assert ended[0].end_of_turn_probability >= load_settings().asr.turn_threshold
+    # Ended in audio time within the turn silence plus the padding, far from the 1 s of silence alone.
+    settings = load_settings().asr
+    assert ended[0].offset_seconds - speech_end < (settings.turn_silence_ms + settings.vad_pad_ms + 100) / 1000
+    assert "capital of france" in finals[0].lower()
+
+
+class ScriptedTurn:
+    """Stands in for the turn model: says 'not finished' for the first ``unfinished`` pauses it is asked about."""
+
+    def __init__(self, unfinished: int) -> None:
+        self.unfinished = unfinished
+        self.asked = 0
+
+    def probability(self, audio: np.ndarray) -> float:
+        self.asked += 1
+        return 0.1 if self.asked <= self.unfinished else 0.9
+
+
+def recognised(settings, engine, audio: np.ndarray, turn=None) -> list[asr_pb2.StreamingRecognizeResponse]:  # type: ignore[no-untyped-def]
+    """The events of an in-process RecognitionStream fed ``audio`` (16 kHz) in 100 ms chunks."""
+    events: list[asr_pb2.StreamingRecognizeResponse] = []
+    config = asr_pb2.RecognitionConfig(
+        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16_000, channels=1)
+    )
+
+    async def run() -> None:
+        worker = Worker("asr", 1, 4, job="decode")
+        recognition = RecognitionStream(
+            config,
+            engine=engine,
+            vad=SileroStream(load_silero_session()),
+            turn=turn,
+            settings=settings.asr,
+            worker=worker,
+            emit=events.append,
+        )
+        pcm = float_to_pcm16(audio)
+        for i in range(0, len(pcm), 3200):
+            await recognition.feed(pcm[i : i + 3200])
+        await recognition.finish()
+        await recognition.close()
+        worker.close()
+
+    asyncio.run(run())
+    return events
+
+
+def test_a_hesitation_the_model_calls_unfinished_is_one_utterance_with_the_whole_question(speech, asr) -> None:  # type: ignore[no-untyped-def]
+    """The stream's rules with a scripted model: the pause is held past turn_silence_ms, speech resumes, the
+    question ends by the model after its last word, and there is one final with all of it."""
+    settings, engine = load_settings(), asr
+    first = clip16k(speech, "What is the capital", 0.6)  # 600 ms hesitation
+    second = clip16k(speech, "of France?", 1.5)
+    turn = ScriptedTurn(unfinished=1)
+    events = recognised(settings, engine, np.concatenate([first, second]), turn)
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
+    assert turn.asked == 2
+    assert [e.rule for e in ended] == [asr_pb2.END_RULE_TURN_MODEL]
+    assert len(finals) == 1 and {"capital", "france"} <= set(finals[0].lower().replace("?", " ").split())
+
+
+def test_with_silence_alone_the_turn_ends_at_the_silence_and_says_so(speech, asr, models_dir) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(asr={"turn_detection": "silence", "vad_min_silence_ms": 500})
+    assert TurnModel.for_settings(settings.asr, models_dir) is None
+    events = recognised(settings, asr, clip16k(speech, "Turn on the lights.", 1.0))
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    assert [e.rule for e in ended] == [asr_pb2.END_RULE_SILENCE]
+    assert not ended[0].HasField("end_of_turn_probability")
