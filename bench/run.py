@@ -20,6 +20,7 @@ BENCHES = MappingProxyType(
         for name in (
             "asr",
             "endpoint",
+            "hearing",
             "llm",
             "assistant",
             "tts",

@@ -44,6 +44,8 @@ def test_english_is_told_from_the_languages_a_small_model_drifts_into() -> None:
     assert not is_english("La femme au pays, la femme de la femme.")
     assert not is_english("Die Hauptstadt ist Berlin und das ist schön.")
     assert not is_english("wonderful magnificent extraordinary fantastic beautiful")
+    assert is_english("Two plus two equals four.")  # numbers count for no language
+    assert not is_english("Deux plus deux est quatre.")
 
 
 def test_a_score_adds_up() -> None:

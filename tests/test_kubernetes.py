@@ -145,7 +145,7 @@ def test_dev_runs_the_dev_images_with_a_writable_source_and_one_replica(overlays
     assert all(h["spec"]["maxReplicas"] == 1 for h in of_kind(docs, "HorizontalPodAutoscaler").values())
     assert of_kind(docs, "Deployment")["voxstack-core"]["spec"]["replicas"] == 1
     # Room for the dev warm spare's second copy of each model.
-    for service, limit in {"asr": "2Gi", "tts": "2Gi", "llm": "4Gi"}.items():
+    for service, limit in {"asr": "2Gi", "tts": "2Gi", "llm": "8Gi"}.items():
         container = of_kind(docs, "Deployment")[f"voxstack-{service}"]["spec"]["template"]["spec"]["containers"][0]
         assert container["resources"]["limits"]["memory"] == limit
 

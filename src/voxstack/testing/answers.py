@@ -89,7 +89,7 @@ def is_right(reply: str, accepted: list[str]) -> bool:
 
 
 def is_english(reply: str) -> bool:
-    found = words(reply)
+    found = [w for w in words(reply) if not w[0].isdigit()]  # numbers belong to no language
     if any(w in _FOREIGN for w in found):
         return False
     return len(found) <= 4 or any(w in _ENGLISH for w in found)
