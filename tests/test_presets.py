@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import grpc
 import httpx
 import pytest
 
 from voxstack.config import load_settings
-from voxstack.models import DEFAULT_PRESET, LLM_PRESETS, pull
+from voxstack.models import DEFAULT_PRESET, LLM_PRESETS, PresetName, pull
 from voxstack.testing.processes import ServiceProcess, free_port, served
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
+
+
+def test_the_preset_names_are_the_catalogues() -> None:
+    assert set(get_args(PresetName)) == set(LLM_PRESETS) and DEFAULT_PRESET in LLM_PRESETS
 
 
 def test_a_preset_gives_its_settings_and_explicit_ones_win(clean_env: Path) -> None:
