@@ -56,6 +56,10 @@ def test_a_missing_or_broken_turn_model_is_a_startup_error_naming_it(tmp_path: P
     broken.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match=r"turn model .*broken\.onnx could not be loaded"):
         TurnModel.for_settings(settings.model_copy(update={"turn_model": broken}), tmp_path)
+    from faster_whisper.vad import get_assets_path
+
+    with pytest.raises(ModelError, match=r"silero_vad_v6\.onnx does not take Smart Turn v3's input"):
+        TurnModel(Path(get_assets_path()) / "silero_vad_v6.onnx")  # an ONNX model, not a turn model
     with pytest.raises(ModelError, match=r"nothing\.onnx does not exist"):
         TurnModel.for_settings(settings.model_copy(update={"turn_model": tmp_path / "nothing.onnx"}), tmp_path)
     assert TurnModel.for_settings(settings.model_copy(update={"turn_detection": "silence"}), tmp_path) is None
@@ -163,3 +167,16 @@ def test_with_silence_alone_the_turn_ends_at_the_silence_and_says_so(speech, asr
     ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
     assert [e.rule for e in ended] == [asr_pb2.END_RULE_SILENCE]
     assert not ended[0].HasField("end_of_turn_probability")
+
+
+class BrokenTurn:
+    def probability(self, audio: np.ndarray) -> float:
+        raise RuntimeError("onnxruntime failed")
+
+
+def test_a_turn_model_that_fails_mid_stream_leaves_the_silence_rule(speech, asr) -> None:  # type: ignore[no-untyped-def]
+    events = recognised(load_settings(), asr, clip16k(speech, "Turn on the lights.", 1.5), BrokenTurn())
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
+    assert [e.rule for e in ended] == [asr_pb2.END_RULE_SILENCE] and len(finals) == 1
+    assert "lights" in finals[0].lower()

@@ -311,7 +311,11 @@ class RecognitionStream:
             return False
         self._turn_asked = speech_end
         audio = self._window.slice(self._utterance_start, self.segmenter.position)
-        self._turn_probability = await asyncio.to_thread(self.turn.probability, audio)
+        try:
+            self._turn_probability = await asyncio.to_thread(self.turn.probability, audio)
+        except Exception:  # onnxruntime's own error types: the silence rule still ends the turn
+            logger.exception("turn model failed: this pause waits for vad_min_silence_ms")
+            return False
         self.metrics.turn_probability.observe(self._turn_probability)
         return self._turn_probability >= self.settings.turn_threshold
 

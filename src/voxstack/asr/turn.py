@@ -44,6 +44,15 @@ class TurnModel:
         except Exception as exc:  # onnxruntime raises its own, unexported exception types
             raise ModelError(f"turn model {path} could not be loaded: {exc}") from exc
         self._features = FeatureExtractor(feature_size=80, sampling_rate=SAMPLE_RATE, chunk_length=SECONDS)
+        # One answer now: a model that does not take Smart Turn's input fails at start, not mid-conversation,
+        # and the first turn does not pay onnxruntime's first run.
+        try:
+            self.probability(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        except Exception as exc:
+            raise ModelError(
+                f"turn model {path} does not take Smart Turn v3's input (input_features, 1 x 80 x 800; "
+                f"one probability out): {exc}"
+            ) from exc
 
     @classmethod
     def for_settings(cls, settings: AsrSettings, models_dir: Path) -> TurnModel | None:
