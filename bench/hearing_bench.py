@@ -102,10 +102,7 @@ def run(report: Report, inputs: Inputs) -> None:
     worse: list[str] = []
     for name, espeak in voices:
         for question in questions:
-            if espeak is None:
-                audio = speech16k(inputs.voice, question)
-            else:
-                audio = _espeak(question, *espeak)
+            audio = speech16k(inputs.voice, question) if espeak is None else _espeak(question, *espeak)
             segments, _ = model.transcribe(audio, language="en", beam_size=1)
             plain = " ".join(s.text.strip() for s in segments)
             whole = engine.transcribe(threading.Event(), audio, "en", vad_filter=False, word_timings=False).text
