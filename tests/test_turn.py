@@ -19,7 +19,6 @@ from voxstack.audio import float_to_pcm16, resample
 from voxstack.config import load_settings
 from voxstack.models import TURN, ModelError
 from voxstack.server.worker import Worker
-from voxstack.testing.processes import served
 from voxstack.testing.speech import VOICE_RATE, silence
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -65,13 +64,6 @@ def test_a_missing_or_broken_turn_model_is_a_startup_error_naming_it(tmp_path: P
     assert TurnModel.for_settings(settings.model_copy(update={"turn_detection": "silence"}), tmp_path) is None
 
 
-@pytest.fixture(scope="module")
-def asr_address(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {"VOXSTACK_MODELS_DIR": str(models_dir)}  # the defaults: turn_detection=model
-    with served("asr", env=env, log=tmp_path_factory.mktemp("asr") / "asr.log") as process:
-        yield process.address
-
-
 def stream(address: str, audio: np.ndarray) -> list[asr_pb2.StreamingRecognizeResponse]:
     pcm = float_to_pcm16(audio)
     config = asr_pb2.RecognitionConfig(
@@ -88,11 +80,12 @@ def stream(address: str, audio: np.ndarray) -> list[asr_pb2.StreamingRecognizeRe
         return list(asr_pb2_grpc.AsrStub(channel).StreamingRecognize(requests(), timeout=60))
 
 
-def test_a_finished_question_ends_by_the_model_without_waiting_the_longest_silence(speech, asr_address) -> None:  # type: ignore[no-untyped-def]
+def test_a_finished_question_ends_by_the_model_without_waiting_the_longest_silence(speech, real_stack) -> None:  # type: ignore[no-untyped-def]
     question = clip16k(speech, "What is the capital of France?", 0.0)
     voiced = np.nonzero(np.abs(question) > 1e-3)[0]
     speech_end = (voiced[-1] + 1) / 16_000
-    events = stream(asr_address, np.concatenate([question, np.zeros(2 * 16_000, np.float32)]))
+    # The shared stack's asr has the default turn settings.
+    events = stream(real_stack.address("asr"), np.concatenate([question, np.zeros(2 * 16_000, np.float32)]))
     ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
     finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
     assert len(ended) == 1 and len(finals) == 1
@@ -104,6 +97,11 @@ def test_a_finished_question_ends_by_the_model_without_waiting_the_longest_silen
     assert "capital of france" in finals[0].lower()
 
 
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
+    return audio[voiced[0] : voiced[-1] + 1]
+
+
 class ScriptedTurn:
     """Stands in for the turn model: says 'not finished' for the first ``unfinished`` pauses it is asked about."""
 
@@ -113,7 +111,7 @@ class ScriptedTurn:
 
     def probability(self, audio: np.ndarray) -> float:
         self.asked += 1
-        return 0.1 if self.asked <= self.unfinished else 0.9
+        return 0.1 if self.asked <= self.unfinished else 0.99
 
 
 def recognised(settings, engine, audio: np.ndarray, turn=None) -> list[asr_pb2.StreamingRecognizeResponse]:  # type: ignore[no-untyped-def]
@@ -149,8 +147,10 @@ def test_a_hesitation_the_model_calls_unfinished_is_one_utterance_with_the_whole
     """The stream's rules with a scripted model: the pause is held past turn_silence_ms, speech resumes, the
     question ends by the model after its last word, and there is one final with all of it."""
     settings, engine = load_settings(), asr
-    first = clip16k(speech, "What is the capital", 0.6)  # 600 ms hesitation
-    second = clip16k(speech, "of France?", 1.5)
+    # Exactly 600 ms between the words: piper's own silence at either end of each part trimmed.
+    first, second = (trimmed(clip16k(speech, text, 0.0)) for text in ("What is the capital", "of France?"))
+    first = np.concatenate([np.zeros(4800, np.float32), first, np.zeros(9600, np.float32)])
+    second = np.concatenate([second, np.zeros(24_000, np.float32)])
     turn = ScriptedTurn(unfinished=1)
     events = recognised(settings, engine, np.concatenate([first, second]), turn)
     ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
