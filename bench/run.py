@@ -12,6 +12,7 @@ from types import MappingProxyType
 from bench.common import RESULTS_DIR, Inputs, Report
 from voxstack.config import load_settings
 from voxstack.models import pull, service_models
+from voxstack.registry import MODEL_SERVICES
 
 #: Every bench by name, in the order a whole run takes them: the module whose ``run(report, inputs)`` it is.
 BENCHES = MappingProxyType(
@@ -45,7 +46,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     models_dir = load_settings().models_dir
-    for service in ("asr", "llm", "tts"):
+    for service in MODEL_SERVICES:
         for spec in service_models(service):
             pull(spec, models_dir)
     report = Report()

@@ -41,6 +41,7 @@ from voxstack.audio import float_to_pcm16, wav_bytes
 from voxstack.config import load_settings
 from voxstack.core.openai.models import served as served_models
 from voxstack.models import VOICE, pull, service_models
+from voxstack.registry import MODEL_SERVICES
 from voxstack.testing.loadstats import Step, knee, knee_limit
 
 logger = logging.getLogger("load")
@@ -146,7 +147,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     models_dir = load_settings().models_dir
-    for service in ("asr", "llm", "tts"):
+    for service in MODEL_SERVICES:
         for spec in service_models(service):
             pull(spec, models_dir)
     from piper import PiperVoice

@@ -9,11 +9,11 @@ import typer
 
 from voxstack.cli.options import settings_from_flags
 from voxstack.models import LLM_PRESETS, ModelError, ModelSpec, problems, pull, service_models
+from voxstack.registry import MODEL_SERVICES
 
 app = typer.Typer(help="Fetch and check the models the services load (cached under models_dir).", no_args_is_help=True)
 
-_SERVICES = ("asr", "llm", "tts")
-_CHOICES = (*_SERVICES, "all")
+_CHOICES = (*MODEL_SERVICES, "all")
 _PRESET_HELP = "The llm preset whose model to use (tiny, small, quality); unset = the llm.preset setting."
 
 
@@ -23,7 +23,7 @@ def _selected(which: str, preset: str | None) -> list[tuple[str, ModelSpec]]:
     if preset is not None and preset not in LLM_PRESETS:
         raise typer.BadParameter(f"--preset {preset!r}: choose from {', '.join(LLM_PRESETS)}")
     chosen = preset or settings_from_flags().llm.preset
-    services = _SERVICES if which == "all" else (which,)
+    services = MODEL_SERVICES if which == "all" else (which,)
     return [(service, spec) for service in services for spec in service_models(service, chosen)]
 
 
