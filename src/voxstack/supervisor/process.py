@@ -142,6 +142,21 @@ class Instance:
             return await http_alive(self.control_socket, timeout)
         return (await check_channel(channel, str(self.control_socket), timeout=timeout)).serving
 
+    async def wait_not_accepting(self, timeout: float) -> bool:
+        """True once this instance takes no new connection (its server closed its listeners, or it exited).
+
+        A service closes its public listener and its control socket in the same
+        step of its graceful stop, so a refused connect on the control socket
+        says the shared public port no longer hands this instance a client.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.alive and loop.time() < deadline:
+            if not await _accepts(self.control_socket):
+                return True
+            await asyncio.sleep(0.005)
+        return not self.alive
+
     async def wait(self) -> int:
         assert self.proc is not None
         code = await self.proc.wait()
@@ -234,3 +249,15 @@ def python_argv(service: str, debug: tuple[str, int, bool] | None = None) -> lis
         sys.executable, "-m", "debugpy", "--listen", f"{host}:{port}", *(["--wait-for-client"] if wait else []),
         "-m", SERVER_ENTRY, service,
     ]  # fmt: skip
+
+
+async def _accepts(path: Path) -> bool:
+    """A unix socket at ``path`` takes a connection now (closed at once: no request is sent)."""
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:  # refused, or the file is gone
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

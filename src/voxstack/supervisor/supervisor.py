@@ -48,6 +48,7 @@ BACKOFF_CAP = 30.0
 # Reloads kept per service in the run state (the dev dashboard's chart).
 RELOAD_HISTORY = 20
 STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
+RETIRE_TIMEOUT = 2.0  # how long a reload waits for the old instance to stop taking connections
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,12 @@ class Supervisor:
                     self.spawn(asyncio.create_task(self._restart_with_backoff(slot)))
                 return False
             slot.current = instance  # from here the old one's exit is not a crash
+            if old is not None:
+                # Both listen on the public port: until the old one closes its listener, a new client may
+                # still reach the old code. Only then is the reload done (and recorded as such).
+                self.spawn(asyncio.create_task(old.stop(self.settings.grace_period)))
+                if not await old.wait_not_accepting(RETIRE_TIMEOUT):
+                    logger.warning("%s (pid %d) still takes connections after its stop signal", slot.name, old.pid)
             slot.failures = 0
             slot.state.last_error = slot.state.error_trace = ""
             slot.state.last_reload = time.time()
@@ -472,8 +479,6 @@ class Supervisor:
             self.metrics.reloads.labels(slot.name, "served").inc()
             if saved_at is not None:
                 self.metrics.reload_seconds.labels(slot.name).observe(took)
-        if old is not None:
-            self.spawn(asyncio.create_task(old.stop(self.settings.grace_period)))
         logger.info(
             "reloaded %s in %.2f s from save to SERVING (generation %d, pid %d, %s)%s",
             slot.name,

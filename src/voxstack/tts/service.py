@@ -15,6 +15,7 @@ from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16
 from voxstack.config import Settings, TtsSettings
 from voxstack.errors import InvalidInput
 from voxstack.metrics.catalog import TtsMetrics
+from voxstack.server.memory import release_free_memory
 from voxstack.server.worker import Worker
 from voxstack.text import clean, sentence_spans
 from voxstack.tts.engine import Options, PiperEngine, VoiceInfo
@@ -116,6 +117,8 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
                 if index < len(job.spans) - 1 and silence.size:
                     audio = np.concatenate([audio, silence])
                 yield index, (start, end), audio, time.perf_counter() - began
+        # What the sentences' buffers took would otherwise stay with the process (server.memory).
+        await asyncio.to_thread(release_free_memory)
 
     async def Synthesize(
         self, request: tts_pb2.SynthesizeRequest, context: grpc.aio.ServicerContext
