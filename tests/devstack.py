@@ -66,8 +66,9 @@ class DevRun:
 
     def start(self) -> DevRun:
         with self.out.open("wb") as out:
+            # In its own folder: the settings file it reads (.env) is the test's.
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv, env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         return self
 
@@ -111,7 +112,9 @@ class DevRun:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Another `voxstack` command with this run's environment (state dir, ports)."""
-        return subprocess.run(voxstack_command(*args), env=self.env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            voxstack_command(*args), env=self.env, cwd=self.root, capture_output=True, text=True, timeout=60
+        )
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 60) -> int:
         assert self.proc is not None

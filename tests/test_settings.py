@@ -163,3 +163,45 @@ def test_an_unknown_trace_exporter_is_a_startup_error_naming_it() -> None:
 
     with pytest.raises(StartupError, match="'zipkin'"):
         configure_tracing("core", "dev", {"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_what_each_service_reads_of_other_sections_names_real_settings() -> None:
+    from voxstack.dev.settings import concerned, flat, sections
+    from voxstack.registry import SERVICES
+
+    paths = flat(load_settings())
+    for spec in SERVICES.values():
+        for read in spec.reads:
+            assert read in sections() or read in paths, (spec.name, read)
+    services = list(SERVICES)
+    assert concerned(services, ["llm.system_prompt"]) == ["llm"]
+    assert concerned(services, ["llm.preset"]) == ["llm", "core"]  # /v1/models names the preset's model
+    assert concerned(services, ["tls.ca_file"]) == services
+    assert concerned(services, ["log_level"]) == services
+    assert concerned(services, ["wyoming.asr_uri"]) == ["core"]
+
+
+def test_a_settings_error_says_which_sections_it_is_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("VOXSTACK_NOT_A_SETTING=1\n")  # unknown names are refused in .env only
+    monkeypatch.setenv("VOXSTACK_TTS__MAX_CONCURRENCY", "lots")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.sections == {"tts", "not_a_setting"}
+    assert "VOXSTACK_TTS__MAX_CONCURRENCY" in str(caught.value)
+
+
+def test_the_state_dir_is_found_while_other_settings_do_not_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from voxstack.config import state_dir_setting
+
+    monkeypatch.setenv("VOXSTACK_TTS__MAX_CONCURRENCY", "lots")
+    monkeypatch.setenv("VOXSTACK_STATE_DIR", str(tmp_path))
+    assert state_dir_setting() == tmp_path
+
+
+def test_other_tools_variables_in_env_are_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=voice\nVOXSTACK_ASR__PORT=6001\n")
+    assert load_settings().asr.port == 6001

@@ -28,6 +28,9 @@ class ServiceSpec:
     engine: str = ""
     #: Environment the service's process starts with, where the user has not set it.
     env: tuple[tuple[str, str], ...] = ()
+    #: Settings it reads besides its own section, the top-level ones and ``tls`` ("section" or
+    #: "section.field"): a change there reloads it in dev.
+    reads: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -55,7 +58,22 @@ SERVICES: MappingProxyType[str, ServiceSpec] = MappingProxyType(
         "tts": ServiceSpec(
             "tts", "grpc", 50053, "voxstack.tts.service:create", "voxstack.v1.Tts", "voxstack.tts.prepared:prepare"
         ),
-        "core": ServiceSpec("core", "http", 8080, "voxstack.core.server:run"),
+        "core": ServiceSpec(
+            "core",
+            "http",
+            8080,
+            "voxstack.core.server:run",
+            # Where the model services are and what they take (its calls and its limits), which llm serves
+            # (/v1/models), and the Wyoming server it runs.
+            reads=(
+                "wyoming",
+                *(f"{s}.{f}" for s in ("asr", "llm", "tts") for f in ("host", "port", "max_message_bytes")),
+                "asr.model",
+                "asr.max_audio_seconds",
+                *(f"llm.{f}" for f in ("engine", "model", "preset", "upstream_model", "parallel", "max_concurrency")),
+                "llm.max_queue",
+            ),
+        ),
     }
 )
 #: Every service, in start order.

@@ -26,7 +26,10 @@ sections use `{delimiter}`: `VOXSTACK_ASR{delimiter}PORT=6000`. An invalid value
 stops start-up with one line naming the variable, the value and what is
 accepted. `VOXSTACK_MODE` picks the defaults that differ by mode (the *dev*
 column); each can still be set on its own. `voxstack config` prints the
-settings in effect (secrets hidden).
+settings in effect (secrets hidden). In `.env`, names without the `VOXSTACK_`
+prefix belong to other tools and are left alone; an unknown name with it is an
+error. `voxstack dev` reloads the services a saved `.env` concerns
+(docs/DEVELOPMENT_MODE_GUIDE.md).
 """
 
 

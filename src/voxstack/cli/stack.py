@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from voxstack.cli.options import CoreUrlOption, core_url, fail, settings_from_flags
-from voxstack.config import Settings
+from voxstack.config import Settings, SettingsError, load_settings, state_dir_setting
 from voxstack.registry import ALL_SERVICES
 
 if TYPE_CHECKING:
@@ -196,14 +196,15 @@ def down() -> None:
     """Stop whatever `voxstack up` or `voxstack dev` is running."""
     from voxstack.runstate import RunState, stop_pid
 
-    settings = settings_from_flags()
-    runstate = RunState(settings.state_dir)
+    settings = settings_or_none()
+    runstate = RunState(settings.state_dir if settings else state_dir_setting())
     record = runstate.read()
     if record is None:
         typer.echo("nothing is running")
         return
     what = "voxstack dev" if record.mode == "dev" else "voxstack up"
-    stopped = stop_pid(record.supervisor_pid, settings.grace_period + 15)
+    grace = settings.grace_period if settings else Settings.model_fields["grace_period"].default
+    stopped = stop_pid(record.supervisor_pid, grace + 15)
     typer.echo(
         f"stopped {what} (pid {record.supervisor_pid})" if stopped else f"could not stop pid {record.supervisor_pid}"
     )
@@ -248,7 +249,8 @@ def status(
     from voxstack.registry import MODEL_SERVICES
     from voxstack.runstate import RunState
 
-    record = RunState(settings_from_flags().state_dir).read()
+    settings = settings_or_none()
+    record = RunState(settings.state_dir if settings else state_dir_setting()).read()
     if record is not None:
         what = "voxstack dev" if record.mode == "dev" else "voxstack up"
         typer.echo(f"{what} running (supervisor pid {record.supervisor_pid})")
@@ -261,6 +263,8 @@ def status(
                 f"  {name:7} {s.state:9} pid {s.pid:<7} generation {s.generation:<3} last reload {reload}{took}"
                 f"  restarts {s.restarts}{memory}" + (f"  last error: {s.last_error}" if s.last_error else "")
             )
+    if settings is None:
+        raise typer.Exit(2)  # where the core is, and how to reach it, is in the settings that do not load
     base = core_url(url)
     body = read_core_health(base, timeout)
     if body is not None:
@@ -268,7 +272,6 @@ def status(
         services = body.get("services", {})
     else:
         typer.echo(f"core      {base}  UNREACHABLE")
-        settings = settings_from_flags()
         services = {}
         for name in MODEL_SERVICES:
             address = settings.backend_address(name)
@@ -278,3 +281,13 @@ def status(
         typer.echo(f"{name:9} {info.get('address', '-')}  {info['status']}")
     healthy = body is not None and body.get("status") == "ok"
     raise typer.Exit(0 if healthy else 1)
+
+
+def settings_or_none() -> Settings | None:
+    """The settings; None, with the problems on stderr, when they do not load (for the commands that
+    still have something to show or do then)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"the settings do not load:\n{exc}", err=True)
+        return None

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from voxstack.config.core import CoreSettings
 from voxstack.config.services import (
@@ -48,6 +48,7 @@ __all__ = [
     "WyomingSettings",
     "env_name",
     "load_settings",
+    "state_dir_setting",
 ]
 
 ENV_PREFIX = "VOXSTACK_"
@@ -153,6 +154,17 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     wyoming: WyomingSettings = WyomingSettings()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _OursOnly(settings_cls), file_secret_settings
+
     @model_validator(mode="before")
     @classmethod
     def _fill_mode_defaults(cls, data: Any) -> Any:
@@ -189,12 +201,33 @@ class Settings(BaseSettings):
         return section
 
 
+class _OursOnly(DotEnvSettingsSource):
+    """The .env file's settings: names without our prefix belong to other tools (Compose, ...) and are left
+    alone; an unknown name with it is refused under the name it was written with."""
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = ENV_PREFIX.lower()
+        fields = self.settings_cls.model_fields
+        data = {}
+        for key, value in super().__call__().items():
+            if key in fields:
+                data[key] = value
+            elif key.lower().startswith(prefix):
+                data[key[len(prefix) :]] = value
+        return data
+
+
 def _normalise_mode(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
 class SettingsError(ValueError):
     """Invalid settings; the message has one line per problem, ready to show."""
+
+    def __init__(self, message: str, sections: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        #: The settings sections (asr, core, ...) or top-level settings the problems are in.
+        self.sections = sections
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:
@@ -224,4 +257,19 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise SettingsError(format_validation_error(exc)) from None
+        sections = frozenset(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        raise SettingsError(format_validation_error(exc), sections) from None
+
+
+class _StateDirOnly(BaseSettings):
+    """The state directory read from the same sources as Settings, everything else ignored."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+
+
+def state_dir_setting() -> Path:
+    """Where `voxstack up`/`dev` keep their record, even while other settings do not load (so that
+    `voxstack status` and `down` still work and can show what is wrong)."""
+    return _StateDirOnly().state_dir

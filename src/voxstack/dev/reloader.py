@@ -11,8 +11,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from voxstack.config import SettingsError, load_settings
+from voxstack.dev import settings as dev_settings
 from voxstack.dev.depmap import DependencyMap
-from voxstack.dev.watcher import DEFAULT_IGNORES, watch
+from voxstack.dev.watcher import DEFAULT_IGNORES, SourceFilter, watch
 from voxstack.registry import SERVER_ENTRY, SERVICES
 from voxstack.supervisor.supervisor import Supervisor
 
@@ -58,6 +60,9 @@ class Reloader:
         self.depmap = DependencyMap(source_root, "voxstack", entry_points(list(supervisor.slots)))
 
     async def run(self) -> None:
+        await asyncio.gather(self._watch_code(), self._watch_settings())
+
+    async def _watch_code(self) -> None:
         async for files, saved_at in watch(
             self.watch_paths,
             polling=self.polling,
@@ -66,6 +71,47 @@ class Reloader:
             stop_event=self.supervisor.stopping,
         ):
             await self.on_change(files, saved_at)
+
+    async def _watch_settings(self) -> None:
+        """The settings file in the working directory (where the services read it): each save reloads the
+        services whose settings it changed."""
+        async for _, saved_at in watch(
+            [Path.cwd()],
+            polling=self.polling,
+            poll_ms=self.poll_ms,
+            stop_event=self.supervisor.stopping,
+            files=SourceFilter(suffixes=(), names=(dev_settings.SETTINGS_FILE,)),
+            recursive=False,
+        ):
+            await self.on_settings_change(saved_at)
+
+    async def on_settings_change(self, saved_at: float) -> None:
+        """Load the settings as a service would; reload the services they changed for, or report the error
+        on those it concerns (the running instances keep serving)."""
+        supervisor = self.supervisor
+        running = list(supervisor.slots)
+        name = dev_settings.SETTINGS_FILE
+        try:
+            new = load_settings(mode=supervisor.settings.mode)
+        except SettingsError as exc:
+            concerned = dev_settings.concerned(running, exc.sections) or running
+            logger.error("%s: %s; %s keep%s the settings they run with", name, exc, ", ".join(concerned),
+                         "s" if len(concerned) == 1 else "")  # fmt: skip
+            supervisor.report_settings_error(concerned, f"{name}: {exc}")
+            return
+        paths = dev_settings.changed(supervisor.settings, new)
+        fixed = [p for p in paths if p in dev_settings.SUPERVISOR_SETTINGS]
+        if fixed:
+            logger.warning("%s: %s changed: restart voxstack dev to apply", name, dev_settings.variables(fixed))
+        paths = [p for p in paths if p not in dev_settings.SUPERVISOR_SETTINGS]
+        supervisor.use_settings(dev_settings.keep_supervisor_settings(supervisor.settings, new))
+        targets = dev_settings.concerned(running, paths)
+        if not targets:
+            logger.info("%s saved: no setting a running service reads changed", name)
+            return
+        reason = f"{name}: {dev_settings.variables(paths)}"
+        logger.info("%s: reloading %s", reason, ", ".join(targets))
+        await supervisor.reload(targets, reason, saved_at)
 
     def _rel(self, path: Path) -> str:
         for base in (self.source_root.parent, self.source_root):

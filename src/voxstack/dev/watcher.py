@@ -40,17 +40,25 @@ NATIVE_GRACE = 2.0
 
 
 class SourceFilter(DefaultFilter):
-    """watchfiles' defaults (.git, __pycache__, virtualenvs, ...) plus ours."""
+    """watchfiles' defaults (.git, __pycache__, virtualenvs, ...) plus ours: files with one of ``suffixes``
+    or named one of ``names``."""
 
-    def __init__(self, ignores: Sequence[str] = DEFAULT_IGNORES) -> None:
+    def __init__(
+        self,
+        ignores: Sequence[str] = DEFAULT_IGNORES,
+        suffixes: Sequence[str] = WATCHED_SUFFIXES,
+        names: Sequence[str] = WATCHED_NAMES,
+    ) -> None:
         super().__init__()
         self.ignores = tuple(ignores)
+        self.suffixes = tuple(suffixes)
+        self.names = tuple(names)
 
     def __call__(self, change: Change, path: str) -> bool:
         name = os.path.basename(path)
         if any(fnmatch.fnmatch(name, pattern) for pattern in self.ignores):
             return False
-        if not (name.endswith(WATCHED_SUFFIXES) or name in WATCHED_NAMES):
+        if not ((self.suffixes and name.endswith(self.suffixes)) or name in self.names):
             return False
         return super().__call__(change, path)
 
@@ -95,27 +103,32 @@ async def watch(
     step_ms: int = 50,
     ignores: Sequence[str] = DEFAULT_IGNORES,
     stop_event: asyncio.Event | None = None,
+    files: SourceFilter | None = None,
+    recursive: bool = True,
 ) -> AsyncIterator[tuple[set[Path], float]]:
-    """Sets of changed files, each with the wall-clock time of the newest save in it."""
+    """Sets of changed files (those ``files`` accepts: source files by default), each with the wall-clock
+    time of the newest save in it. ``recursive=False`` watches only the directories' own files."""
+    chosen = files or SourceFilter(ignores)
     where = ", ".join(str(p) for p in paths)
     if polling is None:
         works = await native_events_work(paths[0])
         if works is None:
             logger.info("watching %s (native events and polling until the first change shows which works)", where)
-            async for item in _watch_both(paths, poll_ms, step_ms, ignores, stop_event):
+            async for item in _watch_both(paths, poll_ms, step_ms, chosen, recursive, stop_event):
                 yield item
             return
         polling = not works
         if polling:
             logger.warning("file events do not arrive from %s: polling every %d ms instead", paths[0], poll_ms)
     logger.info("watching %s (%s)", where, "polling" if polling else "native events")
-    async for changes in _awatch(paths, ignores, step_ms, polling, poll_ms, stop_event):
+    async for changes in _awatch(paths, chosen, recursive, step_ms, polling, poll_ms, stop_event):
         yield _batch(_stamps(changes))
 
 
 def _awatch(
     paths: Sequence[Path],
-    ignores: Sequence[str],
+    files: SourceFilter,
+    recursive: bool,
     step_ms: int,
     polling: bool,
     poll_ms: int,
@@ -123,7 +136,8 @@ def _awatch(
 ) -> AsyncIterator[set[tuple[Change, str]]]:
     return awatch(
         *paths,
-        watch_filter=SourceFilter(ignores),
+        watch_filter=files,
+        recursive=recursive,
         step=step_ms,
         force_polling=polling,
         poll_delay_ms=poll_ms,
@@ -146,7 +160,8 @@ async def _watch_both(
     paths: Sequence[Path],
     poll_ms: int,
     step_ms: int,
-    ignores: Sequence[str],
+    files: SourceFilter,
+    recursive: bool,
     stop_event: asyncio.Event | None,
 ) -> AsyncIterator[tuple[set[Path], float]]:
     """Native events and polling side by side until native events prove to work (then polling stops)
@@ -161,7 +176,7 @@ async def _watch_both(
 
     def pump(kind: str) -> Producer:
         async def run() -> None:
-            async for changes in _awatch(paths, ignores, step_ms, kind == "polling", poll_ms, stops[kind]):
+            async for changes in _awatch(paths, files, recursive, step_ms, kind == "polling", poll_ms, stops[kind]):
                 feed.put((kind, changes))
 
         return run

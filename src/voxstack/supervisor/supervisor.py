@@ -73,6 +73,8 @@ class Slot:
     log: IO[str] | None = None
     #: How the last instance that failed exited (None: it did not exit, or none failed).
     exit_code: int | None = None
+    #: Its last_error is about settings that do not load (cleared once they do).
+    settings_error: bool = False
 
 
 class Supervisor:
@@ -250,6 +252,7 @@ class Supervisor:
             slot.exit_code = code
         await instance.stop(0)
         slot.state.last_error = error
+        slot.settings_error = False
         slot.state.error_trace = instance.trace()
         return None
 
@@ -378,6 +381,7 @@ class Supervisor:
         slot.current = None
         slot.state.state, slot.state.pid = "failed", 0
         slot.state.last_error = instance.exit_reason(code)
+        slot.settings_error = False
         slot.state.error_trace = instance.trace()
         slot.exit_code = code
         instance.remove_files()
@@ -433,6 +437,21 @@ class Supervisor:
 
     # ----- reloads ---------------------------------------------------------
 
+    def use_settings(self, settings: Settings) -> None:
+        """Run with ``settings`` from now on (the dev loop loaded them again); clear a settings error."""
+        self.settings = settings
+        for slot in self.slots.values():
+            if slot.settings_error:
+                slot.state.last_error, slot.settings_error = "", False
+        self.save()
+
+    def report_settings_error(self, names: Iterable[str], message: str) -> None:
+        """Show that the settings do not load, on the named services (which keep serving)."""
+        for name in names:
+            slot = self.slots[name]
+            slot.state.last_error, slot.state.error_trace, slot.settings_error = message, "", True
+        self.save()
+
     async def reload(self, names: Iterable[str], reason: str = "", saved_at: float | None = None) -> dict[str, bool]:
         """Replace the named services' instances with new ones; {name: switched}."""
         targets = [self.slots[n] for n in names if n in self.slots]
@@ -471,6 +490,7 @@ class Supervisor:
                     logger.warning("%s (pid %d) still takes connections after its stop signal", slot.name, old.pid)
             slot.failures = 0
             slot.state.last_error = slot.state.error_trace = ""
+            slot.settings_error = False
             slot.state.last_reload = time.time()
             took = time.time() - saved_at if saved_at is not None else 0.0
             slot.state.last_reload_seconds = round(took, 3)
