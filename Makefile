@@ -86,6 +86,7 @@ docs: venv
 	$(VENV)/bin/voxstack config --docs > docs/CONFIGURATION.md
 	$(PY) deploy/swarm/derive.py
 	$(PY) -m voxstack.metrics.reference docs/OBSERVABILITY.md
+	$(PY) -m voxstack.codes docs/API.md
 	VOXSTACK_DOC_IMAGES=$(CURDIR)/docs/images VOXSTACK_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/test_console.py -k "hears_a_question or dashboard_follows"
 

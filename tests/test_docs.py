@@ -83,3 +83,28 @@ def test_the_swarm_stack_file_is_derived_from_the_compose_file_and_current() -> 
             k: v for k, v in compose["services"][name]["environment"].items() if k != "VOXSTACK_CORE__ALLOW_ANONYMOUS"
         }
     assert stack["services"]["core"]["environment"]["VOXSTACK_CORE__ALLOW_ANONYMOUS"].endswith(":-false}")
+
+
+def test_the_error_codes_in_the_api_docs_are_generated_and_current() -> None:
+    from voxstack import codes
+
+    api = (ROOT / "docs" / "API.md").read_text()
+    assert codes.rewrite(api) == api, "docs/API.md's error codes are stale: run `make docs`"
+
+
+def test_every_error_code_is_named_in_codes_not_written_as_a_literal() -> None:
+    """Codes live in voxstack.codes: a reason or code spelled as a string elsewhere would miss the docs."""
+    from voxstack.codes import ErrorCode, OpenAICode
+
+    known = {c.value for c in ErrorCode} | {c.value for c in OpenAICode}
+    literal = re.compile(r"""(?:reason|code)=["']([A-Za-z_]+)["']|["']([A-Z]+_[A-Z_]+)["']""")
+    found = []
+    for path in (ROOT / "src" / "voxstack").rglob("*.py"):
+        if path.name == "codes.py" or path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in literal.finditer(line):
+                value = match.group(1) or match.group(2)
+                if value in known:
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {value}")
+    assert not found, "use voxstack.codes:\n" + "\n".join(found)

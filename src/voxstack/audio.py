@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import InvalidInput, TooLarge
 from voxstack.v1 import common_pb2
 
@@ -58,23 +59,25 @@ def check_rate(rate: int, what: str = "sample_rate_hz") -> None:
     if not MIN_RATE <= rate <= MAX_RATE:
         raise InvalidInput(
             f"{what} {rate} is impossible: give a rate from {MIN_RATE} to {MAX_RATE} Hz",
-            reason="BAD_SAMPLE_RATE",
+            reason=ErrorCode.BAD_SAMPLE_RATE,
         )
 
 
 def check_channels(channels: int) -> None:
     if not 1 <= channels <= MAX_CHANNELS:
-        raise InvalidInput(f"channels {channels} is not supported: 1 to {MAX_CHANNELS}", reason="BAD_CHANNELS")
+        raise InvalidInput(f"channels {channels} is not supported: 1 to {MAX_CHANNELS}", reason=ErrorCode.BAD_CHANNELS)
 
 
 def pcm16_to_float(data: bytes, channels: int) -> np.ndarray:
     if len(data) % 2:
-        raise InvalidInput(f"PCM16 audio must have an even number of bytes (got {len(data)})", reason="BAD_PCM_LENGTH")
+        raise InvalidInput(
+            f"PCM16 audio must have an even number of bytes (got {len(data)})", reason=ErrorCode.BAD_PCM_LENGTH
+        )
     frame_bytes = 2 * channels
     if len(data) % frame_bytes:
         raise InvalidInput(
             f"PCM16 audio of {channels} channels must be a multiple of {frame_bytes} bytes (got {len(data)})",
-            reason="BAD_PCM_LENGTH",
+            reason=ErrorCode.BAD_PCM_LENGTH,
         )
     ints = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
     return ints.astype(np.float32) / 32768.0
@@ -84,7 +87,7 @@ def decode(data: bytes, fmt: common_pb2.AudioFormat, *, max_seconds: float | Non
     """Decode ``data`` declared as ``fmt``; validate it; enforce ``max_seconds``."""
     if fmt.encoding == PCM16:
         if fmt.sample_rate_hz == 0:
-            raise InvalidInput("sample_rate_hz is required for PCM16 audio", reason="BAD_SAMPLE_RATE")
+            raise InvalidInput("sample_rate_hz is required for PCM16 audio", reason=ErrorCode.BAD_SAMPLE_RATE)
         check_rate(fmt.sample_rate_hz)
         channels = fmt.channels or 1
         check_channels(channels)
@@ -94,28 +97,30 @@ def decode(data: bytes, fmt: common_pb2.AudioFormat, *, max_seconds: float | Non
         if fmt.sample_rate_hz and fmt.sample_rate_hz != audio.sample_rate:
             raise InvalidInput(
                 f"declared sample_rate_hz {fmt.sample_rate_hz} disagrees with the WAV header's {audio.sample_rate}",
-                reason="FORMAT_MISMATCH",
+                reason=ErrorCode.FORMAT_MISMATCH,
             )
         if fmt.channels and fmt.channels != audio.channels:
             raise InvalidInput(
                 f"declared channels {fmt.channels} disagrees with the WAV header's {audio.channels}",
-                reason="FORMAT_MISMATCH",
+                reason=ErrorCode.FORMAT_MISMATCH,
             )
     else:
         raise InvalidInput(
             f"audio encoding {encoding_name(fmt.encoding)} is not supported: use "
             "AUDIO_ENCODING_PCM16 (with sample_rate_hz and channels) or AUDIO_ENCODING_WAV",
-            reason="BAD_ENCODING",
+            reason=ErrorCode.BAD_ENCODING,
         )
     if audio.samples.shape[0] == 0:
-        raise InvalidInput("audio is empty", reason="EMPTY_AUDIO")
+        raise InvalidInput("audio is empty", reason=ErrorCode.EMPTY_AUDIO)
     check_duration(audio.seconds, max_seconds)
     return audio
 
 
 def check_duration(seconds: float, max_seconds: float | None) -> None:
     if max_seconds is not None and seconds > max_seconds:
-        raise TooLarge(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", reason="AUDIO_TOO_LONG")
+        raise TooLarge(
+            f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", reason=ErrorCode.AUDIO_TOO_LONG
+        )
 
 
 # WAVE format tags: integer PCM, IEEE float, and the extensible header whose sub-format says which.
@@ -133,26 +138,26 @@ def _wav_chunks(data: bytes) -> tuple[bytes, bytes]:
             fmt = body
         elif name == b"data":
             if fmt is None:
-                raise InvalidInput("corrupt WAV: the data chunk comes before the fmt chunk", reason="BAD_WAV")
+                raise InvalidInput("corrupt WAV: the data chunk comes before the fmt chunk", reason=ErrorCode.BAD_WAV)
             return fmt, body
         offset += 8 + size + (size & 1)  # chunks are padded to an even size
     what = "no fmt chunk" if fmt is None else "no data chunk"
-    raise InvalidInput(f"corrupt WAV: {what}", reason="BAD_WAV")
+    raise InvalidInput(f"corrupt WAV: {what}", reason=ErrorCode.BAD_WAV)
 
 
 def decode_wav(data: bytes) -> Audio:
     """A RIFF/WAVE file: 8/16/24/32-bit integer PCM or 32/64-bit float, plain or WAVE_FORMAT_EXTENSIBLE."""
     if not data:
-        raise InvalidInput("audio is empty", reason="EMPTY_AUDIO")
+        raise InvalidInput("audio is empty", reason=ErrorCode.EMPTY_AUDIO)
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise InvalidInput("corrupt WAV: no RIFF/WAVE header", reason="BAD_WAV")
+        raise InvalidInput("corrupt WAV: no RIFF/WAVE header", reason=ErrorCode.BAD_WAV)
     fmt, frames = _wav_chunks(data)
     if len(fmt) < 16:
-        raise InvalidInput(f"corrupt WAV: a fmt chunk of {len(fmt)} bytes (at least 16)", reason="BAD_WAV")
+        raise InvalidInput(f"corrupt WAV: a fmt chunk of {len(fmt)} bytes (at least 16)", reason=ErrorCode.BAD_WAV)
     tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == _EXTENSIBLE:
         if len(fmt) < 26:
-            raise InvalidInput("corrupt WAV: an extensible fmt chunk without its sub-format", reason="BAD_WAV")
+            raise InvalidInput("corrupt WAV: an extensible fmt chunk without its sub-format", reason=ErrorCode.BAD_WAV)
         tag = struct.unpack_from("<H", fmt, 24)[0]  # the first two bytes of the sub-format GUID
     check_channels(channels)
     check_rate(rate, "WAV sample rate")
@@ -165,7 +170,7 @@ def decode_wav(data: bytes) -> Audio:
         raise InvalidInput(
             f"WAV sample width of {bits} bits ({kind}) is not supported: use 8/16/24/32-bit integer PCM or "
             "32/64-bit float",
-            reason="BAD_WAV",
+            reason=ErrorCode.BAD_WAV,
         )
     width = bits // 8
     usable = len(frames) - len(frames) % (width * channels)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from voxstack.codes import ErrorCode
+
 #: A process's exit status when a StartupError stopped it (sysexits' EX_CONFIG): starting it
 #: again cannot help until its operator changes something, so `voxstack up` stops instead.
 EXIT_STARTUP = 78
@@ -38,7 +40,7 @@ class VoxError(Exception):
     """Base of every error voxstack reports to a caller on purpose."""
 
     http_status: ClassVar[int] = 500
-    default_reason: ClassVar[str] = "INTERNAL"
+    default_reason: ClassVar[str] = ErrorCode.INTERNAL
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -53,49 +55,49 @@ class InvalidInput(VoxError):
     """The request is malformed: bad audio, empty text, unknown voice, ..."""
 
     http_status = 400
-    default_reason = "INVALID_ARGUMENT"
+    default_reason = ErrorCode.INVALID_ARGUMENT
 
 
 class TooLarge(VoxError):
     """The request is over a size, length or queue limit."""
 
     http_status = 413
-    default_reason = "RESOURCE_EXHAUSTED"
+    default_reason = ErrorCode.RESOURCE_EXHAUSTED
 
 
 class Busy(TooLarge):
     """Too many requests from this caller, or for this service, right now: try again soon."""
 
     http_status = 429
-    default_reason = "RATE_LIMITED"
+    default_reason = ErrorCode.RATE_LIMITED
 
 
 class TimedOut(VoxError):
     """The caller was too slow: a request body that stopped arriving."""
 
     http_status = 408
-    default_reason = "REQUEST_TIMEOUT"
+    default_reason = ErrorCode.REQUEST_TIMEOUT
 
 
 class NotReady(VoxError):
     """The service cannot serve yet (engine loading) or any more (shutting down)."""
 
     http_status = 503
-    default_reason = "NOT_READY"
+    default_reason = ErrorCode.NOT_READY
 
 
 class PreconditionFailed(VoxError):
     """The request is valid but the system is not in a state to run it."""
 
     http_status = 409
-    default_reason = "FAILED_PRECONDITION"
+    default_reason = ErrorCode.FAILED_PRECONDITION
 
 
 class DeadlineExceeded(VoxError):
     """The work did not finish within its deadline."""
 
     http_status = 504
-    default_reason = "DEADLINE_EXCEEDED"
+    default_reason = ErrorCode.DEADLINE_EXCEEDED
 
 
 class InternalError(VoxError):

@@ -17,6 +17,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import (
     DeadlineExceeded,
     InvalidInput,
@@ -71,7 +72,7 @@ def status_for(exc: BaseException, *, request_id: str, error_detail: bool) -> St
     if isinstance(exc, VoxError):
         code, reason, message = grpc_status(exc), exc.reason, exc.message
     else:
-        code, reason = grpc.StatusCode.INTERNAL, "INTERNAL"
+        code, reason = grpc.StatusCode.INTERNAL, ErrorCode.INTERNAL
         # Unexpected errors say nothing of our internals in prod.
         message = f"{type(exc).__name__}: {exc}" if error_detail else f"internal error (request id {request_id})"
     status = status_pb2.Status(code=code.value[0], message=message)

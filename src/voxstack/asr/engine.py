@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voxstack.asr import SAMPLE_RATE
+from voxstack.codes import ErrorCode
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput
 from voxstack.models import WHISPER, ModelError, require
@@ -127,7 +128,7 @@ class WhisperEngine:
         if self._languages and language not in self._languages:
             raise InvalidInput(
                 f"unknown language {language!r}: use an ISO 639-1 code such as 'en', or leave it empty to detect",
-                reason="BAD_LANGUAGE",
+                reason=ErrorCode.BAD_LANGUAGE,
             )
         return language
 

@@ -17,6 +17,7 @@ from voxstack.asr.streaming import RecognitionStream, result_message
 from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.metrics.catalog import AsrMetrics
@@ -72,7 +73,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
     ) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("request") != "config":
-            raise InvalidInput("the first StreamingRecognize message must be the config", reason="CONFIG_FIRST")
+            raise InvalidInput("the first StreamingRecognize message must be the config", reason=ErrorCode.CONFIG_FIRST)
         # None wakes the loop below when the server begins to stop.
         feed: Feed[asr_pb2.StreamingRecognizeResponse | None] = Feed()
         svc = self.service
@@ -92,7 +93,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             # Reads the client's audio while results are being sent.
             async for request in request_iterator:
                 if request.WhichOneof("request") != "audio":
-                    raise InvalidInput("only the first message may be a config", reason="CONFIG_FIRST")
+                    raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
                 await stream.feed(request.audio)
             await stream.finish()
 
@@ -108,7 +109,7 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
                     if svc.draining.is_set() and stream.idle:
                         # Between utterances (else the current one finishes first):
                         # the client loses nothing by opening a new stream.
-                        raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
+                        raise NotReady("asr is restarting: open a new stream", reason=ErrorCode.RESTARTING)
         finally:
             svc.metrics.streams.dec()
             await stream.close()

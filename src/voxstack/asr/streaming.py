@@ -31,6 +31,7 @@ from voxstack.asr.engine import Transcript, WhisperEngine
 from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import WINDOW, Segmenter, SileroStream, VadEvent
 from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
+from voxstack.codes import ErrorCode
 from voxstack.config import AsrSettings
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.metrics.catalog import AsrMetrics
@@ -140,10 +141,10 @@ class RecognitionStream:
             raise InvalidInput(
                 f"StreamingRecognize takes AUDIO_ENCODING_PCM16 audio (got {encoding_name(fmt.encoding)}); "
                 "send WAV files to Recognize",
-                reason="BAD_ENCODING",
+                reason=ErrorCode.BAD_ENCODING,
             )
         if fmt.sample_rate_hz == 0:
-            raise InvalidInput("sample_rate_hz is required for PCM16 audio", reason="BAD_SAMPLE_RATE")
+            raise InvalidInput("sample_rate_hz is required for PCM16 audio", reason=ErrorCode.BAD_SAMPLE_RATE)
         check_rate(fmt.sample_rate_hz)
         self.channels = fmt.channels or 1
         check_channels(self.channels)

@@ -24,8 +24,8 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
-from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 from voxstack.core.fairness import owner_var
 from voxstack.errors import StartupError
@@ -218,7 +218,7 @@ class RequireKey:
             )  # before accept: the handshake gets a 403
         else:
             response = error_response(
-                401, {"error": {"code": "UNAUTHORIZED", "message": "a valid API key is required"}}
+                401, {"error": {"code": ErrorCode.UNAUTHORIZED, "message": "a valid API key is required"}}
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="voxstack"'
             await response(scope, receive, send)

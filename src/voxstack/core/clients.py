@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import grpc
 from prometheus_client import CollectorRegistry
 
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.errors import VoxError
 from voxstack.health import check_channel
@@ -83,7 +84,7 @@ class StageError(VoxError):
     }
     # The services' RESOURCE_EXHAUSTED means a full queue (QUEUE_FULL: 429), except for these reasons,
     # raised as TooLarge on the caller's own input (413). Too long text and prompts are INVALID_ARGUMENT.
-    TOO_LARGE: ClassVar[frozenset[str]] = frozenset({"AUDIO_TOO_LONG"})
+    TOO_LARGE: ClassVar[frozenset[str]] = frozenset({ErrorCode.AUDIO_TOO_LONG})
     # Statuses whose backend message is about the caller's request, safe to show in prod.
     CALLER_FACING: ClassVar[frozenset[grpc.StatusCode]] = frozenset(
         {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -259,7 +260,7 @@ class Backends:
                 await self._answered("asr", call)
                 return
             except grpc.aio.AioRpcError as err:
-                if failure_from_error(err).reason == "RESTARTING":
+                if failure_from_error(err).reason == ErrorCode.RESTARTING:
                     logger.info("asr is restarting: continuing on a new stream")
                 elif retryable(err) and await self._comes_back("asr", loop.time() + self.timeouts["asr"]):
                     self.metrics.upstream_errors.labels("asr", err.code().name).inc()

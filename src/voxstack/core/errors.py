@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from voxstack.codes import ErrorCode
 from voxstack.core.clients import StageError
 from voxstack.core.uploads import ClientGone
 from voxstack.errors import VoxError
@@ -28,13 +29,13 @@ logger = logging.getLogger(__name__)
 # Seconds a refused caller should wait before trying again.
 RETRY_AFTER = {429: "1", 503: "2"}
 _HTTP_CODES = {
-    400: "INVALID_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "BODY_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -117,7 +118,7 @@ def validation_message(exc: RequestValidationError) -> str:
 def unexpected_response(exc: Exception, *, detail: bool) -> JSONResponse:
     """A 500 for an exception nobody expected: its type and text in dev, nothing of it in prod."""
     message = f"{type(exc).__name__}: {exc}"[:500] if detail else "internal error"
-    return error_response(500, {"error": {"code": "INTERNAL", "message": message}})
+    return error_response(500, {"error": {"code": ErrorCode.INTERNAL, "message": message}})
 
 
 def install(app: FastAPI, *, detail: bool) -> None:
@@ -137,7 +138,7 @@ def install(app: FastAPI, *, detail: bool) -> None:
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(400, {"error": {"code": "INVALID_REQUEST", "message": validation_message(exc)}})
+        return error_response(400, {"error": {"code": ErrorCode.INVALID_REQUEST, "message": validation_message(exc)}})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from voxstack.audio import MAX_RATE, MIN_RATE
+from voxstack.codes import ErrorCode
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput
 
@@ -53,11 +54,11 @@ class StreamConfig(BaseModel):
 
 # What each field's error is called, so clients can branch on it.
 _CONFIG_REASONS = {
-    "type": "CONFIG_FIRST",
-    "sample_rate": "BAD_SAMPLE_RATE",
-    "channels": "BAD_CHANNELS",
-    "session_id": "BAD_SESSION_ID",
-    "voice": "BAD_VOICE",
+    "type": ErrorCode.CONFIG_FIRST,
+    "sample_rate": ErrorCode.BAD_SAMPLE_RATE,
+    "channels": ErrorCode.BAD_CHANNELS,
+    "session_id": ErrorCode.BAD_SESSION_ID,
+    "voice": ErrorCode.BAD_VOICE,
 }
 _CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
 
@@ -65,13 +66,13 @@ _CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
 def parse_config(text: str | None) -> tuple[StreamConfig, str]:
     """The config and the session id it names (a new one if none): InvalidInput naming the field otherwise."""
     if text is None:
-        raise InvalidInput(f"the first message must be a JSON text frame {_CONFIG_HINT}", reason="CONFIG_FIRST")
+        raise InvalidInput(f"the first message must be a JSON text frame {_CONFIG_HINT}", reason=ErrorCode.CONFIG_FIRST)
     try:
         message = _json(text)
     except ValueError as exc:
-        raise InvalidInput(f"the config is not JSON: {exc}", reason="BAD_CONFIG") from None
+        raise InvalidInput(f"the config is not JSON: {exc}", reason=ErrorCode.BAD_CONFIG) from None
     if not isinstance(message, dict) or message.get("type") != "config":
-        raise InvalidInput(f"the first message must be JSON {_CONFIG_HINT}", reason="CONFIG_FIRST")
+        raise InvalidInput(f"the first message must be JSON {_CONFIG_HINT}", reason=ErrorCode.CONFIG_FIRST)
     try:
         config = StreamConfig.model_validate(message)
     except ValidationError as exc:
@@ -83,7 +84,7 @@ def parse_config(text: str | None) -> tuple[StreamConfig, str]:
             problem = "channels must be 1 or 2"
         else:
             problem = f"{field}: {first['msg']}"
-        raise InvalidInput(problem, reason=_CONFIG_REASONS.get(field, "BAD_CONFIG")) from None
+        raise InvalidInput(problem, reason=_CONFIG_REASONS.get(field, ErrorCode.BAD_CONFIG)) from None
     session_id = check_session_id(config.session_id) if config.session_id else uuid.uuid4().hex
     return config, session_id
 
@@ -102,7 +103,7 @@ def typed_text(text: str) -> str | None:
         return None
     said = _json(text).get("text")
     if not isinstance(said, str) or not said.strip():
-        raise InvalidInput('a text message needs a non-empty "text" string', reason="EMPTY_TEXT")
+        raise InvalidInput('a text message needs a non-empty "text" string', reason=ErrorCode.EMPTY_TEXT)
     return said
 
 

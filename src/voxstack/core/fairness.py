@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from voxstack.codes import ErrorCode
 from voxstack.config import CoreSettings
 from voxstack.errors import Busy
 
@@ -83,7 +84,7 @@ class KeyShares:
         if self.llm_calls[owner] >= self.llm_limit:
             raise Busy(
                 f"this key has {self.llm_calls[owner]} llm calls open, its limit; wait for one to finish",
-                reason="KEY_LLM_BUSY",
+                reason=ErrorCode.KEY_LLM_BUSY,
             )
         with counted(self.llm_calls, owner):
             yield

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import TooLarge
 
 
@@ -24,4 +25,4 @@ Text = Annotated[str, AfterValidator(_encodable)]
 def check_length(field: str, value: str | None, limit: int) -> None:
     """TooLarge (413, TEXT_TOO_LONG) naming ``field`` when ``value`` is longer than ``limit`` characters."""
     if value is not None and len(value) > limit:
-        raise TooLarge(f"{field} is {len(value)} characters; the limit is {limit}", reason="TEXT_TOO_LONG")
+        raise TooLarge(f"{field} is {len(value)} characters; the limit is {limit}", reason=ErrorCode.TEXT_TOO_LONG)

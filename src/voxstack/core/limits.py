@@ -15,6 +15,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voxstack.codes import ErrorCode
 from voxstack.core.errors import error_body, error_response
 from voxstack.errors import TimedOut, TooLarge, VoxError
 
@@ -23,12 +24,12 @@ AUDIO_ROUTES = frozenset({"/v1/transcribe", "/v1/converse", "/v1/audio/transcrip
 
 
 def _too_large(size: str, limit: int, audio: bool) -> TooLarge:
-    reason = "UPLOAD_TOO_LARGE" if audio else "BODY_TOO_LARGE"
+    reason = ErrorCode.UPLOAD_TOO_LARGE if audio else ErrorCode.BODY_TOO_LARGE
     return TooLarge(f"the request body is {size}; the limit is {limit} bytes", reason=reason)
 
 
 def _stalled(seconds: float) -> TimedOut:
-    return TimedOut(f"the request body stopped arriving for {seconds:g} s", reason="BODY_TIMEOUT")
+    return TimedOut(f"the request body stopped arriving for {seconds:g} s", reason=ErrorCode.BODY_TIMEOUT)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, error: VoxError) -> None:

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voxstack.codes import CloseCode, ErrorCode
 from voxstack.core.auth import OPEN_PATHS, is_loopback
-from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 
 LOOPBACK_NAMES = ("localhost", "*.localhost", "127.0.0.1", "::1")
@@ -93,10 +93,10 @@ class CheckOrigin:
         host = headers.get(b"host", b"").decode("latin-1")
         origin = headers.get(b"origin", b"").decode("latin-1")
         if not self.host_allowed(host):
-            await self.refuse(scope, receive, send, 400, "HOST_NOT_ALLOWED", "this Host is not served here")
+            await self.refuse(scope, receive, send, 400, ErrorCode.HOST_NOT_ALLOWED, "this Host is not served here")
         elif origin and not self.origin_allowed(origin, host, scope.get("scheme", "http")):
             message = "requests from this origin are not allowed (see VOXSTACK_CORE__CORS_ORIGINS)"
-            await self.refuse(scope, receive, send, 403, "ORIGIN_NOT_ALLOWED", message)
+            await self.refuse(scope, receive, send, 403, ErrorCode.ORIGIN_NOT_ALLOWED, message)
         else:
             await self.app(scope, receive, send)
 

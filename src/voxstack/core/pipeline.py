@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.core.clients import Backends
 from voxstack.core.fairness import KeyShares
@@ -112,7 +113,7 @@ class Pipeline:
             raise Busy(
                 f"the llm is busy: {self.llm_calls} replies are being written or wait (limit "
                 f"{self.llm_capacity}); retry later",
-                reason="LLM_BUSY",
+                reason=ErrorCode.LLM_BUSY,
             )
 
     async def transcribe(
@@ -149,7 +150,7 @@ class Pipeline:
         """The llm's reply as it streams; the turn joins the session's history when it completes
         (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet)."""
         if not text.strip():
-            raise InvalidInput("the message is empty", reason="EMPTY_TEXT")
+            raise InvalidInput("the message is empty", reason=ErrorCode.EMPTY_TEXT)
         request = llm_pb2.GenerateRequest(messages=await self.messages(session_id, text, system))
         async for reply in self.complete(request):
             if reply.WhichOneof("event") == "done" and session_id:

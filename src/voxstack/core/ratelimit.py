@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voxstack.codes import CloseCode, ErrorCode
 from voxstack.core.auth import OPEN_PATHS, caller
-from voxstack.core.closecodes import CloseCode
 from voxstack.core.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ class RateLimit:
             client.updated = now
             if client.tokens < 1:
                 wait = max(1, math.ceil((1 - client.tokens) / self.rate))
-                return "RATE_LIMITED", f"too many requests: at most {self.rate:g} a second", wait
+                return ErrorCode.RATE_LIMITED, f"too many requests: at most {self.rate:g} a second", wait
         if self.concurrency and client.in_flight >= self.concurrency:
-            return "TOO_MANY_CONCURRENT", f"too many requests at once: at most {self.concurrency}", 1
+            return ErrorCode.TOO_MANY_CONCURRENT, f"too many requests at once: at most {self.concurrency}", 1
         if self.rate > 0:
             client.tokens -= 1
         return None

@@ -6,6 +6,7 @@ from fastapi import Request
 from starlette.requests import ClientDisconnect
 
 from voxstack.audio import check_channels, check_rate
+from voxstack.codes import ErrorCode
 from voxstack.errors import InvalidInput, VoxError
 from voxstack.v1 import common_pb2
 
@@ -14,14 +15,14 @@ WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave
 
 class UnsupportedMedia(VoxError):
     http_status = 415
-    default_reason = "UNSUPPORTED_MEDIA_TYPE"
+    default_reason = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class ClientGone(VoxError):
     """The client closed the connection before its request was read: nobody to answer, nothing to log loudly."""
 
     http_status = 499  # nginx's "client closed request": never seen by the client
-    default_reason = "CLIENT_CLOSED_REQUEST"
+    default_reason = ErrorCode.CLIENT_CLOSED_REQUEST
 
 
 def audio_format(content_type: str | None) -> common_pb2.AudioFormat:
@@ -39,10 +40,12 @@ def audio_format(content_type: str | None) -> common_pb2.AudioFormat:
             channels = int(values.get("channels", "1"))
         except ValueError:
             raise InvalidInput(
-                f"bad audio/L16 parameters in {content_type[:100]!r}", reason="BAD_CONTENT_TYPE"
+                f"bad audio/L16 parameters in {content_type[:100]!r}", reason=ErrorCode.BAD_CONTENT_TYPE
             ) from None
         if rate <= 0:
-            raise InvalidInput("audio/L16 needs a rate parameter, e.g. audio/L16; rate=16000", reason="BAD_SAMPLE_RATE")
+            raise InvalidInput(
+                "audio/L16 needs a rate parameter, e.g. audio/L16; rate=16000", reason=ErrorCode.BAD_SAMPLE_RATE
+            )
         check_rate(rate, "audio/L16 rate")
         check_channels(channels)
         return common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=channels)
@@ -61,5 +64,5 @@ async def read_body(request: Request) -> bytes:
         raise ClientGone("the client went away during the upload") from None
     body = b"".join(chunks)
     if not body:
-        raise InvalidInput("the request body is empty: send the audio", reason="EMPTY_BODY")
+        raise InvalidInput("the request body is empty: send the audio", reason=ErrorCode.EMPTY_BODY)
     return body

@@ -25,10 +25,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from starlette.websockets import WebSocketDisconnected
 
+from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
-from voxstack.core.closecodes import CloseCode
 from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.errors import caller_message
@@ -89,7 +89,7 @@ class Conversation:
                 )
                 self.pipeline.metrics.slow_clients.inc()
                 self.gone.set()
-                raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, "SLOW_CLIENT") from None
+                raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, ErrorCode.SLOW_CLIENT) from None
             except WebSocketDisconnected:  # closed meanwhile (a refusal, the client): nobody left to send to
                 self.gone.set()
                 raise WebSocketDisconnect(CloseCode.NORMAL_CLOSURE, "CLOSED") from None
@@ -109,11 +109,13 @@ class Conversation:
         except asyncio.TimeoutError:
             if first:
                 await self.refuse(
-                    "CONFIG_TIMEOUT", f"no config arrived within {seconds:g} s: closing", CloseCode.POLICY_VIOLATION
+                    ErrorCode.CONFIG_TIMEOUT,
+                    f"no config arrived within {seconds:g} s: closing",
+                    CloseCode.POLICY_VIOLATION,
                 )
             else:
                 await self.refuse(
-                    "IDLE_TIMEOUT", f"nothing was received for {seconds:g} s: closing", CloseCode.NORMAL_CLOSURE
+                    ErrorCode.IDLE_TIMEOUT, f"nothing was received for {seconds:g} s: closing", CloseCode.NORMAL_CLOSURE
                 )
             return None
 
@@ -132,7 +134,7 @@ class Conversation:
         self.voice = stream_config.voice
         if self.voice and not await self.voice_exists(self.voice):
             await self.refuse(
-                "UNKNOWN_VOICE", f"unknown voice {self.voice!r}: see GET /v1/voices", CloseCode.POLICY_VIOLATION
+                ErrorCode.UNKNOWN_VOICE, f"unknown voice {self.voice!r}: see GET /v1/voices", CloseCode.POLICY_VIOLATION
             )
             return
         config = asr_pb2.RecognitionConfig(
@@ -211,7 +213,7 @@ class Conversation:
                 if frames > frame_rate * (2 + time.monotonic() - started):
                     # Many tiny messages cost the core far more than the audio they carry.
                     await self.refuse(
-                        "TOO_MANY_MESSAGES",
+                        ErrorCode.TOO_MANY_MESSAGES,
                         f"{frames} messages in {time.monotonic() - started:.1f} s: send at most {frame_rate:g} "
                         "a second (20 ms of audio each is plenty)",
                         CloseCode.POLICY_VIOLATION,
@@ -221,7 +223,7 @@ class Conversation:
                 if data:
                     if len(data) % frame_bytes:
                         await self.refuse(
-                            "BAD_FRAME",
+                            ErrorCode.BAD_FRAME,
                             f"a binary frame of {len(data)} bytes is not whole PCM16 samples "
                             f"({frame_bytes} bytes each): every frame must hold whole samples",
                             CloseCode.INVALID_PAYLOAD,
@@ -232,7 +234,7 @@ class Conversation:
                     allowed = limits.ws_burst_seconds + limits.ws_realtime_factor * (time.monotonic() - started)
                     if seconds > allowed:
                         await self.refuse(
-                            "AUDIO_TOO_FAST",
+                            ErrorCode.AUDIO_TOO_FAST,
                             f"{seconds:.1f} s of audio in {time.monotonic() - started:.1f} s: send audio at most "
                             f"{limits.ws_realtime_factor:g} times faster than real time (after the first "
                             f"{limits.ws_burst_seconds:g} s)",
@@ -267,7 +269,7 @@ class Conversation:
             self.next_stage(None)
             await self.send(
                 events.Error(
-                    code="ASR_RESTARTED",
+                    code=ErrorCode.ASR_RESTARTED,
                     stage="asr",
                     message="the asr restarted while you were speaking: that utterance was lost, please say it again",
                 )
@@ -442,7 +444,7 @@ class Conversation:
             if said is not None and len(said) > self.limits.max_text_chars:
                 raise TooLarge(
                     f"text is {len(said)} characters; the limit is {self.limits.max_text_chars}",
-                    reason="TEXT_TOO_LONG",
+                    reason=ErrorCode.TEXT_TOO_LONG,
                 )
         except VoxError as exc:
             await self.send(events.Error(code=exc.reason, message=self.told(exc)))
@@ -450,7 +452,7 @@ class Conversation:
         if said is None:
             await self.send(
                 events.Error(
-                    code="UNEXPECTED_MESSAGE",
+                    code=ErrorCode.UNEXPECTED_MESSAGE,
                     message='after the config only binary audio, {"type": "text", "text": ...} and {"type": "end"} '
                     "are expected; this text frame was ignored",
                 )
@@ -459,7 +461,7 @@ class Conversation:
         refused = self.pipeline.shares.text_turn_refusal(owner_var.get())
         if refused is not None:  # before it cancels anything: the turn under way goes on
             message, seconds = refused
-            await self.send(events.Error(code="TEXT_TURNS_LIMITED", message=message, retry_after=seconds))
+            await self.send(events.Error(code=ErrorCode.TEXT_TURNS_LIMITED, message=message, retry_after=seconds))
             return
         await self.drop_speculation("wasted")
         if self.turn is not None and not self.turn.done():

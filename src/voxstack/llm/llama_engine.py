@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
 from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
@@ -160,7 +161,7 @@ class LlamaCppEngine:
         if room < 1:
             raise InvalidInput(
                 f"the prompt is {len(tokens)} tokens; the context holds {llm.n_ctx()}: shorten the messages",
-                reason="PROMPT_TOO_LONG",
+                reason=ErrorCode.PROMPT_TOO_LONG,
             )
         s = conversation.sampling
         stream = llm.create_completion(

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput, NotReady, PreconditionFailed, VoxError
 from voxstack.llm.engine import Conversation, Delta, Event, Finished
@@ -47,7 +48,7 @@ class OpenAIEngine:
                 pass
         except VoxError as exc:
             # Unreachable or timing out may pass; any other answer (a bad key, an unknown model) lasts.
-            lasting = exc.reason not in ("UPSTREAM_DOWN", "UPSTREAM_TIMEOUT")
+            lasting = exc.reason not in (ErrorCode.UPSTREAM_DOWN, ErrorCode.UPSTREAM_TIMEOUT)
             raise ModelError(f"the llm upstream at {self.url} does not answer: {exc}", lasting=lasting) from exc
 
     def _body(self, conversation: Conversation, max_tokens: int | None) -> dict[str, Any]:
@@ -90,11 +91,13 @@ class OpenAIEngine:
                             yield Delta(text)
                         reason = choice.get("finish_reason") or reason
         except httpx.TimeoutException as exc:
-            raise NotReady(f"the llm upstream timed out: {exc!r}", reason="UPSTREAM_TIMEOUT") from exc
+            raise NotReady(f"the llm upstream timed out: {exc!r}", reason=ErrorCode.UPSTREAM_TIMEOUT) from exc
         except httpx.TransportError as exc:
-            raise NotReady(f"the llm upstream at {self.url} is unreachable: {exc!r}", reason="UPSTREAM_DOWN") from exc
+            raise NotReady(
+                f"the llm upstream at {self.url} is unreachable: {exc!r}", reason=ErrorCode.UPSTREAM_DOWN
+            ) from exc
         except json.JSONDecodeError as exc:
-            raise NotReady(f"the llm upstream sent a malformed event: {exc}", reason="UPSTREAM_BAD") from exc
+            raise NotReady(f"the llm upstream sent a malformed event: {exc}", reason=ErrorCode.UPSTREAM_BAD) from exc
         yield Finished(
             "length" if reason == "length" else "stop",
             int(usage.get("prompt_tokens", 0)),
@@ -108,7 +111,11 @@ class OpenAIEngine:
 def _status_error(status: int, body: str) -> VoxError:
     detail = body.strip()[:300]
     if status in (400, 422):
-        return InvalidInput(f"the llm upstream refused the request ({status}): {detail}", reason="UPSTREAM_REFUSED")
+        return InvalidInput(
+            f"the llm upstream refused the request ({status}): {detail}", reason=ErrorCode.UPSTREAM_REFUSED
+        )
     if status in (401, 403):
-        return PreconditionFailed(f"the llm upstream rejected the credentials ({status})", reason="UPSTREAM_AUTH")
-    return NotReady(f"the llm upstream answered {status}: {detail}", reason="UPSTREAM_ERROR")
+        return PreconditionFailed(
+            f"the llm upstream rejected the credentials ({status})", reason=ErrorCode.UPSTREAM_AUTH
+        )
+    return NotReady(f"the llm upstream answered {status}: {detail}", reason=ErrorCode.UPSTREAM_ERROR)

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import ServiceMetrics
@@ -35,7 +36,7 @@ class _Undecodable:
         self.error = error
 
     def invalid(self) -> InvalidInput:
-        return InvalidInput(f"the request is not a valid message: {self.error}", reason="UNDECODABLE")
+        return InvalidInput(f"the request is not a valid message: {self.error}", reason=ErrorCode.UNDECODABLE)
 
 
 def _safe(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:

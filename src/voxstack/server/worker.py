@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import Busy
 from voxstack.metrics.catalog import ServiceMetrics
 from voxstack.tracing import tracer
@@ -47,7 +48,7 @@ class Limiter:
         if self._semaphore.locked() and self._waiting >= self.max_queue:
             raise Busy(
                 f"{self.name} is busy: {self._waiting} calls already wait (limit {self.max_queue}); retry later",
-                reason="QUEUE_FULL",
+                reason=ErrorCode.QUEUE_FULL,
             )
         self._waiting += 1
         started = time.perf_counter()

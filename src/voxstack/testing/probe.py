@@ -22,6 +22,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from voxstack.codes import ErrorCode
 from voxstack.testing.hostile import flac_bomb
 
 
@@ -83,7 +84,7 @@ def big_body(target: Target) -> str:
 
 def deep_config(target: Target) -> str:
     code, last = ws_answer(target, '{"type": "config", "x": ' + "[" * 20_000 + "]" * 20_000 + "}")
-    assert code == 1008 and last.get("code") == "BAD_CONFIG", (code, last)
+    assert code == 1008 and last.get("code") == ErrorCode.BAD_CONFIG, (code, last)
     return "BAD_CONFIG, close 1008"
 
 
@@ -96,7 +97,7 @@ def huge_number(target: Target) -> str:
 def silent_socket(target: Target) -> str:
     started = time.perf_counter()
     code, last = ws_answer(target, "", wait=60)
-    assert code == 1008 and last.get("code") == "CONFIG_TIMEOUT", (code, last)
+    assert code == 1008 and last.get("code") == ErrorCode.CONFIG_TIMEOUT, (code, last)
     return f"closed after {time.perf_counter() - started:.1f} s"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from voxstack.codes import ErrorCode
 from voxstack.config import TtsSettings
 from voxstack.errors import InvalidInput
 from voxstack.models import VOICE, ModelError, require
@@ -48,7 +49,7 @@ class Options:
 def _in_range(name: str, value: float, bounds: tuple[float, float]) -> float:
     low, high = bounds
     if not low <= value <= high:
-        raise InvalidInput(f"options.{name} {value:g} is out of range {low:g} to {high:g}", reason="BAD_OPTION")
+        raise InvalidInput(f"options.{name} {value:g} is out of range {low:g} to {high:g}", reason=ErrorCode.BAD_OPTION)
     return value
 
 
@@ -121,7 +122,7 @@ class PiperEngine:
         if chosen not in self.infos:
             raise InvalidInput(
                 f"unknown voice {name!r}: available voices are {', '.join(self.infos)}",
-                reason="UNKNOWN_VOICE",
+                reason=ErrorCode.UNKNOWN_VOICE,
             )
         return self.infos[chosen]
 
@@ -130,7 +131,7 @@ class PiperEngine:
         if speaker is not None and speaker >= max(1, voice.num_speakers):
             raise InvalidInput(
                 f"options.speaker_id {speaker} does not exist: voice {voice.name} has {voice.num_speakers} speaker(s)",
-                reason="BAD_OPTION",
+                reason=ErrorCode.BAD_OPTION,
             )
         return Options(
             length_scale=_in_range("length_scale", request.length_scale, LENGTH_SCALE)

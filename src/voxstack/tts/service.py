@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 
 from voxstack.audio import PCM16, WAV, check_rate, encoding_name, float_to_pcm16, resample, wav_bytes
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings, TtsSettings
 from voxstack.errors import InvalidInput
 from voxstack.metrics.catalog import TtsMetrics
@@ -51,11 +52,11 @@ def checked_text(text: str, limits: TtsSettings) -> str:
     """The request's text, cleaned; InvalidInput when nothing is left to say or it is over the limit."""
     text = clean(text)
     if not text.strip():
-        raise InvalidInput("text is empty: give something to say", reason="EMPTY_TEXT")
+        raise InvalidInput("text is empty: give something to say", reason=ErrorCode.EMPTY_TEXT)
     if len(text) > limits.max_text_chars:
         raise InvalidInput(
             f"text is {len(text)} characters; the limit is {limits.max_text_chars}",
-            reason="TEXT_TOO_LONG",
+            reason=ErrorCode.TEXT_TOO_LONG,
         )
     return text
 
@@ -66,7 +67,7 @@ def checked_output_rate(rate: int) -> int:
         check_rate(rate)  # names impossible rates
         raise InvalidInput(
             f"sample_rate_hz {rate} is not supported for output: {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz",
-            reason="BAD_SAMPLE_RATE",
+            reason=ErrorCode.BAD_SAMPLE_RATE,
         )
     return rate
 
@@ -85,10 +86,12 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
             raise InvalidInput(
                 f"output encoding {encoding_name(encoding)} is not supported: use AUDIO_ENCODING_PCM16 or "
                 "AUDIO_ENCODING_WAV",
-                reason="BAD_ENCODING",
+                reason=ErrorCode.BAD_ENCODING,
             )
         if fmt.channels > 1:
-            raise InvalidInput(f"channels {fmt.channels} is not supported: tts output is mono", reason="BAD_CHANNELS")
+            raise InvalidInput(
+                f"channels {fmt.channels} is not supported: tts output is mono", reason=ErrorCode.BAD_CHANNELS
+            )
         rate = checked_output_rate(fmt.sample_rate_hz or voice.sample_rate)
         options = self.service.engine.options(request.options, voice)
         spans = sentence_spans(text, max_chars=limits.max_sentence_chars)

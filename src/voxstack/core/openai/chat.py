@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from voxstack.codes import OpenAICode
 from voxstack.core.deps import PipelineDep, SettingsDep
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute, stream_error
@@ -76,14 +77,16 @@ class CompletionRequest(BaseModel):
 
 def to_request(body: CompletionRequest, max_chars: int) -> llm_pb2.GenerateRequest:
     if body.n != 1:
-        raise InvalidInput("n: only one choice per request is supported", reason="unsupported_n")
+        raise InvalidInput("n: only one choice per request is supported", reason=OpenAICode.UNSUPPORTED_N)
     messages = []
     for index, message in enumerate(body.messages):
         text = message.text()
         check_length(f"messages[{index}].content", text, max_chars)
         messages.append(llm_pb2.ChatMessage(role=ROLES[message.role], content=text))
     if body.messages[-1].role == "assistant":
-        raise InvalidInput("messages: the last message must be the user's (or a system message)", reason="bad_roles")
+        raise InvalidInput(
+            "messages: the last message must be the user's (or a system message)", reason=OpenAICode.BAD_ROLES
+        )
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     sampling = llm_pb2.SamplingParams(stop=stops)
     limit = body.max_completion_tokens or body.max_tokens

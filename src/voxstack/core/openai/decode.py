@@ -11,6 +11,7 @@ import io
 import numpy as np
 
 from voxstack.audio import MAX_RATE, MIN_RATE
+from voxstack.codes import OpenAICode
 from voxstack.errors import InvalidInput
 
 RATE = 16000
@@ -27,7 +28,7 @@ def to_pcm16(data: bytes, max_seconds: float) -> bytes:
     import av
 
     if not data:
-        raise InvalidInput("file is empty", reason="empty_file")
+        raise InvalidInput("file is empty", reason=OpenAICode.EMPTY_FILE)
     limit = int(max_seconds * RATE)
     pieces: list[np.ndarray] = []
     total = 0
@@ -44,7 +45,7 @@ def to_pcm16(data: bytes, max_seconds: float) -> bytes:
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
-                raise InvalidInput("file has no audio stream", reason="no_audio")
+                raise InvalidInput("file has no audio stream", reason=OpenAICode.NO_AUDIO)
             stream = container.streams.audio[0]
             _check_rate(stream.rate)
             declared = stream.duration * stream.time_base if stream.duration and stream.time_base else 0
@@ -62,9 +63,11 @@ def to_pcm16(data: bytes, max_seconds: float) -> bytes:
     except InvalidInput:
         raise
     except (av.FFmpegError, ValueError, IndexError) as exc:
-        raise InvalidInput(f"file could not be decoded as audio: {str(exc)[:200]}", reason="bad_audio") from None
+        raise InvalidInput(
+            f"file could not be decoded as audio: {str(exc)[:200]}", reason=OpenAICode.BAD_AUDIO
+        ) from None
     if not pieces:
-        raise InvalidInput("file holds no audio samples", reason="empty_audio")
+        raise InvalidInput("file holds no audio samples", reason=OpenAICode.EMPTY_AUDIO)
     return np.concatenate(pieces).astype("<i2").tobytes()
 
 
@@ -72,9 +75,9 @@ def _check_rate(rate: int | None) -> None:
     if rate is None or not MIN_RATE <= rate <= MAX_RATE:
         raise InvalidInput(
             f"the file's sample rate of {rate} Hz is not one audio has: {MIN_RATE} to {MAX_RATE} Hz",
-            reason="bad_sample_rate",
+            reason=OpenAICode.BAD_SAMPLE_RATE,
         )
 
 
 def _too_long(max_seconds: float) -> InvalidInput:
-    return InvalidInput(f"the audio is longer than {max_seconds:g} s", reason="audio_too_long")
+    return InvalidInput(f"the audio is longer than {max_seconds:g} s", reason=OpenAICode.AUDIO_TOO_LONG)

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from voxstack.codes import OpenAICode
 from voxstack.core.errors import RETRY_AFTER, caller_message, error_body, validation_message
 from voxstack.core.uploads import ClientGone
 from voxstack.errors import VoxError
@@ -70,7 +71,7 @@ class OpenAIRoute(APIRoute):
                 body = error_body(exc, detail=request.app.state.settings.error_detail)
                 return openai_error(exc.http_status, body["error"]["message"], code=exc.reason.lower())
             except RequestValidationError as exc:
-                return openai_error(400, validation_message(exc), code="invalid_request", param=_param(exc))
+                return openai_error(400, validation_message(exc), code=OpenAICode.INVALID_REQUEST, param=_param(exc))
             except HTTPException as exc:
                 return openai_error(exc.status_code, str(exc.detail))
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
+from voxstack.codes import OpenAICode
 from voxstack.config import Settings
 from voxstack.core.deps import SettingsDep
 from voxstack.core.openai.errors import OPENAI_ERRORS, NotFound, OpenAIRoute
@@ -51,7 +52,7 @@ def resolve(settings: Settings, model: str, kind: Kind) -> str:
     wanted = [i for i, k in ids.items() if k == kind]
     raise NotFound(
         f"The model `{model[:100]}` does not exist or is not served here; use {', '.join(wanted)}",
-        reason="model_not_found",
+        reason=OpenAICode.MODEL_NOT_FOUND,
     )
 
 
@@ -70,5 +71,5 @@ async def get_model(model_id: str, settings: SettingsDep) -> dict[str, object]:
     """One served model, by id or alias; 404 for any other."""
     kind = served(settings).get(model_id) or ALIASES.get(model_id)
     if kind is None:
-        raise NotFound(f"The model `{model_id[:100]}` does not exist", reason="model_not_found")
+        raise NotFound(f"The model `{model_id[:100]}` does not exist", reason=OpenAICode.MODEL_NOT_FOUND)
     return _card(model_id)

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from voxstack.codes import OpenAICode
 from voxstack.core.deps import PipelineDep, SettingsDep
 from voxstack.core.inputs import Text, check_length
 from voxstack.core.openai.encode import MEDIA_TYPES, RATES, Encoder, Format
@@ -59,7 +60,7 @@ async def speech(body: SpeechRequest, pipeline: PipelineDep, settings: SettingsD
     resolve(settings, body.model, "tts")
     check_length("input", body.input, settings.core.max_text_chars)
     if not body.input.strip():
-        raise InvalidInput("input is empty", reason="empty_input")
+        raise InvalidInput("input is empty", reason=OpenAICode.EMPTY_INPUT)
     voice = "" if body.voice.lower() in OPENAI_VOICES else body.voice
     rate = RATES.get(body.response_format, 0)
     request = tts_pb2.SynthesizeRequest(
@@ -72,7 +73,7 @@ async def speech(body: SpeechRequest, pipeline: PipelineDep, settings: SettingsD
     try:
         first = await anext(chunks)  # fail before the 200: unknown voice, tts unreachable
     except StopAsyncIteration:
-        raise InvalidInput("input has nothing to speak", reason="nothing_to_speak") from None
+        raise InvalidInput("input has nothing to speak", reason=OpenAICode.NOTHING_TO_SPEAK) from None
     encoder = Encoder(body.response_format, first.format.sample_rate_hz)
 
     async def audio() -> AsyncIterator[bytes]:

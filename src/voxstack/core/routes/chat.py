@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxstack.codes import ErrorCode
 from voxstack.core.deps import PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, error_body
 from voxstack.core.inputs import Text, check_length
@@ -75,7 +76,7 @@ async def chat(request: Request, body: ChatRequest, pipeline: PipelineDep, setti
     if body.session_id is not None:
         check_session_id(body.session_id)
     if not body.message.strip():
-        raise InvalidInput("message is empty", reason="EMPTY_TEXT")
+        raise InvalidInput("message is empty", reason=ErrorCode.EMPTY_TEXT)
     replies = pipeline.generate(session_key(request, body.session_id), body.message, body.system)
     # Fail before the 200 goes out when the llm cannot be reached at all.
     first = await anext(replies)

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
+from voxstack.codes import CloseCode, ErrorCode
 from voxstack.core import events
-from voxstack.core.closecodes import CloseCode
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.fairness import owner_var
@@ -54,7 +54,7 @@ async def converse(
         heard = await pipeline.transcribe(audio, fmt, language)
         transcript = heard.result.text
         if not transcript.strip():
-            raise InvalidInput("no speech was recognised in the audio", reason="NO_SPEECH")
+            raise InvalidInput("no speech was recognised in the audio", reason=ErrorCode.NO_SPEECH)
         pcm, rate, done = [], 0, ReplyDone("", "")
         async for event in pipeline.reply(session_key(request, session_id), transcript, started=started):
             if isinstance(event, SentenceAudio):
@@ -95,7 +95,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     refusal = pipeline.shares.conversation_refusal(owner)
     if refusal is not None:
         pipeline.metrics.refused.inc()
-        await refuse(ws, "KEY_CONVERSATIONS", refusal)
+        await refuse(ws, ErrorCode.KEY_CONVERSATIONS, refusal)
         return
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
@@ -109,7 +109,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
         logger.exception("the conversation failed")
         with contextlib.suppress(Exception):
             message = f"{type(exc).__name__}: {exc}"[:300] if settings.error_detail else "internal error"
-            await ws.send_json(events.Error(code="INTERNAL", message=message).payload())
+            await ws.send_json(events.Error(code=ErrorCode.INTERNAL, message=message).payload())
             await ws.close(CloseCode.INTERNAL_ERROR)
     finally:
         drain.conversations -= 1

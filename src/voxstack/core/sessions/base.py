@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from voxstack.codes import ErrorCode
 from voxstack.errors import InvalidInput
 
 #: Bytes of a secret made by ``SessionStore.shared_secret``.
@@ -27,7 +28,7 @@ def check_session_id(session_id: str) -> str:
     if not SESSION_ID.fullmatch(session_id):
         raise InvalidInput(
             f"session_id {session_id[:80]!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-'",
-            reason="BAD_SESSION_ID",
+            reason=ErrorCode.BAD_SESSION_ID,
         )
     return session_id
 

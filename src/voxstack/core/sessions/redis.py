@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from voxstack.codes import ErrorCode
 from voxstack.core.sessions.base import Bounds, as_messages, new_secret
 from voxstack.errors import NotReady
 
@@ -43,7 +44,9 @@ class RedisSessions:
         try:
             return await operation()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise NotReady(f"the session store (redis) is unavailable: {exc}", reason="SESSIONS_UNAVAILABLE") from exc
+            raise NotReady(
+                f"the session store (redis) is unavailable: {exc}", reason=ErrorCode.SESSIONS_UNAVAILABLE
+            ) from exc
 
     async def _expire(self) -> None:
         """Forget idle sessions, then the least recent beyond ``max_sessions``. Their lists also expire

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from voxstack.codes import ErrorCode
 from voxstack.core.sessions.base import Bounds, as_messages, new_secret
 from voxstack.errors import NotReady
 
@@ -64,7 +65,9 @@ class SqliteSessions:
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise NotReady(f"the session store ({self.path}) failed: {exc}", reason="SESSIONS_UNAVAILABLE") from exc
+                raise NotReady(
+                    f"the session store ({self.path}) failed: {exc}", reason=ErrorCode.SESSIONS_UNAVAILABLE
+                ) from exc
 
     def _history(self, session_id: str) -> list[dict[str, str]]:
         with self._transaction() as db:

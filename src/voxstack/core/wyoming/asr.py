@@ -26,6 +26,7 @@ from wyoming.event import Event
 from wyoming.info import Describe
 
 from voxstack.audio import check_rate
+from voxstack.codes import ErrorCode
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.wyoming.info import asr_info
 from voxstack.core.wyoming.protocol import Handler, parse
@@ -46,17 +47,21 @@ def checked_chunk(event: Event) -> AudioChunk:
     for field in ("rate", "width", "channels"):
         value = data.get(field)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidInput(f"audio-chunk needs an integer {field}, not {value!r}"[:200], reason="BAD_AUDIO_FORMAT")
+            raise InvalidInput(
+                f"audio-chunk needs an integer {field}, not {value!r}"[:200], reason=ErrorCode.BAD_AUDIO_FORMAT
+            )
     check_rate(data["rate"], "audio-chunk rate")
     if data["width"] not in (1, 2, 4):
-        raise InvalidInput(f"audio-chunk width {data['width']} is not 1, 2 or 4 bytes", reason="BAD_AUDIO_FORMAT")
+        raise InvalidInput(
+            f"audio-chunk width {data['width']} is not 1, 2 or 4 bytes", reason=ErrorCode.BAD_AUDIO_FORMAT
+        )
     if data["channels"] not in (1, 2):
-        raise InvalidInput(f"audio-chunk channels {data['channels']} is not 1 or 2", reason="BAD_AUDIO_FORMAT")
+        raise InvalidInput(f"audio-chunk channels {data['channels']} is not 1 or 2", reason=ErrorCode.BAD_AUDIO_FORMAT)
     audio = event.payload or b""
     frame = data["width"] * data["channels"]
     if len(audio) % frame:
         raise InvalidInput(
-            f"audio-chunk of {len(audio)} bytes is not whole frames of {frame} bytes", reason="BAD_AUDIO_FORMAT"
+            f"audio-chunk of {len(audio)} bytes is not whole frames of {frame} bytes", reason=ErrorCode.BAD_AUDIO_FORMAT
         )
     return AudioChunk(rate=data["rate"], width=data["width"], channels=data["channels"], audio=audio)
 
@@ -87,7 +92,7 @@ class Utterance:
             await self.task  # raises what ended recognition (the request is over)
         self.seconds += chunk.seconds
         if self.seconds > self.max_seconds:
-            raise TooLarge(f"audio is longer than {self.max_seconds:g} s", reason="AUDIO_TOO_LONG")
+            raise TooLarge(f"audio is longer than {self.max_seconds:g} s", reason=ErrorCode.AUDIO_TOO_LONG)
         pcm = self.converter.convert(chunk).audio
         if pcm:
             await self._put(pcm)
@@ -135,7 +140,7 @@ class Utterance:
                 "asr",
                 grpc.StatusCode.UNAVAILABLE,
                 "the asr restarted in the middle of the speech and lost part of it: send the audio again",
-                "ASR_RESTARTED",
+                ErrorCode.ASR_RESTARTED,
             )
 
 
@@ -171,14 +176,14 @@ class AsrHandler(Handler):
     async def _transcribe(self, request: Transcribe) -> None:
         language = request.language or ""
         if not isinstance(language, str) or len(language) > 16:
-            raise InvalidInput("transcribe language must be a short code such as 'en'", reason="BAD_LANGUAGE")
+            raise InvalidInput("transcribe language must be a short code such as 'en'", reason=ErrorCode.BAD_LANGUAGE)
         if request.name:
             models = await self.backends.unary("asr", self.backends.asr.ListModels, asr_pb2.ListModelsRequest())
             names = [m.name for m in models.models]
             if request.name not in names:
                 raise InvalidInput(
                     f"unknown model {str(request.name)[:100]!r}: this server has {', '.join(names)}",
-                    reason="UNKNOWN_MODEL",
+                    reason=ErrorCode.UNKNOWN_MODEL,
                 )
         self.language = language
 

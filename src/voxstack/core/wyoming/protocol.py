@@ -23,6 +23,7 @@ from wyoming.event import Event, Eventable
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
+from voxstack.codes import ErrorCode
 from voxstack.config import WyomingSettings
 from voxstack.core.clients import StageError
 from voxstack.errors import InvalidInput, VoxError
@@ -45,7 +46,7 @@ class ProtocolError(Exception):
 def _length(header: dict[str, Any], key: str) -> int:
     value = header.get(key) or 0
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProtocolError(f"{key} must be a non-negative integer, not {value!r}"[:200], "BAD_EVENT")
+        raise ProtocolError(f"{key} must be a non-negative integer, not {value!r}"[:200], ErrorCode.BAD_EVENT)
     return value
 
 
@@ -53,9 +54,9 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ProtocolError(f"the event {what} is not JSON", "BAD_EVENT") from None
+        raise ProtocolError(f"the event {what} is not JSON", ErrorCode.BAD_EVENT) from None
     if not isinstance(value, dict):
-        raise ProtocolError(f"the event {what} must be a JSON object", "BAD_EVENT")
+        raise ProtocolError(f"the event {what} must be a JSON object", ErrorCode.BAD_EVENT)
     return value
 
 
@@ -65,27 +66,29 @@ async def read_event(reader: asyncio.StreamReader, max_bytes: int) -> Event | No
         line = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         if exc.partial.strip():
-            raise ProtocolError("the stream ended inside an event header", "BAD_EVENT") from None
+            raise ProtocolError("the stream ended inside an event header", ErrorCode.BAD_EVENT) from None
         return None
     except asyncio.LimitOverrunError:
-        raise ProtocolError(f"an event header is longer than {HEADER_LIMIT} bytes", "EVENT_TOO_LARGE") from None
+        raise ProtocolError(f"an event header is longer than {HEADER_LIMIT} bytes", ErrorCode.EVENT_TOO_LARGE) from None
     header = _json_object(line, "header")
     kind = header.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ProtocolError("the event header has no type", "BAD_EVENT")
+        raise ProtocolError("the event header has no type", ErrorCode.BAD_EVENT)
     data_length, payload_length = _length(header, "data_length"), _length(header, "payload_length")
     size = len(line) + data_length + payload_length
     if size > max_bytes:
-        raise ProtocolError(f"a {kind} event of {size} bytes is over the limit of {max_bytes}", "EVENT_TOO_LARGE")
+        raise ProtocolError(
+            f"a {kind} event of {size} bytes is over the limit of {max_bytes}", ErrorCode.EVENT_TOO_LARGE
+        )
     data = header.get("data") or {}
     if not isinstance(data, dict):
-        raise ProtocolError("the event data must be a JSON object", "BAD_EVENT")
+        raise ProtocolError("the event data must be a JSON object", ErrorCode.BAD_EVENT)
     try:
         if data_length:
             data = {**data, **_json_object(await reader.readexactly(data_length), "data")}
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
-        raise ProtocolError(f"the stream ended inside a {kind} event", "BAD_EVENT") from None
+        raise ProtocolError(f"the stream ended inside a {kind} event", ErrorCode.BAD_EVENT) from None
     return Event(type=kind, data=data, payload=payload)
 
 
@@ -97,7 +100,7 @@ def parse(kind: type[E], event: Event) -> E:
     try:
         return kind.from_event(event)  # type: ignore[return-value]  # each type returns itself
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise InvalidInput(f"malformed {event.type} event: {exc!r}"[:300], reason="BAD_EVENT") from None
+        raise InvalidInput(f"malformed {event.type} event: {exc!r}"[:300], reason=ErrorCode.BAD_EVENT) from None
 
 
 class Gate:
@@ -149,7 +152,9 @@ class Handler(AsyncEventHandler):
         request_id_var.set(f"wyoming-{self.id}")
         if not self.gate.enter():
             try:
-                await self.fail(f"too many connections: this server takes {self.gate.limit}", "TOO_MANY_CONNECTIONS")
+                await self.fail(
+                    f"too many connections: this server takes {self.gate.limit}", ErrorCode.TOO_MANY_CONNECTIONS
+                )
             finally:
                 self.writer.close()
             return
@@ -189,5 +194,5 @@ class Handler(AsyncEventHandler):
                 raise
             except Exception:
                 logger.exception("a %s event failed", event.type)
-                await self.fail(f"internal error handling {event.type}", "INTERNAL")
+                await self.fail(f"internal error handling {event.type}", ErrorCode.INTERNAL)
                 return

@@ -18,6 +18,7 @@ from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
+from voxstack.codes import ErrorCode
 from voxstack.core.clients import Backends
 from voxstack.core.wyoming.info import tts_info
 from voxstack.core.wyoming.protocol import Handler, parse
@@ -40,16 +41,20 @@ def speaker_id(voice: tts_pb2.Voice, speaker: str) -> int:
         known = "it has one speaker: leave speaker empty or give 0"
     else:
         known = f"use {', '.join(voice.speakers) or f'0 to {voice.num_speakers - 1}'}"
-    raise InvalidInput(f"unknown speaker {speaker[:100]!r} of voice {voice.name}: {known}", reason="UNKNOWN_SPEAKER")
+    raise InvalidInput(
+        f"unknown speaker {speaker[:100]!r} of voice {voice.name}: {known}", reason=ErrorCode.UNKNOWN_SPEAKER
+    )
 
 
 def _text(value: object, event: str) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"{event} needs a text string", reason="BAD_EVENT")
+        raise InvalidInput(f"{event} needs a text string", reason=ErrorCode.BAD_EVENT)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: JSON can carry it, UTF-8 (and so gRPC) cannot
-        raise InvalidInput(f"{event} text is not valid Unicode (a lone surrogate)", reason="BAD_EVENT") from None
+        raise InvalidInput(
+            f"{event} text is not valid Unicode (a lone surrogate)", reason=ErrorCode.BAD_EVENT
+        ) from None
     return value
 
 
@@ -89,7 +94,9 @@ class TtsHandler(Handler):
 
     def _streaming(self, event: str) -> SentenceStream:
         if self.stream is None:
-            raise InvalidInput(f"{event} outside a stream: send synthesize-start first", reason="UNEXPECTED_EVENT")
+            raise InvalidInput(
+                f"{event} outside a stream: send synthesize-start first", reason=ErrorCode.UNEXPECTED_EVENT
+            )
         return self.stream
 
     def reset(self) -> None:
@@ -120,7 +127,7 @@ class TtsHandler(Handler):
         if voice is not None and (voice.name or voice.speaker):
             name = voice.name or ""
             if not isinstance(name, str) or (voice.speaker is not None and not isinstance(voice.speaker, str)):
-                raise InvalidInput("voice name and speaker must be strings", reason="BAD_EVENT")
+                raise InvalidInput("voice name and speaker must be strings", reason=ErrorCode.BAD_EVENT)
             if voice.speaker:
                 voices = await self.backends.unary("tts", self.backends.tts.ListVoices, tts_pb2.ListVoicesRequest())
                 chosen = next((v for v in voices.voices if v.name == name or (not name and v.is_default)), None)

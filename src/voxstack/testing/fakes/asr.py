@@ -23,6 +23,7 @@ import grpc
 import numpy as np
 
 from voxstack.audio import PCM16, check_channels, check_rate, decode
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput, NotReady
 from voxstack.testing.fakes.script import die, read_section, scripted_error
@@ -72,7 +73,7 @@ class FakeStream:
     def __init__(self, config: asr_pb2.RecognitionConfig, section: dict[str, Any]) -> None:
         fmt = config.format
         if fmt.encoding not in (0, PCM16):
-            raise InvalidInput("streaming audio must be AUDIO_ENCODING_PCM16", reason="BAD_ENCODING")
+            raise InvalidInput("streaming audio must be AUDIO_ENCODING_PCM16", reason=ErrorCode.BAD_ENCODING)
         self.config = config
         self.section = section
         self.rate = fmt.sample_rate_hz or 16_000
@@ -198,7 +199,7 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
     ) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("request") != "config":
-            raise InvalidInput("the first StreamingRecognize message must be the config", reason="CONFIG_FIRST")
+            raise InvalidInput("the first StreamingRecognize message must be the config", reason=ErrorCode.CONFIG_FIRST)
         stream = FakeStream(first.config, read_section("asr"))
         # Audio is read in its own task so that a draining service can end an idle stream at once.
         audio: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -206,7 +207,7 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
         async def pump() -> None:
             async for request in request_iterator:
                 if request.WhichOneof("request") != "audio":
-                    raise InvalidInput("only the first message may be a config", reason="CONFIG_FIRST")
+                    raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
                 await audio.put(request.audio)
             await audio.put(None)
 
@@ -230,7 +231,7 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
                 elif reader.done() and reader.exception() is not None:
                     raise reader.exception()  # type: ignore[misc]
                 if draining.done() and stream.idle:
-                    raise NotReady("asr is restarting: open a new stream", reason="RESTARTING")
+                    raise NotReady("asr is restarting: open a new stream", reason=ErrorCode.RESTARTING)
         finally:
             for task in (reader, draining, got):
                 task.cancel()

@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 
 from voxstack.audio import PCM16, WAV, float_to_pcm16, resample, wav_bytes
+from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.errors import InvalidInput
 from voxstack.metrics.catalog import TtsMetrics
@@ -51,10 +52,12 @@ class FakeTtsServicer(tts_pb2_grpc.TtsServicer):
         known = voices(section)
         voice = request.voice or known[0]
         if voice not in known:
-            raise InvalidInput(f"unknown voice {voice!r}: known voices are {', '.join(known)}", reason="UNKNOWN_VOICE")
+            raise InvalidInput(
+                f"unknown voice {voice!r}: known voices are {', '.join(known)}", reason=ErrorCode.UNKNOWN_VOICE
+            )
         encoding = request.format.encoding or PCM16
         if encoding not in (PCM16, WAV):
-            raise InvalidInput("output encoding must be PCM16 or WAV", reason="BAD_ENCODING")
+            raise InvalidInput("output encoding must be PCM16 or WAV", reason=ErrorCode.BAD_ENCODING)
         rate = checked_output_rate(request.format.sample_rate_hz or int(section.get("rate", 22_050)))
         return text, voice, encoding, rate
 
