@@ -55,9 +55,9 @@ class CoreSettings(ServiceSettings):
         0.0,
         ge=0,
         le=3600,
-        description="How long a call refused after every retry waits for its service to come back when no "
-        "voxstack supervisor says it is restarting (an orchestrator's restart policy: Compose sets 20); within "
-        "the call's deadline. Under `voxstack up`/`dev` a restarting service is waited for until the deadline.",
+        description="How long a call refused after every retry waits for its service to come back (whoever "
+        "restarts it), within the call's deadline. 0 = not at all. Where unset, `voxstack up`/`dev` make it the "
+        "longest (they bring every service back); Compose sets 20.",
     )
     max_upload_bytes: int = Field(25 * MiB, ge=1024, le=2**31 - 1, description="Largest audio body accepted.")
     max_json_bytes: int = Field(

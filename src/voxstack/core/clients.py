@@ -3,9 +3,10 @@
 Channels are made once and reused. Every call has a deadline, carries the
 request id, and is retried with backoff only when refused before any reply
 came (UNAVAILABLE, or CANCELLED by an instance that is stopping). A call still
-refused after its retries waits, within its deadline, for a service that is
-being brought back (by the supervisor, or by an orchestrator within
-``restart_wait_seconds``). A failure becomes a ``StageError`` naming the stage.
+refused after its retries waits, within its deadline and ``restart_wait_seconds``,
+for its service to come back, whoever brings it back (`voxstack up`/`dev` set
+that setting to the deadline; Compose sets 20): the same code however the
+stack is run. A failure becomes a ``StageError`` naming the stage.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from voxstack.logs import request_id_var
 from voxstack.metrics.catalog import CoreMetrics
 from voxstack.registry import MODEL_SERVICES
 from voxstack.rpc_status import REPLICA_KEY, REQUEST_ID_KEY, failure_from_error
-from voxstack.runstate import RunState
 from voxstack.tls import open_aio_channel
 from voxstack.tracing import client_interceptors
 from voxstack.v1 import asr_pb2, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
@@ -43,9 +43,6 @@ TRANSPORT_INTERNAL = "Internal error from Core"
 # First wait before reconnecting a broken channel (grpc's default is 1 s): a
 # reload breaks connections while the successor already listens.
 RECONNECT_BACKOFF_MS = 25
-# A supervised service in these states is being brought (back) up, or has just
-# died and the supervisor is about to notice: a refused call waits for it.
-COMING_BACK = frozenset({"starting", "reloading", "backoff", "serving", "unhealthy"})
 
 
 def retry_delay(attempt: int) -> float:
@@ -129,7 +126,6 @@ class Backends:
         self.timeouts = {"asr": core.asr_timeout, "llm": core.llm_timeout, "tts": core.tts_timeout}
         self.retries = core.retries
         self.restart_wait = core.restart_wait_seconds
-        self.runstate = RunState(settings.state_dir)  # a supervisor's record: which services it is restarting
         size = max(settings.asr.max_message_bytes, settings.tts.max_message_bytes)
         options = [
             ("grpc.max_send_message_length", size),
@@ -204,21 +200,12 @@ class Backends:
         )
 
     async def _comes_back(self, stage: str, deadline: float) -> bool:
-        """Wait, within ``deadline``, for an unreachable service that is being brought back; whether it came.
-
-        Under a voxstack supervisor its run record says whether it restarts the
-        service (then the wait lasts until the deadline); otherwise at most
-        ``restart_wait_seconds`` (an orchestrator's restart policy, unseen from here).
-        """
-        left = deadline - asyncio.get_running_loop().time()
-        record = self.runstate.read()
-        state = record.services.get(stage) if record is not None else None
-        supervised = state is not None and str(state.port) == self.addresses[stage].rpartition(":")[2]
-        wait = left if supervised and state is not None and state.state in COMING_BACK else min(left, self.restart_wait)
+        """Wait, within ``deadline`` and ``restart_wait_seconds``, for an unreachable service to come back;
+        whether it came. Who restarts it (a supervisor, an orchestrator) is not the core's business."""
+        wait = min(deadline - asyncio.get_running_loop().time(), self.restart_wait)
         if wait <= 0.05:
             return False
-        how = f"the supervisor says {state.state}" if supervised and state is not None else "restart_wait_seconds"
-        logger.warning("%s is unreachable (%s): waiting up to %.1f s for it to come back", stage, how, wait)
+        logger.warning("%s is unreachable: waiting up to %.1f s for it to come back", stage, wait)
         # Back means SERVING: a restarted service listens before its engine is loaded.
         loop = asyncio.get_running_loop()
         until = loop.time() + wait

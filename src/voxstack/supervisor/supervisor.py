@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from voxstack.config import GrpcServiceSettings, Settings
+from voxstack.config import GrpcServiceSettings, Settings, env_name
 from voxstack.errors import EXIT_STARTUP
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
@@ -48,6 +48,7 @@ BACKOFF_CAP = 30.0
 # Reloads kept per service in the run state (the dev dashboard's chart).
 RELOAD_HISTORY = 20
 STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
+RESTART_WAIT_MAX = 3600  # the setting's largest value: "until the call's deadline"
 RETIRE_TIMEOUT = 2.0  # how long a reload waits for the old instance to stop taking connections
 
 
@@ -191,6 +192,9 @@ class Supervisor:
         """The next instance of a slot; a warm spare preloading the modules listed in ``preload`` if given."""
         generation = slot.state.generation + 1
         env = dict(SERVICES[slot.name].env) | dict(os.environ)  # the user's settings win
+        if slot.name == "core" and "restart_wait_seconds" not in self.settings.core.model_fields_set:
+            # This supervisor brings every service back: the core's calls wait for one up to their deadline.
+            env[env_name(("core", "restart_wait_seconds"))] = str(RESTART_WAIT_MAX)
         env[MODE_ENV] = self.mode
         control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
         env[CONTROL_SOCKET_ENV] = str(control)
