@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from voxstack.cli import chat, config, converse, models, service, speak, stack, transcribe, wyoming
+from voxstack.cli import chat, config, converse, models, replay, service, speak, stack, transcribe, wyoming
 
 app = typer.Typer(
     name="voxstack",
@@ -29,6 +29,7 @@ app.command()(transcribe.transcribe)
 app.command()(speak.speak)
 app.command()(chat.chat)
 app.command()(converse.converse)
+app.command()(replay.replay)
 app.command()(wyoming.wyoming)
 for command in (stack.dev, stack.up, stack.down, stack.logs, stack.status):
     app.command()(command)

@@ -193,6 +193,11 @@ class Settings(BaseSettings):
             return explicit
         return self.service(name).connect_address
 
+    @property
+    def recordings_dir(self) -> Path:
+        """Where the core records turns (core.recordings_dir, else recordings/ in the state directory)."""
+        return (self.core.recordings_dir or self.state_dir / "recordings").expanduser()
+
     def service(self, name: str) -> ServiceSettings:
         """The section of one service by name (asr, llm, tts, core)."""
         section = getattr(self, name, None)

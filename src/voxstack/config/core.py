@@ -249,6 +249,20 @@ class CoreSettings(ServiceSettings):
     )
     session_idle_seconds: float = Field(900.0, gt=0, le=86_400 * 30, description="Idle time before a session ends.")
     max_sessions: int = Field(1000, ge=1, le=1_000_000, description="Sessions kept at once (least recent dropped).")
+    record_turns: bool | None = Field(
+        None,
+        description="Record each WebSocket turn (its audio or text, history, settings, transcript, reply and its "
+        "audio, timings) for `voxstack replay`; unset = in dev only.",
+    )
+    recordings_dir: Path | None = Field(
+        None, description="Where turns are recorded; unset = recordings/ in the state directory."
+    )
+    recordings_max_count: int = Field(
+        200, ge=1, le=1_000_000, description="Recorded turns kept at most (the oldest go first)."
+    )
+    recordings_max_bytes: int = Field(
+        256 * MiB, ge=MiB, le=2**40, description="Bytes of recorded turns kept at most (the oldest go first)."
+    )
     session_store: str = Field(
         "",
         description="Where conversation history lives: memory; sqlite (a file in the state directory) or "

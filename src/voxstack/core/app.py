@@ -25,6 +25,8 @@ from voxstack.core.openai import transcription as openai_transcription
 from voxstack.core.origins import CheckOrigin
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.ratelimit import RateLimit
+from voxstack.core.recorder import TurnRecorder
+from voxstack.core.recorder import enabled as recording_enabled
 from voxstack.core.requestlog import RequestLog
 from voxstack.core.routes import auth as auth_routes
 from voxstack.core.routes import chat, conversation, health, pages, speech
@@ -95,6 +97,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         docs_pages.install(app, "/openapi.json")
     app.state.settings = settings
     app.state.drain = Drain()
+    app.state.recorder = TurnRecorder(settings) if recording_enabled(settings) else None
     app.state.metrics = metrics
     app.state.api_keys = api_keys or ApiKeys.from_settings(settings.core)
     errors.install(app, detail=settings.error_detail)

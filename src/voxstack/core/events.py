@@ -38,6 +38,17 @@ class EventType(str, Enum):
 # ---- client -> server ---------------------------------------------------------
 
 
+#: Turns a config may carry as a new session's history (the session keeps what its bounds allow).
+MAX_HISTORY_TURNS = 100
+
+
+class HistoryTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: StrictStr = Field(max_length=100_000)
+    assistant: StrictStr = Field(max_length=100_000)
+
+
 class StreamConfig(BaseModel):
     """The first message: how the audio that follows is encoded, and the session it belongs to."""
 
@@ -50,6 +61,12 @@ class StreamConfig(BaseModel):
     language: StrictStr = Field("", max_length=16, description="ISO 639-1, 'auto', or empty for the asr's default.")
     interim_results: StrictBool = Field(True, description="Send partial transcripts while the user speaks.")
     voice: StrictStr = Field("", max_length=128, description="tts voice of the replies; empty = the core's voice.")
+    history: list[HistoryTurn] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY_TURNS,
+        description="Earlier turns a new session starts with (`voxstack replay` restores a recorded turn's); "
+        "ignored for a session that has a history already.",
+    )
 
 
 # What each field's error is called, so clients can branch on it.
@@ -59,6 +76,7 @@ _CONFIG_REASONS = {
     "channels": ErrorCode.BAD_CHANNELS,
     "session_id": ErrorCode.BAD_SESSION_ID,
     "voice": ErrorCode.BAD_VOICE,
+    "history": ErrorCode.BAD_CONFIG,
 }
 _CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
 

@@ -6,6 +6,8 @@ import asyncio
 import re
 from dataclasses import dataclass
 
+from voxstack.recordings import Pcm
+
 
 def same_words(a: str, b: str) -> bool:
     """Whether two transcripts say the same words (case and punctuation aside)."""
@@ -24,6 +26,8 @@ class Turn:
     held: asyncio.Event | None = None  # set when the end of the utterance confirms the speculation
     speech_end: float = 0.0  # perf_counter of the end of the speech it answers
     task: asyncio.Task[None] | None = None
+    heard: Pcm | None = None  # the utterance's audio, when turns are recorded (None for a typed turn)
+    typed: bool = False
 
     def __post_init__(self) -> None:
         if self.held is None:

@@ -34,9 +34,11 @@ from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
+from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
 from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
 from voxstack.logs import request_id_var
+from voxstack.recordings import Pcm
 from voxstack.tracing import from_trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2
 
@@ -53,6 +55,7 @@ class Conversation:
         backends: Backends,
         limits: CoreSettings,
         draining: asyncio.Event | None = None,
+        recorder: TurnRecorder | None = None,
     ) -> None:
         self.ws = ws
         self.draining = draining or asyncio.Event()  # set when this core stops: hand over at the next pause
@@ -72,6 +75,10 @@ class Conversation:
         self.stage_span: trace.Span | None = None
         self.rid = request_id_var.get() or ""
         self.voice = ""  # the config's voice for the replies ("" = the core's)
+        self.language = ""
+        self.recorder = recorder  # records each turn for `voxstack replay`, when on
+        self.tape: Tape | None = None  # the audio of the asr stream, when turns are recorded
+        self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
 
     def told(self, exc: VoxError) -> str:
         """What the client is told of ``exc`` (no backend internals in prod)."""
@@ -132,6 +139,12 @@ class Conversation:
         self.session_id = session_id
         self.session_key = session_key(self.ws, session_id)
         self.voice = stream_config.voice
+        self.language = stream_config.language
+        if stream_config.history and self.session_key is not None:
+            await self.start_history(self.session_key, stream_config.history)
+        if self.recorder is not None:
+            keep = self.pipeline.settings.asr.max_audio_seconds + 5
+            self.tape = Tape(stream_config.sample_rate, stream_config.channels, keep)
         if self.voice and not await self.voice_exists(self.voice):
             await self.refuse(
                 ErrorCode.UNKNOWN_VOICE, f"unknown voice {self.voice!r}: see GET /v1/voices", CloseCode.POLICY_VIOLATION
@@ -274,8 +287,12 @@ class Conversation:
                     message="the asr restarted while you were speaking: that utterance was lost, please say it again",
                 )
             )
+        if self.tape is not None:
+            self.tape.new_stream()
         yield asr_pb2.StreamingRecognizeRequest(config=config)
         while (chunk := await self.audio.get()) is not None:
+            if self.tape is not None:
+                self.tape.add(chunk)
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
 
     async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
@@ -292,6 +309,7 @@ class Conversation:
             self.trace = from_trace_parent(reply.trace_parent)
             self.next_stage("core receive audio")
             self.speaking = True
+            self.utterance_span = (reply.speech_started.offset_seconds, 0.0)
             await self.drop_speculation("wasted")
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
@@ -302,6 +320,7 @@ class Conversation:
             await self.send(events.Partial(utterance=utterance, text=reply.partial.text))
         elif kind == "speech_ended":
             self.speech_end = time.perf_counter()
+            self.utterance_span = (self.utterance_span[0], reply.speech_ended.offset_seconds)
             self.next_stage("core wait for asr final")
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
             await self.send(events.SpeechEnded(utterance=utterance, rule="" if rule == "unspecified" else rule))
@@ -329,13 +348,29 @@ class Conversation:
                 and not speculation.task.done()
             ):
                 speculation.confirm(asr_decode, self.speech_end)
+                speculation.heard = self.heard()
                 logger.debug("speculative reply to %r confirmed", text)
                 self.pipeline.metrics.speculations.labels("used").inc()
                 self.turn = speculation.task
                 return
             await self.cancel_speculation(speculation, "redone")
-            turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode)
+            turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
             self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
+
+    async def start_history(self, key: str, turns: list[events.HistoryTurn]) -> None:
+        """A new session's earlier turns, from the config (a session with a history keeps its own)."""
+        sessions = self.pipeline.sessions
+        if await sessions.history(key):
+            return
+        for turn in turns:
+            await sessions.append(key, turn.user, turn.assistant)
+
+    def heard(self) -> Pcm | None:
+        """The utterance that just ended, as the asr segmented it (when turns are recorded)."""
+        if self.tape is None:
+            return None
+        began, ended = self.utterance_span
+        return self.tape.cut(began, ended or began + self.pipeline.settings.asr.max_audio_seconds)
 
     async def speculate(self, utterance: int, text: str) -> None:
         """Start the reply to what was said before this pause; nothing of it is sent until it is confirmed."""
@@ -391,10 +426,15 @@ class Conversation:
         metrics = self.pipeline.metrics
         number = turn.number
         first_sent = 0.0
+        taken = None
+        if self.recorder is not None and self.session_key is not None:
+            taken = TakenTurn(turn, await self.pipeline.sessions.history(self.session_key))
         try:
             async for event in self.pipeline.reply(
                 self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held
             ):
+                if taken is not None:
+                    taken.add(event)
                 if isinstance(event, TextDelta):
                     await self.send_turn(turn, events.ReplyDelta(turn=number, text=event.text))
                 elif isinstance(event, SentenceAudio):
@@ -426,6 +466,10 @@ class Conversation:
                             completion_tokens=event.completion_tokens,
                         )
                     )
+                    if taken is not None and self.recorder is not None:
+                        recorder = self.recorder
+                        settings = recorder.what_ran(self.voice, self.language)
+                        recorder.record(self.session_id, number, taken.summary(settings), turn.heard, taken.reply())
         except VoxError as exc:
             metrics.turns.labels("websocket", "error").inc()
             await self.send_turn(
@@ -469,7 +513,8 @@ class Conversation:
             await self.send(events.BargeIn(turn=self.turns))
         self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
         self.turns += 1
-        self.turn = asyncio.create_task(self.speak_turn(Turn(self.turns, said, started=self.speech_end), Context()))
+        turn = Turn(self.turns, said, started=self.speech_end, typed=True)
+        self.turn = asyncio.create_task(self.speak_turn(turn, Context()))
 
     async def voice_exists(self, voice: str) -> bool:
         """Whether the tts has ``voice``; True when the tts cannot say (the turn reports it then)."""

@@ -102,7 +102,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     drain.conversations += 1
     try:
         with pipeline.shares.conversation(owner):
-            await Conversation(ws, pipeline, backends, settings.core, drain.started).run()
+            await Conversation(ws, pipeline, backends, settings.core, drain.started, ws.app.state.recorder).run()
     except WebSocketDisconnect:
         pass
     except Exception as exc:  # whatever went wrong, the client gets an error event and a close code
