@@ -184,3 +184,40 @@ def test_prod_records_nothing_unless_told_to() -> None:
     assert enabled(load_settings(mode="dev"))
     assert enabled(load_settings(mode="prod", core={"record_turns": True}))
     assert not enabled(load_settings(mode="dev", core={"record_turns": False}))
+
+
+def test_a_pinned_turn_is_a_conversation_test_that_fails_when_the_reply_changes(stack: Stack, tmp_path: Path) -> None:
+    stack.script.update(
+        asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris is the capital of France."}}
+    )
+    count = len(listed(recordings_dir(stack)))
+    spoken_turn(stack, "replay-pin")
+    newest = recorded(stack, count + 1)
+    tests = tmp_path / "conversations"
+    done = replay(stack, "pin", newest.name, "--name", "capital", "--dir", str(tests))
+    assert done.returncode == 0 and "pinned as" in done.stdout, done.stderr
+    expect_file = tests / "capital" / "expect.json"
+    expect = json.loads(expect_file.read_text())
+    assert expect["transcript"] == {"text": QUESTION, "max_wer": 0.15}
+    expect["reply"]["contains"] = ["Paris"]  # what a person writes
+    expect_file.write_text(json.dumps(expect))
+
+    passed = replay(stack, "--check", str(tests), "--fast")
+    assert passed.returncode == 0 and "PASS  capital" in passed.stdout, passed.stdout + passed.stderr
+
+    stack.script.update(
+        asr={"utterances": [{"text": "What is the capital of Spain?"}]},
+        llm={"default": {"text": "Madrid is the capital of Spain."}},
+    )
+    failed = replay(stack, "--check", str(tests), "--fast")
+    assert failed.returncode == 1 and "FAIL  capital" in failed.stdout, failed.stdout
+    assert "reply 'Madrid is the capital of Spain.' lacks 'Paris'" in failed.stdout
+    assert "WER 0.17 against 'What is the capital of France?' (at most 0.15)" in failed.stdout
+    assert "0 of 1 conversations pass" in failed.stdout
+
+    stack.script.update(
+        asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris is the capital of France."}}
+    )
+    assert replay(stack, "--check", str(tests), "--fast").returncode == 0  # reverted: it passes again
+    again = replay(stack, "pin", newest.name, "--name", "capital", "--dir", str(tests))
+    assert again.returncode == 2 and "exists already" in again.stderr

@@ -33,23 +33,38 @@ STAGES = ("asr_decode", "llm_first_token", "first_sentence", "tts_first_chunk", 
 
 def replay(
     recordings: Annotated[
-        list[str] | None, typer.Argument(help="Recording ids or folders (default: the newest; see --last).")
+        list[str] | None,
+        typer.Argument(help="Recording ids or folders (default: the newest; see --last); `pin ID` pins one."),
     ] = None,
     last: Annotated[int, typer.Option("--last", "-n", min=0, help="The newest N recordings.")] = 0,
     fast: Annotated[bool, typer.Option("--fast", help="Stream the audio as fast as the core takes it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per turn, for tools.")] = False,
     folder: Annotated[
-        Path | None, typer.Option("--dir", help="Where the recordings are (default: where the core records).")
+        Path | None, typer.Option("--recordings", help="Where the recordings are (default: where the core records).")
     ] = None,
     url: CoreUrlOption = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds a turn may take.")] = 120.0,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="Replay the pinned conversations in this folder; fail on any broken.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="pin: the conversation's name.")] = None,
+    into: Annotated[Path, typer.Option("--dir", help="pin: the folder of conversation tests.")] = Path("conversations"),
 ) -> None:
-    """Re-run recorded turns through the running stack; print old -> new for each."""
+    """Re-run recorded turns through the running stack; print old -> new for each.
+
+    `voxstack replay pin ID --name NAME` copies a recording into conversations/NAME with expectations to
+    edit (expect.json); `voxstack replay --check conversations` replays them all and fails on any broken.
+    """
     from voxstack.recordings import RecordingError, select
 
-    where = folder or settings_from_flags().recordings_dir
+    where = (folder or settings_from_flags().recordings_dir).expanduser()
     try:
-        chosen = select(where.expanduser(), recordings or (), last)
+        if recordings and recordings[0] == "pin":
+            pin_one(where, recordings[1:], name, into)
+            return
+        if check is not None:
+            raise typer.Exit(check_all(check, core_url(url), fast=fast, timeout=timeout))
+        chosen = select(where, recordings or (), last)
     except RecordingError as exc:
         raise fail(str(exc)) from None
     base = core_url(url)
@@ -63,6 +78,38 @@ def replay(
         failed += "error" in now
         typer.echo(json.dumps(result, ensure_ascii=False) if as_json else render(result))
     raise typer.Exit(1 if failed else 0)
+
+
+def pin_one(folder: Path, ids: list[str], name: str | None, into: Path) -> None:
+    from voxstack.expectations import pin
+    from voxstack.recordings import select
+
+    if len(ids) != 1 or not name:
+        raise fail("usage: voxstack replay pin ID --name NAME [--dir conversations]")
+    target = pin(select(folder, ids)[0], name, into)
+    typer.echo(f"pinned as {target}: edit {target / 'expect.json'} to say what its replay must do")
+
+
+def check_all(folder: Path, base: str, *, fast: bool, timeout: float) -> int:
+    """Replay every pinned conversation under ``folder``; a line per conversation, 1 if any broke."""
+    from voxstack.expectations import broken, load_expect, pinned
+    from voxstack.recordings import load
+
+    failures = 0
+    conversations = pinned(folder)
+    for path in conversations:
+        expect = load_expect(path)
+        try:
+            now = run_turn(base, load(path), fast=fast, timeout=timeout)
+        except ReplayError as exc:
+            now = {"error": str(exc)}
+        problems = broken(expect, now, word_error_rate)
+        failures += bool(problems)
+        typer.echo(f"{'FAIL' if problems else 'PASS'}  {path.name}")
+        for problem in problems:
+            typer.echo(f"      {problem}")
+    typer.echo(f"{len(conversations) - failures} of {len(conversations)} conversations pass")
+    return 1 if failures else 0
 
 
 class ReplayError(Exception):
