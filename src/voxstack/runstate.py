@@ -78,6 +78,9 @@ class RunState:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir
         self.record_path = state_dir / "run.json"
+        #: The verdicts of the last replay of pinned conversations (`voxstack dev --replay`).
+        self.replays_path = state_dir / "replays.json"
+        self.replay_audio = state_dir / "replays"  # their new replies' audio, NAME.wav
         self.lock_path = state_dir / "run.lock"
         self.logs = state_dir / "logs"
         self.sockets = state_dir / "sockets"
@@ -146,10 +149,18 @@ class RunState:
         return handle
 
     def write(self, record: RunRecord) -> None:
-        tmp = self.record_path.with_suffix(".tmp")
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(json.dumps(asdict(record), indent=2))
-        os.replace(tmp, self.record_path)
+        _write_private(self.record_path, asdict(record))
+
+    def write_replays(self, replays: dict[str, Any]) -> None:
+        _write_private(self.replays_path, replays)
+
+    def read_replays(self) -> dict[str, Any]:
+        """The last replay's verdicts ({} before the first)."""
+        try:
+            data = json.loads(self.replays_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -186,3 +197,11 @@ def stop_pid(pid: int, timeout: float) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     return not pid_alive(pid)
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """JSON to ``path``, readable by this user only, whole or not at all."""
+    tmp = path.with_suffix(".tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(json.dumps(data, indent=2))
+    os.replace(tmp, path)

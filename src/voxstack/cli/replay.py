@@ -1,34 +1,22 @@
 """``voxstack replay``: recorded turns again, through the running stack, and what changed.
 
-Each recorded turn (voxstack.recordings) goes to the core's WebSocket by the
-path a live turn takes: a new session that starts with the turn's history,
-the utterance's audio streamed in real time (``--fast``: as fast as the core
-takes it) and the silence that ends it, or the typed text. Printed per turn:
-the transcript old -> new with its word error rate, the reply as a word
-diff, each stage's time, the reply audio's length. Exit status 0 when every
-turn was answered, 1 when one failed, 2 for recordings that cannot be used.
+The replaying itself is voxstack.replay's. Printed per turn: the transcript
+old -> new with its word error rate, the reply as a word diff, each stage's
+time, the reply audio's length. Exit status 0 when every turn was answered,
+1 when one failed, 2 for recordings that cannot be used. ``pin`` and
+``--check`` make and run conversation tests (voxstack.expectations).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from voxstack.cli.options import CoreUrlOption, core_url, fail, settings_from_flags
-
-#: Silence after the utterance, so that the asr ends it as it did live (its longest wait is well below).
-TRAILING_SILENCE = 2.0
-CHUNK_SECONDS = 0.02
-#: Audio --fast sends at once before it paces itself (below the core's ws_burst_seconds default).
-FAST_BURST = 8.0
-FAST_FACTOR = 3.0
-STAGES = ("asr_decode", "llm_first_token", "first_sentence", "tts_first_chunk", "first_audio", "total")
 
 
 def replay(
@@ -56,6 +44,7 @@ def replay(
     edit (expect.json); `voxstack replay --check conversations` replays them all and fails on any broken.
     """
     from voxstack.recordings import RecordingError, select
+    from voxstack.replay import ReplayError, compare, run_turn
 
     where = (folder or settings_from_flags().recordings_dir).expanduser()
     try:
@@ -74,6 +63,7 @@ def replay(
             now = run_turn(base, recording, fast=fast, timeout=timeout)
         except ReplayError as exc:
             now = {"error": str(exc)}
+        now.pop("reply_audio", None)
         result = compare(recording.turn, now, recording.id)
         failed += "error" in now
         typer.echo(json.dumps(result, ensure_ascii=False) if as_json else render(result))
@@ -92,120 +82,16 @@ def pin_one(folder: Path, ids: list[str], name: str | None, into: Path) -> None:
 
 def check_all(folder: Path, base: str, *, fast: bool, timeout: float) -> int:
     """Replay every pinned conversation under ``folder``; a line per conversation, 1 if any broke."""
-    from voxstack.expectations import broken, load_expect, pinned
-    from voxstack.recordings import load
+    from voxstack.replay import check
 
-    failures = 0
-    conversations = pinned(folder)
-    for path in conversations:
-        expect = load_expect(path)
-        try:
-            now = run_turn(base, load(path), fast=fast, timeout=timeout)
-        except ReplayError as exc:
-            now = {"error": str(exc)}
-        problems = broken(expect, now, word_error_rate)
-        failures += bool(problems)
-        typer.echo(f"{'FAIL' if problems else 'PASS'}  {path.name}")
-        for problem in problems:
+    verdicts = check(folder, base, fast=fast, timeout=timeout)
+    for verdict in verdicts:
+        typer.echo(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.name}")
+        for problem in verdict.problems:
             typer.echo(f"      {problem}")
-    typer.echo(f"{len(conversations) - failures} of {len(conversations)} conversations pass")
-    return 1 if failures else 0
-
-
-class ReplayError(Exception):
-    """The turn did not complete: the message says what the core answered."""
-
-
-def run_turn(base: str, recording: Any, *, fast: bool, timeout: float) -> dict[str, Any]:
-    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds."""
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake
-    from websockets.sync.client import connect
-
-    turn = recording.turn
-    spoken = recording.spoken
-    audio = recording.input_audio() if spoken else None
-    history = turn.get("history") or []
-    config = {
-        "type": "config",
-        "sample_rate": audio.sample_rate if audio else 16000,
-        "channels": audio.channels if audio else 1,
-        "session_id": f"replay-{uuid.uuid4().hex[:12]}",
-        "language": turn["settings"].get("language", ""),
-        "voice": turn["settings"].get("voice", ""),
-        "interim_results": False,
-        "history": [
-            {"user": u["content"], "assistant": a["content"]} for u, a in zip(history[::2], history[1::2], strict=False)
-        ],
-    }
-    ws_url = "ws" + base.removeprefix("http") + "/v1/stream"
-    try:
-        with connect(ws_url, max_size=None, open_timeout=timeout) as ws:
-            ws.send(json.dumps(config))
-            first = json.loads(ws.recv(timeout=timeout))
-            if first.get("type") != "ready":
-                raise ReplayError(f"the core refused the turn's config: {first.get('message', first)}")
-            if audio is not None:
-                _stream(ws, audio.data, audio.sample_rate, 2 * audio.channels, fast)
-            else:
-                ws.send(json.dumps({"type": "text", "text": turn["input"]["text"]}))
-            return _answer(ws, timeout)
-    except (OSError, InvalidHandshake) as exc:
-        raise ReplayError(f"the core at {base} is unreachable: {exc}") from None
-    except ConnectionClosed as exc:
-        raise ReplayError(f"the core closed the conversation ({exc})") from None
-    except TimeoutError:
-        raise ReplayError(f"no reply within {timeout:g} s") from None
-
-
-def _stream(ws: Any, pcm: bytes, rate: int, frame: int, fast: bool) -> None:
-    """The utterance, then silence, in 20 ms chunks, paced as a microphone would (or faster)."""
-    data = pcm + bytes(int(TRAILING_SILENCE * rate) * frame)
-    step = int(CHUNK_SECONDS * rate) * frame
-    began = time.monotonic()
-    for offset in range(0, len(data), step):
-        ws.send(data[offset : offset + step])
-        sent = (offset + step) / frame / rate
-        due = sent if not fast else max(0.0, sent - FAST_BURST) / FAST_FACTOR
-        time.sleep(max(0.0, due - (time.monotonic() - began)))
-
-
-def _answer(ws: Any, timeout: float) -> dict[str, Any]:
-    transcripts: list[str] = []
-    audio_bytes = 0
-    rate = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
-        if isinstance(message, bytes):
-            continue
-        event = json.loads(message)
-        kind = event.get("type")
-        if kind == "transcript" and event.get("text", "").strip():
-            transcripts.append(event["text"])
-        elif kind == "audio":
-            audio_bytes += event.get("bytes", 0)
-            rate = event.get("sample_rate", rate)
-        elif kind == "error":
-            raise ReplayError(f"{event.get('code')}: {event.get('message')}")
-        elif kind == "reply_done":
-            return {
-                "transcript": " ".join(transcripts),
-                "reply": event.get("text", ""),
-                "timings": event.get("timings", {}),
-                "reply_audio_seconds": audio_bytes / 2 / rate if rate else 0.0,
-            }
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    if not reference.strip():
-        return 0.0 if not hypothesis.strip() else 1.0
-    transform = jiwer.Compose(
-        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
-         jiwer.ReduceToListOfListOfWords()]
-    )  # fmt: skip
-    return float(jiwer.wer(reference, hypothesis, reference_transform=transform, hypothesis_transform=transform))
+    passed = sum(v.passed for v in verdicts)
+    typer.echo(f"{passed} of {len(verdicts)} conversations pass")
+    return 0 if passed == len(verdicts) else 1
 
 
 def word_diff(old: str, new: str) -> str:
@@ -221,27 +107,6 @@ def word_diff(old: str, new: str) -> str:
         if j2 > j1:
             out.append("{+" + " ".join(b[j1:j2]) + "+}")
     return " ".join(out)
-
-
-def compare(old: dict[str, Any], new: dict[str, Any], recording_id: str) -> dict[str, Any]:
-    """One turn's old and new side by side."""
-    result: dict[str, Any] = {"id": recording_id, "input": old["input"]["kind"]}
-    if "error" in new:
-        return result | {"error": new["error"]}
-    audio = old.get("reply_audio_seconds")
-    result |= {
-        "transcript": {"old": old["transcript"], "new": new["transcript"]},
-        "reply": {"old": old["reply"], "new": new["reply"], "same": old["reply"].split() == new["reply"].split()},
-        "timings": {
-            s: {"old": old["timings"].get(s), "new": new["timings"].get(s)}
-            for s in STAGES
-            if s in old["timings"] or s in new["timings"]
-        },
-        "reply_audio_seconds": {"old": audio, "new": new["reply_audio_seconds"]},
-    }
-    if old["input"]["kind"] == "audio":
-        result["transcript"]["wer"] = round(word_error_rate(old["transcript"], new["transcript"]), 3)
-    return result
 
 
 def render(result: dict[str, Any]) -> str:

@@ -101,6 +101,14 @@ def dev(
             help="Keep a warm spare of each service, libraries and code imported, for faster reloads (overlap only).",
         ),
     ] = True,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay",
+            envvar="VOXSTACK_DEV_REPLAY",
+            help="Replay the pinned conversations in this folder after every reload (voxstack replay pin).",
+        ),
+    ] = None,
 ) -> None:
     """Run the stack in development mode: DEBUG logs, error details, hot reload on save."""
     import voxstack
@@ -138,8 +146,11 @@ def dev(
         polling=poll,
         poll_ms=poll_interval,
         ignores=(*DEFAULT_IGNORES, *(ignore or ())),
+        replay_dir=replay,
     )
     extra = [f"watching  {', '.join(str(p) for p in paths)}"]
+    if replay is not None:
+        extra.append(f"replaying {replay} after every reload")
     if spec:
         extra.append(
             f"debugger  {spec.service} on {spec.host}:{spec.port}{' (waiting for a client)' if spec.wait else ''}"

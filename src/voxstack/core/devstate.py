@@ -2,9 +2,11 @@
 
 The supervisor rewrites its record (``run.json`` in the state directory) on
 every change of state: a reload starting, an instance serving, a crash, a
-backoff. ``changes`` watches the file (a stat every ``POLL`` seconds) and the
-services' health (every ``HEALTH_EVERY`` seconds) and yields a snapshot each
-time either changes, so a save shows up on the page well within a second.
+backoff; ``voxstack dev --replay`` writes beside it the verdicts of the
+pinned conversations it replays after each reload. ``changes`` watches both
+files (a stat every ``POLL`` seconds) and the services' health (every
+``HEALTH_EVERY`` seconds) and yields a snapshot each time one changes, so a
+save shows up on the page well within a second.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from voxstack.config import Settings
+from voxstack.recordings import REPLY_AUDIO
 from voxstack.registry import ALL_SERVICES
 from voxstack.runstate import RunState
 
@@ -28,7 +32,8 @@ Health = Callable[[], Awaitable[dict[str, dict[str, str]]]]
 
 def snapshot(settings: Settings, health: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The run state of every service, or only their health when no supervisor runs them."""
-    record = RunState(settings.state_dir).read()
+    runstate = RunState(settings.state_dir)
+    record = runstate.read()
     services: dict[str, dict[str, Any]] = {}
     for name in ALL_SERVICES:
         section = settings.service(name)
@@ -42,16 +47,33 @@ def snapshot(settings: Settings, health: dict[str, dict[str, str]]) -> dict[str,
         "supervisor_pid": record.supervisor_pid if record else 0,
         "started": record.started if record else 0.0,
         "services": services,
+        "replays": runstate.read_replays() if record is not None else {},
         "now": time.time(),
     }
 
 
-def _stamp(settings: Settings) -> tuple[int, int]:
-    try:
-        stat = RunState(settings.state_dir).record_path.stat()
-    except OSError:
-        return (0, 0)
-    return (stat.st_mtime_ns, stat.st_size)
+def _stamp(settings: Settings) -> tuple[tuple[int, int], ...]:
+    runstate = RunState(settings.state_dir)
+    stamps = []
+    for path in (runstate.record_path, runstate.replays_path):
+        try:
+            stat = path.stat()
+        except OSError:
+            stamps.append((0, 0))
+            continue
+        stamps.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
+
+
+def replay_audio(settings: Settings, name: str, which: str) -> Path | None:
+    """A replayed conversation's reply audio, ``old`` (the recording's) or ``new`` (the last replay's);
+    None unless the last replay had a conversation of that name."""
+    runstate = RunState(settings.state_dir)
+    replays = runstate.read_replays()
+    if name not in {v.get("name") for v in replays.get("verdicts", [])}:
+        return None
+    path = Path(replays["folder"]) / name / REPLY_AUDIO if which == "old" else runstate.replay_audio / f"{name}.wav"
+    return path if path.is_file() else None
 
 
 async def changes(settings: Settings, health: Health, stopping: Callable[[], bool]) -> AsyncIterator[dict[str, Any]]:

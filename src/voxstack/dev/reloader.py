@@ -8,7 +8,9 @@ import importlib.util
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from voxstack.config import SettingsError, load_settings
@@ -49,6 +51,7 @@ class Reloader:
         poll_ms: int,
         ignores: Sequence[str] = DEFAULT_IGNORES,
         proto_root: Path | None = None,
+        replay_dir: Path | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.source_root = source_root
@@ -57,6 +60,8 @@ class Reloader:
         self.poll_ms = poll_ms
         self.ignores = ignores
         self.proto_root = proto_root
+        #: Pinned conversations replayed after every reload (`voxstack dev --replay DIR`), or None.
+        self.replay_dir = replay_dir
         self.depmap = DependencyMap(source_root, "voxstack", entry_points(list(supervisor.slots)))
 
     async def run(self) -> None:
@@ -111,7 +116,7 @@ class Reloader:
             return
         reason = f"{name}: {dev_settings.variables(paths)}"
         logger.info("%s: reloading %s", reason, ", ".join(targets))
-        await supervisor.reload(targets, reason, saved_at)
+        await self._reload(targets, reason, saved_at)
 
     def _rel(self, path: Path) -> str:
         for base in (self.source_root.parent, self.source_root):
@@ -155,7 +160,49 @@ class Reloader:
             return
         reason = ", ".join(sorted(self._rel(f) for f in files))
         logger.info("change in %s: reloading %s", reason, ", ".join(sorted(targets)))
-        await self.supervisor.reload(sorted(targets), reason, saved_at)
+        await self._reload(sorted(targets), reason, saved_at)
+
+    async def _reload(self, targets: list[str], reason: str, saved_at: float) -> None:
+        """Reload; then, with --replay, replay the pinned conversations against what now serves."""
+        switched = await self.supervisor.reload(targets, reason, saved_at)
+        if self.replay_dir is not None and any(switched.values()):
+            await self.replay_conversations(saved_at)
+
+    async def replay_conversations(self, saved_at: float) -> None:
+        """Each pinned conversation under replay_dir through the core, its verdict logged (and written to
+        the state directory's replays.json, for the dashboard)."""
+        from voxstack.recordings import RecordingError
+        from voxstack.replay import check
+
+        assert self.replay_dir is not None
+        supervisor = self.supervisor
+        if "core" not in supervisor.slots:
+            logger.warning("--replay needs the core: it is not running here")
+            return
+        base = supervisor.settings.core.base_url
+        try:
+            verdicts = await asyncio.to_thread(
+                check, self.replay_dir, base, fast=True, timeout=60.0, audio_dir=supervisor.runstate.replay_audio
+            )
+        except RecordingError as exc:
+            logger.error("replay: %s", exc)
+            return
+        for verdict in verdicts:
+            if verdict.passed:
+                logger.info("replay: PASS %s (%.1f s)", verdict.name, verdict.seconds)
+            else:
+                logger.warning("replay: FAIL %s: %s", verdict.name, "; ".join(verdict.problems))
+        passed = sum(v.passed for v in verdicts)
+        took = time.time() - saved_at
+        logger.info("replay: %d of %d conversations pass, %.1f s after the save", passed, len(verdicts), took)
+        supervisor.runstate.write_replays(
+            {
+                "at": time.time(),
+                "seconds_after_save": round(took, 3),
+                "folder": str(self.replay_dir.resolve()),
+                "verdicts": [asdict(v) for v in verdicts],
+            }
+        )
 
     def loaded_modules(self) -> dict[str, list[str]]:
         """The modules each running instance reported having loaded."""

@@ -85,6 +85,70 @@ function card(name, s, now) {
   return section;
 }
 
+function audio(name, which, at) {
+  // The replayed reply (new) beside the recorded one (old); `at` makes each replay's a fresh load.
+  const player = document.createElement("audio");
+  player.controls = true;
+  player.preload = "metadata";
+  player.src = `/v1/dev/replays/${encodeURIComponent(name)}/${which}.wav?at=${at}`;
+  player.dataset.which = which;
+  return player;
+}
+
+function verdict(v, at) {
+  // One pinned conversation after the last reload: its verdict, what broke, old and new side by side.
+  const section = document.createElement("section");
+  section.className = "panel verdict";
+  section.dataset.name = v.name;
+  section.dataset.verdict = v.problems.length ? "fail" : "pass";
+  const head = document.createElement("h3");
+  const pill = text("span", v.problems.length ? "FAIL" : "PASS", "pill");
+  pill.dataset.state = v.problems.length ? "failed" : "serving";
+  head.append(text("span", v.name), pill);
+  section.append(head);
+  if (v.problems.length) {
+    const list = document.createElement("ul");
+    for (const problem of v.problems) list.append(text("li", problem, "problem"));
+    section.append(list);
+  }
+  const r = v.result || {};
+  const table = document.createElement("table");
+  const row = (label, old, now, cls) => {
+    const tr = document.createElement("tr");
+    tr.append(text("th", label), text("td", old ?? "–", cls), text("td", now ?? "–", cls));
+    table.append(tr);
+  };
+  row("", "recorded", "now");
+  if (r.transcript && r.input === "audio") row("transcript", r.transcript.old, r.transcript.new, "said");
+  if (r.reply) row("reply", r.reply.old, r.reply.new, "reply");
+  for (const [stage, t] of Object.entries(r.timings || {})) {
+    const s = (x) => (x == null ? "–" : `${x.toFixed(2)} s`);
+    row(stage, s(t.old), s(t.new));
+  }
+  const players = document.createElement("tr");
+  const cell = (el) => { const td = document.createElement("td"); td.append(el); return td; };
+  players.append(text("th", "audio"), cell(audio(v.name, "old", at)), cell(audio(v.name, "new", at)));
+  table.append(players);
+  section.append(table);
+  return section;
+}
+
+let shownReplay = -1;
+
+function renderReplays(replays) {
+  // Rebuilt only when a new replay came: a player the developer is listening to is left alone otherwise.
+  if (!replays || !replays.verdicts || replays.at === shownReplay) return;
+  shownReplay = replays.at;
+  const box = $("replays");
+  const passed = replays.verdicts.filter((v) => !v.problems.length).length;
+  box.replaceChildren(
+    text("h2", `Conversation tests: ${passed} of ${replays.verdicts.length} pass, ` +
+      `${replays.seconds_after_save.toFixed(1)} s after the save`),
+    ...replays.verdicts.map((v) => verdict(v, replays.at)),
+  );
+  box.hidden = false;
+}
+
 function render(snapshot, fresh = true) {
   if (fresh) {
     window.devState.snapshots += 1;
@@ -107,6 +171,7 @@ function render(snapshot, fresh = true) {
     }
     cards.set(name, made);
   }
+  renderReplays(snapshot.replays);
 }
 
 function listen() {

@@ -1,0 +1,182 @@
+"""Replaying recorded turns through a running core: what `voxstack replay` and `voxstack dev --replay` do.
+
+Each recorded turn (voxstack.recordings) goes to the core's WebSocket by the
+path a live turn takes: a new session that starts with the turn's history,
+the utterance's audio streamed in real time (``fast``: as fast as the core
+takes it) and the silence that ends it, or the typed text. ``check`` replays
+the pinned conversations of a folder against their expectations
+(voxstack.expectations).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxstack.expectations import broken, load_expect, pinned
+from voxstack.recordings import Pcm, Recording, load, wav
+
+#: Silence after the utterance, so that the asr ends it as it did live (its longest wait is well below).
+TRAILING_SILENCE = 2.0
+CHUNK_SECONDS = 0.02
+#: Audio --fast sends at once before it paces itself (below the core's ws_burst_seconds default).
+FAST_BURST = 8.0
+FAST_FACTOR = 3.0
+STAGES = ("asr_decode", "llm_first_token", "first_sentence", "tts_first_chunk", "first_audio", "total")
+
+
+class ReplayError(Exception):
+    """The turn did not complete: the message says what the core answered."""
+
+
+def run_turn(base: str, recording: Recording, *, fast: bool, timeout: float) -> dict[str, Any]:
+    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+    from websockets.sync.client import connect
+
+    turn = recording.turn
+    spoken = recording.spoken
+    audio = recording.input_audio() if spoken else None
+    history = turn.get("history") or []
+    config = {
+        "type": "config",
+        "sample_rate": audio.sample_rate if audio else 16000,
+        "channels": audio.channels if audio else 1,
+        "session_id": f"replay-{uuid.uuid4().hex[:12]}",
+        "language": turn["settings"].get("language", ""),
+        "voice": turn["settings"].get("voice", ""),
+        "interim_results": False,
+        "history": [
+            {"user": u["content"], "assistant": a["content"]} for u, a in zip(history[::2], history[1::2], strict=False)
+        ],
+    }
+    ws_url = "ws" + base.removeprefix("http") + "/v1/stream"
+    try:
+        with connect(ws_url, max_size=None, open_timeout=timeout) as ws:
+            ws.send(json.dumps(config))
+            first = json.loads(ws.recv(timeout=timeout))
+            if first.get("type") != "ready":
+                raise ReplayError(f"the core refused the turn's config: {first.get('message', first)}")
+            if audio is not None:
+                _stream(ws, audio.data, audio.sample_rate, 2 * audio.channels, fast)
+            else:
+                ws.send(json.dumps({"type": "text", "text": turn["input"]["text"]}))
+            return _answer(ws, timeout)
+    except (OSError, InvalidHandshake) as exc:
+        raise ReplayError(f"the core at {base} is unreachable: {exc}") from None
+    except ConnectionClosed as exc:
+        raise ReplayError(f"the core closed the conversation ({exc})") from None
+    except TimeoutError:
+        raise ReplayError(f"no reply within {timeout:g} s") from None
+
+
+def _stream(ws: Any, pcm: bytes, rate: int, frame: int, fast: bool) -> None:
+    """The utterance, then silence, in 20 ms chunks, paced as a microphone would (or faster)."""
+    data = pcm + bytes(int(TRAILING_SILENCE * rate) * frame)
+    step = int(CHUNK_SECONDS * rate) * frame
+    began = time.monotonic()
+    for offset in range(0, len(data), step):
+        ws.send(data[offset : offset + step])
+        sent = (offset + step) / frame / rate
+        due = sent if not fast else max(0.0, sent - FAST_BURST) / FAST_FACTOR
+        time.sleep(max(0.0, due - (time.monotonic() - began)))
+
+
+def _answer(ws: Any, timeout: float) -> dict[str, Any]:
+    transcripts: list[str] = []
+    audio = bytearray()
+    rate = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        if isinstance(message, bytes):
+            audio += message  # each audio event's frame
+            continue
+        event = json.loads(message)
+        kind = event.get("type")
+        if kind == "transcript" and event.get("text", "").strip():
+            transcripts.append(event["text"])
+        elif kind == "audio":
+            rate = event.get("sample_rate", rate)
+        elif kind == "error":
+            raise ReplayError(f"{event.get('code')}: {event.get('message')}")
+        elif kind == "reply_done":
+            return {
+                "transcript": " ".join(transcripts),
+                "reply": event.get("text", ""),
+                "timings": event.get("timings", {}),
+                "reply_audio_seconds": len(audio) / 2 / rate if rate else 0.0,
+                "reply_audio": Pcm(bytes(audio), rate, 1) if rate else None,
+            }
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    if not reference.strip():
+        return 0.0 if not hypothesis.strip() else 1.0
+    transform = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
+         jiwer.ReduceToListOfListOfWords()]
+    )  # fmt: skip
+    return float(jiwer.wer(reference, hypothesis, reference_transform=transform, hypothesis_transform=transform))
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], recording_id: str) -> dict[str, Any]:
+    """One turn's old and new side by side."""
+    result: dict[str, Any] = {"id": recording_id, "input": old["input"]["kind"]}
+    if "error" in new:
+        return result | {"error": new["error"]}
+    audio = old.get("reply_audio_seconds")
+    result |= {
+        "transcript": {"old": old["transcript"], "new": new["transcript"]},
+        "reply": {"old": old["reply"], "new": new["reply"], "same": old["reply"].split() == new["reply"].split()},
+        "timings": {
+            s: {"old": old["timings"].get(s), "new": new["timings"].get(s)}
+            for s in STAGES
+            if s in old["timings"] or s in new["timings"]
+        },
+        "reply_audio_seconds": {"old": audio, "new": new["reply_audio_seconds"]},
+    }
+    if old["input"]["kind"] == "audio":
+        result["transcript"]["wer"] = round(word_error_rate(old["transcript"], new["transcript"]), 3)
+    return result
+
+
+@dataclass
+class Verdict:
+    """One pinned conversation's replay: what broke (nothing: it passes), and old against new."""
+
+    name: str
+    problems: list[str]
+    result: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def check(folder: Path, base: str, *, fast: bool, timeout: float, audio_dir: Path | None = None) -> list[Verdict]:
+    """Replay every pinned conversation under ``folder`` against its expectations (RecordingError for a
+    folder or conversation that cannot be used); each new reply's audio to ``audio_dir/NAME.wav`` if given."""
+    verdicts = []
+    for path in pinned(folder):
+        expect = load_expect(path)
+        recording = load(path)
+        began = time.monotonic()
+        try:
+            now = run_turn(base, recording, fast=fast, timeout=timeout)
+        except ReplayError as exc:
+            now = {"error": str(exc)}
+        problems = broken(expect, now, word_error_rate)
+        reply = now.pop("reply_audio", None)
+        if audio_dir is not None and reply is not None:
+            audio_dir.mkdir(parents=True, exist_ok=True)
+            (audio_dir / f"{path.name}.wav").write_bytes(wav(reply))
+        verdicts.append(Verdict(path.name, problems, compare(recording.turn, now, path.name), time.monotonic() - began))
+    return verdicts
