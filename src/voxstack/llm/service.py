@@ -107,10 +107,11 @@ class LlmService:
         self.settings = settings
         llm = settings.llm
         self.engine: LlmEngine
-        # A warm spare's engine, if it was built with these settings (else this start loads its own).
-        self.prepared = prepared if prepared is not None and prepared.settings_json == llm.model_dump_json() else None
-        if self.prepared is not None:
-            self.engine = self.prepared.engine
+        # A warm spare's engine, if it was loaded from these settings (else this start loads its own).
+        kept = prepared.serves(llm) if prepared is not None else None
+        self.prepared = prepared if kept is not None else None
+        if kept is not None:
+            self.engine = kept
         elif llm.engine == "openai":
             from voxstack.llm.openai_engine import OpenAIEngine
 
