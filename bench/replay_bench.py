@@ -63,8 +63,10 @@ def run(report: Report, inputs: Inputs) -> None:
         finally:
             proc.terminate()
             proc.wait(60)
-    report.add("replay", "save -> verdicts of 3 pinned turns on the dashboard, median", median(times), "s", "<= 3",
-               f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}")  # fmt: skip
+    note = f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}"
+    report.add(
+        "replay", "save -> verdicts of 3 pinned turns on the dashboard, median", median(times), "s", "<= 3", note
+    )
 
 
 async def _saves(root: Path, src: Path, state: Path, proc: subprocess.Popen[bytes]) -> tuple[list[float], str]:

@@ -33,6 +33,7 @@ BENCHES = MappingProxyType(
             "openai",
             "telemetry",
             "reload",
+            "replay",
             "compose",
         )
     }
