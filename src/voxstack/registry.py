@@ -90,6 +90,8 @@ MODE_ENV = "VOXSTACK_MODE"
 CONTROL_SOCKET_ENV = "VOXSTACK_CONTROL_SOCKET"
 #: For the core: an inherited listening socket to serve on.
 LISTEN_FD_ENV = "VOXSTACK_LISTEN_FD"
+#: `voxstack dev --replay DIR`: the folder of pinned conversations (where the console's "pin" puts a turn).
+REPLAY_DIR_ENV = "VOXSTACK_DEV_REPLAY"
 
 
 def parse_services(only: str | None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import typer
 
 from voxstack.cli.options import CoreUrlOption, core_url, fail, settings_from_flags
 from voxstack.config import Settings, SettingsError, load_settings, state_dir_setting
-from voxstack.registry import ALL_SERVICES
+from voxstack.registry import ALL_SERVICES, REPLAY_DIR_ENV
 
 if TYPE_CHECKING:
     from voxstack.runstate import RunState
@@ -105,7 +106,7 @@ def dev(
         Path | None,
         typer.Option(
             "--replay",
-            envvar="VOXSTACK_DEV_REPLAY",
+            envvar=REPLAY_DIR_ENV,
             help="Replay the pinned conversations in this folder after every reload (voxstack replay pin).",
         ),
     ] = None,
@@ -130,6 +131,8 @@ def dev(
         *(p for p in (protogen.PROTO_ROOT, protogen.PROJECT_ROOT / "pyproject.toml") if p.exists()),
     ]
     spec = DebugSpec(debug, debug_host, debug_port, debug_wait) if debug else None
+    if replay is not None:
+        os.environ[REPLAY_DIR_ENV] = str(replay.resolve())  # the core's "pin this turn" puts turns there
     supervisor = Supervisor(
         settings,
         services,

@@ -210,6 +210,7 @@ class ReplyDone(Event):
     timings: dict[str, float]
     prompt_tokens: int
     completion_tokens: int
+    recording: str | None = None  # the recorded turn's id, when turns are recorded (dev): what "pin" takes
 
 
 class BargeIn(Event):

@@ -103,14 +103,15 @@ class TurnRecorder:
             "speculative_reply": self.settings.core.preemptive_reply,
         }
 
-    def record(self, session_id: str, number: int, turn: dict[str, Any], heard: Pcm | None, reply: Pcm | None) -> None:
-        """Write a turn in the background (the reply is out already)."""
+    def record(self, session_id: str, number: int, turn: dict[str, Any], heard: Pcm | None, reply: Pcm | None) -> str:
+        """Write a turn in the background; its id."""
         turn = {"id": new_id(session_id, number), "recorded_at": time.time(), "session_id": session_id, **turn}
         turn["code"] = {"core": self.code}
         audio = {name: pcm for name, pcm in ((INPUT_AUDIO, heard), (REPLY_AUDIO, reply)) if pcm is not None}
         task = asyncio.create_task(self._write(turn, audio))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return str(turn["id"])
 
     async def _write(self, turn: dict[str, Any], audio: dict[str, Pcm]) -> None:
         try:

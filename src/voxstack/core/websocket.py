@@ -457,6 +457,12 @@ class Conversation:
                     event.timings.shift(turn.lead)
                     event.timings.first_audio = first_sent or event.timings.first_audio
                     metrics.turn_done("websocket", event.timings.as_dict())
+                    recording = None
+                    if taken is not None and self.recorder is not None:
+                        recorder = self.recorder
+                        settings = recorder.what_ran(self.voice, self.language)
+                        summary = taken.summary(settings)
+                        recording = recorder.record(self.session_id, number, summary, turn.heard, taken.reply())
                     await self.send(
                         events.ReplyDone(
                             turn=number,
@@ -464,12 +470,9 @@ class Conversation:
                             timings=event.timings.as_dict(),
                             prompt_tokens=event.prompt_tokens,
                             completion_tokens=event.completion_tokens,
+                            recording=recording,
                         )
                     )
-                    if taken is not None and self.recorder is not None:
-                        recorder = self.recorder
-                        settings = recorder.what_ran(self.voice, self.language)
-                        recorder.record(self.session_id, number, taken.summary(settings), turn.heard, taken.reply())
         except VoxError as exc:
             metrics.turns.labels("websocket", "error").inc()
             await self.send_turn(

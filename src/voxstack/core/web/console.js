@@ -32,7 +32,7 @@ window.vox = {
   conn, audio, log, timeline,
   turns: () => timeline.turns.map((t) => t.summary()),
   played: () => audio.played,
-  transcripts: [], replies: [], errors: [], bargeIns: 0, flushes: [], speech: [], uploads: [],
+  transcripts: [], replies: [], errors: [], bargeIns: 0, flushes: [], speech: [], uploads: [], pins: [],
 };
 
 function bubble(kind, text) {
@@ -41,6 +41,35 @@ function bubble(kind, text) {
   li.textContent = text;
   $("history").append(li);
   $("history").scrollTop = $("history").scrollHeight;
+  return li;
+}
+
+function pinForm(recording) {
+  // Dev: keep this turn as a conversation test (voxstack replay pin), under a name.
+  const li = document.createElement("li");
+  li.className = "pin";
+  const form = document.createElement("form");
+  const name = document.createElement("input");
+  name.placeholder = "name";
+  name.required = true;
+  name.pattern = "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}";
+  const button = document.createElement("button");
+  button.textContent = "Pin this turn";
+  const said = document.createElement("span");
+  said.className = "muted small";
+  form.append(name, button, said);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = await fetch(`/v1/dev/recordings/${encodeURIComponent(recording)}/pin`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: name.value }),
+    });
+    const body = await answer.json();
+    said.textContent = answer.ok ? `pinned as ${body.path}` : body.error.message;
+    if (answer.ok) window.vox.pins.push(body);
+  });
+  li.append(form);
   return li;
 }
 
@@ -122,6 +151,7 @@ const handlers = {
     turn.tokens = { prompt: e.prompt_tokens, completion: e.completion_tokens };
     turn.bubble = turn.bubble || bubble("assistant", "");
     turn.bubble.textContent = e.text;
+    if (e.recording) $("history").append(pinForm(e.recording));
     window.vox.replies.push(e.text);
     timeline.render();
   },

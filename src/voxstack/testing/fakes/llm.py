@@ -1,7 +1,8 @@
 """A scripted llm: the real Llm proto, replies from the script, streamed token by token.
 
 The reply to a request is the first scripted entry whose ``match`` (a regular
-expression) is found in the last user message, else the ``default`` entry,
+expression) is found in the last user message and whose ``system`` in the
+system prompt (the request's, else ``llm.system_prompt``), else the ``default`` entry,
 else an echo (``You said: ...``), so a test can tell which turn a reply
 answers. ``tokens`` (or ``text`` cut into words) are sent after
 ``first_token_delay``, then every ``token_delay`` seconds; ``max_tokens``
@@ -30,9 +31,11 @@ from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 ROLES = {llm_pb2.ROLE_SYSTEM: "system", llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 
 
-def choose(section: dict[str, Any], last_user: str) -> dict[str, Any]:
+def choose(section: dict[str, Any], last_user: str, system: str = "") -> dict[str, Any]:
     for reply in section.get("replies") or []:
-        if re.search(str(reply.get("match", "")), last_user, re.IGNORECASE):
+        if re.search(str(reply.get("match", "")), last_user, re.IGNORECASE) and re.search(
+            str(reply.get("system", "")), system, re.IGNORECASE
+        ):
             return dict(reply)
     default = section.get("default")
     return dict(default) if default else {"text": f"You said: {last_user}"}
@@ -55,7 +58,9 @@ class FakeLlmServicer(llm_pb2_grpc.LlmServicer):
         messages = [{"role": ROLES.get(m.role, "user"), "content": m.content} for m in request.messages]
         record_call("llm", "Generate", {"messages": messages, "max_tokens": request.sampling.max_tokens})
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        reply = choose(read_section("llm"), last_user)
+        # The system prompt the real llm would apply: the request's, else this service's setting.
+        system = next((m["content"] for m in messages if m["role"] == "system"), self.service.system_prompt)
+        reply = choose(read_section("llm"), last_user, system)
         async with self.service.worker.slot() as queued:
             await asyncio.sleep(float(reply.get("first_token_delay", 0.0)))
             error = scripted_error(reply.get("error"))
@@ -103,6 +108,7 @@ class FakeLlmService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.system_prompt = settings.llm.system_prompt
         self.metrics = LlmMetrics()
         self.worker = Worker("llm", settings.llm.concurrency, settings.llm.max_queue, self.metrics)
 
