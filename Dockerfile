@@ -58,7 +58,7 @@ RUN install-deps.sh core
 FROM builder AS models
 # The llm preset whose model the llm image carries (tiny, small or quality).
 ARG LLM_PRESET=quality
-COPY src/voxstack/__init__.py src/voxstack/errors.py /build/src/voxstack/
+COPY src/voxstack/__init__.py src/voxstack/codes.py src/voxstack/errors.py /build/src/voxstack/
 COPY src/voxstack/models/ /build/src/voxstack/models/
 RUN LLM_PRESET="$LLM_PRESET" pull-models.sh asr llm tts
 
