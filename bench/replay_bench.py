@@ -22,6 +22,7 @@ from tempfile import TemporaryDirectory
 
 from bench.common import Inputs, Report, median
 from bench.reload_bench import copy_tree, spares_ready
+from voxstack.models import DEFAULT_PRESET
 from voxstack.registry import ALL_SERVICES
 from voxstack.testing.edits import set_tail
 from voxstack.testing.processes import child_env, free_port
@@ -45,6 +46,14 @@ Pipeline.reply = _test_marked_reply
 
 
 def run(report: Report, inputs: Inputs) -> None:
+    for preset in (DEFAULT_PRESET, "tiny"):  # the default, and the fastest llm as the reference
+        times, passes = _run(inputs, preset)
+        note = f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}"
+        metric = f"llm preset {preset}: save -> verdicts of 3 pinned turns on the dashboard, median"
+        report.add("replay", metric, median(times), "s", "<= 3", note)
+
+
+def _run(inputs: Inputs, preset: str) -> tuple[list[float], str]:
     with TemporaryDirectory(prefix="voxstack-replay-") as tmp:
         root = Path(tmp)
         src = copy_tree(root)
@@ -52,6 +61,7 @@ def run(report: Report, inputs: Inputs) -> None:
         env = child_env() | {
             "PYTHONPATH": str(src), "XDG_STATE_HOME": str(root / "state"),
             "VOXSTACK_MODELS_DIR": str(inputs.models_dir), "VOXSTACK_LLM__TEMPERATURE": "0",
+            "VOXSTACK_LLM__PRESET": preset,
             **{f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()},
         }  # fmt: skip
         log = (root / "dev.log").open("w")
@@ -59,14 +69,10 @@ def run(report: Report, inputs: Inputs) -> None:
         proc = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=log, start_new_session=True)
         state = root / "state" / "voxstack"
         try:
-            times, passes = asyncio.run(_saves(root, src, state, proc))
+            return asyncio.run(_saves(root, src, state, proc))
         finally:
             proc.terminate()
             proc.wait(60)
-    note = f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}"
-    report.add(
-        "replay", "save -> verdicts of 3 pinned turns on the dashboard, median", median(times), "s", "<= 3", note
-    )
 
 
 async def _saves(root: Path, src: Path, state: Path, proc: subprocess.Popen[bytes]) -> tuple[list[float], str]:

@@ -92,6 +92,7 @@ class ErrorCode(_Code):
     TOO_MANY_CONCURRENT = "TOO_MANY_CONCURRENT", "this client is over `client_concurrency`"
     TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS", "the Wyoming server's connection limit is reached"
     QUEUE_FULL = "QUEUE_FULL", "a service's queue is full: retry later"
+    OVERLOADED = "OVERLOADED", "the core has `max_conversations` open: a new WebSocket is refused (close 1013)"
     LLM_BUSY = "LLM_BUSY", "the llm cannot take another reply now (checked before it is called)"
     KEY_LLM_BUSY = "KEY_LLM_BUSY", "this API key's `key_llm_calls` are all open"
     KEY_CONVERSATIONS = "KEY_CONVERSATIONS", "this API key's WebSocket conversations are all open"

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voxstack.codes import ErrorCode
 from voxstack.expectations import broken, load_expect, pinned
 from voxstack.recordings import Pcm, Recording, load, wav
 
@@ -26,11 +28,16 @@ CHUNK_SECONDS = 0.02
 #: Audio --fast sends at once before it paces itself (below the core's ws_burst_seconds default).
 FAST_BURST = 8.0
 FAST_FACTOR = 3.0
+OVERLOADED = ErrorCode.OVERLOADED.value
 STAGES = ("asr_decode", "llm_first_token", "first_sentence", "tts_first_chunk", "first_audio", "total")
 
 
 class ReplayError(Exception):
-    """The turn did not complete: the message says what the core answered."""
+    """The turn did not complete: the message says what the core answered (``code``: its error code)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def run_turn(base: str, recording: Recording, *, fast: bool, timeout: float) -> dict[str, Any]:
@@ -60,7 +67,8 @@ def run_turn(base: str, recording: Recording, *, fast: bool, timeout: float) -> 
             ws.send(json.dumps(config))
             first = json.loads(ws.recv(timeout=timeout))
             if first.get("type") != "ready":
-                raise ReplayError(f"the core refused the turn's config: {first.get('message', first)}")
+                message = f"the core refused the turn's config: {first.get('message', first)}"
+                raise ReplayError(message, str(first.get("code", "")))
             if audio is not None:
                 _stream(ws, audio.data, audio.sample_rate, 2 * audio.channels, fast)
             else:
@@ -161,22 +169,31 @@ class Verdict:
         return not self.problems
 
 
-def check(folder: Path, base: str, *, fast: bool, timeout: float, audio_dir: Path | None = None) -> list[Verdict]:
-    """Replay every pinned conversation under ``folder`` against its expectations (RecordingError for a
-    folder or conversation that cannot be used); each new reply's audio to ``audio_dir/NAME.wav`` if given."""
-    verdicts = []
-    for path in pinned(folder):
-        expect = load_expect(path)
-        recording = load(path)
+def check(
+    folder: Path, base: str, *, fast: bool, timeout: float, audio_dir: Path | None = None, at_once: int = 1
+) -> list[Verdict]:
+    """Replay every pinned conversation under ``folder`` against its expectations, ``at_once`` at a time
+    (RecordingError for a folder or conversation that cannot be used); each new reply's audio to
+    ``audio_dir/NAME.wav`` if given. The verdicts come in the folder's order."""
+    cases = [(path, load_expect(path), load(path)) for path in pinned(folder)]
+
+    def one(case: tuple[Path, dict[str, Any], Recording]) -> Verdict:
+        path, expect, recording = case
         began = time.monotonic()
         try:
             now = run_turn(base, recording, fast=fast, timeout=timeout)
         except ReplayError as exc:
+            if exc.code == OVERLOADED and at_once > 1:
+                return Verdict(path.name, [OVERLOADED])  # others took the core's room: again, alone
             now = {"error": str(exc)}
         problems = broken(expect, now, word_error_rate)
         reply = now.pop("reply_audio", None)
         if audio_dir is not None and reply is not None:
             audio_dir.mkdir(parents=True, exist_ok=True)
             (audio_dir / f"{path.name}.wav").write_bytes(wav(reply))
-        verdicts.append(Verdict(path.name, problems, compare(recording.turn, now, path.name), time.monotonic() - began))
-    return verdicts
+        return Verdict(path.name, problems, compare(recording.turn, now, path.name), time.monotonic() - began)
+
+    with ThreadPoolExecutor(max(1, at_once)) as pool:
+        verdicts = list(pool.map(one, cases))
+    at_once = 1
+    return [one(case) if v.problems == [OVERLOADED] else v for case, v in zip(cases, verdicts, strict=True)]

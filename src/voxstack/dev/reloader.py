@@ -181,8 +181,11 @@ class Reloader:
             return
         base = supervisor.settings.core.base_url
         try:
+            # As many at once as the core takes conversations (the llm's contexts): the verdicts come sooner.
+            at_once = supervisor.settings.core.max_conversations
+            replay_audio = supervisor.runstate.replay_audio
             verdicts = await asyncio.to_thread(
-                check, self.replay_dir, base, fast=True, timeout=60.0, audio_dir=supervisor.runstate.replay_audio
+                check, self.replay_dir, base, fast=True, timeout=60.0, audio_dir=replay_audio, at_once=at_once
             )
         except RecordingError as exc:
             logger.error("replay: %s", exc)

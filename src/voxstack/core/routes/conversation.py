@@ -89,7 +89,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
         # Before any stage spends work on it: a conversation answered slowly helps nobody.
         pipeline.metrics.refused.inc()
         message = f"the core is at its limit of {limit} conversations ({drain.conversations} open); try again later"
-        await refuse(ws, "OVERLOADED", message)
+        await refuse(ws, ErrorCode.OVERLOADED, message)
         return
     owner = owner_var.get()
     refusal = pipeline.shares.conversation_refusal(owner)
