@@ -45,7 +45,9 @@ def test_dev_replays_the_pinned_conversations_after_each_reload(tmp_path: Path, 
     run.start()
     try:
         run.wait_for(lambda: run.serving(*ALL_SERVICES), 120, "the stack")
-        assert f"replaying {conversations} after every reload" in run.output()
+        # The banner comes once every service serves (a moment after the record says so).
+        run.wait_for(lambda: "after every reload" in run.output(), 30, "the banner")
+        assert f"replaying {conversations}" in run.output()
 
         run.mark("llm", "v1")
         run.wait_for(lambda: "replay: 1 of 1 conversations pass" in run.output(), 60, "the replay after the reload")
