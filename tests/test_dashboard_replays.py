@@ -25,11 +25,11 @@ PLAYABLE = (
 )
 
 
-def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path: Path, models_dir: Path) -> None:
+def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path: Path) -> None:
     require_browser()
     conversations = tmp_path / "conversations"
     pinned_conversation(conversations, reply_audio=True)
-    run = DevRun(tmp_path, models_dir, "dev", ("--replay", str(conversations)), fakes=True)
+    run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
     run.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris, of course."}})
     run.start()
     try:
@@ -58,14 +58,12 @@ def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path: Pa
         run.stop()
 
 
-def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_change(
-    tmp_path: Path, models_dir: Path
-) -> None:
+def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_change(tmp_path: Path) -> None:
     """The loop end to end: speak in the console, pin the turn, change the system prompt in .env, see the new
     reply fail beside the old on the dashboard with both audios playable; revert, see it pass."""
     require_browser()
     conversations = tmp_path / "conversations"
-    run = DevRun(tmp_path, models_dir, "dev", ("--replay", str(conversations)), fakes=True)
+    run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
     run.script.update(
         asr={"utterances": [{"text": QUESTION}]},
         llm={"replies": [{"system": "pirate", "text": "Arr, I know not, matey."}],
