@@ -4,7 +4,6 @@ with the recorded and the new reply side by side, both audios playable."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from browser import require_browser
@@ -25,8 +24,9 @@ PLAYABLE = (
 )
 
 
-def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path: Path) -> None:
+def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path_factory: pytest.TempPathFactory) -> None:
     require_browser()
+    tmp_path = tmp_path_factory.mktemp("board")  # short: the control sockets' paths have a length limit
     conversations = tmp_path / "conversations"
     pinned_conversation(conversations, reply_audio=True)
     run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
@@ -58,10 +58,13 @@ def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path: Pa
         run.stop()
 
 
-def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_change(tmp_path: Path) -> None:
+def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_change(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """The loop end to end: speak in the console, pin the turn, change the system prompt in .env, see the new
     reply fail beside the old on the dashboard with both audios playable; revert, see it pass."""
     require_browser()
+    tmp_path = tmp_path_factory.mktemp("pin")  # short: the control sockets' paths have a length limit
     conversations = tmp_path / "conversations"
     run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
     run.script.update(

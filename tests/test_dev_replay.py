@@ -37,10 +37,11 @@ def pinned_conversation(folder: Path, *, reply_audio: bool = False) -> None:
     (path / EXPECT_FILE).write_text(json.dumps(expect))
 
 
-def test_dev_replays_the_pinned_conversations_after_each_reload(tmp_path: Path) -> None:
-    conversations = tmp_path / "conversations"
+def test_dev_replays_the_pinned_conversations_after_each_reload(tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("replay")  # short: the control sockets' paths have a length limit
+    conversations = root / "conversations"
     pinned_conversation(conversations)
-    run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
+    run = DevRun(root, root / "models", "dev", ("--replay", str(conversations)), fakes=True)
     run.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris, of course."}})
     run.start()
     try:

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevRun]:
-    run = DevRun(tmp_path, tmp_path / "models", "dev", fakes=True)
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+    root = tmp_path_factory.mktemp("envs")  # short: the control sockets' paths have a length limit
+    run = DevRun(root, root / "models", "dev", fakes=True)
     run.env.pop("VOXSTACK_LLM__PRESET")  # the environment wins over .env: this test sets it there
     run.start()
     run.wait_for(lambda: run.serving(*ALL_SERVICES), 120, "the stack")
