@@ -23,9 +23,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
     run = DevRun(root, root / "models", "dev", fakes=True)
     run.env.pop("VOXSTACK_LLM__PRESET")  # the environment wins over .env: this test sets it there
     run.start()
-    run.wait_for(lambda: run.serving(*ALL_SERVICES), 120, "the stack")
-    yield run
-    run.stop()
+    try:  # stopped even when it never serves
+        run.wait_for(lambda: run.serving(*ALL_SERVICES), 120, "the stack")
+        yield run
+    finally:
+        run.stop()
 
 
 class Calls:
