@@ -88,6 +88,9 @@ def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_chan
             console.fill("#history li.pin input", "capital")
             console.click("#history li.pin button")
             until(console, "window.vox.pins.length === 1", 30, "the pin")
+            # The turn says which instance of each service answered it: the supervisor's first of each.
+            served = json.loads((conversations / "capital" / "turn.json").read_text())["served_by"]
+            assert {s: i["generation"] for s, i in served.items()} == dict.fromkeys(ALL_SERVICES, "1"), served
             expect_file = conversations / "capital" / "expect.json"
             expect = json.loads(expect_file.read_text())
             assert expect["transcript"]["text"] == QUESTION

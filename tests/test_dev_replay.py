@@ -26,7 +26,7 @@ def pinned_conversation(folder: Path, *, reply_audio: bool = False) -> None:
         "transcript": QUESTION,
         "reply": "Paris is the capital of France.",
         "timings": {"first_audio": 0.5},
-        "settings": {"voice": "", "language": ""},
+        "settings": {"voice": "", "language": "", "llm_preset": "elsewhere"},
         "history": [],
     }
     audio = {"input.wav": Pcm(quiet(0.2) + loud(1.0), 16000, 1)}
@@ -42,6 +42,7 @@ def test_dev_replays_the_pinned_conversations_after_each_reload(tmp_path_factory
     conversations = root / "conversations"
     pinned_conversation(conversations)
     run = DevRun(root, root / "models", "dev", ("--replay", str(conversations)), fakes=True)
+    run.env["VOXSTACK_CORE__API_KEYS"] = '["replay-key-0123456789"]'  # the replays must present it
     run.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris, of course."}})
     run.start()
     try:
@@ -53,6 +54,8 @@ def test_dev_replays_the_pinned_conversations_after_each_reload(tmp_path_factory
         run.mark("llm", "v1")
         run.wait_for(lambda: "replay: 1 of 1 conversations pass" in run.output(), 60, "the replay after the reload")
         assert "replay: PASS capital" in run.output()
+        # Recorded with another llm preset: said, not failed.
+        assert "replay: capital differs from the stack: llm preset: recorded with 'elsewhere'" in run.output()
 
         run.script.update(llm={"default": {"text": "Madrid, of course."}})  # what a change to the code would do
         run.mark("llm", "v2")

@@ -38,7 +38,7 @@ def recordings_dir(stack: Stack) -> Path:
 
 
 def replay(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = child_env({"VOXSTACK_CORE__RECORDINGS_DIR": str(recordings_dir(stack))})
+    env = child_env(stack.env)  # the stack's settings, as a developer's .env gives both
     command = voxstack_command("replay", "--url", stack.url, *args)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
@@ -84,7 +84,12 @@ def test_a_spoken_turn_is_recorded_and_replayed_and_a_changed_reply_shows(stack:
     assert turn["format"] == FORMAT and turn["input"]["kind"] == "audio"
     assert turn["transcript"] == QUESTION and turn["reply"] == "Paris is the capital of France."
     assert [m["content"] for m in turn["history"]] == ["Hello there.", "Paris is the capital of France."]
-    assert set(turn["timings"]) >= {"first_audio", "total"} and turn["code"]["core"]
+    assert set(turn["timings"]) >= {"first_audio", "total"}
+    # Which code of each service answered (no supervisor here counts generations).
+    assert {s: set(i) for s, i in turn["served_by"].items()} == {
+        s: {"generation", "code"} for s in ("core", "asr", "llm", "tts")
+    }, turn["served_by"]
+    assert len({i["code"] for i in turn["served_by"].values()}) == 1  # one source tree
     heard = recording.input_audio()
     # The utterance as the asr segmented it: its 1.2 s of speech (and a little before), not the whole stream.
     assert heard.sample_rate == 16000 and 1.0 < heard.seconds < 2.0, heard.seconds
@@ -96,7 +101,8 @@ def test_a_spoken_turn_is_recorded_and_replayed_and_a_changed_reply_shows(stack:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["transcript"] == {"old": QUESTION, "new": QUESTION, "wer": 0.0}
-    assert result["reply"]["same"] and result["timings"]["first_audio"]["new"] > 0
+    assert result["reply"]["same"] and result["timings"]["first_audio"]["new"] > 0 and result["differences"] == []
+    assert len(listed(folder)) == count + 2  # a replay is not recorded
 
     # The code (here: the script) answers otherwise: the reply's word diff says how.
     stack.script.update(
@@ -119,6 +125,16 @@ def test_a_spoken_turn_is_recorded_and_replayed_and_a_changed_reply_shows(stack:
     (other / "turn.json").write_text(json.dumps(changed))
     done = replay(stack, str(other))
     assert done.returncode == 1 and "FAILED" in done.stdout and "no-such-voice" in done.stdout, done.stdout
+
+    # Recorded with another llm and at another reply rate: replayed, with the differences said.
+    changed = json.loads((newest / "turn.json").read_text())
+    changed["settings"]["llm_preset"] = "elsewhere"
+    changed["reply_sample_rate"] = 8000
+    (other / "turn.json").write_text(json.dumps(changed))
+    done = replay(stack, str(other), "--fast")
+    assert done.returncode == 0, done.stdout
+    assert "differs     llm preset: recorded with 'elsewhere', the stack runs " in done.stdout, done.stdout
+    assert "differs     reply sample rate: recorded at 8000 Hz, the stack speaks at 22050 Hz" in done.stdout
 
 
 def test_a_typed_turn_is_replayed_as_text(stack: Stack) -> None:

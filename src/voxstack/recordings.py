@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voxstack.config import Settings
+
 FORMAT = 1
 TURN_FILE = "turn.json"
 INPUT_AUDIO = "input.wav"
@@ -66,6 +68,36 @@ class Recording:
     def reply_audio(self) -> Pcm | None:
         path = self.path / REPLY_AUDIO
         return read_wav(path) if path.exists() else None
+
+
+def turn_settings(settings: Settings, voice: str = "", language: str = "") -> dict[str, Any]:
+    """The settings a turn runs with, as far as they shape its transcript and reply (a recording's ``settings``)."""
+    llm = settings.llm
+    return {
+        "voice": voice or settings.core.voice,
+        "language": language,
+        "asr_model": str(settings.asr.model or "default"),
+        "llm_preset": llm.preset,
+        "llm_model": str(llm.model or ""),
+        "system_prompt": llm.system_prompt,
+        "temperature": llm.temperature,
+        "top_p": llm.top_p,
+        "max_tokens": llm.max_tokens,
+        "speculative_reply": settings.core.preemptive_reply,
+    }
+
+
+#: The settings whose difference makes a replay a different experiment, not a check of the code.
+MODEL_SETTINGS = {"asr_model": "asr model", "llm_preset": "llm preset", "llm_model": "llm model"}
+
+
+def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs between a recording's settings and the stack's, among MODEL_SETTINGS."""
+    return [
+        f"{what}: recorded with {recorded[key]!r}, the stack runs {now[key]!r}"
+        for key, what in MODEL_SETTINGS.items()
+        if key in recorded and key in now and recorded[key] != now[key]
+    ]
 
 
 def new_id(session_id: str, turn: int, now: float | None = None) -> str:

@@ -90,8 +90,14 @@ MODE_ENV = "VOXSTACK_MODE"
 CONTROL_SOCKET_ENV = "VOXSTACK_CONTROL_SOCKET"
 #: For the core: an inherited listening socket to serve on.
 LISTEN_FD_ENV = "VOXSTACK_LISTEN_FD"
+#: A client's API key for the core (`voxstack replay --api-key`).
+API_KEY_ENV = "VOXSTACK_API_KEY"
+#: The supervisor's count of this service's instances (voxstack.provenance).
+GENERATION_ENV = "VOXSTACK_GENERATION"
 #: `voxstack dev --replay DIR`: the folder of pinned conversations (where the console's "pin" puts a turn).
 REPLAY_DIR_ENV = "VOXSTACK_DEV_REPLAY"
+#: Names of ours that are not settings: a .env may hold the commands' ones, and they are no typo there.
+NOT_SETTINGS = frozenset({CONTROL_SOCKET_ENV, LISTEN_FD_ENV, GENERATION_ENV, API_KEY_ENV, REPLAY_DIR_ENV})
 
 
 def parse_services(only: str | None) -> list[str]:

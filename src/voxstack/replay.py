@@ -20,7 +20,7 @@ from typing import Any
 
 from voxstack.codes import ErrorCode
 from voxstack.expectations import broken, load_expect, pinned
-from voxstack.recordings import Pcm, Recording, load, wav
+from voxstack.recordings import Pcm, Recording, differences, load, wav
 
 #: Silence after the utterance, so that the asr ends it as it did live (its longest wait is well below).
 TRAILING_SILENCE = 2.0
@@ -40,8 +40,11 @@ class ReplayError(Exception):
         self.code = code
 
 
-def run_turn(base: str, recording: Recording, *, fast: bool, timeout: float) -> dict[str, Any]:
-    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds."""
+def run_turn(
+    base: str, recording: Recording, *, fast: bool, timeout: float, api_key: str | None = None
+) -> dict[str, Any]:
+    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds.
+    The core does not record it (a replay is not a turn of the developer's)."""
     from websockets.exceptions import ConnectionClosed, InvalidHandshake
     from websockets.sync.client import connect
 
@@ -57,13 +60,15 @@ def run_turn(base: str, recording: Recording, *, fast: bool, timeout: float) -> 
         "language": turn["settings"].get("language", ""),
         "voice": turn["settings"].get("voice", ""),
         "interim_results": False,
+        "record": False,
         "history": [
             {"user": u["content"], "assistant": a["content"]} for u, a in zip(history[::2], history[1::2], strict=False)
         ],
     }
     ws_url = "ws" + base.removeprefix("http") + "/v1/stream"
     try:
-        with connect(ws_url, max_size=None, open_timeout=timeout) as ws:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        with connect(ws_url, max_size=None, open_timeout=timeout, additional_headers=headers) as ws:
             ws.send(json.dumps(config))
             first = json.loads(ws.recv(timeout=timeout))
             if first.get("type") != "ready":
@@ -118,6 +123,7 @@ def _answer(ws: Any, timeout: float) -> dict[str, Any]:
                 "reply": event.get("text", ""),
                 "timings": event.get("timings", {}),
                 "reply_audio_seconds": len(audio) / 2 / rate if rate else 0.0,
+                "reply_sample_rate": rate,
                 "reply_audio": Pcm(bytes(audio), rate, 1) if rate else None,
             }
 
@@ -134,11 +140,18 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(reference, hypothesis, reference_transform=transform, hypothesis_transform=transform))
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], recording_id: str) -> dict[str, Any]:
-    """One turn's old and new side by side."""
+def compare(
+    old: dict[str, Any], new: dict[str, Any], recording_id: str, stack: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One turn's old and new side by side; ``differences``: how the recording's models and reply audio
+    differ from the stack's (``stack``: the stack's turn settings, recordings.turn_settings)."""
     result: dict[str, Any] = {"id": recording_id, "input": old["input"]["kind"]}
+    found = differences(old.get("settings", {}), stack) if stack is not None else []
     if "error" in new:
-        return result | {"error": new["error"]}
+        return result | {"error": new["error"], "differences": found}
+    rates = (old.get("reply_sample_rate"), new.get("reply_sample_rate"))
+    if all(rates) and rates[0] != rates[1]:
+        found.append(f"reply sample rate: recorded at {rates[0]} Hz, the stack speaks at {rates[1]} Hz")
     audio = old.get("reply_audio_seconds")
     result |= {
         "transcript": {"old": old["transcript"], "new": new["transcript"]},
@@ -149,6 +162,7 @@ def compare(old: dict[str, Any], new: dict[str, Any], recording_id: str) -> dict
             if s in old["timings"] or s in new["timings"]
         },
         "reply_audio_seconds": {"old": audio, "new": new["reply_audio_seconds"]},
+        "differences": found,
     }
     if old["input"]["kind"] == "audio":
         result["transcript"]["wer"] = round(word_error_rate(old["transcript"], new["transcript"]), 3)
@@ -170,18 +184,26 @@ class Verdict:
 
 
 def check(
-    folder: Path, base: str, *, fast: bool, timeout: float, audio_dir: Path | None = None, at_once: int = 1
+    folder: Path,
+    base: str,
+    *,
+    fast: bool,
+    timeout: float,
+    audio_dir: Path | None = None,
+    at_once: int = 1,
+    stack: dict[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> list[Verdict]:
     """Replay every pinned conversation under ``folder`` against its expectations, ``at_once`` at a time
     (RecordingError for a folder or conversation that cannot be used); each new reply's audio to
-    ``audio_dir/NAME.wav`` if given. The verdicts come in the folder's order."""
+    ``audio_dir/NAME.wav`` if given; ``stack`` as for ``compare``. The verdicts come in the folder's order."""
     cases = [(path, load_expect(path), load(path)) for path in pinned(folder)]
 
     def one(case: tuple[Path, dict[str, Any], Recording]) -> Verdict:
         path, expect, recording = case
         began = time.monotonic()
         try:
-            now = run_turn(base, recording, fast=fast, timeout=timeout)
+            now = run_turn(base, recording, fast=fast, timeout=timeout, api_key=api_key)
         except ReplayError as exc:
             if exc.code == OVERLOADED and at_once > 1:
                 return Verdict(path.name, [OVERLOADED])  # others took the core's room: again, alone
@@ -191,7 +213,8 @@ def check(
         if audio_dir is not None and reply is not None:
             audio_dir.mkdir(parents=True, exist_ok=True)
             (audio_dir / f"{path.name}.wav").write_bytes(wav(reply))
-        return Verdict(path.name, problems, compare(recording.turn, now, path.name), time.monotonic() - began)
+        result = compare(recording.turn, now, path.name, stack)
+        return Verdict(path.name, problems, result, time.monotonic() - began)
 
     with ThreadPoolExecutor(max(1, at_once)) as pool:
         verdicts = list(pool.map(one, cases))

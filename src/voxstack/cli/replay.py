@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from voxstack.cli.options import CoreUrlOption, core_url, fail, settings_from_flags
+from voxstack.registry import API_KEY_ENV
 
 
 def replay(
@@ -31,6 +32,12 @@ def replay(
         Path | None, typer.Option("--recordings", help="Where the recordings are (default: where the core records).")
     ] = None,
     url: CoreUrlOption = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", envvar=API_KEY_ENV, help="The core's API key (default: the first of core.api_keys, if any)."
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds a turn may take.")] = 120.0,
     check: Annotated[
         Path | None, typer.Option("--check", help="Replay the pinned conversations in this folder; fail on any broken.")
@@ -43,16 +50,20 @@ def replay(
     `voxstack replay pin ID --name NAME` copies a recording into conversations/NAME with expectations to
     edit (expect.json); `voxstack replay --check conversations` replays them all and fails on any broken.
     """
-    from voxstack.recordings import RecordingError, select
+    from voxstack.recordings import RecordingError, select, turn_settings
     from voxstack.replay import ReplayError, compare, run_turn
 
-    where = (folder or settings_from_flags().recordings_dir).expanduser()
+    settings = settings_from_flags()
+    where = (folder or settings.recordings_dir).expanduser()
+    keys = [k.get_secret_value() for k in settings.core.api_keys]
+    key = api_key or (keys[0] if keys else None)
+    stack = turn_settings(settings)  # what the recordings are compared with: this stack's settings
     try:
         if recordings and recordings[0] == "pin":
             pin_one(where, recordings[1:], name, into)
             return
         if check is not None:
-            raise typer.Exit(check_all(check, core_url(url), fast=fast, timeout=timeout))
+            raise typer.Exit(check_all(check, core_url(url), fast=fast, timeout=timeout, stack=stack, api_key=key))
         chosen = select(where, recordings or (), last)
     except RecordingError as exc:
         raise fail(str(exc)) from None
@@ -60,11 +71,11 @@ def replay(
     failed = 0
     for recording in chosen:
         try:
-            now = run_turn(base, recording, fast=fast, timeout=timeout)
+            now = run_turn(base, recording, fast=fast, timeout=timeout, api_key=key)
         except ReplayError as exc:
             now = {"error": str(exc)}
         now.pop("reply_audio", None)
-        result = compare(recording.turn, now, recording.id)
+        result = compare(recording.turn, now, recording.id, stack)
         failed += "error" in now
         typer.echo(json.dumps(result, ensure_ascii=False) if as_json else render(result))
     raise typer.Exit(1 if failed else 0)
@@ -80,15 +91,19 @@ def pin_one(folder: Path, ids: list[str], name: str | None, into: Path) -> None:
     typer.echo(f"pinned as {target}: edit {target / 'expect.json'} to say what its replay must do")
 
 
-def check_all(folder: Path, base: str, *, fast: bool, timeout: float) -> int:
+def check_all(
+    folder: Path, base: str, *, fast: bool, timeout: float, stack: dict[str, Any], api_key: str | None
+) -> int:
     """Replay every pinned conversation under ``folder``; a line per conversation, 1 if any broke."""
     from voxstack.replay import check
 
-    verdicts = check(folder, base, fast=fast, timeout=timeout)
+    verdicts = check(folder, base, fast=fast, timeout=timeout, stack=stack, api_key=api_key)
     for verdict in verdicts:
         typer.echo(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.name}")
         for problem in verdict.problems:
             typer.echo(f"      {problem}")
+        for difference in verdict.result.get("differences", ()):
+            typer.echo(f"      note: {difference}")
     passed = sum(v.passed for v in verdicts)
     typer.echo(f"{passed} of {len(verdicts)} conversations pass")
     return 0 if passed == len(verdicts) else 1
@@ -111,6 +126,7 @@ def word_diff(old: str, new: str) -> str:
 
 def render(result: dict[str, Any]) -> str:
     lines = [f"{result['id']} ({'spoken' if result['input'] == 'audio' else 'typed'})"]
+    lines += [f"  differs     {d}" for d in result.get("differences", ())]
     if "error" in result:
         return "\n".join([*lines, f"  FAILED      {result['error']}"])
     said = result["transcript"]

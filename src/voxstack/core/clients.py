@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import grpc
 from prometheus_client import CollectorRegistry
 
+from voxstack import provenance
 from voxstack.codes import ErrorCode
 from voxstack.config import Settings
 from voxstack.errors import VoxError
@@ -154,9 +155,10 @@ class Backends:
         deadline = loop.time() + self.timeouts[stage]
         attempt = 0
         while True:
-            call = method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
+            call: Any = method(request, timeout=max(0.01, deadline - loop.time()), metadata=self.metadata())
             try:
-                reply = await call
+                reply: T = await call
+                provenance.note(stage, await call.initial_metadata())
                 await self._answered(stage, call)
                 return reply
             except grpc.aio.AioRpcError as err:
@@ -174,6 +176,8 @@ class Backends:
             received = False
             try:
                 async for reply in call:
+                    if not received:
+                        provenance.note(stage, await call.initial_metadata())
                     received = True
                     yield reply
                 await self._answered(stage, call)
@@ -240,6 +244,7 @@ class Backends:
             call = self.asr.StreamingRecognize(requests(), metadata=self.metadata(), wait_for_ready=restarted)
             seen = 0
             try:
+                provenance.note("asr", await call.initial_metadata())
                 async for reply in call:
                     seen = max(seen, reply.utterance_index + 1)
                     reply.utterance_index += base

@@ -61,6 +61,9 @@ class StreamConfig(BaseModel):
     language: StrictStr = Field("", max_length=16, description="ISO 639-1, 'auto', or empty for the asr's default.")
     interim_results: StrictBool = Field(True, description="Send partial transcripts while the user speaks.")
     voice: StrictStr = Field("", max_length=128, description="tts voice of the replies; empty = the core's voice.")
+    record: StrictBool = Field(
+        True, description="Record the turns where the core records turns (core.record_turns); replays send false."
+    )
     history: list[HistoryTurn] = Field(
         default_factory=list,
         max_length=MAX_HISTORY_TURNS,

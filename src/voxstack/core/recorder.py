@@ -9,13 +9,11 @@ recording that cannot be written is logged, never a failed turn.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
-import voxstack
+from voxstack import provenance
 from voxstack.config import Mode, Settings
 from voxstack.core.pipeline import ReplyDone, ReplyEvent, SentenceAudio
 from voxstack.core.turn import Turn
@@ -66,16 +64,6 @@ def enabled(settings: Settings) -> bool:
     return settings.mode is Mode.DEV if wanted is None else wanted
 
 
-def code_digest() -> str:
-    """A digest of the core's code as it runs (its package's source files), to tell recordings apart."""
-    root = Path(voxstack.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 class TurnRecorder:
     """Writes the turns of one core's conversations."""
 
@@ -84,29 +72,13 @@ class TurnRecorder:
         core = settings.core
         self.folder = settings.recordings_dir
         self.bounds = {"max_count": core.recordings_max_count, "max_bytes": core.recordings_max_bytes}
-        self.code = code_digest()
+        self.instance = provenance.this_instance()
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def what_ran(self, voice: str, language: str) -> dict[str, Any]:
-        """The settings a turn ran with, as far as they shape its transcript and reply."""
-        llm = self.settings.llm
-        return {
-            "voice": voice or self.settings.core.voice,
-            "language": language,
-            "asr_model": str(self.settings.asr.model or "default"),
-            "llm_preset": llm.preset,
-            "llm_model": str(llm.model or ""),
-            "system_prompt": llm.system_prompt,
-            "temperature": llm.temperature,
-            "top_p": llm.top_p,
-            "max_tokens": llm.max_tokens,
-            "speculative_reply": self.settings.core.preemptive_reply,
-        }
 
     def record(self, session_id: str, number: int, turn: dict[str, Any], heard: Pcm | None, reply: Pcm | None) -> str:
         """Write a turn in the background; its id."""
         turn = {"id": new_id(session_id, number), "recorded_at": time.time(), "session_id": session_id, **turn}
-        turn["code"] = {"core": self.code}
+        turn["served_by"] = {"core": self.instance, **turn.get("served_by", {})}
         audio = {name: pcm for name, pcm in ((INPUT_AUDIO, heard), (REPLY_AUDIO, reply)) if pcm is not None}
         task = asyncio.create_task(self._write(turn, audio))
         self._tasks.add(task)
@@ -131,6 +103,7 @@ class TakenTurn:
         self.audio: list[bytes] = []
         self.sample_rate = 0
         self.done: ReplyDone | None = None
+        self.served_by: dict[str, dict[str, str]] = {}  # each stage's instance that answered (provenance)
 
     def add(self, event: ReplyEvent) -> None:
         if isinstance(event, SentenceAudio):
@@ -156,7 +129,9 @@ class TakenTurn:
             "reply_audio_seconds": round(sum(map(len, self.audio)) / 2 / self.sample_rate, 3)
             if self.sample_rate
             else 0.0,
+            "reply_sample_rate": self.sample_rate,
             "timings": done.timings.as_dict() if done else {},
             "history": self.history,
             "settings": settings,
+            "served_by": self.served_by,
         }

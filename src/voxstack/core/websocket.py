@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from starlette.websockets import WebSocketDisconnected
 
+from voxstack import provenance
 from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
 from voxstack.core import events
@@ -38,7 +39,7 @@ from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
 from voxstack.core.turn import Turn, same_words
 from voxstack.errors import TooLarge, VoxError
 from voxstack.logs import request_id_var
-from voxstack.recordings import Pcm
+from voxstack.recordings import Pcm, turn_settings
 from voxstack.tracing import from_trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2
 
@@ -78,6 +79,7 @@ class Conversation:
         self.language = ""
         self.recorder = recorder  # records each turn for `voxstack replay`, when on
         self.tape: Tape | None = None  # the audio of the asr stream, when turns are recorded
+        self.asr_served: dict[str, dict[str, str]] = {}  # which asr instance the stream is on (provenance)
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
 
     def told(self, exc: VoxError) -> str:
@@ -140,6 +142,8 @@ class Conversation:
         self.session_key = session_key(self.ws, session_id)
         self.voice = stream_config.voice
         self.language = stream_config.language
+        if not stream_config.record:
+            self.recorder = None
         if stream_config.history and self.session_key is not None:
             await self.start_history(self.session_key, stream_config.history)
         if self.recorder is not None:
@@ -297,6 +301,7 @@ class Conversation:
 
     async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
         """One asr stream for the connection (continued on a new one when the asr restarts)."""
+        provenance.served_by_var.set(self.asr_served)
         async for reply in self.backends.recognize(lambda: self.requests(config)):
             await self.on_asr(reply)
 
@@ -429,6 +434,9 @@ class Conversation:
         taken = None
         if self.recorder is not None and self.session_key is not None:
             taken = TakenTurn(turn, await self.pipeline.sessions.history(self.session_key))
+            provenance.served_by_var.set(taken.served_by)
+            if not turn.typed:
+                taken.served_by.update(self.asr_served)
         try:
             async for event in self.pipeline.reply(
                 self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held
@@ -460,7 +468,7 @@ class Conversation:
                     recording = None
                     if taken is not None and self.recorder is not None:
                         recorder = self.recorder
-                        settings = recorder.what_ran(self.voice, self.language)
+                        settings = turn_settings(recorder.settings, self.voice, self.language)
                         summary = taken.summary(settings)
                         recording = recorder.record(self.session_id, number, summary, turn.heard, taken.reply())
                     await self.send(

@@ -171,7 +171,7 @@ class Reloader:
     async def replay_conversations(self, saved_at: float) -> None:
         """Each pinned conversation under replay_dir through the core, its verdict logged (and written to
         the state directory's replays.json, for the dashboard)."""
-        from voxstack.recordings import RecordingError
+        from voxstack.recordings import RecordingError, turn_settings
         from voxstack.replay import check
 
         assert self.replay_dir is not None
@@ -182,10 +182,18 @@ class Reloader:
         base = supervisor.settings.core.base_url
         try:
             # As many at once as the core takes conversations (the llm's contexts): the verdicts come sooner.
-            at_once = supervisor.settings.core.max_conversations
-            replay_audio = supervisor.runstate.replay_audio
+            settings = supervisor.settings
+            keys = [k.get_secret_value() for k in settings.core.api_keys]
             verdicts = await asyncio.to_thread(
-                check, self.replay_dir, base, fast=True, timeout=60.0, audio_dir=replay_audio, at_once=at_once
+                check,
+                self.replay_dir,
+                base,
+                fast=True,
+                timeout=60.0,
+                audio_dir=supervisor.runstate.replay_audio,
+                at_once=settings.core.max_conversations,
+                stack=turn_settings(settings),
+                api_key=keys[0] if keys else None,
             )
         except RecordingError as exc:
             logger.error("replay: %s", exc)
@@ -195,6 +203,8 @@ class Reloader:
                 logger.info("replay: PASS %s (%.1f s)", verdict.name, verdict.seconds)
             else:
                 logger.warning("replay: FAIL %s: %s", verdict.name, "; ".join(verdict.problems))
+            for difference in verdict.result.get("differences", ()):
+                logger.warning("replay: %s differs from the stack: %s", verdict.name, difference)
         passed = sum(v.passed for v in verdicts)
         took = time.time() - saved_at
         logger.info("replay: %d of %d conversations pass, %.1f s after the save", passed, len(verdicts), took)

@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from voxstack import provenance
 from voxstack.config import GrpcServiceSettings, Settings
 from voxstack.errors import StartupError
 from voxstack.metrics.catalog import ServiceMetrics
@@ -147,6 +148,7 @@ class ServiceHost:
             raise BindError(f"cannot listen on {wanted} (is the port in use?)")
         # Replicas differ by host name (containers, pods) or by address (processes on one host).
         self.interceptor.replica = f"{socket.gethostname()}/{self.address}"
+        self.interceptor.served_by = provenance.as_metadata(provenance.this_instance())
         if self.control_socket:
             self.server.add_insecure_port(f"unix:{self.control_socket}")
         if self.section.metrics_port:

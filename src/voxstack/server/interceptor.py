@@ -85,6 +85,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self.metrics = metrics
         #: Set by the host once it listens: sent with every reply (REPLICA_KEY).
         self.replica = ""
+        #: This instance's generation and code (voxstack.provenance), sent first on every call.
+        self.served_by: tuple[tuple[str, str], ...] = ()
 
     async def intercept_service(
         self,
@@ -122,7 +124,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _Call(self, method, infra, context)
             try:
-                call.begin()
+                await call.begin()
                 response = await behavior(_incoming(request, request_streaming), context)
             except BaseException as exc:
                 await call.fail(exc)
@@ -136,7 +138,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(self, method, infra, context)
             try:
-                call.begin()
+                await call.begin()
                 result = behavior(_incoming(request, request_streaming), context)
                 if inspect.isasyncgen(result):
                     async for response in result:
@@ -171,12 +173,16 @@ class _Call:
         self.started = time.perf_counter()
         self.request_id = _request_id(context)
 
-    def begin(self) -> None:
+    async def begin(self) -> None:
         request_id_var.set(self.request_id)
         trace.get_current_span().set_attribute("voxstack.request_id", self.request_id)
         self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id), (REPLICA_KEY, self.owner.replica)))
-        if not self.infra and not self.owner.is_ready():
+        if self.infra:
+            return
+        if not self.owner.is_ready():
             raise NotReady(f"{self.owner.service} is starting: its engine is not loaded yet")
+        if self.owner.served_by:
+            await self.context.send_initial_metadata(self.owner.served_by)
 
     def end(self) -> None:
         code = self.context.code() or grpc.StatusCode.OK

@@ -29,7 +29,7 @@ from voxstack.config import GrpcServiceSettings, Settings, env_name
 from voxstack.errors import EXIT_STARTUP
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
-from voxstack.registry import CONTROL_SOCKET_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
+from voxstack.registry import CONTROL_SOCKET_ENV, GENERATION_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
 from voxstack.runstate import RunRecord, RunState, ServiceState
 from voxstack.supervisor.process import Instance, python_argv, rss_bytes, spare_argv
 from voxstack.supervisor.spare import (
@@ -196,6 +196,7 @@ class Supervisor:
             # This supervisor brings every service back: the core's calls wait for one up to their deadline.
             env[env_name(("core", "restart_wait_seconds"))] = str(RESTART_WAIT_MAX)
         env[MODE_ENV] = self.mode
+        env[GENERATION_ENV] = str(generation)
         control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
         env[CONTROL_SOCKET_ENV] = str(control)
         pass_fds: tuple[int, ...] = ()

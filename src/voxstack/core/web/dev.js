@@ -112,6 +112,12 @@ function verdict(v, at) {
     section.append(list);
   }
   const r = v.result || {};
+  if (r.differences && r.differences.length) {
+    // Not a failure: the replay ran on other models than the recording, so it compares less than it seems.
+    const notes = document.createElement("ul");
+    for (const d of r.differences) notes.append(text("li", d, "difference"));
+    section.append(notes);
+  }
   const table = document.createElement("table");
   const row = (label, old, now, cls) => {
     const tr = document.createElement("tr");
