@@ -8,6 +8,11 @@ the save to the dashboard's data (replays.json, which the dashboard streams
 within its 0.1 s poll) holding the verdicts of that save. Saves alternate
 between the two kinds and wait for the services' warm spares, as a
 developer's saves seconds apart find them.
+
+Then the replay path against the live one: a spoken question streamed in
+real time as a live client would (and recorded by the core), alternating with
+replays of that recording, also in real time; each stage's median, replayed
+over live.
 """
 
 from __future__ import annotations
@@ -20,14 +25,20 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from bench.common import Inputs, Report, median
+import numpy as np
+
+from bench.common import Inputs, Report, median, speech16k
 from bench.reload_bench import copy_tree, spares_ready
 from voxstack.models import DEFAULT_PRESET
+from voxstack.recordings import INPUT_AUDIO, TURN_FILE, Pcm, Recording, load, save
 from voxstack.registry import ALL_SERVICES
+from voxstack.replay import run_turn
 from voxstack.testing.edits import set_tail
 from voxstack.testing.processes import child_env, free_port
 
 SAVES = 6
+PARITY_TURNS = 10
+PARITY_STAGES = ("asr_decode", "llm_first_token", "first_audio")
 CONVERSATIONS = Path(__file__).resolve().parents[1] / "conversations"
 # Appended to the pipeline: every reply streamed through the core ends with " (vN)".
 PIPELINE_TAIL = """
@@ -47,13 +58,17 @@ Pipeline.reply = _test_marked_reply
 
 def run(report: Report, inputs: Inputs) -> None:
     for preset in (DEFAULT_PRESET, "tiny"):  # the default, and the fastest llm as the reference
-        times, passes = _run(inputs, preset)
+        times, passes, parity = _run(inputs, preset)
         note = f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}"
         metric = f"llm preset {preset}: save -> verdicts of 3 pinned turns on the dashboard, median"
         report.add("replay", metric, median(times), "s", "<= 3", note)
+        for stage, (live, replayed) in parity.items():
+            metric = f"llm preset {preset}: {stage} of a replayed turn / of the live turn, medians"
+            note = f"live {median(live):.3f} s, replayed {median(replayed):.3f} s, {len(live)} turns each, real time"
+            report.add("replay", metric, median(replayed) / median(live), "x", "0.9-1.1", note)
 
 
-def _run(inputs: Inputs, preset: str) -> tuple[list[float], str]:
+def _run(inputs: Inputs, preset: str) -> tuple[list[float], str, dict[str, tuple[list[float], list[float]]]]:
     with TemporaryDirectory(prefix="voxstack-replay-") as tmp:
         root = Path(tmp)
         src = copy_tree(root)
@@ -69,7 +84,8 @@ def _run(inputs: Inputs, preset: str) -> tuple[list[float], str]:
         proc = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=log, start_new_session=True)
         state = root / "state" / "voxstack"
         try:
-            return asyncio.run(_saves(root, src, state, proc))
+            times, passes = asyncio.run(_saves(root, src, state, proc))
+            return times, passes, _parity(inputs, f"http://127.0.0.1:{ports['core']}", root, state / "recordings")
         finally:
             proc.terminate()
             proc.wait(60)
@@ -101,6 +117,35 @@ async def _saves(root: Path, src: Path, state: Path, proc: subprocess.Popen[byte
         times.append(data["at"] - saved)
         passes.append(f"{sum(not v['problems'] for v in data['verdicts'])}/{len(data['verdicts'])}")
     return times, " ".join(passes)
+
+
+def _parity(inputs: Inputs, base: str, root: Path, recordings: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Each stage's times: live turns of a spoken question, and replays of the first one's recording."""
+    clip = np.concatenate([np.zeros(4800, np.float32), speech16k(inputs.voice, "What is the capital of Italy?")])
+    pcm = (np.clip(clip, -1, 1) * 32767).astype("<i2").tobytes()
+    turn = {"id": "question", "input": {"kind": "audio", "sample_rate": 16000, "channels": 1}, "transcript": "",
+            "reply": "", "timings": {}, "settings": {}, "history": []}  # fmt: skip
+    live = load(save(root / "clips", turn, {INPUT_AUDIO: Pcm(pcm, 16000, 1)}, max_count=1, max_bytes=2**24))
+    times: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in PARITY_STAGES}
+    recorded = None
+    for _ in range(PARITY_TURNS):
+        said = run_turn(base, live, fast=False, timeout=60, record=True)
+        if recorded is None:
+            recorded = _recording(recordings / str(said["recording"]))
+        again = run_turn(base, recorded, fast=False, timeout=60)
+        for stage, (a, b) in times.items():
+            a.append(said["timings"][stage])
+            b.append(again["timings"][stage])
+    return times
+
+
+def _recording(path: Path) -> Recording:
+    deadline = time.monotonic() + 30  # written just after the reply
+    while not (path / TURN_FILE).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the live turn was not recorded in {path}")
+        time.sleep(0.05)
+    return load(path)
 
 
 def _serving(record: Path) -> bool:

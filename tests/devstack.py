@@ -14,7 +14,7 @@ from stack import TEST_ENV
 
 from voxstack import protogen
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
-from voxstack.testing.edits import set_marker, set_tail
+from voxstack.testing.edits import FAKE_MARKER_TAILS, MARKER_TAILS, set_marker, set_tail
 from voxstack.testing.fakes import FACTORIES, Script
 from voxstack.testing.processes import child_env, free_port, voxstack_command
 
@@ -57,6 +57,7 @@ class DevRun:
             }
         )
         self.script = Script(root / "script.json")
+        self.fakes = fakes
         if fakes:
             self.env |= self.script.env
             self.env |= {f"VOXSTACK_{n.upper()}__FACTORY": FACTORIES[n] for n in MODEL_SERVICES}
@@ -107,8 +108,16 @@ class DevRun:
         set_tail(self.src / "voxstack" / relative, code)
 
     def mark(self, service: str, mark: str) -> None:
-        """Make ``service``'s answers carry ``mark`` (a block appended to its module)."""
-        set_marker(self.src / "voxstack", service, mark)
+        """Make ``service``'s answers carry ``mark`` (a block appended to its module, or to its fake's)."""
+        set_marker(self.src / "voxstack", service, mark, self.marker_tails)
+
+    def marked_file(self, service: str) -> str:
+        """The module ``mark`` appends to (relative to the package): a test's other block there is replaced."""
+        return self.marker_tails[service][0]
+
+    @property
+    def marker_tails(self) -> dict[str, tuple[str, str]]:
+        return FAKE_MARKER_TAILS if self.fakes else MARKER_TAILS
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Another `voxstack` command with this run's environment (state dir, ports)."""

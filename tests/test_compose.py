@@ -180,16 +180,16 @@ def test_development_stack_hot_reload(project: ComposeProject, production: dict[
 
 def test_switching_between_dev_and_prod(project: ComposeProject, production: dict[str, Any]) -> None:
     project.mark("core", "switching")  # the dev stack serves the edited copy; production, the image's code
-    for _ in range(2):
-        project.up()
-        # Same configuration, images, mounts (none), ports, mode, and the image's own code.
-        assert signature(project) == production
-        assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
-        project.up("dev")
-        assert httpx.get(f"{project.url}/healthz").json()["mode"] == "dev"
-        assert httpx.get(f"{project.url}/test/marker").json()["status"] == "switching"  # the edited copy, mounted
     project.up()
+    # Same configuration, images, mounts (none), ports, mode, and the image's own code.
     assert signature(project) == production
+    assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
+    project.up("dev")
+    assert httpx.get(f"{project.url}/healthz").json()["mode"] == "dev"
+    assert httpx.get(f"{project.url}/test/marker").json()["status"] == "switching"  # the edited copy, mounted
+    project.up()  # and back: one command to an unchanged production
+    assert signature(project) == production
+    assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
 
     # Nothing beyond what is declared: four containers, two networks, no volumes.
     assert sorted(c["Config"]["Labels"]["com.docker.compose.service"] for c in project.containers()) == sorted(SERVICES)

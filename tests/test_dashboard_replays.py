@@ -1,5 +1,6 @@
 """In Chromium: the dev dashboard shows the pinned conversations replayed after each reload, each verdict
-with the recorded and the new reply side by side, both audios playable."""
+with the recorded and the new reply side by side, both audios playable (the replays after code reloads,
+without a browser: test_dev_replay)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import pytest
 from browser import require_browser
 from devstack import DevRun
-from test_dev_replay import QUESTION, pinned_conversation
+from test_dev_replay import QUESTION
 
 from voxstack.recordings import Pcm, wav
 from voxstack.registry import ALL_SERVICES
@@ -22,40 +23,6 @@ PLAYABLE = (
     "[...document.querySelectorAll('section.verdict audio')].length === 2 && "
     "[...document.querySelectorAll('section.verdict audio')].every(a => a.readyState >= 1 && a.duration > 0)"
 )
-
-
-def test_the_dashboard_shows_each_replays_verdict_with_both_replies(tmp_path_factory: pytest.TempPathFactory) -> None:
-    require_browser()
-    tmp_path = tmp_path_factory.mktemp("board")  # short: the control sockets' paths have a length limit
-    conversations = tmp_path / "conversations"
-    pinned_conversation(conversations, reply_audio=True)
-    run = DevRun(tmp_path, tmp_path / "models", "dev", ("--replay", str(conversations)), fakes=True)
-    run.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris, of course."}})
-    run.start()
-    try:
-        run.wait_for(lambda: run.serving(*ALL_SERVICES), 120, "the stack")
-        with chromium() as context:
-            page = context.new_page()
-            errors = watch_errors(page)
-            page.goto(f"http://127.0.0.1:{run.ports['core']}/dev")
-            until(page, "window.devState.snapshots > 0", 30, "the first snapshot")
-
-            run.mark("llm", "v1")
-            until(page, f"{VERDICT} && {VERDICT}.dataset.verdict === 'pass'", 60, "a passing verdict")
-            until(page, PLAYABLE, 30, "both replies' audio loaded")
-            replies = page.locator("section.verdict td.reply").all_inner_texts()
-            assert replies == ["Paris is the capital of France.", "Paris, of course."], replies
-
-            run.script.update(llm={"default": {"text": "Madrid, of course."}})
-            run.mark("llm", "v2")
-            until(page, f"{VERDICT}.dataset.verdict === 'fail'", 60, "the failing verdict")
-            assert "lacks 'Paris'" in page.locator("section.verdict .problem").inner_text()
-            assert "0 of 1 pass" in page.locator("#replays h2").inner_text()
-            until(page, PLAYABLE, 30, "the new reply's audio loaded")
-            assert page.evaluate("() => document.querySelector('section.verdict audio[data-which=new]').duration > 0")
-            assert [e for e in errors if "WebSocket connection" not in e] == []
-    finally:
-        run.stop()
 
 
 def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_change(
@@ -89,8 +56,11 @@ def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_chan
             console.click("#history li.pin button")
             until(console, "window.vox.pins.length === 1", 30, "the pin")
             # The turn says which instance of each service answered it: the supervisor's first of each.
-            served = json.loads((conversations / "capital" / "turn.json").read_text())["served_by"]
-            assert {s: i["generation"] for s, i in served.items()} == dict.fromkeys(ALL_SERVICES, "1"), served
+            pinned = conversations / "capital" / "turn.json"
+            turn = json.loads(pinned.read_text())
+            assert {s: i["generation"] for s, i in turn["served_by"].items()} == dict.fromkeys(ALL_SERVICES, "1")
+            turn["settings"]["llm_preset"] = "elsewhere"  # as if recorded with another llm: said beside the verdict
+            pinned.write_text(json.dumps(turn))
             expect_file = conversations / "capital" / "expect.json"
             expect = json.loads(expect_file.read_text())
             assert expect["transcript"]["text"] == QUESTION
@@ -105,6 +75,11 @@ def test_a_turn_spoken_in_the_console_is_pinned_and_replayed_after_a_prompt_chan
             until(dashboard, f"{VERDICT} && {VERDICT}.dataset.verdict === 'fail'", 60, "the failing verdict")
             replies = dashboard.locator("section.verdict td.reply").all_inner_texts()
             assert replies == ["Paris is the capital of France.", "Arr, I know not, matey."], replies
+            assert "lacks 'Paris'" in dashboard.locator("section.verdict .problem").inner_text()
+            assert "0 of 1 pass" in dashboard.locator("#replays h2").inner_text()
+            assert (
+                "llm preset: recorded with 'elsewhere'" in dashboard.locator("section.verdict .difference").inner_text()
+            )
             until(dashboard, PLAYABLE, 30, "both replies' audio loaded")
 
             (tmp_path / ".env").write_text("")  # reverted

@@ -36,8 +36,14 @@ RESTART_BACKOFF = 0.1  # seconds before the first restart: a crash loop is seen 
 
 
 @pytest.fixture
-def dev_tts(tmp_path, models_dir) -> Iterator[DevRun]:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's folder: short, since the control sockets' paths have a length limit."""
+    return tmp_path_factory.mktemp("dev")
+
+
+@pytest.fixture
+def dev_tts(root: Path) -> Iterator[DevRun]:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True)
     run.env["VOXSTACK_SUPERVISOR_METRICS_PORT"] = str(free_port())
     run.env["VOXSTACK_RESTART_BACKOFF"] = str(RESTART_BACKOFF)
     run.start()
@@ -114,10 +120,10 @@ def supervisor_metrics(run: DevRun) -> dict[str, float]:
     return figures
 
 
-def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, models_dir) -> None:
+def test_core_reloads_lose_no_request_on_a_keep_alive_connection(root: Path) -> None:
     """One client, one keep-alive connection, requests back to back: the stopping instance answers with
     `Connection: close` instead of closing the connection under a request."""
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"))
+    run = DevRun(root, root / "models", "dev", ("--only", "core"), fakes=True)
     run.mark("core", "v0")
     run.start()
     try:
@@ -146,8 +152,8 @@ def test_core_reloads_lose_no_request_on_a_keep_alive_connection(tmp_path, model
     assert calls > 50
 
 
-def test_only_the_services_that_import_a_file_restart(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+def test_only_the_services_that_import_a_file_restart(root: Path) -> None:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts,core"), fakes=True).start()
     try:
         run.wait_for(lambda: run.serving("tts", "core"), what="tts and core serving")
         core_pid, tts_pid = run.pid("core"), run.pid("tts")
@@ -177,11 +183,12 @@ def test_a_syntax_error_keeps_the_old_instance(dev_tts: DevRun) -> None:
         from voxstack.v1 import tts_pb2_grpc
 
         stub = tts_pb2_grpc.TtsStub(channel)
-        dev_tts.append("tts/service.py", "def broken(:\n")
-        dev_tts.wait_for(lambda: "reload of tts failed" in dev_tts.output(), what="failed reload")
+        module = dev_tts.marked_file("tts")  # the mark below replaces the broken block
+        dev_tts.append(module, "def broken(:\n")
+        dev_tts.wait_for(lambda: "the old instance keeps serving" in dev_tts.output(), what="failed reload")
         output = dev_tts.output()
         assert "SyntaxError" in output
-        assert "tts/service.py" in output and "the old instance keeps serving" in output
+        assert module in output
         assert stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=5).voices[0].language == "en_US"
         dev_tts.mark("tts", "fixed")
         dev_tts.wait_for(
@@ -221,8 +228,8 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def test_ctrl_c_leaves_no_process_behind(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+def test_ctrl_c_leaves_no_process_behind(root: Path) -> None:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts,core"), fakes=True).start()
     run.wait_for(lambda: run.serving("tts", "core"), what="serving")
     children = [run.pid("tts"), run.pid("core")]
     assert run.stop(signal.SIGINT) == 0
@@ -233,8 +240,10 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path, models_dir) -> None:
     assert not (run.state / "voxstack" / "run.json").exists()
 
 
-def test_polling_mode_when_forced(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--poll", "--poll-interval", "100")).start()
+def test_polling_mode_when_forced(root: Path) -> None:
+    run = DevRun(
+        root, root / "models", "dev", ("--only", "tts", "--poll", "--poll-interval", "100"), fakes=True
+    ).start()
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving")
         assert "(polling)" in run.output()
@@ -244,8 +253,8 @@ def test_polling_mode_when_forced(tmp_path, models_dir) -> None:
         run.stop()
 
 
-def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
-    up = DevRun(tmp_path, models_dir, "up", ("--only", "tts")).start()
+def test_switching_between_up_and_dev(root: Path) -> None:
+    up = DevRun(root, root / "models", "up", ("--only", "tts"), fakes=True).start()
     up.wait_for(lambda: up.serving("tts"), what="prod serving")
     assert up.record()["mode"] == "prod"
     # Production serves without any development code or debugger.
@@ -257,13 +266,13 @@ def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
         assert probe.connect_ex(("127.0.0.1", 5678)) != 0
     assert '"mode": "prod"' in up.output()
 
-    refused = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+    refused = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True)
     refused.ports, refused.env = up.ports, up.env
     result = subprocess.run(refused.argv, env=refused.env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "voxstack up is already running" in result.stderr and "--replace" in result.stderr
 
-    dev = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--replace"))
+    dev = DevRun(root, root / "models", "dev", ("--only", "tts", "--replace"), fakes=True)
     dev.ports, dev.env = up.ports, up.env
     dev.start()
     try:
@@ -277,11 +286,11 @@ def test_switching_between_up_and_dev(tmp_path, models_dir) -> None:
             dev.stop()
 
 
-def test_a_stale_record_is_recovered(tmp_path, models_dir) -> None:
-    state = tmp_path / "state" / "voxstack"
+def test_a_stale_record_is_recovered(root: Path) -> None:
+    state = root / "state" / "voxstack"
     state.mkdir(parents=True)
     (state / "run.json").write_text('{"mode": "prod", "supervisor_pid": 999999, "services": {}}')
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts")).start()
+    run = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True).start()
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving despite a stale record")
         assert run.record()["supervisor_pid"] == run.proc.pid
@@ -293,10 +302,12 @@ def test_a_stale_record_is_recovered(tmp_path, models_dir) -> None:
     assert "nothing is running" in down.stdout
 
 
-def test_debugger_listens_on_loopback_and_survives_reloads(tmp_path, models_dir) -> None:
+def test_debugger_listens_on_loopback_and_survives_reloads(root: Path) -> None:
 
     port = free_port()
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts", "--debug", "tts", "--debug-port", str(port))).start()
+    run = DevRun(
+        root, root / "models", "dev", ("--only", "tts", "--debug", "tts", "--debug-port", str(port)), fakes=True
+    ).start()
     try:
         run.wait_for(lambda: run.serving("tts"), what="serving under debugpy")
         # The banner comes once all serve; the watcher's line can come first.
@@ -317,8 +328,8 @@ def test_logs_command(dev_tts: DevRun) -> None:
     assert result.returncode == 0 and "[dev tts]" in result.stdout
 
 
-def test_up_detached_then_down(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "up", ("--only", "tts", "--detach"))
+def test_up_detached_then_down(root: Path) -> None:
+    run = DevRun(root, root / "models", "up", ("--only", "tts", "--detach"), fakes=True)
     started = subprocess.run(run.argv, env=run.env, capture_output=True, text=True, timeout=300)
     assert started.returncode == 0, started.stderr
     assert "running in the background" in started.stdout
@@ -332,8 +343,8 @@ def test_up_detached_then_down(tmp_path, models_dir) -> None:
     assert run.record() == {}
 
 
-def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_nothing(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts,core")).start()
+def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_nothing(root: Path) -> None:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts,core"), fakes=True).start()
     try:
         run.wait_for(lambda: run.serving("tts", "core"), what="serving")
         assert (run.state / "voxstack" / "sockets").stat().st_mode & 0o777 == 0o700  # control sockets: this user's
@@ -351,8 +362,8 @@ def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_noth
         assert run.stop() == 0
 
 
-def test_a_hung_service_shows_unhealthy_and_a_killed_one_says_so(tmp_path, models_dir) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "tts"))
+def test_a_hung_service_shows_unhealthy_and_a_killed_one_says_so(root: Path) -> None:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True)
     run.env["VOXSTACK_HEALTH_INTERVAL"] = "0.5"
     run.start()
     try:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 QUESTION = "What is the capital of France?"
 
 
-def pinned_conversation(folder: Path, *, reply_audio: bool = False) -> None:
+def pinned_conversation(folder: Path) -> None:
     turn = {
         "id": "capital",
         "input": {"kind": "audio", "sample_rate": 16000, "channels": 1},
@@ -30,8 +30,6 @@ def pinned_conversation(folder: Path, *, reply_audio: bool = False) -> None:
         "history": [],
     }
     audio = {"input.wav": Pcm(quiet(0.2) + loud(1.0), 16000, 1)}
-    if reply_audio:
-        audio["reply.wav"] = Pcm(loud(0.8, 22050), 22050, 1)
     path = save(folder, turn, audio, max_count=10, max_bytes=2**24)
     expect = {"transcript": {"text": QUESTION, "max_wer": 0.15}, "reply": {"contains": ["Paris"]}}
     (path / EXPECT_FILE).write_text(json.dumps(expect))

@@ -98,10 +98,9 @@ def test_every_process_comes_back_to_its_plateau_after_a_burst(stack: Stack) -> 
     before = sizes(stack)
     burst(stack, seed=1)  # the plateau: what the work needs once
     plateau = sizes(stack)
-    for seed in (2, 3):
-        burst(stack, seed)
+    burst(stack, seed=2)  # other sentences: what a process keeps of them is growth
     after = sizes(stack)
     mib = {n: f"{before[n] // MiB} -> {plateau[n] // MiB} -> {after[n] // MiB}" for n in after}
     grown = [n for n in after if after[n] > plateau[n] + max(SLACK, plateau[n] // 4)]
-    assert not grown, f"grown past the plateau: {grown} (MiB before, after one burst, after three: {mib})"
+    assert not grown, f"grown past the plateau: {grown} (MiB before, after one burst, after two: {mib})"
     assert after["tts"] - before["tts"] < TTS_WORKING_SET, f"the tts kept what its runs took: {mib['tts']} MiB"

@@ -1,4 +1,5 @@
-"""Replicas behind one name: the core balances per call over real tts processes.
+"""Replicas behind one name: the core balances per call over tts processes (the scripted fake: what is
+under test is the core's balancing).
 
 A list target spreads calls and survives a replica killed mid-load (only calls
 in flight on it may fail); a dns:/// target follows replicas added behind the
@@ -20,6 +21,7 @@ import pytest
 from dns_server import dns_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from voxstack.testing.fakes import FACTORIES
 from voxstack.testing.processes import ServiceProcess, eventually, free_port
 from voxstack.testing.replicas import calls_across_a_kill, metric_sum, upstream_calls
 
@@ -48,7 +50,7 @@ def owner(calls: dict[str, float], proc: ServiceProcess) -> float:
 
 
 @pytest.fixture
-def started(models_dir: Path) -> Iterator[list[ServiceProcess]]:
+def started() -> Iterator[list[ServiceProcess]]:
     """Processes a test starts; all stopped at its end."""
     procs: list[ServiceProcess] = []
     yield procs
@@ -57,7 +59,9 @@ def started(models_dir: Path) -> Iterator[list[ServiceProcess]]:
 
 
 def start(started: list[ServiceProcess], name: str, log: Path, mode: str = "prod", **kwargs: object) -> ServiceProcess:
-    proc = ServiceProcess(name, mode=mode, log=log, **kwargs).start()  # type: ignore[arg-type]
+    """A process of ``name``: the core, or a model service's scripted fake (what balances is the core's)."""
+    factory = FACTORIES.get(name)
+    proc = ServiceProcess(name, mode=mode, log=log, factory=factory, **kwargs).start()  # type: ignore[arg-type]
     started.append(proc)
     return proc
 

@@ -41,10 +41,10 @@ class ReplayError(Exception):
 
 
 def run_turn(
-    base: str, recording: Recording, *, fast: bool, timeout: float, api_key: str | None = None
+    base: str, recording: Recording, *, fast: bool, timeout: float, api_key: str | None = None, record: bool = False
 ) -> dict[str, Any]:
-    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds.
-    The core does not record it (a replay is not a turn of the developer's)."""
+    """Send one recorded turn; what the core answered: transcript, reply, timings, reply audio seconds
+    (and, with ``record``, the id of the core's recording of it: a replay is not recorded otherwise)."""
     from websockets.exceptions import ConnectionClosed, InvalidHandshake
     from websockets.sync.client import connect
 
@@ -60,7 +60,7 @@ def run_turn(
         "language": turn["settings"].get("language", ""),
         "voice": turn["settings"].get("voice", ""),
         "interim_results": False,
-        "record": False,
+        "record": record,
         "history": [
             {"user": u["content"], "assistant": a["content"]} for u, a in zip(history[::2], history[1::2], strict=False)
         ],
@@ -125,6 +125,7 @@ def _answer(ws: Any, timeout: float) -> dict[str, Any]:
                 "reply_audio_seconds": len(audio) / 2 / rate if rate else 0.0,
                 "reply_sample_rate": rate,
                 "reply_audio": Pcm(bytes(audio), rate, 1) if rate else None,
+                "recording": event.get("recording"),
             }
 
 

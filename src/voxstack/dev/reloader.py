@@ -163,10 +163,17 @@ class Reloader:
         await self._reload(sorted(targets), reason, saved_at)
 
     async def _reload(self, targets: list[str], reason: str, saved_at: float) -> None:
-        """Reload; then, with --replay, replay the pinned conversations against what now serves."""
-        switched = await self.supervisor.reload(targets, reason, saved_at)
-        if self.replay_dir is not None and any(switched.values()):
-            await self.replay_conversations(saved_at)
+        """Reload; then, with --replay, replay the pinned conversations against what now serves. The new
+        instances' spares start after the replays: on a small machine they would slow them down."""
+        gate = self.supervisor.spares_may_start
+        if self.replay_dir is not None:
+            gate.clear()
+        try:
+            switched = await self.supervisor.reload(targets, reason, saved_at)
+            if self.replay_dir is not None and any(switched.values()):
+                await self.replay_conversations(saved_at)
+        finally:
+            gate.set()
 
     async def replay_conversations(self, saved_at: float) -> None:
         """Each pinned conversation under replay_dir through the core, its verdict logged (and written to

@@ -103,6 +103,9 @@ class Supervisor:
         self.slots = {name: Slot(name) for name in services}
         self.record = RunRecord(self.mode, os.getpid(), services={n: s.state for n, s in self.slots.items()})
         self.stopping = asyncio.Event()
+        # Cleared while the machine's cores should serve calls alone (dev replays): spares start after.
+        self.spares_may_start = asyncio.Event()
+        self.spares_may_start.set()
         self.metrics = SupervisorMetrics()
         self._signals = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -342,6 +345,7 @@ class Supervisor:
             if imports.exists() or slot.current is not instance or self.stopping.is_set():
                 break
             await asyncio.sleep(0.05)
+        await self.spares_may_start.wait()
         if not imports.exists() or slot.current is not instance or slot.spare is not None or self.stopping.is_set():
             return
         try:

@@ -70,6 +70,13 @@ async def _test_marker() -> dict[str, str]:
 }
 
 
+# The same marks where the scripted fakes (voxstack.testing.fakes) serve instead of the services' servicers.
+FAKE_MARKER_TAILS: dict[str, tuple[str, str]] = {
+    **MARKER_TAILS,
+    "tts": ("testing/fakes/tts.py", MARKER_TAILS["tts"][1].replace("TtsServicer", "FakeTtsServicer")),
+}
+
+
 # Code that marks what each model service's *engine* serves (appended to its engine module, which a dev warm
 # spare has loaded ahead of a reload: an edit here must start the service cold).
 ENGINE_MARKER_TAILS: dict[str, tuple[str, str]] = {
