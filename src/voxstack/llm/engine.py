@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
+from voxstack.toolcalls import Tool, ToolCall, check_answers, check_tools
 from voxstack.v1 import llm_pb2
 
-ROLES = {llm_pb2.ROLE_SYSTEM: "system", llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
+ROLES = {
+    llm_pb2.ROLE_SYSTEM: "system",
+    llm_pb2.ROLE_USER: "user",
+    llm_pb2.ROLE_ASSISTANT: "assistant",
+    llm_pb2.ROLE_TOOL: "tool",
+}
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64
 MAX_SEED = 2**32 - 1
@@ -33,9 +40,10 @@ class Delta:
 
 @dataclass(frozen=True)
 class Finished:
-    reason: str  # "stop", "length" or "cancelled"
+    reason: str  # "stop", "length", "cancelled" or "tool_calls"
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 Event = Delta | Finished
@@ -43,10 +51,13 @@ Event = Delta | Finished
 
 @dataclass(frozen=True)
 class Conversation:
-    """A validated request: chat messages as dicts, and sampling."""
+    """A validated request: chat messages as dicts (OpenAI's shape: an assistant's ``tool_calls``, a tool
+    message's ``tool_call_id``), sampling, and the tools the model may call."""
 
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     sampling: Sampling = field(default_factory=lambda: Sampling(0.7, 0.95, 256))
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "auto"
 
 
 class LlmEngine(Protocol):
@@ -63,20 +74,42 @@ def conversation_from(request: llm_pb2.GenerateRequest, settings: LlmSettings) -
     """Validate a request; every problem names its field."""
     if not request.messages:
         raise InvalidInput("messages is empty: send at least one user message", reason=ErrorCode.EMPTY_MESSAGES)
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
         role = ROLES.get(message.role)
         if role is None:
             name = llm_pb2.Role.Name(message.role) if message.role in llm_pb2.Role.values() else str(message.role)
             raise InvalidInput(
-                f"messages[{i}].role {name} is not ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT", reason=ErrorCode.BAD_ROLE
+                f"messages[{i}].role {name} is not ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL",
+                reason=ErrorCode.BAD_ROLE,
             )
-        messages.append({"role": role, "content": message.content})
+        entry: dict[str, Any] = {"role": role, "content": message.content}
+        if message.tool_calls:
+            entry["tool_calls"] = [_openai_call(c) for c in message.tool_calls]
+        if role == "tool":
+            entry["tool_call_id"] = message.tool_call_id
+        messages.append(entry)
+    check_answers(
+        [
+            (m["role"], [c.id for c in r.tool_calls], r.tool_call_id)
+            for m, r in zip(messages, request.messages, strict=True)
+        ]
+    )
     if not any(m["role"] == "user" and m["content"].strip() for m in messages):
         raise InvalidInput("messages has no user message with text", reason=ErrorCode.NO_USER_MESSAGE)
     if messages[0]["role"] != "system" and settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
-    return Conversation(messages, sampling_from(request.sampling, settings))
+    tools, choice = check_tools([(t.name, t.description, t.parameters) for t in request.tools], request.tool_choice)
+    return Conversation(messages, sampling_from(request.sampling, settings), tools, choice)
+
+
+def _openai_call(call: llm_pb2.ToolCall) -> dict[str, Any]:
+    """A call as chat templates read it: OpenAI's shape, the arguments as an object."""
+    try:
+        arguments = json.loads(call.arguments or "{}")
+    except ValueError:
+        arguments = call.arguments
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
 def sampling_from(params: llm_pb2.SamplingParams, settings: LlmSettings) -> Sampling:

@@ -30,6 +30,7 @@ from voxstack.llm.turns import TokenTurns
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
+from voxstack.toolcalls import ToolCallFilter, forced_start, neutral, tool_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class LlamaCppEngine:
         # there are contexts, so a call always finds one.
         self._idle: list[_Context] = []
         self._formatter: Any = None
+        self._template_has_tools = False  # the model's chat template lists tools itself
         self.turns = TokenTurns()
 
     def model_path(self) -> Path:
@@ -91,6 +93,7 @@ class LlamaCppEngine:
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"llm model {path} has no chat template in its metadata")
+        self._template_has_tools = "tools" in template
         eos = llm.token_eos()
         bos = llm.token_bos()
         self._formatter = Jinja2ChatFormatter(
@@ -133,10 +136,22 @@ class LlamaCppEngine:
         message, and the pieces are tokenized apart.
         """
         llm = llm if llm is not None else self.contexts[0].llm
-        messages = conversation.messages
+        messages = [dict(m) for m in conversation.messages]
+        tools = conversation.tools if conversation.tool_choice != "none" else ()
+        listed = None
+        if tools and self._template_has_tools:
+            listed = [t.as_openai() for t in tools]
+        elif tools:  # a template that knows no tools: the same instruction, in the system message
+            first = messages[0] if messages[0]["role"] == "system" else None
+            prompt = tool_prompt(tools)
+            if first is None:
+                messages.insert(0, {"role": "system", "content": prompt})
+            else:
+                first["content"] = f"{first['content']}\n\n{prompt}" if first["content"] else prompt
         marks = [f"\x1evoxstack-message-{i}\x1e" for i in range(len(messages))]
-        masked = [{"role": m["role"], "content": mark} for m, mark in zip(messages, marks, strict=True)]
-        result = self._formatter(messages=masked)
+        # The calls' names and arguments are rendered by the template: markers in them are broken up.
+        masked = [{**neutral(m), "content": mark} for m, mark in zip(messages, marks, strict=True)]
+        result = self._formatter(messages=masked, tools=listed)
         tokens: list[int] = []
         # split() alternates: template text, a message's index, template text, ...
         for n, piece in enumerate(_MARK.split(result.prompt)):
@@ -144,6 +159,9 @@ class LlamaCppEngine:
             if text:
                 add_bos = not tokens and not result.added_special
                 tokens += llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+        forced = forced_start(conversation.tool_choice) if tools else ""
+        if forced:  # the reply begins with a call: the model writes the rest of it
+            tokens += llm.tokenize(forced.encode("utf-8"), add_bos=False, special=self._template_has_tools)
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, stop
 
@@ -218,10 +236,24 @@ class LlamaCppEngine:
                 cancel=cancel,
             )
 
+        tools = conversation.tools if conversation.tool_choice != "none" else ()
+        calls = ToolCallFilter(tools, forced_start(conversation.tool_choice)) if tools else None
         try:
             async with feed.running(generate):
                 async for event in feed:
-                    yield event
+                    if calls is None:
+                        yield event
+                    elif isinstance(event, Delta):
+                        if text := calls.feed(event.text):
+                            yield Delta(text)
+                    else:
+                        if rest := calls.finish():
+                            yield Delta(rest)
+                        if calls.bad:
+                            logger.info("the model wrote %d call(s) of no offered tool: %s", len(calls.bad), calls.bad)
+                        found = tuple(calls.calls)
+                        reason = "tool_calls" if found else event.reason
+                        yield Finished(reason, event.prompt_tokens, event.completion_tokens, found)
         finally:
             self._idle.append(context)
 

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible chat-completions server as the llm engine (llama.cpp's server, vLLM, Ollama, ...).
 
 Requests stream with server-sent events; closing our stream closes the HTTP
-response, which is how such servers learn that the client has gone.
+response, which is how such servers learn that the client has gone. Tools go
+upstream as they are; its streamed ``tool_calls`` deltas are put together
+into whole calls.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput, NotReady, PreconditionFailed, VoxError
 from voxstack.llm.engine import Conversation, Delta, Event, Finished
 from voxstack.models import ModelError
+from voxstack.toolcalls import CHOICES, ToolCall, new_call_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class OpenAIEngine:
     def _body(self, conversation: Conversation, max_tokens: int | None) -> dict[str, Any]:
         s = conversation.sampling
         body: dict[str, Any] = {
-            "messages": conversation.messages,
+            "messages": [_upstream(m) for m in conversation.messages],
             "stream": True,
             "temperature": s.temperature,
             "top_p": s.top_p,
@@ -66,12 +69,17 @@ class OpenAIEngine:
             body["stop"] = list(s.stop)
         if s.seed is not None:
             body["seed"] = s.seed
+        if conversation.tools:
+            body["tools"] = [t.as_openai() for t in conversation.tools]
+            choice = conversation.tool_choice
+            body["tool_choice"] = choice if choice in CHOICES else {"type": "function", "function": {"name": choice}}
         return body
 
     async def stream(self, conversation: Conversation, max_tokens: int | None = None) -> AsyncGenerator[Event, None]:
         reason = "stop"
         usage: dict[str, int] = {}
         completion_chunks = 0
+        calls: dict[int, dict[str, str]] = {}  # by the upstream's index: id, name, arguments so far
         try:
             async with self._client.stream("POST", self.url, json=self._body(conversation, max_tokens)) as response:
                 if response.status_code != 200:
@@ -85,10 +93,13 @@ class OpenAIEngine:
                     chunk = json.loads(data)
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
                         if text:
                             completion_chunks += 1
                             yield Delta(text)
+                        for part in delta.get("tool_calls") or ():
+                            _add_call_part(calls, part)
                         reason = choice.get("finish_reason") or reason
         except httpx.TimeoutException as exc:
             raise NotReady(f"the llm upstream timed out: {exc!r}", reason=ErrorCode.UPSTREAM_TIMEOUT) from exc
@@ -98,14 +109,42 @@ class OpenAIEngine:
             ) from exc
         except json.JSONDecodeError as exc:
             raise NotReady(f"the llm upstream sent a malformed event: {exc}", reason=ErrorCode.UPSTREAM_BAD) from exc
+        made = tuple(
+            ToolCall(c["id"] or new_call_id(), c["name"], c["arguments"] or "{}")
+            for _, c in sorted(calls.items())
+            if c["name"]
+        )
         yield Finished(
-            "length" if reason == "length" else "stop",
+            "tool_calls" if made else "length" if reason == "length" else "stop",
             int(usage.get("prompt_tokens", 0)),
             int(usage.get("completion_tokens", completion_chunks)),
+            made,
         )
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _upstream(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as OpenAI's API takes it: a call's arguments in text."""
+    if "tool_calls" not in message:
+        return message
+    calls = []
+    for call in message["tool_calls"]:
+        arguments = call["function"]["arguments"]
+        function = {**call["function"], "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}
+        calls.append({**call, "function": function})
+    return {**message, "tool_calls": calls}
+
+
+def _add_call_part(calls: dict[int, dict[str, str]], part: dict[str, Any]) -> None:
+    """One streamed piece of a call: its first piece has the id and name, the rest add to the arguments."""
+    index = int(part.get("index", len(calls)))
+    call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+    function = part.get("function") or {}
+    call["id"] = call["id"] or str(part.get("id") or "")
+    call["name"] = call["name"] or str(function.get("name") or "")
+    call["arguments"] += str(function.get("arguments") or "")
 
 
 def _status_error(status: int, body: str) -> VoxError:

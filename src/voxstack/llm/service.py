@@ -26,6 +26,7 @@ FINISH = {
     "stop": llm_pb2.FINISH_REASON_STOP,
     "length": llm_pb2.FINISH_REASON_LENGTH,
     "cancelled": llm_pb2.FINISH_REASON_CANCELLED,
+    "tool_calls": llm_pb2.FINISH_REASON_TOOL_CALLS,
 }
 
 
@@ -86,6 +87,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
                     total_tokens=event.prompt_tokens + event.completion_tokens,
                 ),
                 text="".join(text),
+                tool_calls=[llm_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in event.tool_calls],
                 time_to_first_token_seconds=first,
                 timings=common_pb2.Timings(
                     queue_seconds=queued,

@@ -140,7 +140,10 @@ class LlmMetrics(ServiceMetrics):
         self.prompt_tokens = Counter("voxstack_llm_prompt_tokens", "Prompt tokens processed.", registry=r)
         self.generated_tokens = Counter("voxstack_llm_generated_tokens", "Tokens generated.", registry=r)
         self.replies = Counter(
-            "voxstack_llm_replies", "Replies finished, by reason (stop, length, cancelled).", ["reason"], registry=r
+            "voxstack_llm_replies",
+            "Replies finished, by reason (stop, length, cancelled, tool_calls).",
+            ["reason"],
+            registry=r,
         )
 
 

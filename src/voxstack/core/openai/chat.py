@@ -4,6 +4,9 @@ Fields OpenAI defines and voxstack has no use for are ignored (as OpenAI-
 compatible servers do); fields it cannot honour (``n`` above 1) are a 400.
 With ``stream`` the reply goes out as ``chat.completion.chunk`` server-sent
 events ending in ``[DONE]``; a client that disconnects cancels the generation.
+``tools`` and ``tool_choice`` go to the llm; a reply that calls tools comes
+back as ``tool_calls`` (finish reason ``tool_calls``), and the caller's
+``tool`` messages with the results are the next request's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -24,6 +27,7 @@ from voxstack.core.inputs import Text, check_length
 from voxstack.core.openai.errors import OPENAI_ERRORS, OpenAIRoute, stream_error
 from voxstack.core.openai.models import resolve
 from voxstack.errors import InvalidInput, VoxError
+from voxstack.toolcalls import check_answers, check_tools
 from voxstack.v1 import llm_pb2
 
 router = APIRouter(tags=["openai"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
@@ -33,8 +37,9 @@ ROLES = {
     "developer": llm_pb2.ROLE_SYSTEM,
     "user": llm_pb2.ROLE_USER,
     "assistant": llm_pb2.ROLE_ASSISTANT,
+    "tool": llm_pb2.ROLE_TOOL,
 }
-FINISH = {llm_pb2.FINISH_REASON_LENGTH: "length"}
+FINISH = {llm_pb2.FINISH_REASON_LENGTH: "length", llm_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls"}
 
 
 class TextPart(BaseModel):
@@ -42,9 +47,46 @@ class TextPart(BaseModel):
     text: Text
 
 
+class CalledFunction(BaseModel):
+    name: Annotated[StrictStr, Field(max_length=64)]
+    arguments: Annotated[StrictStr, Field(max_length=65_536)] = "{}"
+
+
+class CallIn(BaseModel):
+    """A call an earlier assistant message made (sent back with the conversation)."""
+
+    id: Annotated[StrictStr, Field(max_length=64)]
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
+class FunctionIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr
+    description: Annotated[StrictStr, Field(max_length=4096)] = ""
+    parameters: dict[str, Any] | None = None
+
+
+class ToolIn(BaseModel):
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class NamedFunction(BaseModel):
+    name: StrictStr
+
+
+class ToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class Message(BaseModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Text | list[TextPart] | None = None
+    tool_calls: Annotated[list[CallIn], Field(max_length=32)] | None = None
+    tool_call_id: Annotated[StrictStr, Field(max_length=64)] | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -73,6 +115,8 @@ class CompletionRequest(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int = Field(1, ge=1)
     user: str | None = Field(None, max_length=256)
+    tools: Annotated[list[ToolIn], Field(max_length=32)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
 
 
 def to_request(body: CompletionRequest, max_chars: int) -> llm_pb2.GenerateRequest:
@@ -82,10 +126,17 @@ def to_request(body: CompletionRequest, max_chars: int) -> llm_pb2.GenerateReque
     for index, message in enumerate(body.messages):
         text = message.text()
         check_length(f"messages[{index}].content", text, max_chars)
-        messages.append(llm_pb2.ChatMessage(role=ROLES[message.role], content=text))
+        calls = [llm_pb2.ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                 for c in message.tool_calls or ()]  # fmt: skip
+        messages.append(
+            llm_pb2.ChatMessage(
+                role=ROLES[message.role], content=text, tool_calls=calls, tool_call_id=message.tool_call_id or ""
+            )
+        )
     if body.messages[-1].role == "assistant":
         raise InvalidInput(
-            "messages: the last message must be the user's (or a system message)", reason=OpenAICode.BAD_ROLES
+            "messages: the last message must be the user's, a tool's or a system message",
+            reason=OpenAICode.BAD_ROLES,
         )
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     sampling = llm_pb2.SamplingParams(stop=stops)
@@ -98,7 +149,36 @@ def to_request(body: CompletionRequest, max_chars: int) -> llm_pb2.GenerateReque
         sampling.top_p = body.top_p
     if body.seed is not None:
         sampling.seed = body.seed
-    return llm_pb2.GenerateRequest(messages=messages, sampling=sampling)
+    tools = [
+        llm_pb2.Tool(
+            name=t.function.name,
+            description=t.function.description,
+            parameters=json.dumps(t.function.parameters) if t.function.parameters is not None else "",
+        )
+        for t in body.tools or ()
+    ]
+    choice = body.tool_choice.function.name if isinstance(body.tool_choice, ToolChoice) else body.tool_choice or ""
+    # Checked here too (the llm checks every caller's): a 400 that names the field, before the llm is asked.
+    check_tools([(t.name, t.description, t.parameters) for t in tools], choice)
+    check_answers([(m.role, [c.id for c in m.tool_calls or ()], m.tool_call_id or "") for m in body.messages])
+    return llm_pb2.GenerateRequest(messages=messages, sampling=sampling, tools=tools, tool_choice=choice)
+
+
+def tool_calls(done: llm_pb2.GenerateDone) -> list[dict[str, Any]]:
+    """The reply's calls in OpenAI's shape."""
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in done.tool_calls
+    ]
+
+
+def message(done: llm_pb2.GenerateDone, streamed: str) -> dict[str, Any]:
+    """The reply as OpenAI's assistant message: its text, or (content null) its calls."""
+    calls = tool_calls(done)
+    text = done.text or streamed
+    if calls:
+        return {"role": "assistant", "content": text or None, "tool_calls": calls}
+    return {"role": "assistant", "content": text}
 
 
 def usage(done: llm_pb2.GenerateDone) -> dict[str, int]:
@@ -139,7 +219,7 @@ async def completions(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.done.text or "".join(text)},
+                    "message": message(reply.done, "".join(text)),
                     "finish_reason": FINISH.get(reply.done.finish_reason, "stop"),
                 }
             ],
@@ -147,7 +227,7 @@ async def completions(
         }
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         data = {
             "id": ident,
             "object": "chat.completion.chunk",
@@ -167,6 +247,8 @@ async def completions(
         except VoxError as exc:
             yield stream_error(exc, detail=settings.error_detail)
             return
+        for index, call in enumerate(tool_calls(reply.done)):  # known whole once the reply is done
+            yield chunk({"tool_calls": [{"index": index, **call}]})
         yield chunk({}, FINISH.get(reply.done.finish_reason, "stop"))
         if include_usage:
             data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}

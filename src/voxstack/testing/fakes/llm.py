@@ -10,11 +10,17 @@ from the request cuts the reply with finish reason LENGTH. The slots and
 queue are the real service's ``Worker``, so a full queue is refused as the
 real llm refuses it. Every request is appended to the calls file, for tests
 that check what the core sent.
+
+Function calling: an entry's ``tool_calls`` (``[{"name", "arguments"}]``) is
+the reply instead of text (finish reason TOOL_CALLS); an entry with
+``tool_result`` (a regular expression) matches only a request whose last
+message is a tool's result that it is found in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -28,11 +34,21 @@ from voxstack.server.worker import Worker
 from voxstack.testing.fakes.script import die, read_section, record_call, scripted_error
 from voxstack.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
-ROLES = {llm_pb2.ROLE_SYSTEM: "system", llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
+ROLES = {
+    llm_pb2.ROLE_SYSTEM: "system",
+    llm_pb2.ROLE_USER: "user",
+    llm_pb2.ROLE_ASSISTANT: "assistant",
+    llm_pb2.ROLE_TOOL: "tool",
+}
 
 
-def choose(section: dict[str, Any], last_user: str, system: str = "") -> dict[str, Any]:
+def choose(section: dict[str, Any], last_user: str, system: str = "", tool_result: str | None = None) -> dict[str, Any]:
     for reply in section.get("replies") or []:
+        wanted = reply.get("tool_result")
+        if (wanted is None) != (tool_result is None):
+            continue
+        if wanted is not None and not re.search(str(wanted), tool_result or "", re.IGNORECASE):
+            continue
         if re.search(str(reply.get("match", "")), last_user, re.IGNORECASE) and re.search(
             str(reply.get("system", "")), system, re.IGNORECASE
         ):
@@ -56,19 +72,30 @@ class FakeLlmServicer(llm_pb2_grpc.LlmServicer):
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         received = time.perf_counter()
         messages = [{"role": ROLES.get(m.role, "user"), "content": m.content} for m in request.messages]
-        record_call("llm", "Generate", {"messages": messages, "max_tokens": request.sampling.max_tokens})
+        tools = [t.name for t in request.tools]
+        record_call(
+            "llm",
+            "Generate",
+            {"messages": messages, "max_tokens": request.sampling.max_tokens, "tools": tools,
+             "tool_choice": request.tool_choice},
+        )  # fmt: skip
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         # The system prompt the real llm would apply: the request's, else this service's setting.
         system = next((m["content"] for m in messages if m["role"] == "system"), self.service.system_prompt)
-        reply = choose(read_section("llm"), last_user, system)
+        result = messages[-1]["content"] if messages and messages[-1]["role"] == "tool" else None
+        reply = choose(read_section("llm"), last_user, system, result)
         async with self.service.worker.slot() as queued:
             await asyncio.sleep(float(reply.get("first_token_delay", 0.0)))
             error = scripted_error(reply.get("error"))
             if error is not None:
                 raise error
-            tokens = tokens_of(reply)
+            calls = [
+                llm_pb2.ToolCall(id=f"call_fake_{i}", name=c["name"], arguments=json.dumps(c.get("arguments", {})))
+                for i, c in enumerate(reply.get("tool_calls") or ())
+            ]
+            tokens = [] if calls else tokens_of(reply)
             limit = request.sampling.max_tokens if request.sampling.HasField("max_tokens") else 0
-            finish = llm_pb2.FINISH_REASON_STOP
+            finish = llm_pb2.FINISH_REASON_TOOL_CALLS if calls else llm_pb2.FINISH_REASON_STOP
             if limit and len(tokens) > limit:
                 tokens, finish = tokens[:limit], llm_pb2.FINISH_REASON_LENGTH
             first = 0.0
@@ -89,6 +116,7 @@ class FakeLlmServicer(llm_pb2_grpc.LlmServicer):
                         prompt_tokens=prompt, completion_tokens=len(tokens), total_tokens=prompt + len(tokens)
                     ),
                     text="".join(tokens),
+                    tool_calls=calls,
                     time_to_first_token_seconds=first,
                     timings=common_pb2.Timings(
                         queue_seconds=queued,
