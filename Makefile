@@ -59,9 +59,11 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The suite in three tiers, each failing fast before the next (docs/TESTING.md): the unit tests and
-# the fakes, then the real models, then Docker and the browser. Coverage adds up across the tiers and
-# their child processes; the last tier reports it and fails under the floor in pyproject.toml.
+# The suite in three tiers (docs/TESTING.md): the unit tests and the fakes first, failing fast; then
+# the real models and the system tier (Docker and the browser) side by side: each waits on processes
+# and containers much of the time, so together they keep two cores busier than one after the other.
+# Each side has its own coverage file; they are added to the fast tier's, reported, and the total
+# fails under the floor in pyproject.toml. A side's log is printed whole when it ends.
 TIER_FAST := not models and not docker and not browser
 TIER_MODELS := models and not docker and not browser
 TIER_SYSTEM := docker or browser
@@ -69,12 +71,22 @@ PYTEST := $(PY) -m pytest
 COVERAGE := --cov=voxstack --cov-report=
 # Workers of the fast tier (pytest-xdist); the others run serially.
 FAST_WORKERS ?= 2
+TIER_LOGS := .tier-models.log .tier-system.log
 
 test: lint
-	@rm -f .coverage .coverage.*
+	@rm -f .coverage .coverage.* $(TIER_LOGS)
 	$(PYTEST) -m '$(TIER_FAST)' -n $(FAST_WORKERS) $(COVERAGE) --cov-fail-under=0 $(PYTEST_ARGS)
-	$(PYTEST) -m '$(TIER_MODELS)' $(COVERAGE) --cov-append --cov-fail-under=0 $(PYTEST_ARGS)
-	$(PYTEST) -m '$(TIER_SYSTEM)' $(COVERAGE) --cov-append --cov-report=term $(PYTEST_ARGS)
+	@echo "== the models tier and the system tier, side by side"
+	@COVERAGE_FILE=.coverage.models $(PYTEST) -m '$(TIER_MODELS)' $(COVERAGE) --cov-fail-under=0 $(PYTEST_ARGS) \
+	  > .tier-models.log 2>&1 & models=$$!; \
+	COVERAGE_FILE=.coverage.system $(PYTEST) -m '$(TIER_SYSTEM)' $(COVERAGE) --cov-fail-under=0 $(PYTEST_ARGS) \
+	  > .tier-system.log 2>&1; system=$$?; \
+	wait $$models; models=$$?; \
+	echo "== models tier (exit $$models)"; cat .tier-models.log; \
+	echo "== system tier (exit $$system)"; cat .tier-system.log; \
+	test $$models -eq 0 && test $$system -eq 0
+	$(PY) -m coverage combine --append .coverage.models .coverage.system
+	$(PY) -m coverage report
 
 # The inner loop: the fast tier alone, no coverage (under three minutes).
 test-fast: venv
@@ -181,4 +193,4 @@ compose-down:
 	$(COMPOSE_DEV) down --remove-orphans
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage .coverage.* htmlcov $(TIER_LOGS)

@@ -24,6 +24,7 @@ BENCHES = MappingProxyType(
             "hearing",
             "llm",
             "assistant",
+            "tools",
             "tts",
             "core",
             "preemption",

@@ -23,7 +23,9 @@ class DevRun:
     """`python -m voxstack dev|up ...` running on a private copy of src/voxstack.
 
     With ``fakes=True`` the supervisor serves the scripted fakes for asr, llm and tts (their ``factory``
-    settings), and ``script`` says what they do: the supervisor and the core are the real ones.
+    settings), and ``script`` says what they do: the supervisor and the core are the real ones. ``dev``
+    keeps no warm spares unless ``spares=True`` (or the arguments say): a spare is a process importing a
+    whole service, which only the tests of reloads through spares need.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class DevRun:
         args: tuple[str, ...] = (),
         *,
         fakes: bool = False,
+        spares: bool = False,
     ) -> None:
         self.root = root
         self.src = root / "src"
@@ -61,6 +64,8 @@ class DevRun:
         if fakes:
             self.env |= self.script.env
             self.env |= {f"VOXSTACK_{n.upper()}__FACTORY": FACTORIES[n] for n in MODEL_SERVICES}
+        if command == "dev" and not spares and not {"--spares", "--no-spares"} & set(args):
+            args = (*args, "--no-spares")
         self.command = command
         self.argv = voxstack_command(command, *args)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -41,22 +41,36 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dev")
 
 
-@pytest.fixture
-def dev_tts(root: Path) -> Iterator[DevRun]:
-    run = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True)
+def _dev_tts(root: Path, *, spares: bool) -> Iterator[DevRun]:
+    run = DevRun(root, root / "models", "dev", ("--only", "tts"), fakes=True, spares=spares)
     run.env["VOXSTACK_SUPERVISOR_METRICS_PORT"] = str(free_port())
     run.env["VOXSTACK_RESTART_BACKOFF"] = str(RESTART_BACKOFF)
     run.start()
-    run.wait_for(lambda: run.serving("tts"), what="tts serving")
-    yield run
-    run.stop()
+    try:
+        run.wait_for(lambda: run.serving("tts"), what="tts serving")
+        yield run
+    finally:
+        run.stop()
+
+
+@pytest.fixture
+def dev_tts(root: Path) -> Iterator[DevRun]:
+    """`voxstack dev --only tts` over the fake tts, starting cold on each reload."""
+    yield from _dev_tts(root, spares=False)
+
+
+@pytest.fixture
+def dev_tts_spares(root: Path) -> Iterator[DevRun]:
+    """The same with warm spares: the reloads a developer gets."""
+    yield from _dev_tts(root, spares=True)
 
 
 def backends_for(run: DevRun) -> Backends:
     return Backends(load_settings(**{n: {"port": run.ports[n]} for n in MODEL_SERVICES}))
 
 
-def test_twenty_reloads_with_zero_failed_calls(dev_tts: DevRun) -> None:
+def test_twenty_reloads_with_zero_failed_calls(dev_tts_spares: DevRun) -> None:
+    dev_tts = dev_tts_spares
     """Calls in a loop, through the core's own client, while a handler file is saved 20 times."""
 
     async def scenario() -> tuple[int, int, list[str], float]:

@@ -30,7 +30,9 @@ def dev(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     from voxstack.models import pull
 
     pull(TEST_LLM.model, models_dir)
-    run = DevRun(tmp_path_factory.mktemp("engines"), models_dir, "dev", ("--only", ",".join(MODEL_SERVICES)))
+    run = DevRun(
+        tmp_path_factory.mktemp("engines"), models_dir, "dev", ("--only", ",".join(MODEL_SERVICES)), spares=True
+    )
     run.env["VOXSTACK_LLM__MAX_TOKENS"] = "4"
     run.start()
     run.wait_for(lambda: run.serving(*MODEL_SERVICES), 240, "the model services")
@@ -140,7 +142,7 @@ def test_no_spares_keeps_starting_cold(tmp_path: Path, models_dir: Path) -> None
 def test_the_core_spare_imports_its_code_ahead_and_imports_again_only_what_a_save_changed(
     tmp_path: Path, models_dir: Path
 ) -> None:
-    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"))
+    run = DevRun(tmp_path, models_dir, "dev", ("--only", "core"), spares=True)
     run.env.pop("PYTHONDONTWRITEBYTECODE", None)  # the bytecode cache, as a developer's machine has it
     run.start()
     health = run.src / "voxstack" / "core" / "routes" / "health.py"

@@ -13,10 +13,14 @@ from pathlib import Path
 import grpc
 import openai
 import pytest
+from browser import require_browser
+from conversation import close_code, read_until
 from stack import Stack
+from websockets.sync.client import connect
 
 from voxstack.errors import InvalidInput
 from voxstack.models import LLM_PRESETS, pull
+from voxstack.testing.browser import chromium, until, watch_errors
 from voxstack.testing.processes import served
 from voxstack.toolcalls import ToolCallFilter, check_tools, forced_start
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
@@ -245,3 +249,87 @@ def test_a_real_model_calls_the_tool_a_request_needs_through_its_chat_template(q
         request = llm_pb2.GenerateRequest(messages=[asked], tools=[tool], tool_choice="none", sampling=sampling)
         done = list(stub.Generate(request, timeout=120))[-1].done
         assert done.finish_reason == llm_pb2.FINISH_REASON_STOP and done.text and not done.tool_calls
+
+
+CLOCK = {"name": "get_local_time", "description": "The user's local time.", "parameters": {"type": "object"}}
+
+
+def test_a_websocket_turn_calls_the_clients_tool_and_speaks_the_reply_after_its_result(fakes: Stack) -> None:
+    fakes.script.update(
+        llm={
+            "replies": [
+                {"match": "time", "tool_result": "14:02", "text": "It is two minutes past two."},
+                {"match": "time", "tool_calls": [{"name": "get_local_time", "arguments": {}}]},
+            ]
+        }
+    )
+    with connect(f"ws://127.0.0.1:{fakes.ports['core']}/v1/stream", max_size=None) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "tools": [CLOCK]}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        ws.send(json.dumps({"type": "text", "text": "What time is it?"}))
+        call = read_until(ws, lambda e: e["type"] == "tool_call", no_errors=True)[-1]
+        assert call["name"] == "get_local_time" and json.loads(call["arguments"]) == {} and call["turn"] == 1
+        assert fakes.script.calls("llm")[-1]["request"]["tools"] == ["get_local_time"]
+
+        # A result for a call nobody made: an error event, and the turn still waits for its own.
+        ws.send(json.dumps({"type": "tool_result", "id": "call_nobody", "content": "12:00"}))
+        error = read_until(ws, lambda e: e["type"] == "error")[-1]
+        assert error["code"] == "BAD_TOOL_RESULT" and call["id"] in error["message"]
+
+        ws.send(json.dumps({"type": "tool_result", "id": call["id"], "content": {"time": "14:02"}}))
+        done = read_until(ws, lambda e: e["type"] == "reply_done", no_errors=True)
+        assert done[-1]["text"] == "It is two minutes past two." and done[-1]["turn"] == 1
+        assert any(e["type"] == "audio" for e in done)
+        sent = fakes.script.calls("llm")[-1]["request"]["messages"]
+        assert [m["role"] for m in sent][-3:] == ["user", "assistant", "tool"] and "14:02" in sent[-1]["content"]
+
+        # The turn joined the history as said: the question and the spoken answer, not the calls.
+        ws.send(json.dumps({"type": "text", "text": "Thanks."}))
+        read_until(ws, lambda e: e["type"] == "reply_done", no_errors=True)
+        roles = [m["role"] for m in fakes.script.calls("llm")[-1]["request"]["messages"]]
+        assert roles[-3:] == ["user", "assistant", "user"] and "tool" not in roles
+
+        # No call waiting: a result is an error; a tool that does not validate is refused with the config.
+        ws.send(json.dumps({"type": "tool_result", "id": call["id"], "content": "late"}))
+        assert read_until(ws, lambda e: e["type"] == "error")[-1]["code"] == "BAD_TOOL_RESULT"
+    with connect(f"ws://127.0.0.1:{fakes.ports['core']}/v1/stream", max_size=None) as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "tools": [{**CLOCK, "name": "local time"}]}))
+        code, _, seen = close_code(ws)
+        assert code == 1008 and seen[-1]["code"] == "BAD_TOOLS" and "tools[0].name" in seen[-1]["message"]
+
+
+@pytest.mark.browser
+def test_the_console_offers_its_tool_shows_the_call_and_speaks_the_reply(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """In Chromium: with "tools" on, the console offers get_local_time; the reply calls it, the page runs it,
+    shows the call and its result, sends the result back and plays the reply that follows."""
+    require_browser()
+    logs = tmp_path_factory.mktemp("console-tools")
+    stack = Stack(logs, logs, {"VOXSTACK_CORE__CONSOLE": "true"}, fakes=True)
+    stack.script.update(
+        llm={
+            "replies": [
+                {"match": "time", "tool_result": "time_zone", "text": "Here is the time you asked for."},
+                {"match": "time", "tool_calls": [{"name": "get_local_time", "arguments": {}}]},
+            ]
+        }
+    )
+    stack.up()
+    try:
+        with chromium() as context:
+            page = context.new_page()
+            errors = watch_errors(page)
+            page.goto(f"{stack.url}/console?tools=1")
+            until(page, "window.vox && window.vox.conn.state === 'connected'", 30, "the console connecting")
+            page.fill("#type-text", "What time is it?")
+            page.click("#type-form button")
+            until(page, "window.vox.replies.length === 1", 60, "the reply after the call")
+            (call,) = page.evaluate("() => window.vox.toolCalls")
+            assert call["name"] == "get_local_time" and {"time", "date", "time_zone"} <= set(json.loads(call["result"]))
+            assert page.locator("#history li.tool").inner_text().startswith("get_local_time() → {")
+            assert page.evaluate("() => window.vox.replies[0]") == "Here is the time you asked for."
+            assert stack.script.calls("llm")[0]["request"]["tools"] == ["get_local_time"]
+            assert errors == []
+    finally:
+        stack.down()

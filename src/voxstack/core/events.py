@@ -18,6 +18,7 @@ from voxstack.audio import MAX_RATE, MIN_RATE
 from voxstack.codes import ErrorCode
 from voxstack.core.sessions import check_session_id
 from voxstack.errors import InvalidInput
+from voxstack.toolcalls import check_tools
 
 
 class EventType(str, Enum):
@@ -31,6 +32,7 @@ class EventType(str, Enum):
     REPLY_DELTA = "reply_delta"
     AUDIO = "audio"
     REPLY_DONE = "reply_done"
+    TOOL_CALL = "tool_call"
     BARGE_IN = "barge_in"
     ERROR = "error"
 
@@ -49,6 +51,16 @@ class HistoryTurn(BaseModel):
     assistant: StrictStr = Field(max_length=100_000)
 
 
+class ToolSpec(BaseModel):
+    """A function the assistant may call; the client runs it and sends back a ``tool_result``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr = Field(max_length=64)
+    description: StrictStr = Field("", max_length=1024)
+    parameters: dict[str, Any] | None = Field(None, description="A JSON schema of the arguments (an object).")
+
+
 class StreamConfig(BaseModel):
     """The first message: how the audio that follows is encoded, and the session it belongs to."""
 
@@ -63,6 +75,12 @@ class StreamConfig(BaseModel):
     voice: StrictStr = Field("", max_length=128, description="tts voice of the replies; empty = the core's voice.")
     record: StrictBool = Field(
         True, description="Record the turns where the core records turns (core.record_turns); replays send false."
+    )
+    tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Functions the assistant may call (a `tool_call` event); the client answers each with "
+        '`{"type": "tool_result", "id": ..., "content": ...}` and the reply goes on.',
     )
     history: list[HistoryTurn] = Field(
         default_factory=list,
@@ -80,6 +98,7 @@ _CONFIG_REASONS = {
     "session_id": ErrorCode.BAD_SESSION_ID,
     "voice": ErrorCode.BAD_VOICE,
     "history": ErrorCode.BAD_CONFIG,
+    "tools": ErrorCode.BAD_TOOLS,
 }
 _CONFIG_HINT = '{"type": "config", "sample_rate": N, ...}'
 
@@ -107,6 +126,7 @@ def parse_config(text: str | None) -> tuple[StreamConfig, str]:
             problem = f"{field}: {first['msg']}"
         raise InvalidInput(problem, reason=_CONFIG_REASONS.get(field, ErrorCode.BAD_CONFIG)) from None
     session_id = check_session_id(config.session_id) if config.session_id else uuid.uuid4().hex
+    check_tools([(t.name, t.description, json.dumps(t.parameters or {})) for t in config.tools], "")
     return config, session_id
 
 
@@ -126,6 +146,21 @@ def typed_text(text: str) -> str | None:
     if not isinstance(said, str) or not said.strip():
         raise InvalidInput('a text message needs a non-empty "text" string', reason=ErrorCode.EMPTY_TEXT)
     return said
+
+
+def tool_result(text: str) -> tuple[str, str] | None:
+    """The call id and content of a ``{"type": "tool_result", "id": ..., "content": ...}`` frame, else None.
+
+    InvalidInput when it is that type but its fields are not strings (content: a string, or any JSON,
+    sent on as its text).
+    """
+    if _message_type(text) != "tool_result":
+        return None
+    message = _json(text)
+    call, content = message.get("id"), message.get("content", "")
+    if not isinstance(call, str) or not call:
+        raise InvalidInput('a tool_result needs the "id" of the tool_call it answers', reason=ErrorCode.BAD_TOOL_RESULT)
+    return call, content if isinstance(content, str) else json.dumps(content)
 
 
 def _message_type(text: str) -> object:
@@ -214,6 +249,16 @@ class ReplyDone(Event):
     prompt_tokens: int
     completion_tokens: int
     recording: str | None = None  # the recorded turn's id, when turns are recorded (dev): what "pin" takes
+
+
+class ToolCall(Event):
+    """The assistant calls one of the config's tools: answer with a ``tool_result`` naming ``id``."""
+
+    type: Literal[EventType.TOOL_CALL] = EventType.TOOL_CALL
+    turn: int
+    id: str
+    name: str
+    arguments: str  # a JSON object, in text
 
 
 class BargeIn(Event):

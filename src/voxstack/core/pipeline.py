@@ -74,9 +74,21 @@ class ReplyDone:
     timings: TurnTimings = field(default_factory=TurnTimings)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: The reply calls these instead of speaking (finish_reason FINISH_REASON_TOOL_CALLS); the turn goes on
+    #: when the caller has their results.
+    tool_calls: tuple[llm_pb2.ToolCall, ...] = ()
 
 
 ReplyEvent = TextDelta | SentenceAudio | ReplyDone
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The functions a turn's reply may call, and (for the reply that goes on after calls) the calls made
+    and their results: the messages that follow the user's."""
+
+    offered: tuple[llm_pb2.Tool, ...] = ()
+    exchange: tuple[llm_pb2.ChatMessage, ...] = ()
 
 
 class Pipeline:
@@ -145,15 +157,22 @@ class Pipeline:
         return [llm_pb2.ChatMessage(role=_ROLES[m["role"]], content=m["content"]) for m in chat]
 
     async def generate(
-        self, session_id: str | None, text: str, system: str | None = None, hold: asyncio.Event | None = None
+        self,
+        session_id: str | None,
+        text: str,
+        system: str | None = None,
+        hold: asyncio.Event | None = None,
+        tools: Tools = Tools(),
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         """The llm's reply as it streams; the turn joins the session's history when it completes
-        (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet)."""
+        (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet).
+        A reply that calls tools does not: the turn is complete once the reply after their results is."""
         if not text.strip():
             raise InvalidInput("the message is empty", reason=ErrorCode.EMPTY_TEXT)
-        request = llm_pb2.GenerateRequest(messages=await self.messages(session_id, text, system))
+        messages = [*await self.messages(session_id, text, system), *tools.exchange]
+        request = llm_pb2.GenerateRequest(messages=messages, tools=tools.offered)
         async for reply in self.complete(request):
-            if reply.WhichOneof("event") == "done" and session_id:
+            if reply.WhichOneof("event") == "done" and session_id and not reply.done.tool_calls:
                 if hold is not None:
                     await hold.wait()
                 await self.sessions.append(session_id, text, reply.done.text)
@@ -185,6 +204,7 @@ class Pipeline:
         system: str | None = None,
         voice: str = "",
         hold: asyncio.Event | None = None,
+        tools: Tools = Tools(),
     ) -> AsyncIterator[ReplyEvent]:
         """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone.
 
@@ -200,7 +220,7 @@ class Pipeline:
         async def write() -> None:
             splitter = SentenceStream(first_clause=self.settings.core.first_clause)
             try:
-                async for reply in self.generate(session_id, text, system, hold):
+                async for reply in self.generate(session_id, text, system, hold, tools):
                     if reply.WhichOneof("event") == "delta":
                         timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
                         out.put(TextDelta(reply.delta))
@@ -211,6 +231,7 @@ class Pipeline:
                         done["text"] = reply.done.text
                         done["reason"] = llm_pb2.FinishReason.Name(reply.done.finish_reason)
                         done["usage"] = reply.done.usage
+                        done["calls"] = tuple(reply.done.tool_calls)
                 for sentence in splitter.flush():
                     timings.first_sentence = timings.first_sentence or time.perf_counter() - t0
                     sentences.put_nowait(sentence)
@@ -244,10 +265,12 @@ class Pipeline:
         timings.total = time.perf_counter() - t0
         reported = done.get("usage")
         usage = reported if isinstance(reported, llm_pb2.TokenUsage) else llm_pb2.TokenUsage()
+        calls = done.get("calls")
         yield ReplyDone(
             str(done.get("text", "")),
             str(done.get("reason", "")),
             timings,
             usage.prompt_tokens,
             usage.completion_tokens,
+            calls if isinstance(calls, tuple) else (),
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from voxstack.core.pipeline import Tools
 from voxstack.recordings import Pcm
 
 
@@ -28,6 +29,7 @@ class Turn:
     task: asyncio.Task[None] | None = None
     heard: Pcm | None = None  # the utterance's audio, when turns are recorded (None for a typed turn)
     typed: bool = False
+    tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
 
     def __post_init__(self) -> None:
         if self.held is None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, MutableMapping
@@ -34,14 +36,15 @@ from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
-from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
+from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools
 from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
+from voxstack.core.toolturns import AwaitedCalls
 from voxstack.core.turn import Turn, same_words
-from voxstack.errors import TooLarge, VoxError
+from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm, turn_settings
 from voxstack.tracing import from_trace_parent, tracer
-from voxstack.v1 import asr_pb2, common_pb2
+from voxstack.v1 import asr_pb2, common_pb2, llm_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ class Conversation:
         self.recorder = recorder  # records each turn for `voxstack replay`, when on
         self.tape: Tape | None = None  # the audio of the asr stream, when turns are recorded
         self.asr_served: dict[str, dict[str, str]] = {}  # which asr instance the stream is on (provenance)
+        self.tools: tuple[llm_pb2.Tool, ...] = ()  # the config's: functions the replies may call
+        self.awaiting: AwaitedCalls | None = None  # a turn whose reply called tools, waiting for their results
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
 
     def told(self, exc: VoxError) -> str:
@@ -142,6 +147,10 @@ class Conversation:
         self.session_key = session_key(self.ws, session_id)
         self.voice = stream_config.voice
         self.language = stream_config.language
+        self.tools = tuple(
+            llm_pb2.Tool(name=t.name, description=t.description, parameters=json.dumps(t.parameters or {}))
+            for t in stream_config.tools
+        )
         if not stream_config.record:
             self.recorder = None
         if stream_config.history and self.session_key is not None:
@@ -344,6 +353,7 @@ class Conversation:
                 await self.cancel_speculation(speculation, "wasted")
                 return
             await self.cancel_turn()
+            self.awaiting = None  # a new turn: calls still without results are dropped
             self.turns += 1
             if (
                 speculation is not None
@@ -438,8 +448,9 @@ class Conversation:
             if not turn.typed:
                 taken.served_by.update(self.asr_served)
         try:
+            tools = turn.tools if turn.tools.exchange else Tools(self.tools)
             async for event in self.pipeline.reply(
-                self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held
+                self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held, tools=tools
             ):
                 if taken is not None:
                     taken.add(event)
@@ -458,6 +469,12 @@ class Conversation:
                     if event.index == 0:
                         first_sent = time.perf_counter() - turn.speech_end
                         metrics.first_audio_seconds.observe(first_sent)
+                elif isinstance(event, ReplyDone) and event.tool_calls:
+                    # The client runs the calls; the turn goes on with their results (on_tool_result).
+                    for call in event.tool_calls:
+                        tool_call = events.ToolCall(turn=number, id=call.id, name=call.name, arguments=call.arguments)
+                        await self.send_turn(turn, tool_call)
+                    self.awaiting = AwaitedCalls(dataclasses.replace(turn, tools=tools), event.tool_calls)
                 elif isinstance(event, ReplyDone):
                     await turn.wait()
                     event.timings.asr_decode = turn.asr_decode
@@ -492,8 +509,35 @@ class Conversation:
                 metrics.turns.labels("websocket", "cancelled").inc()
             raise
 
+    async def on_tool_result(self, call_id: str, content: str) -> None:
+        """A result of one of the calls the last reply made; with the last one, the turn goes on."""
+        awaiting = self.awaiting
+        try:
+            if awaiting is None:
+                raise InvalidInput(
+                    "tool_result: no tool call is waiting for a result", reason=ErrorCode.BAD_TOOL_RESULT
+                )
+            complete = awaiting.answer(call_id, content)
+        except VoxError as exc:
+            await self.send(events.Error(code=exc.reason, message=self.told(exc)))
+            return
+        if not complete:
+            return
+        self.awaiting = None
+        turn = awaiting.next_turn(started=time.perf_counter())
+        self.turn = asyncio.create_task(self.speak_turn(turn, Context()))
+
     async def on_text(self, text: str) -> None:
-        """A text frame after the config: a typed turn, else an error event (the frame is ignored)."""
+        """A text frame after the config: a typed turn, a tool's result, else an error event (the frame is
+        ignored)."""
+        try:
+            result = events.tool_result(text)
+        except VoxError as exc:
+            await self.send(events.Error(code=exc.reason, message=self.told(exc)))
+            return
+        if result is not None:
+            await self.on_tool_result(*result)
+            return
         try:
             said = events.typed_text(text)
             if said is not None and len(said) > self.limits.max_text_chars:
@@ -508,8 +552,8 @@ class Conversation:
             await self.send(
                 events.Error(
                     code=ErrorCode.UNEXPECTED_MESSAGE,
-                    message='after the config only binary audio, {"type": "text", "text": ...} and {"type": "end"} '
-                    "are expected; this text frame was ignored",
+                    message='after the config only binary audio, {"type": "text", "text": ...}, {"type": '
+                    '"tool_result", ...} and {"type": "end"} are expected; this text frame was ignored',
                 )
             )
             return
@@ -523,6 +567,7 @@ class Conversation:
             await self.cancel_turn()
             await self.send(events.BargeIn(turn=self.turns))
         self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
+        self.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
         turn = Turn(self.turns, said, started=self.speech_end, typed=True)
         self.turn = asyncio.create_task(self.speak_turn(turn, Context()))

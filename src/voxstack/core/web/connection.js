@@ -13,6 +13,7 @@ export class Connection extends EventTarget {
     this.sessionId = sessionStorage.getItem("vox-session") || null;
     this.voice = "";
     this.interim = true;
+    this.tools = []; // functions offered to the assistant (tools.js)
     this.key = sessionStorage.getItem("vox-key") || "";
     this.ws = null;
     this.pending = null; // an audio event waiting for its binary frame
@@ -51,7 +52,7 @@ export class Connection extends EventTarget {
     ws.onopen = () => {
       ws.send(JSON.stringify({
         type: "config", sample_rate: this.sampleRate, session_id: this.sessionId, voice: this.voice,
-        interim_results: this.interim,
+        interim_results: this.interim, tools: this.tools,
       }));
     };
     ws.onmessage = (e) => this.onMessage(e.data);
@@ -115,6 +116,12 @@ export class Connection extends EventTarget {
   sendText(text) {
     if (!this.ready) return false;
     this.ws.send(JSON.stringify({ type: "text", text }));
+    return true;
+  }
+
+  sendToolResult(id, content) {
+    if (!this.ready) return false;
+    this.ws.send(JSON.stringify({ type: "tool_result", id, content }));
     return true;
   }
 

@@ -6,6 +6,7 @@ import { Connection } from "./connection.js";
 import { EventLog } from "./eventlog.js";
 import { Timeline, Turn } from "./timeline.js";
 import { showMode } from "./mode.js";
+import { TOOLS, runTool } from "./tools.js";
 
 const $ = (id) => document.getElementById(id);
 const VOICE_LEVEL = 0.015; // a frame louder than this (RMS) counts as speech for the end-of-speech clock
@@ -33,6 +34,7 @@ window.vox = {
   turns: () => timeline.turns.map((t) => t.summary()),
   played: () => audio.played,
   transcripts: [], replies: [], errors: [], bargeIns: 0, flushes: [], speech: [], uploads: [], pins: [],
+  toolCalls: [],
 };
 
 function bubble(kind, text) {
@@ -154,6 +156,13 @@ const handlers = {
     if (e.recording) $("history").append(pinForm(e.recording));
     window.vox.replies.push(e.text);
     timeline.render();
+  },
+  tool_call(e) {
+    // The reply asks for one of the page's tools: run it here, show the call and its result, send it back.
+    const result = runTool(e.name, e.arguments);
+    bubble("tool", `${e.name}(${e.arguments === "{}" ? "" : e.arguments}) → ${result}`);
+    window.vox.toolCalls.push({ name: e.name, arguments: e.arguments, result });
+    conn.sendToolResult(e.id, result);
   },
   barge_in(e) {
     window.vox.bargeIns += 1;
@@ -325,6 +334,16 @@ $("interim").checked = new URLSearchParams(location.search).get("interim") !== "
 conn.interim = $("interim").checked;
 $("interim").addEventListener("change", () => {
   conn.interim = $("interim").checked;
+  conn.restart();
+});
+
+function offerTools() {
+  conn.tools = $("tools").checked ? Object.values(TOOLS).map((t) => t.spec) : [];
+}
+$("tools").checked = new URLSearchParams(location.search).get("tools") === "1";
+offerTools();
+$("tools").addEventListener("change", () => {
+  offerTools();
   conn.restart();
 });
 
