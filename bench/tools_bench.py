@@ -6,14 +6,17 @@ requests that one of four offered tools answers (get_weather, set_timer,
 play_music, send_message) and 30 that none answers (plain questions, chit-
 chat). Each is asked alone, with all four tools offered, tool choice auto,
 in-process through the llama.cpp engine with the preset's own system prompt
-and sampling (temperature 0), each model in a child process of its own. A
-call is right when its function is the expected one and its arguments equal
-the expected ones (strings compared without case or surrounding punctuation).
+and sampling (temperature 0), each model in a child process of its own, under
+each candidate of the instructions added to the system message when tools are
+offered (``llm.tool_instructions``). A call is right when its function is the
+expected one and its arguments equal the expected ones (strings compared
+without case or surrounding punctuation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import time
@@ -25,10 +28,14 @@ from voxstack.config import load_settings
 from voxstack.llm.engine import Conversation, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
 from voxstack.models import LLM_PRESETS, pull
+from voxstack.models.catalog import TOOL_INSTRUCTIONS
 from voxstack.toolcalls import check_tools
 
 REQUESTS = Path(__file__).resolve().parent / "data" / "tool_requests.json"
 MAX_TOKENS = 96
+# Candidates for llm.tool_instructions; "direct" is what ships (TOOL_INSTRUCTIONS). Two others did worse
+# with the default preset on 2026-12-06 (docs/PERFORMANCE.md) and are not run again.
+INSTRUCTIONS = {"none": "", "direct": TOOL_INSTRUCTIONS}
 
 
 def _same(expected: Any, got: Any) -> bool:
@@ -45,9 +52,10 @@ def right(case: dict[str, Any], calls: list[tuple[str, dict[str, Any]]]) -> bool
     return set(args) == set(case["arguments"]) and all(_same(v, args[k]) for k, v in case["arguments"].items())
 
 
-async def _asks(preset: str, models_dir: Path) -> dict[str, Any]:
+async def _asks(preset: str, models_dir: Path, instructions: str) -> dict[str, Any]:
     data = json.loads(REQUESTS.read_text())
-    settings = load_settings(models_dir=str(models_dir), llm={"preset": preset, "parallel": 1})
+    llm = {"preset": preset, "parallel": 1, "tool_instructions": instructions}
+    settings = load_settings(models_dir=str(models_dir), llm=llm)
     engine = LlamaCppEngine(settings.llm, models_dir)
     await engine.load()
     tools, choice = check_tools([(t["name"], t["description"], json.dumps(t["parameters"])) for t in data["tools"]], "")
@@ -87,21 +95,21 @@ async def _asks(preset: str, models_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _child(preset: str, models_dir: Path, results: Any) -> None:
-    results.put(asyncio.run(_asks(preset, models_dir)))
+def _child(preset: str, models_dir: Path, instructions: str, results: Any) -> None:
+    results.put(asyncio.run(_asks(preset, models_dir, instructions)))
 
 
 def run(report: Report, inputs: Inputs) -> None:
     context = multiprocessing.get_context("spawn")
-    for preset, chosen in LLM_PRESETS.items():
+    for (preset, chosen), (label, instructions) in itertools.product(LLM_PRESETS.items(), INSTRUCTIONS.items()):
         pull(chosen.model, inputs.models_dir)
         results = context.Queue()
-        child = context.Process(target=_child, args=(preset, inputs.models_dir, results))
+        child = context.Process(target=_child, args=(preset, inputs.models_dir, instructions, results))
         child.start()
         row = results.get()
         child.join()
         calls, none = row["counts"]
-        name = f"{preset} ({chosen.model.folder})"
+        name = f"{preset} ({chosen.model.folder}), instructions {label}"
         report.add("tools", f"{name}: right call", row["right"], "share", ">= 0.9",
                    f"{calls} clear requests; wrong: " + " | ".join(row["wrong"])[:1200])  # fmt: skip
         report.add("tools", f"{name}: a call where no tool fits", row["false_calls"], "share", "< 0.1",

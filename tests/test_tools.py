@@ -56,6 +56,12 @@ def test_calls_are_taken_out_of_the_text_however_the_tokens_fall() -> None:
     # A template's tags are special tokens, absent from the text: a reply of JSON objects is calls.
     two = '{"name": "get_weather", "arguments": {"city": "Paris"}}\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Oslo\\"}"}'
     assert filtered([two[:9], two[9:]])[1] == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo"})]
+    # Coding models fence their JSON, and some copy their template's doubled braces: both are calls.
+    fenced = '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```'
+    assert filtered([fenced[:5], fenced[5:]]) == ("", [("get_weather", {"city": "Paris"})], [])
+    doubled = '{{"name": "get_weather", "arguments": {"city": "Paris"}}}'
+    assert filtered([doubled])[1] == [("get_weather", {"city": "Paris"})]
+    assert filtered(["```python\nprint(1)\n```"])[0] == "```python\nprint(1)\n```"  # code, not a call
     # Text that begins with "{" but is no call is passed on whole; a call of no offered tool is reported.
     assert filtered(["{not json} really"]) == ("{not json} really", [], [])
     assert filtered(['<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>'])[1:] == (

@@ -142,9 +142,10 @@ class ToolCallFilter:
     rest at the end; ``calls`` are the calls parsed, ``bad`` the blocks that named no offered tool.
 
     A call is a JSON object between ``<tool_call>`` tags; a tag that is a special token of the model
-    does not reach the text, so a reply that begins with ``{`` is held back whole and read as calls
-    (one JSON object after another), or passed on as text if it is not one. Text that may be the start
-    of a tag is held back until it is not.
+    does not reach the text, so a reply that begins with ``{`` (or with a code fence, as coding
+    models write JSON) is held back whole and read as calls (one JSON object after another), or
+    passed on as text if it is not one. Text that may be the start of a tag is held back until it
+    is not.
     """
 
     def __init__(self, tools: tuple[Tool, ...], prefix: str = "") -> None:
@@ -163,7 +164,7 @@ class ToolCallFilter:
             if not lead:
                 return ""
             self.started = True
-            self.objects = lead.startswith("{")
+            self.objects = lead.startswith(("{", "`"))
         if self.objects:
             return ""
         out: list[str] = []
@@ -226,16 +227,23 @@ class ToolCallFilter:
         self.calls.append(ToolCall(new_call_id(), call["name"], json.dumps(arguments, ensure_ascii=False)))
 
 
+_FENCE = re.compile(r"```[a-z]*")
+
+
 def _objects(text: str) -> list[Any] | None:
-    """The JSON objects ``text`` holds one after another (blanks and tags between them), or None."""
+    """The JSON objects ``text`` holds one after another (blanks, tags and code fences between them), or
+    None. An object in doubled braces (``{{"name": ...}}``, as some templates' instructions show it)
+    counts as the object inside."""
     decoder = json.JSONDecoder()
     found: list[Any] = []
-    rest = text.replace(OPEN, " ").replace(CLOSE, " ").strip()
+    rest = _FENCE.sub(" ", text.replace(OPEN, " ").replace(CLOSE, " ")).strip()
     while rest:
         try:
             value, end = decoder.raw_decode(rest)
         except ValueError:
-            value, end = _closed(rest), len(rest)
+            value, end = _doubled(rest)
+            if value is None:
+                value, end = _closed(rest), len(rest)
             if value is None:
                 return None
         if not isinstance(value, dict) or "name" not in value:
@@ -243,6 +251,20 @@ def _objects(text: str) -> list[Any] | None:
         found.append(value)
         rest = rest[end:].strip()
     return found
+
+
+def _doubled(text: str) -> tuple[Any, int]:
+    """The object inside ``{{...}}`` at the start of ``text``, and where the outer braces end."""
+    if not text.startswith("{{"):
+        return None, 0
+    try:
+        value, end = json.JSONDecoder().raw_decode(text[1:])
+    except ValueError:
+        return None, 0
+    tail = text[1 + end :].lstrip()
+    if not tail.startswith("}"):
+        return None, 0
+    return value, len(text) - len(tail) + 1
 
 
 def _partial_tag(text: str) -> int:

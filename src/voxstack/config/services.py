@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from voxstack.models.catalog import DEFAULT_PRESET, LLM_PRESETS, LlmPreset, PresetName
+from voxstack.models.catalog import DEFAULT_PRESET, LLM_PRESETS, TOOL_INSTRUCTIONS, LlmPreset, PresetName
 from voxstack.registry import SERVICES
 
 MiB = 1024 * 1024
@@ -168,6 +168,12 @@ class LlmSettings(GrpcServiceSettings):
     # The next four default to the preset's values (see _preset_defaults); those shown are the default preset's.
     system_prompt: str = Field(
         _DEFAULT_LLM.system_prompt, description="Used when a request has no system message; default: the preset's."
+    )
+    tool_instructions: str = Field(
+        TOOL_INSTRUCTIONS,
+        max_length=2000,
+        description="Added to the system message of a request that offers tools (llama.cpp engine): when to "
+        "call one. The default is bench/tools_bench.py's choice; empty: none.",
     )
     temperature: float = Field(
         _DEFAULT_LLM.temperature, ge=0, le=2, description="Default sampling temperature (0 = greedy); the preset's."

@@ -139,15 +139,20 @@ class LlamaCppEngine:
         messages = [dict(m) for m in conversation.messages]
         tools = conversation.tools if conversation.tool_choice != "none" else ()
         listed = None
-        if tools and self._template_has_tools:
-            listed = [t.as_openai() for t in tools]
-        elif tools:  # a template that knows no tools: the same instruction, in the system message
-            first = messages[0] if messages[0]["role"] == "system" else None
-            prompt = tool_prompt(tools)
-            if first is None:
-                messages.insert(0, {"role": "system", "content": prompt})
+        if tools:
+            # When to call: in the system message. A template that knows no tools gets what it would
+            # have listed there too.
+            added = [self.settings.tool_instructions]
+            if self._template_has_tools:
+                listed = [t.as_openai() for t in tools]
             else:
-                first["content"] = f"{first['content']}\n\n{prompt}" if first["content"] else prompt
+                added.append(tool_prompt(tools))
+            added = [a for a in added if a]
+            first = messages[0] if messages[0]["role"] == "system" else None
+            if first is None and added:
+                messages.insert(0, {"role": "system", "content": "\n\n".join(added)})
+            elif first is not None:
+                first["content"] = "\n\n".join([first["content"], *added] if first["content"] else added)
         marks = [f"\x1evoxstack-message-{i}\x1e" for i in range(len(messages))]
         # The calls' names and arguments are rendered by the template: markers in them are broken up.
         masked = [{**neutral(m), "content": mark} for m, mark in zip(messages, marks, strict=True)]

@@ -204,6 +204,11 @@ class LlmPreset:
 
 
 _SHORT = "You are a helpful voice assistant. Answer in English, in one short sentence."
+#: Added to the system message when a request offers tools (bench/tools_bench.py chose it).
+TOOL_INSTRUCTIONS = (
+    "Most requests need no function: answer those directly in words. Call a function only when the request "
+    "asks for exactly what that function does."
+)
 
 LLM_PRESETS: MappingProxyType[str, LlmPreset] = MappingProxyType(
     {
