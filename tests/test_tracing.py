@@ -7,7 +7,7 @@ the standard OTEL_* variables only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -51,6 +51,18 @@ def check_tree(spans: list[tuple[str, object]]) -> object:
     return roots[0]
 
 
+def whole_tree(spans_of: Callable[[], list[tuple[str, object]]]) -> Callable[[], list[tuple[str, object]]]:
+    """``spans_of`` once they form a tree: each service exports in batches, so a span may come before its
+    parent has."""
+
+    def check() -> list[tuple[str, object]]:
+        spans = spans_of()
+        check_tree(spans)
+        return spans
+
+    return check
+
+
 def test_a_websocket_turn_is_one_trace_across_the_four_services(stack: Stack, receiver, speech) -> None:
     collected, _ = receiver
     audio = pcm16(np.concatenate([silence(0.3), speech.say("What colour is the sky?"), silence(1.2)]), to_rate=16000)
@@ -69,7 +81,7 @@ def test_a_websocket_turn_is_one_trace_across_the_four_services(stack: Stack, re
             assert wanted in names, (wanted, sorted(names))
         return spans
 
-    spans = eventually(whole, "the turn's spans from every service")
+    spans = eventually(whole_tree(whole), "the turn's spans from every service")
     root = check_tree(spans)
     assert root.name == "asr utterance"  # type: ignore[attr-defined]
     attributes = {a.key: a.value.string_value for a in turn[1].attributes}
@@ -107,7 +119,7 @@ def test_an_http_turn_is_one_trace_and_logs_carry_its_id(stack: Stack, receiver,
         assert {service for service, _ in spans} == SERVICES
         return spans
 
-    spans = eventually(whole, "the converse trace")
+    spans = eventually(whole_tree(whole), "the converse trace")
     root = check_tree(spans)
     trace_id = root.trace_id.hex()  # type: ignore[attr-defined]
     # Every service's log line for its call names the trace.

@@ -36,6 +36,7 @@ from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
+from voxstack.core.inputguard import InputGuard
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools
 from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
 from voxstack.core.toolturns import AwaitedCalls
@@ -217,15 +218,9 @@ class Conversation:
         """Client messages into the audio queue; None ends the recognition stream.
 
         The queue is bounded: while the asr is behind, the socket is not read.
-        A client that sends audio faster than ``ws_realtime_factor`` times real
-        time, beyond ``ws_burst_seconds`` of it, is refused: held back instead,
-        its surplus would sit in socket buffers that the core must work through
-        before it can even see the client leave.
+        What a client may send, and how fast, is the InputGuard's to say.
         """
-        started = time.monotonic()
-        seconds = 0.0
-        frames = 0
-        frame_rate = self.limits.ws_max_frame_rate
+        guard = InputGuard(self.limits, frame_bytes, rate)
         ended = False
         try:
             while True:
@@ -235,38 +230,12 @@ class Conversation:
                 if message["type"] == "websocket.disconnect":
                     self.gone.set()
                     return
-                frames += 1
-                if frames > frame_rate * (2 + time.monotonic() - started):
-                    # Many tiny messages cost the core far more than the audio they carry.
-                    await self.refuse(
-                        ErrorCode.TOO_MANY_MESSAGES,
-                        f"{frames} messages in {time.monotonic() - started:.1f} s: send at most {frame_rate:g} "
-                        "a second (20 ms of audio each is plenty)",
-                        CloseCode.POLICY_VIOLATION,
-                    )
-                    return
                 data, text = message.get("bytes"), message.get("text")
+                refusal = guard.message() or (guard.audio(len(data)) if data else None)
+                if refusal is not None:
+                    await self.refuse(refusal.code, refusal.message, refusal.close_code)
+                    return
                 if data:
-                    if len(data) % frame_bytes:
-                        await self.refuse(
-                            ErrorCode.BAD_FRAME,
-                            f"a binary frame of {len(data)} bytes is not whole PCM16 samples "
-                            f"({frame_bytes} bytes each): every frame must hold whole samples",
-                            CloseCode.INVALID_PAYLOAD,
-                        )
-                        return
-                    seconds += len(data) / frame_bytes / rate
-                    limits = self.limits
-                    allowed = limits.ws_burst_seconds + limits.ws_realtime_factor * (time.monotonic() - started)
-                    if seconds > allowed:
-                        await self.refuse(
-                            ErrorCode.AUDIO_TOO_FAST,
-                            f"{seconds:.1f} s of audio in {time.monotonic() - started:.1f} s: send audio at most "
-                            f"{limits.ws_realtime_factor:g} times faster than real time (after the first "
-                            f"{limits.ws_burst_seconds:g} s)",
-                            CloseCode.POLICY_VIOLATION,
-                        )
-                        return
                     await self.audio.put(data)
                 elif text is not None:
                     if events.is_end(text):
