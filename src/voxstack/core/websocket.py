@@ -413,9 +413,10 @@ class Conversation:
         taken = None
         if self.recorder is not None and self.session_key is not None:
             taken = TakenTurn(turn, await self.pipeline.sessions.history(self.session_key))
-            provenance.served_by_var.set(taken.served_by)
             if not turn.typed:
                 taken.served_by.update(self.asr_served)
+        # This turn's calls note who served them in its recording, or nowhere (not in the asr stream's).
+        provenance.served_by_var.set(taken.served_by if taken is not None else None)
         try:
             tools = turn.tools if turn.tools.exchange else Tools(self.tools)
             async for event in self.pipeline.reply(
