@@ -205,3 +205,9 @@ def test_other_tools_variables_in_env_are_left_alone(monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=voice\nVOXSTACK_ASR__PORT=6001\n")
     assert load_settings().asr.port == 6001
+    # The commands' own variables are no settings either, and no typo; a misspelt setting still is.
+    (tmp_path / ".env").write_text("VOXSTACK_DEV_SPARES=false\nVOXSTACK_API_KEY=k\nVOXSTACK_ASR__PORT=6001\n")
+    assert load_settings().asr.port == 6001
+    (tmp_path / ".env").write_text("VOXSTACK_DEVSPARES=false\n")
+    with pytest.raises(SettingsError, match="unknown setting VOXSTACK_DEVSPARES"):
+        load_settings()

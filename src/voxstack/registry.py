@@ -96,8 +96,16 @@ API_KEY_ENV = "VOXSTACK_API_KEY"
 GENERATION_ENV = "VOXSTACK_GENERATION"
 #: `voxstack dev --replay DIR`: the folder of pinned conversations (where the console's "pin" puts a turn).
 REPLAY_DIR_ENV = "VOXSTACK_DEV_REPLAY"
+#: `voxstack dev`'s options from the environment (VOXSTACK_DEV_SPARES, VOXSTACK_DEV_DEBUG, ...): not settings.
+DEV_OPTION_PREFIX = "VOXSTACK_DEV_"
 #: Names of ours that are not settings: a .env may hold the commands' ones, and they are no typo there.
 NOT_SETTINGS = frozenset({CONTROL_SOCKET_ENV, LISTEN_FD_ENV, GENERATION_ENV, API_KEY_ENV, REPLAY_DIR_ENV})
+
+
+def is_setting_name(name: str) -> bool:
+    """Whether an environment name of ours (VOXSTACK_...) names a setting rather than a command's option."""
+    upper = name.upper()
+    return upper not in NOT_SETTINGS and not upper.startswith(DEV_OPTION_PREFIX)
 
 
 def parse_services(only: str | None) -> list[str]:

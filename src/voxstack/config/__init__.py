@@ -27,7 +27,7 @@ from voxstack.config.services import (
 )
 from voxstack.config.wyoming import WyomingSettings
 from voxstack.models import default_models_dir
-from voxstack.registry import NOT_SETTINGS
+from voxstack.registry import is_setting_name
 from voxstack.runstate import default_state_dir
 
 __all__ = [
@@ -218,7 +218,7 @@ class _OursOnly(DotEnvSettingsSource):
         for key, value in super().__call__().items():
             if key in fields:
                 data[key] = value
-            elif key.lower().startswith(prefix) and key.upper() not in NOT_SETTINGS:
+            elif key.lower().startswith(prefix) and is_setting_name(key):
                 data[key[len(prefix) :]] = value
         return data
 
