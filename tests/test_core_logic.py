@@ -102,6 +102,22 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         assert dicts[-1]["turn"] >= 2 and dicts[-1]["text"] == "It is noon."  # a later turn finished; not the first
 
 
+def test_a_client_that_leaves_an_openai_stream_cancels_the_generation(stack, client) -> None:
+    # A reply scripted to take 6 s: it can only end early if the core cancels it when the client leaves.
+    stack.script.update(llm={"replies": [{"match": "story", "text": "Once upon a time. " * 20, "token_delay": 0.1}]})
+    model = client.get("/v1/models").json()["data"][1]["id"]
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "Tell me a long story."}]}
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        next(response.iter_lines())
+    log = stack.logs / "llm.log"
+    deadline = time.monotonic() + 30
+    while "Generate CANCELLED" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.1)
+    assert client.get("/healthz").status_code == 200
+
+
 def test_websocket_bad_config_is_refused(stack) -> None:
     with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 5}))
