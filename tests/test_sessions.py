@@ -112,6 +112,22 @@ async def test_sessions_are_separate_and_unicode_survives(make: Make) -> None:
     assert await contents(store, "two") == ["other", "reply"]
 
 
+async def test_a_realtime_conversation_is_kept_whole_and_bounded(make: Make) -> None:
+    store = make(Bounds(max_turns=2, max_chars=40, idle_seconds=60, max_sessions=10), Clock())
+    said = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"q{n} é"}]} for n in range(9)
+    ]
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a": 1}'}
+    await store.keep_items("rt", [*said, call])
+    kept = await store.items("rt")
+    assert kept == [*said[-7:], call]  # four items a turn, the newest last, unicode intact
+    await store.keep_items(
+        "rt", [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x" * 50}]}]
+    )
+    assert await store.items("rt") == []  # more text than the bound: nothing fits
+    assert await store.items("other") == [] and await store.history("rt") == []
+
+
 async def test_sqlite_history_outlives_the_store(tmp_path: Path) -> None:
     """What a core restart (a dev reload) sees: a new process opens the same file."""
     bounds = Bounds(max_turns=5, max_chars=1000, idle_seconds=60, max_sessions=10)

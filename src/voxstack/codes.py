@@ -52,6 +52,7 @@ class ErrorCode(_Code):
     BAD_ENCODING = "BAD_ENCODING", "an audio encoding the call does not take"
     BAD_PCM_LENGTH = "BAD_PCM_LENGTH", "PCM16 audio of an odd number of bytes"
     FORMAT_MISMATCH = "FORMAT_MISMATCH", "the declared audio format disagrees with the audio's own header"
+    BAD_TURN_DETECTION = "BAD_TURN_DETECTION", "a stream's turn detection settings out of range"
     BAD_LANGUAGE = "BAD_LANGUAGE", "a language that is not an ISO 639-1 code the asr knows"
     BAD_OPTION = "BAD_OPTION", "a synthesis option out of range (speed, noise, speaker)"
     UNKNOWN_VOICE = "UNKNOWN_VOICE", "a voice the tts does not have (`GET /v1/voices` lists them)"

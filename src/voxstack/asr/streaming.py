@@ -121,6 +121,25 @@ class AudioWindow:
         return self._data[a:b].copy()
 
 
+def stream_turn_settings(config: asr_pb2.RecognitionConfig, settings: AsrSettings) -> tuple[float, int, int]:
+    """The stream's VAD threshold, ending silence and padding: its config's where set, else the service's.
+    Out of the ranges the settings take, or an unknown turn detection, is INVALID_ARGUMENT."""
+    threshold = config.vad_threshold or settings.vad_threshold
+    silence_ms = config.vad_min_silence_ms or settings.vad_min_silence_ms
+    pad_ms = config.vad_pad_ms or settings.vad_pad_ms
+    problems = [
+        f"vad_threshold {threshold:g} is not between 0 and 1" if not 0 < threshold < 1 else "",
+        f"vad_min_silence_ms {silence_ms} is not within 32-10000" if not 32 <= silence_ms <= 10_000 else "",
+        f"vad_pad_ms {pad_ms} is over 2000" if pad_ms > 2000 else "",
+        f"turn_detection {config.turn_detection[:40]!r} is not 'silence' or 'model'"
+        if config.turn_detection not in ("", "silence", "model")
+        else "",
+    ]
+    if any(problems):
+        raise InvalidInput("; ".join(p for p in problems if p), reason=ErrorCode.BAD_TURN_DETECTION)
+    return threshold, silence_ms, pad_ms
+
+
 class RecognitionStream:
     """State of one streaming call; ``feed`` audio, then ``finish``."""
 
@@ -160,12 +179,10 @@ class RecognitionStream:
         self.worker = worker
         self.emit = emit
         self.metrics = metrics or AsrMetrics(CollectorRegistry())
-        self.segmenter = Segmenter(
-            settings.vad_threshold,
-            settings.vad_min_silence_ms,
-            settings.vad_min_speech_ms,
-            settings.vad_pad_ms,
-        )
+        threshold, silence_ms, pad_ms = stream_turn_settings(config, settings)
+        if config.turn_detection == "silence":
+            self.turn = None
+        self.segmenter = Segmenter(threshold, silence_ms, settings.vad_min_speech_ms, pad_ms)
         self._resampler = (
             soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
             if self.rate != SAMPLE_RATE

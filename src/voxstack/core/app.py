@@ -29,7 +29,7 @@ from voxstack.core.recorder import TurnRecorder
 from voxstack.core.recorder import enabled as recording_enabled
 from voxstack.core.requestlog import RequestLog
 from voxstack.core.routes import auth as auth_routes
-from voxstack.core.routes import chat, conversation, health, pages, speech
+from voxstack.core.routes import chat, conversation, health, pages, realtime, speech
 from voxstack.core.routes import console as console_page
 from voxstack.core.routes import dev as dev_pages
 from voxstack.core.routes import docs as docs_pages
@@ -140,6 +140,7 @@ def create_app(settings: Settings, api_keys: ApiKeys | None = None) -> FastAPI:
         speech,
         chat,
         conversation,
+        realtime,
         auth_routes,
         openai_chat,
         openai_models,

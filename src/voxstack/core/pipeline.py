@@ -205,8 +205,13 @@ class Pipeline:
         voice: str = "",
         hold: asyncio.Event | None = None,
         tools: Tools = Tools(),
+        request: llm_pb2.GenerateRequest | None = None,
+        audio: bool = True,
     ) -> AsyncIterator[ReplyEvent]:
         """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone.
+
+        A caller that keeps its own conversation gives the llm's whole ``request`` instead (``text`` and the
+        session are not used then); without ``audio`` the reply is text alone.
 
         With ``hold`` (a speculative reply), only the first ``preemptive_sentences`` are synthesised and the
         history is left alone until ``hold`` is set; the caller holds back what it yields until then.
@@ -220,7 +225,12 @@ class Pipeline:
         async def write() -> None:
             splitter = SentenceStream(first_clause=self.settings.core.first_clause)
             try:
-                async for reply in self.generate(session_id, text, system, hold, tools):
+                replies = (
+                    self.complete(request)
+                    if request is not None
+                    else self.generate(session_id, text, system, hold, tools)
+                )
+                async for reply in replies:
                     if reply.WhichOneof("event") == "delta":
                         timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
                         out.put(TextDelta(reply.delta))
@@ -241,6 +251,8 @@ class Pipeline:
         async def speak() -> None:
             index = 0
             while (sentence := await sentences.get()) is not None:
+                if not audio:
+                    continue
                 if hold is not None and index >= self.settings.core.preemptive_sentences:
                     await hold.wait()
                 asked = time.perf_counter()

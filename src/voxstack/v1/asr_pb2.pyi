@@ -22,18 +22,26 @@ END_RULE_STREAM_END: EndRule
 END_RULE_MAX_LENGTH: EndRule
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("format", "language", "interim_results", "speculative_results", "word_timings")
+    __slots__ = ("format", "language", "interim_results", "speculative_results", "word_timings", "vad_threshold", "vad_min_silence_ms", "vad_pad_ms", "turn_detection")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    VAD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    VAD_MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    VAD_PAD_MS_FIELD_NUMBER: _ClassVar[int]
+    TURN_DETECTION_FIELD_NUMBER: _ClassVar[int]
     format: _common_pb2.AudioFormat
     language: str
     interim_results: bool
     speculative_results: bool
     word_timings: bool
-    def __init__(self, format: _Optional[_Union[_common_pb2.AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., interim_results: _Optional[bool] = ..., speculative_results: _Optional[bool] = ..., word_timings: _Optional[bool] = ...) -> None: ...
+    vad_threshold: float
+    vad_min_silence_ms: int
+    vad_pad_ms: int
+    turn_detection: str
+    def __init__(self, format: _Optional[_Union[_common_pb2.AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., interim_results: _Optional[bool] = ..., speculative_results: _Optional[bool] = ..., word_timings: _Optional[bool] = ..., vad_threshold: _Optional[float] = ..., vad_min_silence_ms: _Optional[int] = ..., vad_pad_ms: _Optional[int] = ..., turn_detection: _Optional[str] = ...) -> None: ...
 
 class RecognizeRequest(_message.Message):
     __slots__ = ("config", "audio")

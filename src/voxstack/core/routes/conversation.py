@@ -6,6 +6,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -14,11 +15,12 @@ from fastapi.responses import JSONResponse, Response
 
 from voxstack.audio import wav_bytes
 from voxstack.codes import CloseCode, ErrorCode
+from voxstack.config import Settings
 from voxstack.core import events
 from voxstack.core.deps import BackendsDep, PipelineDep, SettingsDep, session_key
 from voxstack.core.errors import BACKEND_ERRORS, EDGE_ERRORS, documented_errors
 from voxstack.core.fairness import owner_var
-from voxstack.core.pipeline import ReplyDone, SentenceAudio
+from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio
 from voxstack.core.sessions import check_session_id
 from voxstack.core.uploads import audio_format, read_body
 from voxstack.core.websocket import Conversation
@@ -83,26 +85,42 @@ async def converse(
 async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, settings: SettingsDep) -> None:
     """A spoken conversation; the messages are those of ``voxstack.core.events`` (docs/API.md)."""
     await ws.accept()
+    async with admitted(ws, pipeline, settings, refuse) as admission:
+        if admission:
+            await Conversation(ws, pipeline, backends, settings.core, ws.app.state.drain.started,
+                               ws.app.state.recorder).run()  # fmt: skip
+
+
+Refuse = Callable[[WebSocket, str, str], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def admitted(ws: WebSocket, pipeline: Pipeline, settings: Settings, refused: Refuse) -> AsyncIterator[bool]:
+    """A conversation's place in the core: False (after ``refused`` told the client) when the core or the
+    caller's key is at its limit. Inside, a failure the conversation did not handle is an error event and
+    close 1011; the conversation is counted while it runs."""
     drain = ws.app.state.drain
     limit = settings.core.max_conversations
     if limit and drain.conversations >= limit:
         # Before any stage spends work on it: a conversation answered slowly helps nobody.
         pipeline.metrics.refused.inc()
         message = f"the core is at its limit of {limit} conversations ({drain.conversations} open); try again later"
-        await refuse(ws, ErrorCode.OVERLOADED, message)
+        await refused(ws, ErrorCode.OVERLOADED, message)
+        yield False
         return
     owner = owner_var.get()
     refusal = pipeline.shares.conversation_refusal(owner)
     if refusal is not None:
         pipeline.metrics.refused.inc()
-        await refuse(ws, ErrorCode.KEY_CONVERSATIONS, refusal)
+        await refused(ws, ErrorCode.KEY_CONVERSATIONS, refusal)
+        yield False
         return
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
     drain.conversations += 1
     try:
         with pipeline.shares.conversation(owner):
-            await Conversation(ws, pipeline, backends, settings.core, drain.started, ws.app.state.recorder).run()
+            yield True
     except WebSocketDisconnect:
         pass
     except Exception as exc:  # whatever went wrong, the client gets an error event and a close code

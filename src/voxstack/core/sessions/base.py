@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from voxstack.codes import ErrorCode
 from voxstack.errors import InvalidInput
@@ -66,6 +66,26 @@ class Bounds:
         return kept
 
 
+Item = dict[str, Any]  # one item of a Realtime conversation, as the Realtime API shapes it
+
+
+def item_chars(item: Item) -> int:
+    """The text an item holds, for the character bound."""
+    parts = item.get("content") or []
+    text = sum(len(str(p.get("text") or p.get("transcript") or "")) for p in parts if isinstance(p, dict))
+    return text + len(str(item.get("arguments") or "")) + len(str(item.get("output") or ""))
+
+
+def trim_items(bounds: Bounds, items: Sequence[Item]) -> list[Item]:
+    """A conversation's items within the bounds: the oldest go while there are more than four items a turn
+    (a question, a call, its result, the answer) or more than ``max_chars`` of text."""
+    kept = list(items)
+    size = sum(item_chars(i) for i in kept)
+    while kept and (len(kept) > 4 * bounds.max_turns or size > bounds.max_chars):
+        size -= item_chars(kept.pop(0))
+    return kept
+
+
 def as_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
     messages = []
     for user, assistant in turns:
@@ -80,6 +100,14 @@ class SessionStore(Protocol):
 
     async def append(self, session_id: str, user: str, assistant: str) -> None:
         """A finished turn joins the session (the least recent turns and sessions give way)."""
+        ...
+
+    async def items(self, session_id: str) -> list[Item]:
+        """A Realtime session's conversation items (empty for a new or expired session)."""
+        ...
+
+    async def keep_items(self, session_id: str, items: Sequence[Item]) -> None:
+        """The Realtime session's conversation is now ``items`` (trimmed to the bounds)."""
         ...
 
     async def shared_secret(self, name: str) -> bytes:

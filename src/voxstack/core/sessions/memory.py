@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from voxstack.core.sessions.base import Bounds, Turn, as_messages, new_secret
+from voxstack.core.sessions.base import Bounds, Item, Turn, as_messages, new_secret, trim_items
 
 
 @dataclass
 class Session:
     turns: list[Turn] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)  # a Realtime session's conversation
     last_used: float = 0.0
 
 
@@ -44,6 +46,18 @@ class MemorySessions:
         session.turns = self.bounds.trim([*session.turns, (user, assistant)])
         session.last_used = self.clock()
         self._sessions[session_id] = session  # most recent last
+        self._expire()
+
+    async def items(self, session_id: str) -> list[Item]:
+        self._expire()
+        session = self._sessions.get(session_id)
+        return copy.deepcopy(session.items) if session else []
+
+    async def keep_items(self, session_id: str, items: Sequence[Item]) -> None:
+        session = self._sessions.pop(session_id, None) or Session()
+        session.items = trim_items(self.bounds, copy.deepcopy(list(items)))
+        session.last_used = self.clock()
+        self._sessions[session_id] = session
         self._expire()
 
     async def shared_secret(self, name: str) -> bytes:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from voxstack.codes import ErrorCode
-from voxstack.core.sessions.base import Bounds, as_messages, new_secret
+from voxstack.core.sessions.base import Bounds, Item, as_messages, new_secret, trim_items
 from voxstack.errors import NotReady
 
 
@@ -90,6 +90,16 @@ class RedisSessions:
             await self._expire()
 
         await self._call(write)
+
+    async def items(self, session_id: str) -> list[Item]:
+        body = await self._call(lambda: self._redis.get(f"{self.prefix}conversation:{session_id}"))
+        return list(json.loads(body)) if body else []
+
+    async def keep_items(self, session_id: str, items: Sequence[Item]) -> None:
+        # One JSON value, expiring as a session's turns do (a Realtime session keeps no turns list).
+        body = json.dumps(trim_items(self.bounds, items))
+        seconds = max(1, math.ceil(self.bounds.idle_seconds))
+        await self._call(lambda: self._redis.set(f"{self.prefix}conversation:{session_id}", body, ex=seconds))
 
     async def shared_secret(self, name: str) -> bytes:
         key = f"{self.prefix}secret:{name}"

@@ -9,17 +9,18 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from voxstack.codes import ErrorCode
-from voxstack.core.sessions.base import Bounds, as_messages, new_secret
+from voxstack.core.sessions.base import Bounds, Item, as_messages, new_secret, trim_items
 from voxstack.errors import NotReady
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, turns TEXT NOT NULL, last_used REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used);
+CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, items TEXT NOT NULL, last_used REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
@@ -47,6 +48,12 @@ class SqliteSessions:
         db.execute("DELETE FROM sessions WHERE last_used < ?", (self.clock() - bounds.idle_seconds,))
         db.execute(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions ORDER BY last_used DESC LIMIT -1 OFFSET ?)",
+            (bounds.max_sessions,),
+        )
+        db.execute("DELETE FROM conversations WHERE last_used < ?", (self.clock() - bounds.idle_seconds,))
+        db.execute(
+            "DELETE FROM conversations WHERE id IN "
+            "(SELECT id FROM conversations ORDER BY last_used DESC LIMIT -1 OFFSET ?)",
             (bounds.max_sessions,),
         )
         self._count = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
@@ -85,6 +92,26 @@ class SqliteSessions:
                 (session_id, json.dumps(kept), self.clock()),
             )
             self._expire()
+
+    def _items(self, session_id: str) -> list[Item]:
+        with self._transaction() as db:
+            self._expire()
+            row = db.execute("SELECT items FROM conversations WHERE id = ?", (session_id,)).fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    def _keep_items(self, session_id: str, items: Sequence[Item]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO conversations (id, items, last_used) VALUES (?, ?, ?)",
+                (session_id, json.dumps(trim_items(self.bounds, items)), self.clock()),
+            )
+            self._expire()
+
+    async def items(self, session_id: str) -> list[Item]:
+        return await asyncio.to_thread(self._items, session_id)
+
+    async def keep_items(self, session_id: str, items: Sequence[Item]) -> None:
+        await asyncio.to_thread(self._keep_items, session_id, items)
 
     def _shared_secret(self, name: str) -> bytes:
         with self._transaction() as db:

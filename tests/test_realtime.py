@@ -1,0 +1,362 @@
+"""``WS /v1/realtime`` through the official `openai` SDK's Realtime client, over the scripted fakes: spoken
+turns in PCM at 24 kHz and G.711 at 8 kHz, text-only replies, manual commit, cancel, barge-in with
+truncate, items, function calls, bad events. Every server event is checked against the SDK's own type for
+it. The real models' turn is in test_realtime_models."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+import typing
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai.types.realtime import RealtimeServerEvent
+from stack import Stack
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from voxstack.testing.fakes import utterance
+
+with warnings.catch_warnings():  # the reference G.711 codec here (CPython's until 3.13)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+SERVER_EVENTS = {
+    member.model_fields["type"].annotation.__args__[0]: member
+    for member in typing.get_args(typing.get_args(RealtimeServerEvent)[0])
+}
+Event = dict[str, Any]
+
+
+class Session:
+    """One Realtime connection of the SDK, its events read raw and checked against the SDK's types."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.seen: list[Event] = []
+
+    def next(self, timeout: float = 20) -> Event:
+        event = json.loads(self.connection.recv_bytes())
+        assert event["type"] in SERVER_EVENTS, event
+        SERVER_EVENTS[event["type"]].model_validate(event)  # the SDK's type for it takes it, field by field
+        assert event["event_id"].startswith("event_")
+        self.seen.append(event)
+        return event
+
+    def until(self, kind: str, limit: int = 400) -> list[Event]:
+        """The events up to and with the first of ``kind``."""
+        got = []
+        for _ in range(limit):
+            got.append(self.next())
+            if got[-1]["type"] == kind:
+                return got
+        raise AssertionError(f"no {kind} in {[e['type'] for e in got]}")
+
+    def speak(self, pcm16: bytes, rate: int = 24_000, encode: Callable[[bytes], bytes] = lambda b: b) -> None:
+        """Append ``pcm16`` as 100 ms chunks."""
+        step = rate // 10 * 2
+        for at in range(0, len(pcm16), step):
+            self.connection.input_audio_buffer.append(audio=base64.b64encode(encode(pcm16[at : at + step])).decode())
+
+
+@pytest.fixture
+def realtime(fakes: Stack) -> Iterator[Callable[..., Session]]:
+    client = openai.OpenAI(base_url=f"{fakes.url}/v1", api_key="unused", max_retries=0)
+    opened = []
+
+    def open_session(**options: Any) -> Session:
+        manager = client.realtime.connect(model="gpt-realtime", **options)
+        opened.append(manager)
+        session = Session(manager.enter())
+        created = session.next()
+        assert created["type"] == "session.created" and created["session"]["id"]
+        return session
+
+    yield open_session
+    for manager in opened:
+        manager.__exit__(None, None, None)
+    client.close()
+
+
+def audio_of(events: list[Event]) -> bytes:
+    return b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def test_a_spoken_turn_in_pcm_gives_transcript_reply_and_24_khz_audio(fakes: Stack, realtime) -> None:
+    fakes.script.update(
+        asr={"utterances": [{"text": "What is the capital of France?"}]},
+        llm={"replies": [{"match": "France", "text": "Paris is the capital. It is lovely."}]},
+    )
+    session = realtime()
+    session.connection.session.update(
+        session={
+            "type": "realtime",
+            "instructions": "Answer in one sentence.",
+            "audio": {"input": {"transcription": {"model": "whisper-1"}}},
+        }
+    )
+    updated = session.until("session.updated")[-1]["session"]
+    assert updated["instructions"] == "Answer in one sentence."
+    assert updated["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    session.speak(utterance(0.8, 24_000))
+    events = session.until("response.done")
+    order = kinds(events)
+    for kind in (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.output_item.done",
+    ):
+        assert kind in order, (kind, order)
+    assert order.index("input_audio_buffer.speech_stopped") < order.index("response.created")
+    heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
+    assert heard["transcript"] == "What is the capital of France?"
+    said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert said["transcript"] == "Paris is the capital. It is lovely."
+    done = events[-1]["response"]
+    assert done["status"] == "completed" and done["usage"]["output_tokens"] > 0
+    assert [o["type"] for o in done["output"]] == ["message"]
+    pcm = audio_of(events)
+    assert len(pcm) % 2 == 0 and len(pcm) / 2 / 24_000 > 0.2  # 24 kHz PCM16 of both sentences
+    request = fakes.script.calls("llm")[-1]["request"]
+    assert request["messages"][0] == {"role": "system", "content": "Answer in one sentence."}
+    assert request["messages"][-1]["content"] == "What is the capital of France?"
+    assert session.next()["type"] == "rate_limits.updated"
+
+
+def test_g711_in_and_out_at_8_khz(fakes: Stack, realtime) -> None:
+    fakes.script.update(asr={"utterances": [{"text": "Hello there."}]}, llm={"replies": [{"text": "Hi. Nice day."}]})
+    for kind, encode, decode in (
+        ("audio/pcmu", lambda b: audioop.lin2ulaw(b, 2), lambda b: audioop.ulaw2lin(b, 2)),
+        ("audio/pcma", lambda b: audioop.lin2alaw(b, 2), lambda b: audioop.alaw2lin(b, 2)),
+    ):
+        session = realtime()
+        session.connection.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"format": {"type": kind}}, "output": {"format": {"type": kind}}},
+            }
+        )
+        assert session.until("session.updated")[-1]["session"]["audio"]["output"]["format"]["type"] == kind
+        session.speak(utterance(0.8, 8_000), 8_000, encode)
+        events = session.until("response.done")
+        g711 = audio_of(events)
+        pcm = decode(g711)
+        assert len(pcm) == 2 * len(g711) and len(g711) / 8_000 > 0.2  # one byte a sample at 8 kHz
+        assert max(abs(int.from_bytes(pcm[i : i + 2], "little", signed=True)) for i in range(0, len(pcm), 2)) > 1000
+
+
+def test_manual_commit_with_turn_detection_off_and_a_text_only_reply(fakes: Stack, realtime) -> None:
+    fakes.script.update(asr={"utterances": [{"text": "Tell me a joke."}]}, llm={"replies": [{"text": "Why not. Ha."}]})
+    session = realtime()
+    session.connection.session.update(
+        session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
+    )
+    assert session.until("session.updated")[-1]["session"]["audio"]["input"]["turn_detection"] is None
+    session.speak(utterance(0.8, 24_000))
+    session.connection.input_audio_buffer.commit()
+    events = session.until("conversation.item.done")
+    assert "input_audio_buffer.committed" in kinds(events) and "response.created" not in kinds(events)
+    assert events[-1]["item"]["content"][0]["transcript"] == "Tell me a joke."
+    session.connection.response.create()
+    events = session.until("response.done")
+    assert "response.output_audio.delta" not in kinds(events)
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "Why not. Ha."
+    assert next(e for e in events if e["type"] == "response.output_text.done")["text"] == "Why not. Ha."
+    # An empty buffer cannot be committed; the session goes on.
+    session.connection.input_audio_buffer.commit()
+    error = session.until("error")[-1]["error"]
+    assert error["code"] == "input_audio_buffer_commit_empty"
+
+
+def test_response_cancel_ends_the_response_as_cancelled(fakes: Stack, realtime) -> None:
+    fakes.script.update(llm={"replies": [{"text": "One two three. " * 30, "token_delay": 0.05}]})
+    session = realtime()
+    session.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Count."}]}
+    )
+    session.until("conversation.item.done")
+    session.connection.response.create()
+    session.until("response.output_audio.delta")
+    session.connection.response.cancel()
+    done = session.until("response.done")[-1]["response"]
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "client_cancelled"
+    session.connection.response.cancel()  # nothing left to cancel
+    assert session.until("error")[-1]["error"]["code"] == "response_cancel_not_active"
+
+
+def test_speech_during_a_reply_cancels_it_and_truncate_keeps_what_was_heard(fakes: Stack, realtime) -> None:
+    fakes.script.update(
+        asr={"utterances": [{"text": "Tell me a story."}, {"text": "Stop."}]},
+        llm={
+            "replies": [
+                {"match": "story", "text": "Once there was a fox. It ran far away. " * 6, "token_delay": 0.04},
+                {"match": "Stop", "text": "Okay."},
+            ]
+        },
+    )
+    session = realtime()
+    session.speak(utterance(0.8, 24_000))
+    first = session.until("response.output_audio.delta")
+    item_id = first[-1]["item_id"]
+    session.speak(utterance(0.8, 24_000, before=0.0))
+    events = session.until("response.done")
+    assert "input_audio_buffer.speech_started" in kinds(events)
+    done = events[-1]["response"]
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+    kept = done["output"][0]["content"][0]["transcript"]
+    assert kept and len(kept) < len("Once there was a fox. It ran far away. " * 6)
+    session.connection.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=1)
+    truncated = session.until("conversation.item.truncated")[-1]
+    assert truncated["item_id"] == item_id and truncated["audio_end_ms"] == 1
+    session.connection.conversation.item.retrieve(item_id=item_id)
+    retrieved = session.until("conversation.item.retrieved")[-1]["item"]
+    assert retrieved["content"][0]["transcript"] == ""  # nothing was played to its end
+    assert session.until("response.done")[-1]["response"]["status"] == "completed"  # the answer to "Stop."
+
+
+def test_a_function_call_answered_by_the_client_and_the_reply_after_it(fakes: Stack, realtime) -> None:
+    fakes.script.update(
+        llm={
+            "replies": [
+                {"match": "weather", "tool_result": "sunny", "text": "It is sunny in Paris."},
+                {"match": "weather", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            ]
+        }
+    )
+    session = realtime()
+    weather = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    session.connection.session.update(session={"type": "realtime", "tools": [weather], "tool_choice": "auto"})
+    assert session.until("session.updated")[-1]["session"]["tools"][0]["name"] == "get_weather"
+    session.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "What's the weather?"}]}
+    )
+    session.connection.response.create()
+    events = session.until("response.done")
+    call = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Paris"}
+    assert events[-1]["response"]["output"][0]["type"] == "function_call"
+    assert fakes.script.calls("llm")[-1]["request"]["tools"] == ["get_weather"]
+    session.connection.conversation.item.create(
+        item={"type": "function_call_output", "call_id": call["call_id"], "output": '{"sky": "sunny"}'}
+    )
+    session.until("conversation.item.done")
+    session.connection.response.create()
+    events = session.until("response.done")
+    said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")["transcript"]
+    assert said == "It is sunny in Paris."
+    roles = [m["role"] for m in fakes.script.calls("llm")[-1]["request"]["messages"]]
+    assert roles[-3:] == ["user", "assistant", "tool"]
+
+
+def test_items_are_added_retrieved_deleted_and_kept_across_a_reconnect(fakes: Stack, realtime) -> None:
+    session = realtime()
+    session.connection.session.update(session={"type": "realtime", "instructions": "Be brief."})
+    session_id = session.until("session.updated")[-1]["session"]["id"]
+    text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Remember: blue."}]}
+    session.connection.conversation.item.create(item={"id": "item_one", **text})
+    assert session.until("conversation.item.added")[-1]["item"]["id"] == "item_one"
+    session.connection.conversation.item.create(item={"id": "item_two", **text}, previous_item_id="root")
+    assert session.until("conversation.item.added")[-1]["previous_item_id"] is None
+    session.connection.conversation.item.delete(item_id="item_two")
+    assert session.until("conversation.item.deleted")[-1]["item_id"] == "item_two"
+    session.connection.conversation.item.retrieve(item_id="item_two")
+    assert session.until("error")[-1]["error"]["code"] == "item_not_found"
+    again = realtime(extra_query={"session_id": session_id})
+    assert again.seen[0]["session"]["instructions"] == "Be brief."  # its settings come back too
+    again.connection.conversation.item.retrieve(item_id="item_one")
+    assert again.until("conversation.item.retrieved")[-1]["item"]["content"][0]["text"] == "Remember: blue."
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "param"),
+    [
+        ({"type": "session.teleport"}, "invalid_event_type", "type"),
+        ({"type": "session.update", "session": {"instructions": 7}}, "invalid_value", "session.instructions"),
+        ({"type": "session.update", "session": {"audio": {"output": {"voice": "nobody"}}}}, "invalid_value",
+         "session.audio.output.voice"),
+        ({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}},
+         "invalid_value", "session.audio.input.format.rate"),
+        ({"type": "session.update", "session": {"tools": [{"type": "function", "name": "bad name!"}]}}, "invalid_value",
+         "session.tools"),
+        ({"type": "input_audio_buffer.append", "audio": "not base64!"}, "invalid_value", "audio"),
+        ({"type": "input_audio_buffer.append", "audio": "AA=="}, "invalid_value", "audio"),  # 1 byte: half a sample
+        ({"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 5},
+         "item_not_found", "item_id"),
+        ({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c9", "output": "x"}},
+         "invalid_value", "item.call_id"),
+        ({"type": "response.create", "response": {"max_output_tokens": 0}}, "invalid_value",
+         "response.max_output_tokens"),
+        ({"type": "response.cancel"}, "response_cancel_not_active", None),
+    ],
+)  # fmt: skip
+def test_bad_events_answer_errors_and_the_session_goes_on(realtime, event: Event, code: str, param: str | None) -> None:
+    session = realtime()
+    session.connection.send({**event, "event_id": "mine"})
+    error = session.until("error")[-1]["error"]
+    assert error["code"] == code and error["event_id"] == "mine", error
+    assert param is None or (error["param"] or "").startswith(param), error
+    session.connection.session.update(session={"type": "realtime", "instructions": "Still here."})
+    assert session.until("session.updated")[-1]["session"]["instructions"] == "Still here."
+
+
+def test_oversized_and_flooding_clients(fakes: Stack) -> None:
+    url = f"ws://127.0.0.1:{fakes.ports['core']}/v1/realtime?model=x"
+
+    def closed_with(ws: Any) -> int | None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                ws.recv(timeout=5)
+            except TimeoutError:
+                continue
+            except Exception:
+                break
+        return ws.close_code
+
+    with connect(url, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        ws.send(b"\x00\x01")
+        assert json.loads(ws.recv(timeout=10))["error"]["code"] == "invalid_event"
+        ws.send("{not json")
+        assert json.loads(ws.recv(timeout=10))["error"]["code"] == "invalid_json"
+        ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 300_000}))
+        assert closed_with(ws) == 1009  # over ws_max_frame_bytes, as documented
+    with connect(url, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        with contextlib.suppress(ConnectionClosed):  # 10 MB: closed, maybe reset, while it is still being sent
+            ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 10_000_000}))
+        assert closed_with(ws) in (1009, 1006)
+    with connect(url, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        for _ in range(1000):  # far over ws_max_frame_rate
+            try:
+                ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            except Exception:
+                break
+        assert closed_with(ws) == 1008
+    with connect(url) as ws:  # the core is still there
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
