@@ -140,6 +140,15 @@ def test_two_utterances_give_two_finals_in_order(stub, speech) -> None:
     assert first_final.end_seconds < second_final.start_seconds
 
 
+def test_a_stream_may_set_its_own_turn_detection(stub, speech) -> None:
+    """The Realtime API's per-session VAD: a stream that asks for 2 s of silence alone hears the two
+    sentences above as one utterance."""
+    audio = np.concatenate([silence(0.3), speech.say(FIRST), silence(1.5), speech.say(SECOND), silence(0.3)])
+    replies = stream(stub, pcm16(audio, to_rate=16000), vad_min_silence_ms=2000, turn_detection="silence")
+    texts = finals(replies)
+    assert len(texts) == 1 and sounds_like(f"{FIRST} {SECOND}", texts[0]), texts
+
+
 def test_interim_results_arrive_before_the_final(stub, speech) -> None:
     audio = np.concatenate([silence(0.3), speech.say(SENTENCE), silence(0.8)])
     # Paced at twice real time, as a live client would send.
@@ -268,6 +277,9 @@ def test_bad_streams_get_invalid_argument(stub) -> None:
         asr_pb2.StreamingRecognizeRequest(config=config()),
     )
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT and "only the first message may be a config" in err.details()
+    err = run(asr_pb2.StreamingRecognizeRequest(config=config(turn_detection="psychic", vad_min_silence_ms=5)))
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "vad_min_silence_ms 5 is not within 32-10000" in err.details() and "'psychic'" in err.details()
     err = run(asr_pb2.StreamingRecognizeRequest(config=config(rate=0)))
     assert "sample_rate_hz is required" in err.details()
     assert failure_from_error(err).traceback  # dev mode: the traceback comes along

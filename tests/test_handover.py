@@ -13,9 +13,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 from conversation import close_code, open_conversation, spoken_turn, typed_turn
 from devstack import DevRun
+from openai.types.websocket_reconnection import ReconnectingEvent, ReconnectingOverrides
 from redis_server import redis_server
 from stack import Stack
 
@@ -90,6 +92,51 @@ def converse_across_reloads(dev: DevRun, target: Path) -> None:
     last = typed_turn(ws, "Say my name once more.")[-1]
     assert remembers(spoken[-1], last), (spoken[-1], last)
     ws.close()
+
+
+def test_a_realtime_session_spans_a_core_reload_with_its_settings_and_conversation(dev: DevRun) -> None:
+    """The `openai` SDK reconnects on 1012; with ``?session_id=`` the new core has the session's settings and
+    its items, and the next response's prompt holds them."""
+    target = dev.src / "voxstack" / "core" / "routes" / "pages.py"
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{dev.ports['core']}/v1", api_key="unused", max_retries=0)
+    resumed: dict[str, str] = {}
+
+    def on_reconnecting(event: ReconnectingEvent) -> ReconnectingOverrides:
+        assert event.close_code == 1012
+        return {"extra_query": resumed}
+
+    try:
+        with client.realtime.connect(model="gpt-realtime", on_reconnecting=on_reconnecting) as connection:
+            events = iter(connection)
+            session = next(events)
+            assert session.type == "session.created"
+            resumed["session_id"] = session.session.id
+            connection.session.update(session={"type": "realtime", "instructions": "Call me Ada."})
+            connection.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello."}]}
+            )
+            connection.response.create()
+            while next(events).type != "response.done":
+                pass
+            generation = dev.generation("core")
+            set_tail(target, "# touched by test_handover\n")
+            dev.wait_for(lambda: dev.generation("core") > generation, 60, "a core reload")
+            again = next(e for e in events if e.type != "rate_limits.updated")  # on the new core, reconnected
+            assert again.type == "session.created" and again.session.id == session.session.id
+            assert again.session.instructions == "Call me Ada."
+            connection.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Who am I?"}]}
+            )
+            connection.response.create()
+            while (event := next(events)).type != "response.done":
+                pass
+            assert event.response.status == "completed"
+    finally:
+        clear_tail(target)
+        client.close()
+    messages = dev.script.calls("llm")[-1]["request"]["messages"]
+    assert messages[0] == {"role": "system", "content": "Call me Ada."}
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["Hello.", "Who am I?"]
 
 
 @pytest.fixture(scope="module")
