@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -103,6 +104,20 @@ def test_the_websocket_takes_a_key_at_the_handshake_or_a_short_lived_token(core:
     assert token not in core.output()  # the access line names the route, not the credential
     time.sleep(2.2)  # the token lives ws_token_seconds (2 s here)
     assert handshake_refused(f"{url}?token={token}") == 403
+
+
+def test_the_realtime_api_takes_the_sdks_key_or_a_token(core: ServiceProcess) -> None:
+    url = f"ws://127.0.0.1:{core.port}/v1/realtime?model=x"
+    assert handshake_refused(url) == 403
+    keyed = openai.OpenAI(base_url=f"{core.url}/v1", api_key=KEY, max_retries=0)
+    with keyed, keyed.realtime.connect(model="x") as realtime:  # the SDK sends Authorization: Bearer
+        assert realtime.recv().type == "session.created"
+    wrong = openai.OpenAI(base_url=f"{core.url}/v1", api_key="vk-wrong-key-0123456789", max_retries=0)
+    with wrong, pytest.raises(InvalidStatus), wrong.realtime.connect(model="x") as realtime:
+        realtime.recv()
+    token = httpx.post(f"{core.url}/v1/auth/ws-token", headers={"X-API-Key": KEY}).json()["token"]
+    with connect(f"{url}&token={token}") as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
 
 
 def forged_token(digests: list[str], owner: str, expires: float) -> str:

@@ -5,6 +5,7 @@ it. The real models' turn is in test_realtime_models."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import time
@@ -208,6 +209,54 @@ def test_a_function_call_answered_by_the_client_and_the_reply_after_it(fakes: St
     assert said == "It is sunny in Paris."
     roles = [m["role"] for m in fakes.script.calls("llm")[-1]["request"]["messages"]]
     assert roles[-3:] == ["user", "assistant", "tool"]
+
+
+def test_audio_items_out_of_band_responses_clearing_output_and_failures(fakes: Stack, realtime) -> None:
+    fakes.script.update(
+        asr={"recognize": {"text": "Spoken item."}},
+        llm={
+            "replies": [
+                {"match": "fail", "error": {"kind": "InternalError", "message": "scripted"}},
+                {"match": "slow", "text": "Slowly now. " * 30, "token_delay": 0.05},
+                {"match": "Classify", "text": "Positive."},
+            ]
+        },
+    )
+    session = realtime()
+    audio = base64.b64encode(utterance(0.5, 24_000)).decode()
+    session.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": audio}]}
+    )
+    done = session.until("conversation.item.done")[-1]["item"]
+    assert done["content"][0]["transcript"] == "Spoken item." and "audio" not in done["content"][0]
+    # Out of band: answers its own input, and the conversation does not change.
+    classify = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Classify: yay"}]}
+    session.connection.response.create(
+        response={"conversation": "none", "input": [classify], "output_modalities": ["text"], "metadata": {"k": "v"}}
+    )
+    events = session.until("response.done")
+    assert "conversation.item.added" not in kinds(events)
+    assert events[-1]["response"]["metadata"] == {"k": "v"} and events[-1]["response"]["conversation_id"] is None
+    assert [m["content"] for m in fakes.script.calls("llm")[-1]["request"]["messages"] if m["role"] == "user"] == [
+        "Classify: yay"
+    ]
+    # output_audio_buffer.clear stops the response being spoken.
+    session.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Go slow."}]}
+    )
+    session.connection.response.create()
+    session.until("response.output_audio.delta")
+    session.connection.send({"type": "output_audio_buffer.clear"})
+    events = session.until("output_audio_buffer.cleared")
+    assert next(e for e in events if e["type"] == "response.done")["response"]["status"] == "cancelled"
+    # A failing llm: the response fails, named; the session goes on.
+    session.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Please fail."}]}
+    )
+    session.connection.response.create()
+    failed = session.until("response.done")[-1]["response"]
+    error = failed["status_details"]["error"]
+    assert failed["status"] == "failed" and error["code"] == "llm_internal" and "llm failed" in error["message"]
 
 
 def test_items_are_added_retrieved_deleted_and_kept_across_a_reconnect(fakes: Stack, realtime) -> None:

@@ -218,9 +218,11 @@ class RealtimeConnection:
                 raise p.ProtocolError("no response is in progress to cancel", code="response_cancel_not_active")
             await self.cancel_response("client_cancelled")
         elif isinstance(event, p.OutputClear):
-            if self.responding:
-                await self.cancel_response("client_cancelled")
-            await self.send({"type": "output_audio_buffer.cleared", "response_id": None})
+            response = self.response
+            if response is None or not self.responding:
+                raise p.ProtocolError("no response is being spoken", code="output_audio_buffer_clear_inactive")
+            await self.cancel_response("client_cancelled")
+            await self.send({"type": "output_audio_buffer.cleared", "response_id": response.id})
 
     async def update(self, fields: p.SessionFields) -> None:
         before = self.settings
