@@ -48,14 +48,16 @@ def speech16k(voice: Any, text: str, *, trim: bool = True) -> np.ndarray:
     return audio[voiced[0] : voiced[-1] + 1]
 
 
-def realtime_chunks(pcm: bytes, speech_end: int, marks: dict[str, float], chunk: int = 320) -> Iterator[bytes]:
-    """16 kHz PCM16 ``pcm`` in ``chunk``-sample pieces, each when its audio would have been spoken.
+def realtime_chunks(
+    pcm: bytes, speech_end: int, marks: dict[str, float], chunk: int = 320, rate: int = 16000
+) -> Iterator[bytes]:
+    """PCM16 ``pcm`` at ``rate`` in ``chunk``-sample pieces, each when its audio would have been spoken.
 
     ``marks["speech_end"]`` is the time the piece holding sample ``speech_end`` was sent.
     """
     start = time.perf_counter()
     for n, i in enumerate(range(0, len(pcm) // 2, chunk)):
-        delay = start + n * chunk / 16000 - time.perf_counter()
+        delay = start + n * chunk / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         yield pcm[2 * i : 2 * (i + chunk)]

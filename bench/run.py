@@ -32,6 +32,7 @@ BENCHES = MappingProxyType(
             "console",
             "replicas",
             "openai",
+            "realtime",
             "telemetry",
             "reload",
             "replay",
