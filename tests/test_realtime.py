@@ -339,11 +339,13 @@ def test_oversized_and_flooding_clients(fakes: Stack) -> None:
         assert closed_with(ws) in (1009, 1006)
     with connect(url, max_size=None) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
-        for _ in range(1000):  # far over ws_max_frame_rate
-            try:
-                ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
-            except Exception:
-                break
+        ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.updated"
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(3000):  # a sample each, answered by nothing: far over ws_max_frame_rate
+                ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "AAA="}))
+        error = json.loads(ws.recv(timeout=10))["error"]
+        assert error["code"] == "too_many_messages", error
         assert closed_with(ws) == 1008
     with connect(url) as ws:  # the core is still there
         assert json.loads(ws.recv(timeout=10))["type"] == "session.created"

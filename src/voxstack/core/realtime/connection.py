@@ -380,7 +380,10 @@ class RealtimeConnection:
             )
             await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         elif kind == "final":
-            item = self.items.find(self.user_item)
+            try:
+                item = self.items.find(self.user_item)
+            except p.ProtocolError:  # the client deleted it meanwhile: nothing to transcribe into or answer
+                return
             text = reply.final.result.text
             await self.transcribed(item, text, None, self.utterance_seconds)
             if text.strip() and (detection is None or detection.create_response) and not self.responding:
