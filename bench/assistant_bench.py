@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import Inputs, Report, median
 from voxstack.config import load_settings
-from voxstack.llm.engine import Conversation, Delta, Finished, Sampling
+from voxstack.llm.engine import ChatRequest, Delta, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
 from voxstack.models import LLM_PRESETS, pull
 from voxstack.testing.answers import Score
@@ -43,7 +43,7 @@ async def _ask(engine: LlamaCppEngine, messages: list[dict[str, str]], seed: int
     """The reply, time to first token, tokens written and seconds spent writing after the first."""
     started = time.perf_counter()
     first, tokens, text = 0.0, 0, []
-    async for event in engine.stream(Conversation(messages, Sampling(0.0, 1.0, MAX_TOKENS, seed=seed))):
+    async for event in engine.stream(ChatRequest(messages, Sampling(0.0, 1.0, MAX_TOKENS, seed=seed))):
         if isinstance(event, Delta):
             first = first or time.perf_counter() - started
             text.append(event.text)

@@ -10,7 +10,7 @@ import grpc
 
 from bench.common import Inputs, Report, median, service
 from voxstack.config import load_settings
-from voxstack.llm.engine import Conversation, Delta, Finished, Sampling
+from voxstack.llm.engine import ChatRequest, Delta, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
@@ -39,7 +39,7 @@ def in_process(models_dir: Path) -> tuple[list[float], list[float]]:
                     {"role": "system", "content": settings.llm.system_prompt},
                     {"role": "user", "content": prompt},
                 ]
-                conversation = Conversation(messages, Sampling(0.0, 1.0, MAX_TOKENS, seed=1))
+                conversation = ChatRequest(messages, Sampling(0.0, 1.0, MAX_TOKENS, seed=1))
                 started = time.perf_counter()
                 first = 0.0
                 async for event in engine.stream(conversation):

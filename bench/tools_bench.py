@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.common import Inputs, Report, median
 from voxstack.config import load_settings
-from voxstack.llm.engine import Conversation, Finished, Sampling
+from voxstack.llm.engine import ChatRequest, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
 from voxstack.models import LLM_PRESETS, pull
 from voxstack.models.catalog import TOOL_INSTRUCTIONS
@@ -62,7 +62,7 @@ async def _asks(preset: str, models_dir: Path, instructions: str) -> dict[str, A
     system = {"role": "system", "content": settings.llm.system_prompt}
 
     async def ask(text: str) -> tuple[list[tuple[str, dict[str, Any]]], float]:
-        conversation = Conversation([system, {"role": "user", "content": text}], Sampling(0.0, 1.0, MAX_TOKENS),
+        conversation = ChatRequest([system, {"role": "user", "content": text}], Sampling(0.0, 1.0, MAX_TOKENS),
                                     tools, choice)  # fmt: skip
         started, calls = time.perf_counter(), []
         async for event in engine.stream(conversation):

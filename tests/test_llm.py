@@ -230,7 +230,7 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
     import asyncio
 
     from voxstack.config import load_settings
-    from voxstack.llm.engine import Conversation, Delta, Sampling
+    from voxstack.llm.engine import ChatRequest, Delta, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
 
     settings = load_settings(
@@ -239,13 +239,11 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
     engine = LlamaCppEngine(settings.llm, models_dir)
 
     async def turn(messages: list[dict[str, str]]) -> str:
-        reply = [
-            e.text async for e in engine.stream(Conversation(messages, Sampling(0, 1, 12))) if isinstance(e, Delta)
-        ]
+        reply = [e.text async for e in engine.stream(ChatRequest(messages, Sampling(0, 1, 12))) if isinstance(e, Delta)]
         return "".join(reply)
 
     def holder(messages: list[dict[str, str]]):  # the context whose cache holds the whole prompt
-        tokens, _ = engine.prompt_tokens(Conversation(messages, Sampling(0, 1, 1)))
+        tokens, _ = engine.prompt_tokens(ChatRequest(messages, Sampling(0, 1, 1)))
         full = [c for c in engine.contexts if cached_prefix(c.llm, tokens) == len(tokens)]
         return full[0] if len(full) == 1 else None
 
@@ -259,8 +257,8 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
         await turn(other)
         assert holder(other) is not None and holder(other) is not ada  # it did not evict Ada's turn
         follow = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "What is my name?"}]
-        tokens, _ = engine.prompt_tokens(Conversation(follow, Sampling(0, 1, 1)))
-        assert cached_prefix(ada.llm, tokens) > len(engine.prompt_tokens(Conversation(first, Sampling(0, 1, 1)))[0])
+        tokens, _ = engine.prompt_tokens(ChatRequest(follow, Sampling(0, 1, 1)))
+        assert cached_prefix(ada.llm, tokens) > len(engine.prompt_tokens(ChatRequest(first, Sampling(0, 1, 1)))[0])
         await turn(follow)
         assert holder(follow) is ada
 
@@ -460,7 +458,7 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
     import asyncio
 
     from voxstack.config import load_settings
-    from voxstack.llm.engine import Conversation, Sampling
+    from voxstack.llm.engine import ChatRequest, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine
 
     engine = LlamaCppEngine(load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET}).llm, models_dir)
@@ -468,7 +466,7 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
     try:
         marker = engine.contexts[0].llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
         assert len(marker) == 1
-        conversation = Conversation(
+        conversation = ChatRequest(
             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": INJECTION}], Sampling(0, 1, 8)
         )
         tokens, _ = engine.prompt_tokens(conversation)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,15 @@ def test_other_tools_variables_in_env_are_left_alone(monkeypatch: pytest.MonkeyP
     (tmp_path / ".env").write_text("VOXSTACK_DEVSPARES=false\n")
     with pytest.raises(SettingsError, match="unknown setting VOXSTACK_DEVSPARES"):
         load_settings()
+
+
+def test_a_renamed_setting_still_works_under_its_former_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("VOXSTACK_CORE__PREEMPTIVE_REPLY", "false")
+    with caplog.at_level(logging.WARNING, logger="voxstack.config.core"):
+        settings = load_settings(core={"preemptive_sentences": 3})
+    assert settings.core.speculative_reply is False and settings.core.speculative_sentences == 3
+    assert "VOXSTACK_CORE__SPECULATIVE_REPLY" in caplog.text and "core.speculative_sentences" in caplog.text
+    # The new name wins where both are given.
+    assert load_settings(core={"preemptive_sentences": 3, "speculative_sentences": 2}).core.speculative_sentences == 2

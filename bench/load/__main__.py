@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.common import RESULTS_DIR, speech16k
 from bench.core_bench import QUESTIONS
-from bench.load.client import CallResult, Conversation, TurnResult, conversations, sweep
+from bench.load.client import CallResult, LoadConversation, TurnResult, conversations, sweep
 from bench.load.probe import Probe
 from bench.load.report import Summary, step_summary, sweep_summary, write
 from bench.load.stack import start_stack
@@ -118,7 +118,7 @@ async def overload(
             sweep(lambda: post("/v1/chat", json={"message": "Tell me a long story about a dragon."}), burst, burst),
             sweep(lambda: post("/v1/converse", content=wav, headers={"Content-Type": "audio/wav"}), burst, burst),
             asyncio.gather(
-                *(Conversation(url, questions, turns, offset=i).run(time.perf_counter() + 20) for i in range(burst))
+                *(LoadConversation(url, questions, turns, offset=i).run(time.perf_counter() + 20) for i in range(burst))
             ),
         )
     # Load drops: the stack recovers by itself (one conversation, as in the ramp's first step).

@@ -44,7 +44,7 @@ class TurnResult:
     at_connect: bool = False  # refused before the conversation began
 
 
-class Conversation:
+class LoadConversation:
     """One spoken conversation on its own WebSocket until ``stop_at``; its turns land in ``results``."""
 
     def __init__(self, url: str, questions: list[np.ndarray], results: list[TurnResult], offset: int = 0) -> None:
@@ -188,7 +188,7 @@ async def conversations(url: str, questions: list[np.ndarray], n: int, seconds: 
         await asyncio.sleep(i * 0.7)  # staggered: people do not all start talking at once
         while time.perf_counter() < stop_at:
             before = len(results)
-            await Conversation(url, questions, results, offset=i).run(stop_at)
+            await LoadConversation(url, questions, results, offset=i).run(stop_at)
             if any(r.error for r in results[before:]):
                 await asyncio.sleep(1.0)
 

@@ -83,7 +83,7 @@ def turn_settings(settings: Settings, voice: str = "", language: str = "") -> di
         "temperature": llm.temperature,
         "top_p": llm.top_p,
         "max_tokens": llm.max_tokens,
-        "speculative_reply": settings.core.preemptive_reply,
+        "speculative_reply": settings.core.speculative_reply,
     }
 
 

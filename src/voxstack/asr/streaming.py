@@ -45,8 +45,8 @@ Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
 # One quiet VAD window (32 ms) starts a decode that becomes the final if the
 # pause turns out to end the utterance (dropped if speech resumes). Measured on
 # a 5.5 s utterance with a 2 s fit margin: end of speech to final 0.35 s after
-# 1 window, 0.38 after 2, 0.41 after 3; a wasted guess costs CPU, not text.
-GUESS_AFTER_WINDOWS = 1
+# 1 window, 0.38 after 2, 0.41 after 3; a wasted pause decode costs CPU, not text.
+PAUSE_DECODE_AFTER_WINDOWS = 1
 END_RULES = {
     "turn_model": asr_pb2.END_RULE_TURN_MODEL,
     "silence": asr_pb2.END_RULE_SILENCE,
@@ -198,8 +198,8 @@ class RecognitionStream:
         # A decode started when speech paused, keyed by where the speech ended: if
         # the pause becomes the utterance's end, it is the final (saves the
         # min-silence wait); if speech resumes, it is dropped.
-        self._guess: tuple[int, asyncio.Task[tuple[Transcript, float, float]]] | None = None
-        self._speculated = False  # the current guess was sent as a speculative result
+        self._pause_decode: tuple[int, asyncio.Task[tuple[Transcript, float, float]]] | None = None
+        self._speculated = False  # the current pause decode was sent as a speculative result
         self._partial_at = 0  # stream position of the last partial decode
         self._partial_wall = 0.0  # and when it started
         self._last_partial = ""
@@ -233,7 +233,7 @@ class RecognitionStream:
 
     async def close(self) -> None:
         self._cancel_partial()
-        self._cancel_guess()
+        self._cancel_pause_decode()
         dropped = list(self._dropped)
         await asyncio.gather(*dropped, return_exceptions=True)
         self._end_span()
@@ -243,10 +243,10 @@ class RecognitionStream:
             self._span.end()
             self._span = None
 
-    def _cancel_guess(self) -> None:
-        if self._guess is not None:
-            task = self._guess[1]
-            self._guess = None
+    def _cancel_pause_decode(self) -> None:
+        if self._pause_decode is not None:
+            task = self._pause_decode[1]
+            self._pause_decode = None
             self._drop(task)
 
     def _drop(self, task: asyncio.Task[Any]) -> None:
@@ -296,20 +296,20 @@ class RecognitionStream:
             if ended is not None:
                 await self._on_end(ended)
             return
-        if self.segmenter.pause_windows >= GUESS_AFTER_WINDOWS:
+        if self.segmenter.pause_windows >= PAUSE_DECODE_AFTER_WINDOWS:
             speech_end = self.segmenter.speech_end
-            if self._guess is None or self._guess[0] != speech_end:
-                self._speech_resumed()  # there was speech since the last guess
-                self._cancel_guess()
+            if self._pause_decode is None or self._pause_decode[0] != speech_end:
+                self._speech_resumed()  # there was speech since the last pause decode
+                self._cancel_pause_decode()
                 self._cancel_partial()
                 audio = self._window.slice(self._utterance_start, self.segmenter.position)
                 task = asyncio.create_task(self._decode_utterance(audio, self._utterance_start))
-                self._guess = (speech_end, task)
+                self._pause_decode = (speech_end, task)
                 if self.speculative:
                     task.add_done_callback(self._speculate)
             return
         self._speech_resumed()
-        self._cancel_guess()  # speech went on
+        self._cancel_pause_decode()  # speech went on
         if self.interim and self._partial_task is None:
             # Bounded in audio time and in wall time: a client sending faster than
             # real time gets its finals sooner instead of partials it would not see.
@@ -339,7 +339,12 @@ class RecognitionStream:
 
     def _speculate(self, task: asyncio.Task[tuple[Transcript, float, float]]) -> None:
         """The pause's decode is done and the pause still goes on: send it as a speculative result."""
-        if task.cancelled() or task.exception() is not None or self._guess is None or self._guess[1] is not task:
+        if (
+            task.cancelled()
+            or task.exception() is not None
+            or self._pause_decode is None
+            or self._pause_decode[1] is not task
+        ):
             return  # dropped, failed (the final reports it), or already the final
         transcript = task.result()[0]
         if not transcript.text.strip():
@@ -417,14 +422,14 @@ class RecognitionStream:
         self._utterance += 1
         self._utterance_start = None
         self._window.trim(event.sample)
-        guess, self._guess = self._guess, None
-        if guess is not None and guess[0] == event.speech_end:
-            transcript, queued, processing = await guess[1]
+        pause_decode, self._pause_decode = self._pause_decode, None
+        if pause_decode is not None and pause_decode[0] == event.speech_end:
+            transcript, queued, processing = await pause_decode[1]
             transcript.end = event.sample / SAMPLE_RATE
         else:
-            if guess is not None:
-                self._guess = guess
-                self._cancel_guess()
+            if pause_decode is not None:
+                self._pause_decode = pause_decode
+                self._cancel_pause_decode()
             transcript, queued, processing = await self._decode_utterance(audio, start)
         seconds = audio.size / SAMPLE_RATE
         self.metrics.utterances.inc()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from voxstack.balancing import grpc_target
 from voxstack.config.services import MiB, ServiceSettings
 from voxstack.registry import SERVICES
+
+logger = logging.getLogger(__name__)
 
 # The knee `make load` measures on two cores with the default settings (docs/PERFORMANCE.md): the most
 # conversations whose first replies stay within twice as slow as one alone; machines with more cores
@@ -20,6 +25,10 @@ MIN_KEY_CHARS = 16
 MIN_SECRET_CHARS = 32
 
 SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
+
+
+#: Settings renamed, by their former names: still read (with a warning) until a release drops them.
+RENAMED = MappingProxyType({"preemptive_reply": "speculative_reply", "preemptive_sentences": "speculative_sentences"})
 
 
 class CoreSettings(ServiceSettings):
@@ -188,13 +197,13 @@ class CoreSettings(ServiceSettings):
         description="Speak a reply's first clause (up to a comma, semicolon or colon) as soon as it is written, "
         "not its first sentence: the first audio comes sooner.",
     )
-    preemptive_reply: bool = Field(
+    speculative_reply: bool = Field(
         True,
         description="On the WebSocket, start the reply at the asr's speculative transcript (the speaker's first "
         "pause) and hold its audio until the utterance's end is confirmed; dropped if the speaker goes on, redone "
         "if the final transcript differs.",
     )
-    preemptive_sentences: int = Field(
+    speculative_sentences: int = Field(
         1,
         ge=1,
         le=100,
@@ -310,6 +319,23 @@ class CoreSettings(ServiceSettings):
             f"{value!r} is not a session store: use memory, sqlite, sqlite:///PATH, redis://HOST:PORT/DB, "
             "rediss://... or unix:///PATH"
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Settings under their former names still work, with a warning naming the new one."""
+        if not isinstance(data, dict) or not RENAMED.keys() & data.keys():
+            return data
+        data = dict(data)
+        for old, new in RENAMED.items():
+            if old in data:
+                logger.warning(
+                    "setting core.%s (VOXSTACK_CORE__%s) is now core.%s (VOXSTACK_CORE__%s): the old name will go",
+                    old, old.upper(), new, new.upper(),
+                )  # fmt: skip
+                value = data.pop(old)
+                data.setdefault(new, value)
+        return data
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CoreSettings:

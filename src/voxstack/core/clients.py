@@ -159,10 +159,10 @@ class Backends:
             try:
                 reply: T = await call
                 provenance.note(stage, await call.initial_metadata())
-                await self._answered(stage, call)
+                await self._count_replica(stage, call)
                 return reply
             except grpc.aio.AioRpcError as err:
-                if not await self._again(stage, attempt, err, deadline):
+                if not await self._should_retry(stage, attempt, err, deadline):
                     raise self._failed(stage, err) from None
                 attempt += 1
 
@@ -180,16 +180,16 @@ class Backends:
                         provenance.note(stage, await call.initial_metadata())
                     received = True
                     yield reply
-                await self._answered(stage, call)
+                await self._count_replica(stage, call)
                 return
             except grpc.aio.AioRpcError as err:
-                if received or not await self._again(stage, attempt, err, deadline):
+                if received or not await self._should_retry(stage, attempt, err, deadline):
                     raise self._failed(stage, err) from None
                 attempt += 1
             finally:
                 call.cancel()  # no-op when finished; stops the backend when we stop early
 
-    async def _again(self, stage: str, attempt: int, err: grpc.aio.AioRpcError, deadline: float) -> bool:
+    async def _should_retry(self, stage: str, attempt: int, err: grpc.aio.AioRpcError, deadline: float) -> bool:
         """Whether to send a call refused before any reply again (after the wait this decides on)."""
         if not retryable(err):
             return False
@@ -200,10 +200,10 @@ class Backends:
         return (
             attempt == self.retries
             and err.code() is grpc.StatusCode.UNAVAILABLE
-            and await self._comes_back(stage, deadline)
+            and await self._wait_until_serving(stage, deadline)
         )
 
-    async def _comes_back(self, stage: str, deadline: float) -> bool:
+    async def _wait_until_serving(self, stage: str, deadline: float) -> bool:
         """Wait, within ``deadline`` and ``restart_wait_seconds``, for an unreachable service to come back;
         whether it came. Who restarts it (a supervisor, an orchestrator) is not the core's business."""
         wait = min(deadline - asyncio.get_running_loop().time(), self.restart_wait)
@@ -249,12 +249,12 @@ class Backends:
                     seen = max(seen, reply.utterance_index + 1)
                     reply.utterance_index += base
                     yield reply
-                await self._answered("asr", call)
+                await self._count_replica("asr", call)
                 return
             except grpc.aio.AioRpcError as err:
                 if failure_from_error(err).reason == ErrorCode.RESTARTING:
                     logger.info("asr is restarting: continuing on a new stream")
-                elif retryable(err) and await self._comes_back("asr", loop.time() + self.timeouts["asr"]):
+                elif retryable(err) and await self._wait_until_serving("asr", loop.time() + self.timeouts["asr"]):
                     self.metrics.upstream_errors.labels("asr", err.code().name).inc()
                     logger.warning("asr stream broke (%s): continuing on a new stream", err.code().name)
                 else:
@@ -264,7 +264,7 @@ class Backends:
             finally:
                 call.cancel()  # no-op when finished; stops the asr when the caller stops early
 
-    async def _answered(self, stage: str, call: Any) -> None:
+    async def _count_replica(self, stage: str, call: Any) -> None:
         """Count a finished call by the replica that answered it (its trailing metadata says which)."""
         for key, value in await call.trailing_metadata() or ():
             if key == REPLICA_KEY and isinstance(value, str) and value:

@@ -41,7 +41,7 @@ class TurnTimings:
     tts_first_chunk: float = 0.0
     first_audio: float = 0.0
     total: float = 0.0
-    # A preemptive reply: how long before the end of the utterance it started (its
+    # A speculative reply: how long before the end of the utterance it started (its
     # stages then count from that end too, and may be negative: done before it).
     speculation_lead: float = 0.0
 
@@ -161,11 +161,11 @@ class Pipeline:
         session_id: str | None,
         text: str,
         system: str | None = None,
-        hold: asyncio.Event | None = None,
+        confirmation: asyncio.Event | None = None,
         tools: Tools = Tools(),
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         """The llm's reply as it streams; the turn joins the session's history when it completes
-        (and, with ``hold``, once that is set: a speculative reply is not part of the conversation yet).
+        (and, with ``confirmation``, once that is set: a speculative reply is not part of the conversation yet).
         A reply that calls tools does not: the turn is complete once the reply after their results is."""
         if not text.strip():
             raise InvalidInput("the message is empty", reason=ErrorCode.EMPTY_TEXT)
@@ -173,8 +173,8 @@ class Pipeline:
         request = llm_pb2.GenerateRequest(messages=messages, tools=tools.offered)
         async for reply in self.complete(request):
             if reply.WhichOneof("event") == "done" and session_id and not reply.done.tool_calls:
-                if hold is not None:
-                    await hold.wait()
+                if confirmation is not None:
+                    await confirmation.wait()
                 await self.sessions.append(session_id, text, reply.done.text)
             yield reply
 
@@ -203,7 +203,7 @@ class Pipeline:
         started: float | None = None,
         system: str | None = None,
         voice: str = "",
-        hold: asyncio.Event | None = None,
+        confirmation: asyncio.Event | None = None,
         tools: Tools = Tools(),
         request: llm_pb2.GenerateRequest | None = None,
         audio: bool = True,
@@ -213,8 +213,8 @@ class Pipeline:
         A caller that keeps its own conversation gives the llm's whole ``request`` instead (``text`` and the
         session are not used then); without ``audio`` the reply is text alone.
 
-        With ``hold`` (a speculative reply), only the first ``preemptive_sentences`` are synthesised and the
-        history is left alone until ``hold`` is set; the caller holds back what it yields until then.
+        With ``confirmation`` (a speculative reply), only the first ``speculative_sentences`` are synthesised and the
+        history is left alone until ``confirmation`` is set; the caller holds back what it yields until then.
         """
         t0 = started if started is not None else time.perf_counter()
         timings = TurnTimings()
@@ -228,7 +228,7 @@ class Pipeline:
                 replies = (
                     self.complete(request)
                     if request is not None
-                    else self.generate(session_id, text, system, hold, tools)
+                    else self.generate(session_id, text, system, confirmation, tools)
                 )
                 async for reply in replies:
                     if reply.WhichOneof("event") == "delta":
@@ -253,8 +253,8 @@ class Pipeline:
             while (sentence := await sentences.get()) is not None:
                 if not audio:
                     continue
-                if hold is not None and index >= self.settings.core.preemptive_sentences:
-                    await hold.wait()
+                if confirmation is not None and index >= self.settings.core.speculative_sentences:
+                    await confirmation.wait()
                 asked = time.perf_counter()
                 reply = await self.backends.unary(
                     "tts",

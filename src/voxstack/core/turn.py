@@ -17,14 +17,15 @@ def same_words(a: str, b: str) -> bool:
 
 @dataclass
 class Turn:
-    """A reply to ``text``; with ``held``, a speculative one that must not be heard until it is confirmed."""
+    """A reply to ``text``; with a ``confirmation`` event, a speculative one that must not be heard until the event
+    is set (the end of the utterance confirms it)."""
 
     number: int
     text: str
     started: float  # perf_counter when its work began
     asr_decode: float = 0.0
     utterance: int = -1
-    held: asyncio.Event | None = None  # set when the end of the utterance confirms the speculation
+    confirmation: asyncio.Event | None = None  # set when the end of the utterance confirms the speculation
     speech_end: float = 0.0  # perf_counter of the end of the speech it answers
     task: asyncio.Task[None] | None = None
     heard: Pcm | None = None  # the utterance's audio, when turns are recorded (None for a typed turn)
@@ -32,25 +33,25 @@ class Turn:
     tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
 
     def __post_init__(self) -> None:
-        if self.held is None:
+        if self.confirmation is None:
             self.speech_end = self.started
 
     @property
     def confirmed(self) -> bool:
-        return self.held is None or self.held.is_set()
+        return self.confirmation is None or self.confirmation.is_set()
 
     @property
     def lead(self) -> float:
         """How long before the end of the speech the reply started (0 unless speculative)."""
-        return max(0.0, self.speech_end - self.started) if self.held is not None else 0.0
+        return max(0.0, self.speech_end - self.started) if self.confirmation is not None else 0.0
 
     def confirm(self, asr_decode: float, speech_end: float) -> None:
-        assert self.held is not None, "only a speculative turn is confirmed"
+        assert self.confirmation is not None, "only a speculative turn is confirmed"
         self.asr_decode = asr_decode
         self.speech_end = speech_end
-        self.held.set()
+        self.confirmation.set()
 
     async def wait(self) -> None:
         """Until the turn may be heard."""
-        if self.held is not None:
-            await self.held.wait()
+        if self.confirmation is not None:
+            await self.confirmation.wait()

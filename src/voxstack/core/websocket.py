@@ -6,7 +6,7 @@ happen; an ``audio`` event is followed by one binary frame of PCM16. When the
 client starts speaking while a reply is still being produced, that reply's
 llm and tts calls are cancelled and its audio stops (barge-in).
 
-With ``preemptive_reply`` the reply starts at the asr's speculative
+With ``speculative_reply`` the reply starts at the asr's speculative
 transcript (the speaker's first pause) and waits, unseen, until the final
 confirms it; speech that goes on drops it, a different final redoes it.
 """
@@ -50,7 +50,7 @@ from voxstack.v1 import asr_pb2, common_pb2, llm_pb2
 logger = logging.getLogger(__name__)
 
 
-class Conversation:
+class StreamConversation:
     """One WebSocket connection."""
 
     def __init__(
@@ -58,7 +58,7 @@ class Conversation:
         ws: WebSocket,
         pipeline: Pipeline,
         backends: Backends,
-        limits: CoreSettings,
+        core_settings: CoreSettings,
         draining: asyncio.Event | None = None,
         recorder: TurnRecorder | None = None,
     ) -> None:
@@ -67,9 +67,9 @@ class Conversation:
         self.speaking = False  # an utterance has started and its final has not come
         self.pipeline = pipeline
         self.backends = backends
-        self.limits = limits
+        self.core_settings = core_settings
         # Bounded: when the asr falls behind, the reader stops reading the socket (backpressure).
-        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=limits.ws_queue_chunks)
+        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=core_settings.ws_queue_chunks)
         self.gone = asyncio.Event()  # the client went away: drop everything, cancel everything
         self.send_lock = asyncio.Lock()
         self.turn: asyncio.Task[None] | None = None
@@ -97,10 +97,10 @@ class Conversation:
         is dropped (WebSocketDisconnect): the turn writing to it must not hold the llm or the tts."""
         async with self.send_lock:  # an audio event and its binary frame stay together
             try:
-                await asyncio.wait_for(self._write(event, data), self.limits.ws_send_timeout)
+                await asyncio.wait_for(self._write(event, data), self.core_settings.ws_send_timeout)
             except asyncio.TimeoutError:
                 logger.warning(
-                    "the client read nothing for %g s: dropping the conversation", self.limits.ws_send_timeout
+                    "the client read nothing for %g s: dropping the conversation", self.core_settings.ws_send_timeout
                 )
                 self.pipeline.metrics.slow_clients.inc()
                 self.gone.set()
@@ -118,7 +118,7 @@ class Conversation:
         """The client's next message; None once it has said nothing for ``ws_idle_seconds`` (then it is
         closed). The ``first`` (the config) has ``ws_config_seconds``: a socket that never starts holds no
         slot for long."""
-        seconds = self.limits.ws_config_seconds if first else self.limits.ws_idle_seconds
+        seconds = self.core_settings.ws_config_seconds if first else self.core_settings.ws_idle_seconds
         try:
             return await asyncio.wait_for(self.ws.receive(), seconds)
         except asyncio.TimeoutError:
@@ -172,7 +172,7 @@ class Conversation:
             ),
             language=stream_config.language,
             interim_results=stream_config.interim_results,
-            speculative_results=self.limits.preemptive_reply,
+            speculative_results=self.core_settings.speculative_reply,
         )
         await self.send(events.Ready(session_id=session_id))
         reader = asyncio.create_task(self.read(frame_bytes=2 * stream_config.channels, rate=stream_config.sample_rate))
@@ -205,7 +205,7 @@ class Conversation:
 
     async def converse(self, config: asr_pb2.RecognitionConfig) -> None:
         try:
-            await self.recognise(config)
+            await self.recognize(config)
             if self.turn is not None:
                 await asyncio.wait([self.turn])
         except WebSocketDisconnect:
@@ -220,7 +220,7 @@ class Conversation:
         The queue is bounded: while the asr is behind, the socket is not read.
         What a client may send, and how fast, is the InputGuard's to say.
         """
-        guard = InputGuard(self.limits, frame_bytes, rate)
+        guard = InputGuard(self.core_settings, frame_bytes, rate)
         ended = False
         try:
             while True:
@@ -277,7 +277,7 @@ class Conversation:
                 self.tape.add(chunk)
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
 
-    async def recognise(self, config: asr_pb2.RecognitionConfig) -> None:
+    async def recognize(self, config: asr_pb2.RecognitionConfig) -> None:
         """One asr stream for the connection (continued on a new one when the asr restarts)."""
         provenance.served_by_var.set(self.asr_served)
         async for reply in self.backends.recognize(lambda: self.requests(config)):
@@ -362,7 +362,9 @@ class Conversation:
         if not text.strip():
             return
         logger.debug("utterance %d paused: replying to %r before it is confirmed", utterance, text)
-        turn = Turn(self.turns + 1, text, started=time.perf_counter(), utterance=utterance, held=asyncio.Event())
+        turn = Turn(
+            self.turns + 1, text, started=time.perf_counter(), utterance=utterance, confirmation=asyncio.Event()
+        )
         turn.task = asyncio.create_task(self.speak_turn(turn, self.trace))
         self.speculation = turn
 
@@ -394,7 +396,7 @@ class Conversation:
                 attributes={
                     "voxstack.turn": turn.number,
                     "voxstack.request_id": self.rid,
-                    "voxstack.speculative": turn.held is not None,
+                    "voxstack.speculative": turn.confirmation is not None,
                 },
             ),
             contextlib.suppress(WebSocketDisconnect),
@@ -420,7 +422,12 @@ class Conversation:
         try:
             tools = turn.tools if turn.tools.exchange else Tools(self.tools)
             async for event in self.pipeline.reply(
-                self.session_key, turn.text, started=turn.started, voice=self.voice, hold=turn.held, tools=tools
+                self.session_key,
+                turn.text,
+                started=turn.started,
+                voice=self.voice,
+                confirmation=turn.confirmation,
+                tools=tools,
             ):
                 if taken is not None:
                     taken.add(event)
@@ -510,9 +517,9 @@ class Conversation:
             return
         try:
             said = events.typed_text(text)
-            if said is not None and len(said) > self.limits.max_text_chars:
+            if said is not None and len(said) > self.core_settings.max_text_chars:
                 raise TooLarge(
-                    f"text is {len(said)} characters; the limit is {self.limits.max_text_chars}",
+                    f"text is {len(said)} characters; the limit is {self.core_settings.max_text_chars}",
                     reason=ErrorCode.TEXT_TOO_LONG,
                 )
         except VoxError as exc:

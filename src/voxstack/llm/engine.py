@@ -50,7 +50,7 @@ Event = Delta | Finished
 
 
 @dataclass(frozen=True)
-class Conversation:
+class ChatRequest:
     """A validated request: chat messages as dicts (OpenAI's shape: an assistant's ``tool_calls``, a tool
     message's ``tool_call_id``), sampling, and the tools the model may call."""
 
@@ -64,13 +64,13 @@ class LlmEngine(Protocol):
     async def load(self) -> None:
         """Load (or connect) and produce one warm-up token; raise StartupError when impossible."""
 
-    def stream(self, conversation: Conversation) -> AsyncGenerator[Event, None]:
+    def stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         """Deltas, then exactly one Finished. Closing the iterator stops generation."""
 
     async def close(self) -> None: ...
 
 
-def conversation_from(request: llm_pb2.GenerateRequest, settings: LlmSettings) -> Conversation:
+def chat_request_from(request: llm_pb2.GenerateRequest, settings: LlmSettings) -> ChatRequest:
     """Validate a request; every problem names its field."""
     if not request.messages:
         raise InvalidInput("messages is empty: send at least one user message", reason=ErrorCode.EMPTY_MESSAGES)
@@ -100,7 +100,7 @@ def conversation_from(request: llm_pb2.GenerateRequest, settings: LlmSettings) -
     if messages[0]["role"] != "system" and settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
     tools, choice = check_tools([(t.name, t.description, t.parameters) for t in request.tools], request.tool_choice)
-    return Conversation(messages, sampling_from(request.sampling, settings), tools, choice)
+    return ChatRequest(messages, sampling_from(request.sampling, settings), tools, choice)
 
 
 def _openai_call(call: llm_pb2.ToolCall) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
-from voxstack.llm.engine import Conversation, Delta, Event, Finished, Sampling
+from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
 from voxstack.llm.turns import TokenTurns
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
@@ -118,15 +118,15 @@ class LlamaCppEngine:
         await run_in_thread(None, self._load)  # the loop's default threads: once, before any call
         self._idle = list(self.contexts)
         # Warm-up: one real token through the whole path, in every context.
-        conversation = Conversation([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
+        chat = ChatRequest([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
 
         async def warm() -> None:
-            async for _ in self.stream(conversation):
+            async for _ in self.stream(chat):
                 pass
 
         await asyncio.gather(*(warm() for _ in self.contexts))
 
-    def prompt_tokens(self, conversation: Conversation, llm: Any = None) -> tuple[list[int], list[str]]:
+    def prompt_tokens(self, chat: ChatRequest, llm: Any = None) -> tuple[list[int], list[str]]:
         """The prompt as tokens, and the template's own stop strings.
 
         Only the chat template's own markers are special tokens: the messages'
@@ -136,8 +136,8 @@ class LlamaCppEngine:
         message, and the pieces are tokenized apart.
         """
         llm = llm if llm is not None else self.contexts[0].llm
-        messages = [dict(m) for m in conversation.messages]
-        tools = conversation.tools if conversation.tool_choice != "none" else ()
+        messages = [dict(m) for m in chat.messages]
+        tools = chat.tools if chat.tool_choice != "none" else ()
         listed = None
         if tools:
             # When to call: in the system message. A template that knows no tools gets what it would
@@ -164,7 +164,7 @@ class LlamaCppEngine:
             if text:
                 add_bos = not tokens and not result.added_special
                 tokens += llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
-        forced = forced_start(conversation.tool_choice) if tools else ""
+        forced = forced_start(chat.tool_choice) if tools else ""
         if forced:  # the reply begins with a call: the model writes the rest of it
             tokens += llm.tokenize(forced.encode("utf-8"), add_bos=False, special=self._template_has_tools)
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
@@ -174,7 +174,7 @@ class LlamaCppEngine:
         self,
         cancel: threading.Event,
         context: _Context,
-        conversation: Conversation,
+        chat: ChatRequest,
         prompt: tuple[list[int], list[str]],
         emit: Callable[[Event], None],
     ) -> None:
@@ -186,7 +186,7 @@ class LlamaCppEngine:
                 f"the prompt is {len(tokens)} tokens; the context holds {llm.n_ctx()}: shorten the messages",
                 reason=ErrorCode.PROMPT_TOO_LONG,
             )
-        s = conversation.sampling
+        s = chat.sampling
         stream = llm.create_completion(
             prompt=tokens,
             max_tokens=min(s.max_tokens, room),
@@ -219,11 +219,11 @@ class LlamaCppEngine:
         completion = len(llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
         emit(Finished(reason, len(tokens), completion))
 
-    async def stream(self, conversation: Conversation) -> AsyncGenerator[Event, None]:
+    async def stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         if not self._idle:
             raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
         # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).
-        prompt = self.prompt_tokens(conversation, self._idle[0].llm)
+        prompt = self.prompt_tokens(chat, self._idle[0].llm)
         context = self._idle[0] if len(self._idle) == 1 else max(self._idle, key=lambda c: reuse(c.llm, prompt[0]))
         self._idle.remove(context)
         feed: Feed[Event] = Feed()
@@ -235,14 +235,14 @@ class LlamaCppEngine:
                 self._generate,
                 cancel,
                 context,
-                conversation,
+                chat,
                 prompt,
                 feed.put_threadsafe,
                 cancel=cancel,
             )
 
-        tools = conversation.tools if conversation.tool_choice != "none" else ()
-        calls = ToolCallFilter(tools, forced_start(conversation.tool_choice)) if tools else None
+        tools = chat.tools if chat.tool_choice != "none" else ()
+        calls = ToolCallFilter(tools, forced_start(chat.tool_choice)) if tools else None
         try:
             async with feed.running(generate):
                 async for event in feed:

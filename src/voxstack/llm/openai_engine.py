@@ -19,7 +19,7 @@ import httpx
 from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput, NotReady, PreconditionFailed, VoxError
-from voxstack.llm.engine import Conversation, Delta, Event, Finished
+from voxstack.llm.engine import ChatRequest, Delta, Event, Finished
 from voxstack.models import ModelError
 from voxstack.toolcalls import CHOICES, ToolCall, new_call_id
 
@@ -45,19 +45,19 @@ class OpenAIEngine:
 
     async def load(self) -> None:
         # The warm-up is a real one-token call: it proves the address, the key and the model.
-        conversation = Conversation([{"role": "user", "content": "Hi"}])
+        chat = ChatRequest([{"role": "user", "content": "Hi"}])
         try:
-            async for _ in self.stream(conversation, max_tokens=1):
+            async for _ in self.stream(chat, max_tokens=1):
                 pass
         except VoxError as exc:
             # Unreachable or timing out may pass; any other answer (a bad key, an unknown model) lasts.
             lasting = exc.reason not in (ErrorCode.UPSTREAM_DOWN, ErrorCode.UPSTREAM_TIMEOUT)
             raise ModelError(f"the llm upstream at {self.url} does not answer: {exc}", lasting=lasting) from exc
 
-    def _body(self, conversation: Conversation, max_tokens: int | None) -> dict[str, Any]:
-        s = conversation.sampling
+    def _body(self, chat: ChatRequest, max_tokens: int | None) -> dict[str, Any]:
+        s = chat.sampling
         body: dict[str, Any] = {
-            "messages": [_upstream(m) for m in conversation.messages],
+            "messages": [_upstream(m) for m in chat.messages],
             "stream": True,
             "temperature": s.temperature,
             "top_p": s.top_p,
@@ -69,19 +69,19 @@ class OpenAIEngine:
             body["stop"] = list(s.stop)
         if s.seed is not None:
             body["seed"] = s.seed
-        if conversation.tools:
-            body["tools"] = [t.as_openai() for t in conversation.tools]
-            choice = conversation.tool_choice
+        if chat.tools:
+            body["tools"] = [t.as_openai() for t in chat.tools]
+            choice = chat.tool_choice
             body["tool_choice"] = choice if choice in CHOICES else {"type": "function", "function": {"name": choice}}
         return body
 
-    async def stream(self, conversation: Conversation, max_tokens: int | None = None) -> AsyncGenerator[Event, None]:
+    async def stream(self, chat: ChatRequest, max_tokens: int | None = None) -> AsyncGenerator[Event, None]:
         reason = "stop"
         usage: dict[str, int] = {}
         completion_chunks = 0
         calls: dict[int, dict[str, str]] = {}  # by the upstream's index: id, name, arguments so far
         try:
-            async with self._client.stream("POST", self.url, json=self._body(conversation, max_tokens)) as response:
+            async with self._client.stream("POST", self.url, json=self._body(chat, max_tokens)) as response:
                 if response.status_code != 200:
                     raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"))
                 async for line in response.aiter_lines():

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from voxstack.config import Settings
-from voxstack.llm.engine import Conversation, Delta, Finished, LlmEngine, conversation_from
+from voxstack.llm.engine import ChatRequest, Delta, Finished, LlmEngine, chat_request_from
 from voxstack.metrics.catalog import LlmMetrics
 from voxstack.server.worker import Worker
 from voxstack.tracing import tracer
@@ -38,7 +38,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
         self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         received = time.perf_counter()
-        conversation: Conversation = conversation_from(request, self.service.settings.llm)
+        chat: ChatRequest = chat_request_from(request, self.service.settings.llm)
         metrics = self.service.metrics
         async with self.service.worker.slot() as queued:
             started = time.perf_counter()
@@ -50,7 +50,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             # Closed before the slot is released, even when the caller goes away mid-reply: the engine's
             # stream gives its context back (and stops its thread) in its own cleanup.
             try:
-                async with contextlib.aclosing(self.service.engine.stream(conversation)) as events:
+                async with contextlib.aclosing(self.service.engine.stream(chat)) as events:
                     async for event in events:
                         if isinstance(event, Delta):
                             now = time.perf_counter()

@@ -52,7 +52,7 @@ class RealtimeConnection:
         ws: WebSocket,
         pipeline: Pipeline,
         backends: Backends,
-        limits: CoreSettings,
+        core_settings: CoreSettings,
         *,
         session_id: str,
         items: Items,
@@ -62,7 +62,7 @@ class RealtimeConnection:
         self.ws = ws
         self.pipeline = pipeline
         self.backends = backends
-        self.limits = limits
+        self.core_settings = core_settings
         self.session_id = session_id
         self.items = items
         self.model = model
@@ -78,7 +78,7 @@ class RealtimeConnection:
         self.user_item = ""  # the item id of the utterance being heard
         self.utterance_start = self.utterance_seconds = 0.0  # its start in the asr stream, and its length
         self.speech_end = time.perf_counter()
-        self.guard = InputGuard(limits, 2, RATES[self.settings.input_format])
+        self.guard = InputGuard(core_settings, 2, RATES[self.settings.input_format])
 
     # ---- sending -----------------------------------------------------------------------------
 
@@ -87,9 +87,9 @@ class RealtimeConnection:
         event = {"event_id": f"event_{secrets.token_hex(8)}", **event}
         async with self.send_lock:
             try:
-                await asyncio.wait_for(self.ws.send_text(json.dumps(event)), self.limits.ws_send_timeout)
+                await asyncio.wait_for(self.ws.send_text(json.dumps(event)), self.core_settings.ws_send_timeout)
             except asyncio.TimeoutError:
-                logger.warning("the realtime client read nothing for %g s: closing", self.limits.ws_send_timeout)
+                logger.warning("the realtime client read nothing for %g s: closing", self.core_settings.ws_send_timeout)
                 self.pipeline.metrics.slow_clients.inc()
                 self.gone.set()
                 raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, ErrorCode.SLOW_CLIENT) from None
@@ -119,7 +119,7 @@ class RealtimeConnection:
         if kept:  # a resumed session: its settings as the client last made them
             with contextlib.suppress(p.ProtocolError, ValueError):
                 self.settings = self.settings.updated(p.SessionFields.model_validate(kept[0]))
-                self.guard = InputGuard(self.limits, 2, RATES[self.settings.input_format])
+                self.guard = InputGuard(self.core_settings, 2, RATES[self.settings.input_format])
         await self.send({"type": "session.created", "session": self.shape()})
         self.listen()
         reader = asyncio.create_task(self.read())
@@ -161,10 +161,10 @@ class RealtimeConnection:
         while True:
             try:
                 message: MutableMapping[str, Any] = await asyncio.wait_for(
-                    self.ws.receive(), self.limits.ws_idle_seconds
+                    self.ws.receive(), self.core_settings.ws_idle_seconds
                 )
             except asyncio.TimeoutError:
-                seconds = self.limits.ws_idle_seconds
+                seconds = self.core_settings.ws_idle_seconds
                 await self.close(ErrorCode.IDLE_TIMEOUT, f"nothing was received for {seconds:g} s", 1000)
                 return
             if message["type"] == "websocket.disconnect":
@@ -234,7 +234,7 @@ class RealtimeConnection:
         self.settings = after
         if after.input_format != before.input_format:
             self.buffer.clear()
-            self.guard = InputGuard(self.limits, 2, RATES[after.input_format])
+            self.guard = InputGuard(self.core_settings, 2, RATES[after.input_format])
         if (after.recognition(), after.turn_detection is None) != (before.recognition(), before.turn_detection is None):
             if self.listener is not None:
                 await self.listener.stop()
@@ -256,7 +256,9 @@ class RealtimeConnection:
         """Start server turn detection, where the session has it."""
         if self.settings.turn_detection is None or self.listener is not None:
             return
-        self.listener = Listener(self.backends, self.settings.recognition(), self.on_asr, self.limits.ws_queue_chunks)
+        self.listener = Listener(
+            self.backends, self.settings.recognition(), self.on_asr, self.core_settings.ws_queue_chunks
+        )
         self.listener.start()
 
     async def append(self, audio: str) -> None:

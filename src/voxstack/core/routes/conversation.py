@@ -23,7 +23,7 @@ from voxstack.core.fairness import owner_var
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio
 from voxstack.core.sessions import check_session_id
 from voxstack.core.uploads import audio_format, read_body
-from voxstack.core.websocket import Conversation
+from voxstack.core.websocket import StreamConversation
 from voxstack.errors import InvalidInput
 from voxstack.logs import request_id_var
 from voxstack.rpc_status import REQUEST_ID_KEY, clean_request_id
@@ -87,7 +87,7 @@ async def stream(ws: WebSocket, pipeline: PipelineDep, backends: BackendsDep, se
     await ws.accept()
     async with admitted(ws, pipeline, settings, refuse) as admission:
         if admission:
-            await Conversation(ws, pipeline, backends, settings.core, ws.app.state.drain.started,
+            await StreamConversation(ws, pipeline, backends, settings.core, ws.app.state.drain.started,
                                ws.app.state.recorder).run()  # fmt: skip
 
 

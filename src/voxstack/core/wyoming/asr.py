@@ -87,7 +87,7 @@ class Utterance:
     async def feed(self, chunk: AudioChunk) -> None:
         if self.task is None:
             await self.send(TranscriptStart(language=self.config.language or None).event())
-            self.task = asyncio.create_task(self._recognise())
+            self.task = asyncio.create_task(self._recognize())
         elif self.task.done():
             await self.task  # raises what ended recognition (the request is over)
         self.seconds += chunk.seconds
@@ -126,7 +126,7 @@ class Utterance:
         while (pcm := await self.audio.get()) is not None:
             yield asr_pb2.StreamingRecognizeRequest(audio=pcm)
 
-    async def _recognise(self) -> None:
+    async def _recognize(self) -> None:
         async for reply in self.backends.recognize(self._requests):
             kind = reply.WhichOneof("event")
             self.speaking = kind != "final" and (self.speaking or kind == "speech_started")
