@@ -33,9 +33,14 @@ from voxstack.toolcalls import check_tools
 
 REQUESTS = Path(__file__).resolve().parent / "data" / "tool_requests.json"
 MAX_TOKENS = 96
-# Candidates for llm.tool_instructions; "direct" is what ships (TOOL_INSTRUCTIONS). Two others did worse
-# with the default preset on 2026-12-06 (docs/PERFORMANCE.md) and are not run again.
-INSTRUCTIONS = {"none": "", "direct": TOOL_INSTRUCTIONS}
+# Candidates for llm.tool_instructions and llm.tool_call_grounding: "direct" with grounding is what ships.
+# Four other wordings did worse with the default preset on 2026-12-06 (docs/PERFORMANCE.md) and are not
+# run again.
+CANDIDATES = {
+    "none": ("", True),
+    "direct": (TOOL_INSTRUCTIONS, True),
+    "direct, calls not checked for grounding": (TOOL_INSTRUCTIONS, False),
+}
 
 
 def _same(expected: Any, got: Any) -> bool:
@@ -52,9 +57,9 @@ def right(case: dict[str, Any], calls: list[tuple[str, dict[str, Any]]]) -> bool
     return set(args) == set(case["arguments"]) and all(_same(v, args[k]) for k, v in case["arguments"].items())
 
 
-async def _asks(preset: str, models_dir: Path, instructions: str) -> dict[str, Any]:
+async def _asks(preset: str, models_dir: Path, instructions: str, grounding: bool) -> dict[str, Any]:
     data = json.loads(REQUESTS.read_text())
-    llm = {"preset": preset, "parallel": 1, "tool_instructions": instructions}
+    llm = {"preset": preset, "parallel": 1, "tool_instructions": instructions, "tool_call_grounding": grounding}
     settings = load_settings(models_dir=str(models_dir), llm=llm)
     engine = LlamaCppEngine(settings.llm, models_dir)
     await engine.load()
@@ -95,16 +100,18 @@ async def _asks(preset: str, models_dir: Path, instructions: str) -> dict[str, A
     return out
 
 
-def _child(preset: str, models_dir: Path, instructions: str, results: Any) -> None:
-    results.put(asyncio.run(_asks(preset, models_dir, instructions)))
+def _child(preset: str, models_dir: Path, instructions: str, grounding: bool, results: Any) -> None:
+    results.put(asyncio.run(_asks(preset, models_dir, instructions, grounding)))
 
 
 def run(report: Report, inputs: Inputs) -> None:
     context = multiprocessing.get_context("spawn")
-    for (preset, chosen), (label, instructions) in itertools.product(LLM_PRESETS.items(), INSTRUCTIONS.items()):
+    for (preset, chosen), (label, (instructions, grounding)) in itertools.product(
+        LLM_PRESETS.items(), CANDIDATES.items()
+    ):
         pull(chosen.model, inputs.models_dir)
         results = context.Queue()
-        child = context.Process(target=_child, args=(preset, inputs.models_dir, instructions, results))
+        child = context.Process(target=_child, args=(preset, inputs.models_dir, instructions, grounding, results))
         child.start()
         row = results.get()
         child.join()

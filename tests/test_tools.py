@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from voxstack.errors import InvalidInput
 from voxstack.models import LLM_PRESETS, pull
 from voxstack.testing.browser import chromium, until, watch_errors
-from voxstack.testing.processes import served
+from voxstack.testing.processes import ServiceProcess, served, wait_until
 from voxstack.toolcalls import ToolCallFilter, check_tools, forced_start
 from voxstack.v1 import llm_pb2, llm_pb2_grpc
 
@@ -228,12 +228,17 @@ def test_the_openai_engine_passes_tools_upstream_and_puts_streamed_calls_togethe
 
 
 @pytest.fixture(scope="module")
-def qwen_llm(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def qwen_process(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The llm service on a model taught function calling (its chat template lists tools): the small preset."""
     pull(LLM_PRESETS["small"].model, models_dir)
     env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_LLM__PRESET": "small", "VOXSTACK_LLM__PARALLEL": "1"}
     with served("llm", env=env, log=tmp_path_factory.mktemp("llm-qwen") / "llm.log") as process:
-        yield process.address
+        yield process
+
+
+@pytest.fixture(scope="module")
+def qwen_llm(qwen_process: ServiceProcess) -> str:
+    return qwen_process.address
 
 
 def test_a_real_model_calls_the_tool_a_request_needs_through_its_chat_template(qwen_llm: str) -> None:
@@ -255,6 +260,23 @@ def test_a_real_model_calls_the_tool_a_request_needs_through_its_chat_template(q
         request = llm_pb2.GenerateRequest(messages=[asked], tools=[tool], tool_choice="none", sampling=sampling)
         done = list(stub.Generate(request, timeout=120))[-1].done
         assert done.finish_reason == llm_pb2.FINISH_REASON_STOP and done.text and not done.tool_calls
+
+
+def test_a_call_the_request_did_not_ask_for_is_dropped_and_answered_in_words(qwen_process: ServiceProcess) -> None:
+    """The small preset calls get_weather for "What is the capital of France?", making up its city; the
+    argument is nowhere in the conversation, so the llm answers in words instead (llm.tool_call_grounding)."""
+    parameters = json.dumps(WEATHER["function"]["parameters"])
+    tool = llm_pb2.Tool(name="get_weather", description="The current weather in a city.", parameters=parameters)
+    asked = llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content="What is the capital of France?")
+    sampling = llm_pb2.SamplingParams(temperature=0, max_tokens=60)
+    with grpc.insecure_channel(qwen_process.address) as channel:
+        request = llm_pb2.GenerateRequest(messages=[asked], tools=[tool], sampling=sampling)
+        done = list(llm_pb2_grpc.LlmStub(channel).Generate(request, timeout=120))[-1].done
+    assert done.finish_reason == llm_pb2.FINISH_REASON_STOP and not done.tool_calls, done
+    assert "Paris" in done.text
+    # The model did write the call: the log names what was dropped.
+    wait_until(lambda: "calls not grounded in the conversation" in qwen_process.output(), "the drop", timeout=10)
+    assert "get_weather" in qwen_process.output().split("calls not grounded in the conversation")[-1]
 
 
 CLOCK = {"name": "get_local_time", "description": "The user's local time.", "parameters": {"type": "object"}}

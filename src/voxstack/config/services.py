@@ -169,6 +169,12 @@ class LlmSettings(GrpcServiceSettings):
     system_prompt: str = Field(
         _DEFAULT_LLM.system_prompt, description="Used when a request has no system message; default: the preset's."
     )
+    tool_call_grounding: bool = Field(
+        True,
+        description="Drop a call (llama.cpp engine, tool choice auto) whose arguments appear nowhere in the "
+        "conversation or the tool's schema, and answer in words instead: small models call an offered function for "
+        "requests it has nothing to do with, making its arguments up.",
+    )
     tool_instructions: str = Field(
         TOOL_INSTRUCTIONS,
         max_length=2000,

@@ -12,13 +12,14 @@ each step with every thread, the reply that has written least first (llm/turns.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from voxstack.llm.turns import TokenTurns
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
-from voxstack.toolcalls import ToolCallFilter, forced_start, neutral, tool_prompt
+from voxstack.toolcalls import ToolCall, ToolCallFilter, forced_start, neutral, tool_prompt
+from voxstack.toolgrounding import grounded
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +222,41 @@ class LlamaCppEngine:
         emit(Finished(reason, len(tokens), completion))
 
     async def stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
+        """The reply's deltas and its end; a reply whose every call is ungrounded (``toolgrounding``) is
+        written again without tools, so that it ends in words."""
+        dropped: Finished | None = None
+        async with contextlib.aclosing(self._stream(chat)) as first:  # its context is free again after it
+            async for event in first:
+                if not (isinstance(event, Finished) and event.tool_calls and self._checks_grounding(chat)):
+                    yield event
+                    continue
+                kept = tuple(c for c in event.tool_calls if self._grounded(c, chat))
+                if kept:
+                    yield replace(event, tool_calls=kept)
+                else:
+                    dropped = event
+        if dropped is None:
+            return
+        logger.info("calls not grounded in the conversation, answered in words: %s", dropped.tool_calls)
+        async for again in self._stream(replace(chat, tool_choice="none")):
+            if isinstance(again, Finished):
+                again = replace(
+                    again,
+                    prompt_tokens=again.prompt_tokens + dropped.prompt_tokens,
+                    completion_tokens=again.completion_tokens + dropped.completion_tokens,
+                )
+            yield again
+
+    def _checks_grounding(self, chat: ChatRequest) -> bool:
+        return self.settings.tool_call_grounding and chat.tool_choice in ("", "auto")
+
+    @staticmethod
+    def _grounded(call: ToolCall, chat: ChatRequest) -> bool:
+        tool = next((t for t in chat.tools if t.name == call.name), None)
+        said = [str(m.get("content") or "") for m in chat.messages]
+        return grounded(call.arguments, tool, said)
+
+    async def _stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         if not self._idle:
             raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
         # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).
