@@ -222,22 +222,29 @@ class LlamaCppEngine:
         emit(Finished(reason, len(tokens), completion))
 
     async def stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
-        """The reply's deltas and its end; a reply whose every call is ungrounded (``toolgrounding``) is
-        written again without tools, so that it ends in words."""
+        """The reply's deltas and its end. A reply offered tools that ends with neither words nor a call it
+        may make (every call ungrounded, see ``toolgrounding``, or of a function not offered) is written
+        again without tools, so that it ends in words."""
         dropped: Finished | None = None
+        spoke = False
         async with contextlib.aclosing(self._stream(chat)) as first:  # its context is free again after it
             async for event in first:
-                if not (isinstance(event, Finished) and event.tool_calls and self._checks_grounding(chat)):
+                if isinstance(event, Delta):
+                    spoke = spoke or bool(event.text.strip())
                     yield event
                     continue
                 kept = tuple(c for c in event.tool_calls if self._grounded(c, chat))
-                if kept:
-                    yield replace(event, tool_calls=kept)
+                if kept or not event.tool_calls:
+                    ended = event if kept == event.tool_calls else replace(event, tool_calls=kept)
+                else:  # every call dropped: the reply is what it said, if anything
+                    ended = replace(event, reason="stop", tool_calls=())
+                if kept or spoke or chat.tool_choice == "none" or not chat.tools:
+                    yield ended
                 else:
                     dropped = event
         if dropped is None:
             return
-        logger.info("calls not grounded in the conversation, answered in words: %s", dropped.tool_calls)
+        logger.info("no call the reply may make, answered in words: %s", dropped.tool_calls or "(calls of no tool)")
         async for again in self._stream(replace(chat, tool_choice="none")):
             if isinstance(again, Finished):
                 again = replace(
@@ -247,11 +254,9 @@ class LlamaCppEngine:
                 )
             yield again
 
-    def _checks_grounding(self, chat: ChatRequest) -> bool:
-        return self.settings.tool_call_grounding and chat.tool_choice in ("", "auto")
-
-    @staticmethod
-    def _grounded(call: ToolCall, chat: ChatRequest) -> bool:
+    def _grounded(self, call: ToolCall, chat: ChatRequest) -> bool:
+        if not (self.settings.tool_call_grounding and chat.tool_choice in ("", "auto")):
+            return True  # a call the request required, or the check is off
         tool = next((t for t in chat.tools if t.name == call.name), None)
         said = [str(m.get("content") or "") for m in chat.messages]
         return grounded(call.arguments, tool, said)
