@@ -259,6 +259,22 @@ def test_audio_items_out_of_band_responses_clearing_output_and_failures(fakes: S
     assert failed["status"] == "failed" and error["code"] == "llm_internal" and "llm failed" in error["message"]
 
 
+def test_a_transcription_that_fails_is_reported_on_its_item(fakes: Stack, realtime) -> None:
+    fakes.script.update(asr={"recognize": {"error": {"kind": "InternalError", "message": "scripted"}}})
+    session = realtime()
+    session.connection.session.update(
+        session={"type": "realtime", "audio": {"input": {"turn_detection": None, "transcription": {}}}}
+    )
+    session.until("session.updated")
+    session.speak(utterance(0.5, 24_000))
+    session.connection.input_audio_buffer.commit()
+    events = session.until("conversation.item.done")
+    failed = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.failed")
+    assert failed["item_id"] == events[-1]["item"]["id"] and "asr" in failed["error"]["message"], failed
+    session.connection.session.update(session={"type": "realtime", "instructions": "Still here."})
+    assert session.until("session.updated")[-1]["session"]["instructions"] == "Still here."
+
+
 def test_items_are_added_retrieved_deleted_and_kept_across_a_reconnect(fakes: Stack, realtime) -> None:
     session = realtime()
     session.connection.session.update(session={"type": "realtime", "instructions": "Be brief."})
