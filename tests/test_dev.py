@@ -113,7 +113,8 @@ def test_twenty_reloads_with_zero_failed_calls(dev_tts_spares: DevRun) -> None:
     assert failures == 0, errors
     assert calls > 100
     assert [s for s in seen if "-v" in s] == [f"en_US-v{i}" for i in range(1, 21)]
-    assert dev_tts.generation("tts") == 21
+    # The run record follows the adoption of the instance already serving: wait for it, do not race it.
+    dev_tts.wait_for(lambda: dev_tts.generation("tts") == 21, 10, "the run record of the 20th reload")
     assert dev_tts.output().count("reloaded tts in") == 20
     figures = supervisor_metrics(dev_tts)
     assert figures['voxstack_supervisor_reloads_total{outcome="served",service="tts"}'] == 20
