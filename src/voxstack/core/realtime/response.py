@@ -20,7 +20,7 @@ from typing import Any
 
 from voxstack.core.errors import caller_message
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
-from voxstack.core.realtime.formats import RATES, bytes_per_second, from_pcm16
+from voxstack.core.realtime.formats import bytes_per_second, from_pcm16
 from voxstack.core.realtime.items import Items, Shaped, new_id
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.errors import VoxError
@@ -249,10 +249,6 @@ class Response:
         self.status = "cancelled"
         await self.close_message("incomplete")
         await self.send({"type": "response.done", "response": self.shape({"type": "cancelled", "reason": reason})})
-
-
-def audio_seconds(data: bytes, fmt: str) -> float:
-    return len(data) / bytes_per_second(fmt) if fmt in RATES else 0.0
 
 
 async def finish(task: asyncio.Task[None]) -> None:
