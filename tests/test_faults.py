@@ -67,8 +67,9 @@ def test_a_call_sent_while_the_supervisor_restarts_a_killed_llm_waits_for_it(run
     assert reply.status_code == 200, reply.text
     assert "event: done" in reply.text, reply.text
     run.wait_for(lambda: run.serving("llm") and run.pid("llm") != killed, 60, "the llm restarted")
+    # The core's lines reach the dev output through the supervisor, a moment after they are written.
+    run.wait_for(lambda: "llm is back: sending the call again" in run.output(), 10, "the core's 'is back' line")
     assert "llm is unreachable: waiting up to" in run.output(), run.output()[-3000:]
-    assert "llm is back: sending the call again" in run.output()
 
 
 def test_an_asr_killed_mid_utterance_costs_that_utterance_and_the_conversation_goes_on(run: DevRun) -> None:
