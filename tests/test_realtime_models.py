@@ -1,9 +1,11 @@
-"""``WS /v1/realtime`` on the real models, through the official `openai` SDK: a spoken question at 24 kHz
-is heard, answered and spoken back, and the spoken reply says what its transcript says."""
+"""``WS /v1/realtime`` on the real models, through the official `openai` SDK: a spoken question, in PCM at
+24 kHz and in G.711 mu-law at 8 kHz, is heard, answered and spoken back, and the spoken reply says what its
+transcript says."""
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -25,18 +27,35 @@ def realtime(real_stack: Stack) -> Iterator[Callable[..., Session]]:
     yield from realtime_sessions(real_stack.url)
 
 
-def test_a_spoken_question_is_heard_answered_and_spoken(realtime, speech, asr: WhisperEngine) -> None:
+with warnings.catch_warnings():  # the reference G.711 codec here (CPython's until 3.13)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+
+@pytest.mark.parametrize("fmt", ["audio/pcm", "audio/pcmu"])
+def test_a_spoken_question_is_heard_answered_and_spoken(realtime, speech, asr: WhisperEngine, fmt: str) -> None:
+    rate = 24_000 if fmt == "audio/pcm" else 8_000
+    audio = {"format": {"type": fmt}}
     session = realtime()
     session.connection.session.update(
-        session={"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+        session={
+            "type": "realtime",
+            "audio": {"input": {**audio, "transcription": {"model": "whisper-1"}}, "output": audio},
+        }
     )
     session.until("session.updated")
-    session.speak(pcm16(np.concatenate([silence(0.3), speech.say(QUESTION), silence(1.5)]), VOICE_RATE, 24_000))
+    question = pcm16(np.concatenate([silence(0.3), speech.say(QUESTION), silence(1.5)]), VOICE_RATE, rate)
+    if fmt == "audio/pcmu":
+        session.speak(question, rate, lambda b: audioop.lin2ulaw(b, 2))
+    else:
+        session.speak(question, rate)
     events = session.until("response.done")
     heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
     assert sounds_like(QUESTION, heard["transcript"]), heard
     said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")["transcript"]
     assert said.strip() and events[-1]["response"]["status"] == "completed"
-    reply = np.frombuffer(audio_of(events), dtype="<i2").astype(np.float32) / 32768
-    spoken = asr.transcribe(threading.Event(), resample(reply, 24_000, 16_000), "en").text
+    received = audio_of(events)
+    pcm = audioop.ulaw2lin(received, 2) if fmt == "audio/pcmu" else received
+    reply = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    spoken = asr.transcribe(threading.Event(), resample(reply, rate, 16_000), "en").text
     assert wer(said, spoken) <= 0.35, (said, spoken)
