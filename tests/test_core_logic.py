@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conversation import send_speech, ws_collect
+from conversation import close_code, open_conversation, read_until, send_speech, ws_collect
 from stack import Stack
 from websockets.sync.client import connect
 
 from voxstack.audio import wav_bytes
+from voxstack.core.drain import RECONNECT_REASON
 from voxstack.testing.fakes import utterance
 from voxstack.testing.processes import voxstack_command
 
@@ -100,6 +101,27 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         after = kinds.index("barge_in")
         assert all(e.get("turn") != 1 for e in dicts[after:] if e["type"] in ("audio", "reply_delta", "reply_done"))
         assert dicts[-1]["turn"] >= 2 and dicts[-1]["text"] == "It is noon."  # a later turn finished; not the first
+
+
+def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:
+    """The stop comes between the end of speech and the final: the turn is answered whole before the 1012.
+    No speculative reply holds the conversation busy meanwhile: the final alone must start the turn in time."""
+    stack.script.update(
+        asr={"speculative_after": 60, "utterances": [{"text": "What is the capital of France?", "final_delay": 1.0}]},
+        llm={"replies": [{"text": "Paris is the capital.", "token_delay": 0.05}]},
+    )
+    ws = open_conversation(stack.ports["core"])
+    send_speech(ws, utterance(0.8))
+    read_until(ws, lambda e: e["type"] == "speech_ended")
+    stack.procs["core"].send_signal(signal.SIGTERM)
+    code, reason, events = close_code(ws)
+    kinds = [e["type"] for e in events]
+    assert (code, reason) == (1012, RECONNECT_REASON), events
+    assert kinds[0] == "transcript" and kinds[-1] == "reply_done", events
+    assert events[-1]["text"] == "Paris is the capital.", events
+    assert stack.procs["core"].wait(30) == 0
+    stack.start("core")
+    stack.wait("core")
 
 
 def test_a_client_that_leaves_an_openai_stream_cancels_the_generation(stack, client) -> None:

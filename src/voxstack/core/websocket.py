@@ -33,7 +33,7 @@ from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.deps import session_key
-from voxstack.core.drain import RECONNECT_REASON
+from voxstack.core.drain import RECONNECT_REASON, Quiet
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
 from voxstack.core.inputguard import InputGuard
@@ -64,7 +64,11 @@ class StreamConversation:
     ) -> None:
         self.ws = ws
         self.draining = draining or asyncio.Event()  # set when this core stops: hand over at the next pause
-        self.speaking = False  # an utterance has started and its final has not come
+        # Nobody speaks and no reply runs: a stopping core hands the conversation over then.
+        self.quiet = Quiet(lambda: not (self.speaking or self.speculation is not None or self.replying))
+        self._speaking = False
+        self._speculation: Turn | None = None
+        self._turn: asyncio.Task[None] | None = None
         self.pipeline = pipeline
         self.backends = backends
         self.core_settings = core_settings
@@ -72,9 +76,7 @@ class StreamConversation:
         self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=core_settings.ws_queue_chunks)
         self.gone = asyncio.Event()  # the client went away: drop everything, cancel everything
         self.send_lock = asyncio.Lock()
-        self.turn: asyncio.Task[None] | None = None
         self.turns = 0
-        self.speculation: Turn | None = None  # a reply started at a pause, not yet confirmed
         self.speech_end = time.perf_counter()
         self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
         self.stage_span: trace.Span | None = None
@@ -87,6 +89,42 @@ class StreamConversation:
         self.tools: tuple[llm_pb2.Tool, ...] = ()  # the config's: functions the replies may call
         self.awaiting: AwaitedCalls | None = None  # a turn whose reply called tools, waiting for their results
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
+
+    @property
+    def speaking(self) -> bool:
+        """An utterance has started and its final has not come."""
+        return self._speaking
+
+    @speaking.setter
+    def speaking(self, value: bool) -> None:
+        self._speaking = value
+        self.quiet.changed()
+
+    @property
+    def speculation(self) -> Turn | None:
+        """A reply started at a pause, not yet confirmed."""
+        return self._speculation
+
+    @speculation.setter
+    def speculation(self, value: Turn | None) -> None:
+        self._speculation = value
+        self.quiet.changed()
+
+    @property
+    def turn(self) -> asyncio.Task[None] | None:
+        """The turn being answered (its task runs until the reply is spoken or cancelled)."""
+        return self._turn
+
+    @turn.setter
+    def turn(self, task: asyncio.Task[None] | None) -> None:
+        self._turn = task
+        if task is not None:
+            task.add_done_callback(self.quiet.changed)
+        self.quiet.changed()
+
+    @property
+    def replying(self) -> bool:
+        return self._turn is not None and not self._turn.done()
 
     def told(self, exc: VoxError) -> str:
         """What the client is told of ``exc`` (no backend internals in prod)."""
@@ -196,8 +234,7 @@ class StreamConversation:
         """Once the core is stopping: at the first moment nobody speaks and no reply runs, close with
         1012 so that the client reconnects (with its session id) to the instance that took over."""
         await self.draining.wait()
-        while self.speaking or self.speculation is not None or (self.turn is not None and not self.turn.done()):
-            await asyncio.sleep(0.02)
+        await self.quiet.wait()
         logger.info("core stopping: handing the conversation over (close %d)", CloseCode.SERVICE_RESTART)
         self.gone.set()
         with contextlib.suppress(Exception):
@@ -312,34 +349,40 @@ class StreamConversation:
         elif kind == "speech_resumed":
             await self.drop_speculation("wasted")
         elif kind == "final":
-            self.speaking = False
-            self.next_stage(None)
-            text = reply.final.result.text
-            await self.send(events.Transcript(utterance=utterance, text=text))
-            speculation, self.speculation = self.speculation, None
-            asr_decode = reply.final.timings.processing_seconds
-            if not text.strip():
-                await self.cancel_speculation(speculation, "wasted")
-                return
-            await self.cancel_turn()
-            self.awaiting = None  # a new turn: calls still without results are dropped
-            self.turns += 1
-            if (
-                speculation is not None
-                and speculation.utterance == utterance
-                and same_words(speculation.text, text)
-                and speculation.task is not None
-                and not speculation.task.done()
-            ):
-                speculation.confirm(asr_decode, self.speech_end)
-                speculation.heard = self.heard()
-                logger.debug("speculative reply to %r confirmed", text)
-                self.pipeline.metrics.speculations.labels("used").inc()
-                self.turn = speculation.task
-                return
-            await self.cancel_speculation(speculation, "redone")
-            turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
-            self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
+            try:
+                await self.on_final(utterance, reply.final)
+            finally:
+                self.speaking = False  # only now: a stopping core hands over once the turn has started
+
+    async def on_final(self, utterance: int, final: asr_pb2.FinalResult) -> None:
+        """The utterance's final transcript: confirm the speculative reply to it, or answer it anew."""
+        self.next_stage(None)
+        text = final.result.text
+        await self.send(events.Transcript(utterance=utterance, text=text))
+        speculation, self.speculation = self.speculation, None
+        asr_decode = final.timings.processing_seconds
+        if not text.strip():
+            await self.cancel_speculation(speculation, "wasted")
+            return
+        await self.cancel_turn()
+        self.awaiting = None  # a new turn: calls still without results are dropped
+        self.turns += 1
+        if (
+            speculation is not None
+            and speculation.utterance == utterance
+            and same_words(speculation.text, text)
+            and speculation.task is not None
+            and not speculation.task.done()
+        ):
+            speculation.confirm(asr_decode, self.speech_end)
+            speculation.heard = self.heard()
+            logger.debug("speculative reply to %r confirmed", text)
+            self.pipeline.metrics.speculations.labels("used").inc()
+            self.turn = speculation.task
+            return
+        await self.cancel_speculation(speculation, "redone")
+        turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
+        self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
 
     async def start_history(self, key: str, turns: list[events.HistoryTurn]) -> None:
         """A new session's earlier turns, from the config (a session with a history keeps its own)."""

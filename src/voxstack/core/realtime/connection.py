@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnected
 from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
 from voxstack.core.clients import Backends, StageError
-from voxstack.core.drain import RECONNECT_REASON
+from voxstack.core.drain import RECONNECT_REASON, Quiet
 from voxstack.core.errors import caller_message
 from voxstack.core.inputguard import InputGuard
 from voxstack.core.pipeline import Pipeline
@@ -71,14 +71,37 @@ class RealtimeConnection:
         self.send_lock = asyncio.Lock()
         self.gone = asyncio.Event()
         self.buffer = bytearray()  # appended PCM16 not committed yet (turn detection off)
-        self.listener: Listener | None = None
+        # Nobody speaks and no response runs: a stopping core hands the session over then.
+        self.quiet = Quiet(lambda: not ((self.listener is not None and self.listener.speaking) or self.responding))
+        self._listener: Listener | None = None
         self.response: Response | None = None
-        self.response_task: asyncio.Task[None] | None = None
+        self._response_task: asyncio.Task[None] | None = None
         self.spoken: dict[str, Spoken] = {}  # assistant items' audio, for truncation (the last few)
         self.user_item = ""  # the item id of the utterance being heard
         self.utterance_start = self.utterance_seconds = 0.0  # its start in the asr stream, and its length
         self.speech_end = time.perf_counter()
         self.guard = InputGuard(core_settings, 2, RATES[self.settings.input_format])
+
+    @property
+    def listener(self) -> Listener | None:
+        """The asr stream of server turn detection (None: off, or not started yet)."""
+        return self._listener
+
+    @listener.setter
+    def listener(self, value: Listener | None) -> None:
+        self._listener = value
+        self.quiet.changed()
+
+    @property
+    def response_task(self) -> asyncio.Task[None] | None:
+        return self._response_task
+
+    @response_task.setter
+    def response_task(self, task: asyncio.Task[None] | None) -> None:
+        self._response_task = task
+        if task is not None:
+            task.add_done_callback(self.quiet.changed)
+        self.quiet.changed()
 
     # ---- sending -----------------------------------------------------------------------------
 
@@ -147,8 +170,7 @@ class RealtimeConnection:
         """Once the core is stopping: when nobody speaks and no response runs, close with 1012; the client
         reconnects with ``?session_id=`` and finds its conversation."""
         await self.draining.wait()
-        while (self.listener is not None and self.listener.speaking) or self.responding:
-            await asyncio.sleep(0.02)
+        await self.quiet.wait()
         self.gone.set()
         with contextlib.suppress(Exception):
             await self.ws.close(CloseCode.SERVICE_RESTART, RECONNECT_REASON)
@@ -257,7 +279,11 @@ class RealtimeConnection:
         if self.settings.turn_detection is None or self.listener is not None:
             return
         self.listener = Listener(
-            self.backends, self.settings.recognition(), self.on_asr, self.core_settings.ws_queue_chunks
+            self.backends,
+            self.settings.recognition(),
+            self.on_asr,
+            self.core_settings.ws_queue_chunks,
+            changed=self.quiet.changed,
         )
         self.listener.start()
 

@@ -23,11 +23,17 @@ OnEvent = Callable[[asr_pb2.StreamingRecognizeResponse], Awaitable[None]]
 
 class Listener:
     def __init__(
-        self, backends: Backends, config: asr_pb2.RecognitionConfig, on_event: OnEvent, queue_chunks: int
+        self,
+        backends: Backends,
+        config: asr_pb2.RecognitionConfig,
+        on_event: OnEvent,
+        queue_chunks: int,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.backends = backends
         self.config = config
         self.on_event = on_event
+        self.changed = changed  # told each time `speaking` changes
         self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=queue_chunks)
         self.speaking = False  # an utterance has started and its final has not come
         self.task: asyncio.Task[None] | None = None
@@ -50,9 +56,11 @@ class Listener:
                 kind = reply.WhichOneof("event")
                 if kind == "speech_started":
                     self.speaking = True
-                elif kind == "final":
-                    self.speaking = False
+                    self.changed()
                 await self.on_event(reply)
+                if kind == "final":  # only once the session has acted on it (started the response)
+                    self.speaking = False
+                    self.changed()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the session reports it; a new listener starts on the next append

@@ -117,9 +117,8 @@ async def admitted(ws: WebSocket, pipeline: Pipeline, settings: Settings, refuse
         return
     token = request_id_var.set(clean_request_id(ws.headers.get(REQUEST_ID_KEY)))
     pipeline.metrics.websockets.inc()
-    drain.conversations += 1
     try:
-        with pipeline.shares.conversation(owner):
+        with drain.conversation(), pipeline.shares.conversation(owner):
             yield True
     except WebSocketDisconnect:
         pass
@@ -130,7 +129,6 @@ async def admitted(ws: WebSocket, pipeline: Pipeline, settings: Settings, refuse
             await ws.send_json(events.Error(code=ErrorCode.INTERNAL, message=message).payload())
             await ws.close(CloseCode.INTERNAL_ERROR)
     finally:
-        drain.conversations -= 1
         pipeline.metrics.websockets.dec()
         request_id_var.reset(token)
 
