@@ -39,8 +39,9 @@ from voxstack.core.fairness import owner_var
 from voxstack.core.inputguard import InputGuard
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools
 from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
+from voxstack.core.speculation import SpeculativeReply
 from voxstack.core.toolturns import AwaitedCalls
-from voxstack.core.turn import Turn, same_words
+from voxstack.core.turn import Turn
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm, turn_settings
@@ -65,11 +66,11 @@ class StreamConversation:
         self.ws = ws
         self.draining = draining or asyncio.Event()  # set when this core stops: hand over at the next pause
         # Nobody speaks and no reply runs: a stopping core hands the conversation over then.
-        self.quiet = Quiet(lambda: not (self.speaking or self.speculation is not None or self.replying))
+        self.quiet = Quiet(lambda: not (self.speaking or self.speculation.pending is not None or self.replying))
         self._speaking = False
-        self._speculation: Turn | None = None
         self._turn: asyncio.Task[None] | None = None
         self.pipeline = pipeline
+        self.speculation = SpeculativeReply(pipeline.metrics.speculations, self.quiet.changed)
         self.backends = backends
         self.core_settings = core_settings
         # Bounded: when the asr falls behind, the reader stops reading the socket (backpressure).
@@ -98,16 +99,6 @@ class StreamConversation:
     @speaking.setter
     def speaking(self, value: bool) -> None:
         self._speaking = value
-        self.quiet.changed()
-
-    @property
-    def speculation(self) -> Turn | None:
-        """A reply started at a pause, not yet confirmed."""
-        return self._speculation
-
-    @speculation.setter
-    def speculation(self, value: Turn | None) -> None:
-        self._speculation = value
         self.quiet.changed()
 
     @property
@@ -223,7 +214,7 @@ class StreamConversation:
             for task in (reader, work, gone, handover):
                 task.cancel()
             await asyncio.gather(reader, work, gone, handover, return_exceptions=True)
-            await self.drop_speculation("wasted")
+            await self.speculation.drop("wasted")
             await self.cancel_turn()
             self.next_stage(None)
             if not self.gone.is_set():  # a refusal has closed the socket already
@@ -297,7 +288,7 @@ class StreamConversation:
     async def requests(self, config: asr_pb2.RecognitionConfig) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
         if self.speaking:  # a new stream in the middle of an utterance: the asr died and lost it
             self.speaking = False
-            await self.drop_speculation("wasted")
+            await self.speculation.drop("wasted")
             self.next_stage(None)
             await self.send(
                 events.Error(
@@ -330,7 +321,7 @@ class StreamConversation:
             self.next_stage("core receive audio")
             self.speaking = True
             self.utterance_span = (reply.speech_started.offset_seconds, 0.0)
-            await self.drop_speculation("wasted")
+            await self.speculation.drop("wasted")
             if self.turn is not None and not self.turn.done():
                 await self.cancel_turn()
                 self.pipeline.metrics.barge_ins.inc()
@@ -347,7 +338,7 @@ class StreamConversation:
         elif kind == "speculative":
             await self.speculate(utterance, reply.speculative.result.text)
         elif kind == "speech_resumed":
-            await self.drop_speculation("wasted")
+            await self.speculation.drop("wasted")
         elif kind == "final":
             try:
                 await self.on_final(utterance, reply.final)
@@ -359,28 +350,20 @@ class StreamConversation:
         self.next_stage(None)
         text = final.result.text
         await self.send(events.Transcript(utterance=utterance, text=text))
-        speculation, self.speculation = self.speculation, None
+        speculation = self.speculation.take()
         asr_decode = final.timings.processing_seconds
         if not text.strip():
-            await self.cancel_speculation(speculation, "wasted")
+            await self.speculation.cancel(speculation, "wasted")
             return
         await self.cancel_turn()
         self.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
-        if (
-            speculation is not None
-            and speculation.utterance == utterance
-            and same_words(speculation.text, text)
-            and speculation.task is not None
-            and not speculation.task.done()
-        ):
-            speculation.confirm(asr_decode, self.speech_end)
+        if self.speculation.confirm(speculation, utterance, text, asr_decode, self.speech_end):
+            assert speculation is not None
             speculation.heard = self.heard()
-            logger.debug("speculative reply to %r confirmed", text)
-            self.pipeline.metrics.speculations.labels("used").inc()
             self.turn = speculation.task
             return
-        await self.cancel_speculation(speculation, "redone")
+        await self.speculation.cancel(speculation, "redone")
         turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
         self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
 
@@ -401,29 +384,14 @@ class StreamConversation:
 
     async def speculate(self, utterance: int, text: str) -> None:
         """Start the reply to what was said before this pause; nothing of it is sent until it is confirmed."""
-        await self.drop_speculation("wasted")
         if not text.strip():
+            await self.speculation.drop("wasted")
             return
-        logger.debug("utterance %d paused: replying to %r before it is confirmed", utterance, text)
         turn = Turn(
             self.turns + 1, text, started=time.perf_counter(), utterance=utterance, confirmation=asyncio.Event()
         )
-        turn.task = asyncio.create_task(self.speak_turn(turn, self.trace))
-        self.speculation = turn
-
-    async def drop_speculation(self, outcome: str) -> None:
-        speculation, self.speculation = self.speculation, None
-        await self.cancel_speculation(speculation, outcome)
-
-    async def cancel_speculation(self, speculation: Turn | None, outcome: str) -> None:
-        if speculation is None:
-            return
-        logger.debug("speculative reply to %r %s", speculation.text, outcome)
-        self.pipeline.metrics.speculations.labels(outcome).inc()
-        if speculation.task is not None:
-            speculation.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await speculation.task
+        trace_context = self.trace
+        await self.speculation.start(turn, lambda t: self.speak_turn(t, trace_context))
 
     def next_stage(self, name: str | None) -> None:
         """End the utterance's current stage span; start the next one (if named) in the same trace."""
@@ -582,7 +550,7 @@ class StreamConversation:
             message, seconds = refused
             await self.send(events.Error(code=ErrorCode.TEXT_TURNS_LIMITED, message=message, retry_after=seconds))
             return
-        await self.drop_speculation("wasted")
+        await self.speculation.drop("wasted")
         if self.turn is not None and not self.turn.done():
             await self.cancel_turn()
             await self.send(events.BargeIn(turn=self.turns))

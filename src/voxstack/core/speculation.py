@@ -1,0 +1,80 @@
+"""The speculative reply: started at the asr's pause on what was said so far, held until the utterance's final
+confirms it, redone when the final says other words, dropped when speech goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from prometheus_client import Counter
+
+from voxstack.core.turn import Turn, same_words
+
+logger = logging.getLogger(__name__)
+
+#: What became of a speculative reply (the ``outcome`` label of ``speculations``).
+Outcome = Literal["used", "redone", "wasted"]
+
+
+class SpeculativeReply:
+    """At most one reply running ahead of its utterance's final. Its task runs from ``start``; what it would
+    send waits on the turn's confirmation, which ``confirm`` gives and ``cancel`` never does."""
+
+    def __init__(self, outcomes: Counter, changed: Callable[..., None]) -> None:
+        self._outcomes = outcomes
+        self._changed = changed  # told each time one starts or is taken away
+        self._turn: Turn | None = None
+
+    @property
+    def pending(self) -> Turn | None:
+        return self._turn
+
+    async def start(self, turn: Turn, speak: Callable[[Turn], Coroutine[Any, Any, None]]) -> None:
+        """Reply to ``turn`` (a speculative one, with its confirmation event) ahead of the final; one running
+        already is wasted."""
+        assert turn.confirmation is not None, "a speculative reply waits for its confirmation"
+        await self.drop("wasted")
+        logger.debug("utterance %d paused: replying to %r before it is confirmed", turn.utterance, turn.text)
+        turn.task = asyncio.create_task(speak(turn))
+        self._turn = turn
+        self._changed()
+
+    async def drop(self, outcome: Outcome) -> None:
+        """Cancel the one pending, if any."""
+        await self.cancel(self.take(), outcome)
+
+    def take(self) -> Turn | None:
+        """The pending one, no longer pending: the caller confirms or cancels it."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            self._changed()
+        return turn
+
+    def confirm(self, turn: Turn | None, utterance: int, text: str, asr_decode: float, speech_end: float) -> bool:
+        """Release ``turn`` (taken) when it answers ``utterance``'s final ``text`` and still runs."""
+        if (
+            turn is None
+            or turn.utterance != utterance
+            or not same_words(turn.text, text)
+            or turn.task is None
+            or turn.task.done()
+        ):
+            return False
+        turn.confirm(asr_decode, speech_end)
+        logger.debug("speculative reply to %r confirmed", text)
+        self._outcomes.labels("used").inc()
+        return True
+
+    async def cancel(self, turn: Turn | None, outcome: Outcome) -> None:
+        """Cancel ``turn`` (taken) and wait for its task: nothing of it was heard."""
+        if turn is None:
+            return
+        logger.debug("speculative reply to %r %s", turn.text, outcome)
+        self._outcomes.labels(outcome).inc()
+        if turn.task is not None:
+            turn.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await turn.task
