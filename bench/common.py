@@ -42,8 +42,11 @@ class Inputs:
 def speech16k(voice: Any, text: str, *, trim: bool = True) -> np.ndarray:
     """``text`` said by the piper ``voice`` at 16 kHz; trimmed to the speech unless told not to."""
     audio = resample(np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), 22050, 16000)
-    if not trim:
-        return audio
+    return trimmed(audio) if trim else audio
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """``audio`` from its first audible sample to its last."""
     voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
     return audio[voiced[0] : voiced[-1] + 1]
 
@@ -84,6 +87,14 @@ def whole_stack(exits: ExitStack, models_dir: Path, env: dict[str, str] | None =
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def p90(values: list[float]) -> float:
+    """The value nine in ten of ``values`` do not exceed (nan for none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
 
 class Report:

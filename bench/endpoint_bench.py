@@ -56,7 +56,7 @@ RATE = 16_000
 TAIL = 1.5  # seconds of silence after the last word
 
 
-class _Paced:
+class Paced:
     """The piper voice at another speaking rate, without random variation (what speech16k asks of a voice)."""
 
     def __init__(self, voice, scale: float) -> None:  # type: ignore[no-untyped-def]
@@ -78,24 +78,33 @@ class Clip:
     probabilities: np.ndarray  # VAD, per window
 
 
+def hesitation(engine: WhisperEngine, whole: np.ndarray, first: str, pause: float) -> tuple[np.ndarray, int] | None:
+    """``whole`` with ``pause`` seconds of silence put after its ``first`` words (Whisper's word timings say
+    where), and the sample where speech resumes; None when Whisper did not hear a word boundary there."""
+    words = engine.transcribe(threading.Event(), whole, "en", word_timings=True).words
+    k = len(first.split())
+    if len(words) <= k:
+        return None
+    cut = int((words[k - 1].end + words[k].start) / 2 * RATE)
+    gap = np.zeros(int(pause * RATE), np.float32)
+    return np.concatenate([whole[:cut], gap, whole[cut:]]), cut + gap.size
+
+
 def _clips(voice, engine: WhisperEngine, session) -> list[Clip]:  # type: ignore[no-untyped-def]
     out = []
     for scale in RATES:
-        paced = _Paced(voice, scale)
+        paced = Paced(voice, scale)
         for first, second in SENTENCES:
             whole = speech16k(paced, f"{first} {second}")
-            words = engine.transcribe(threading.Event(), whole, "en", word_timings=True).words
-            k = len(first.split())
-            if len(words) <= k:
-                continue  # misheard: no word boundary to cut at
-            cut = int((words[k - 1].end + words[k].start) / 2 * RATE)
             lead, tail = np.zeros(8000, np.float32), np.zeros(int(TAIL * RATE), np.float32)
             finished = np.concatenate([lead, whole, tail])
             out.append(Clip(finished, 0, lead.size + whole.size, 0.0, SileroStream(session)(finished)))
             for pause in PAUSES:
-                gap = np.zeros(int(pause * RATE), np.float32)
-                audio = np.concatenate([lead, whole[:cut], gap, whole[cut:], tail])
-                resumes = lead.size + cut + gap.size
+                paused = hesitation(engine, whole, first, pause)
+                if paused is None:
+                    continue  # misheard: no word boundary to cut at
+                audio = np.concatenate([lead, paused[0], tail])
+                resumes = lead.size + paused[1]
                 out.append(Clip(audio, resumes, audio.size - tail.size, pause, SileroStream(session)(audio)))
     return out
 

@@ -43,7 +43,7 @@ COUNT = 20  # questions per voice
 ESPEAK_VOICES = (("en-us", 175), ("en-gb", 160), ("en-us+f3", 150))  # voice, words per minute
 
 
-def _espeak(text: str, voice: str, rate: int) -> np.ndarray:
+def espeak(text: str, voice: str, rate: int) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", f.name, text], check=True)
         with wave.open(f.name) as w:
@@ -100,9 +100,9 @@ def run(report: Report, inputs: Inputs) -> None:
         voices += [(f"espeak-ng {voice}", (voice, rate)) for voice, rate in ESPEAK_VOICES]
     scores: dict[str, list[float]] = {"plain": [], "engine": [], "conversation": []}
     worse: list[str] = []
-    for name, espeak in voices:
+    for name, espeak_voice in voices:
         for question in questions:
-            audio = speech16k(inputs.voice, question) if espeak is None else _espeak(question, *espeak)
+            audio = speech16k(inputs.voice, question) if espeak_voice is None else espeak(question, *espeak_voice)
             segments, _ = model.transcribe(audio, language="en", beam_size=1)
             plain = " ".join(s.text.strip() for s in segments)
             whole = engine.transcribe(threading.Event(), audio, "en", vad_filter=False, word_timings=False).text

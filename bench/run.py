@@ -33,6 +33,7 @@ BENCHES = MappingProxyType(
             "replicas",
             "openai",
             "realtime",
+            "peers",
             "telemetry",
             "reload",
             "replay",
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bench").setLevel(logging.INFO)  # what each bench says of its progress
     models_dir = load_settings().models_dir
     for service in MODEL_SERVICES:
         for spec in service_models(service):

@@ -14,7 +14,7 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import Inputs, Report, median, speech16k, whole_stack
+from bench.common import Inputs, Report, median, p90, speech16k, whole_stack
 from bench.core_bench import ws_turn
 from voxstack.models import LLM_PRESETS, pull
 
@@ -35,11 +35,6 @@ CONFIGS: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-
-
 def run(report: Report, inputs: Inputs) -> None:
     for preset in LLM_PRESETS.values():
         pull(preset.model, inputs.models_dir)
@@ -52,4 +47,4 @@ def run(report: Report, inputs: Inputs) -> None:
             ws_turn(port, questions[0], tail=2.0)  # warm-up
             firsts = [ws_turn(port, q, tail=2.0)["first_audio"] for q in questions]
         report.add("turn", f"{name}: end of speech -> first audio byte", median(firsts), "s", "<= 0.6", note)
-        report.add("turn", f"{name}: end of speech -> first audio byte, p90", _p90(firsts), "s", "<= 0.9", "")
+        report.add("turn", f"{name}: end of speech -> first audio byte, p90", p90(firsts), "s", "<= 0.9", "")
