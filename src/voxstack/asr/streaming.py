@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,37 @@ Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
 # a 5.5 s utterance with a 2 s fit margin: end of speech to final 0.35 s after
 # 1 window, 0.38 after 2, 0.41 after 3; a wasted pause decode costs CPU, not text.
 PAUSE_DECODE_AFTER_WINDOWS = 1
+#: A decode's transcript, and its seconds queued and decoding.
+Decoded = tuple[Transcript, float, float]
+
+
+@dataclass
+class PauseDecode:
+    """A decode started when speech paused, keyed by where the speech ended: if the pause becomes the
+    utterance's end, it is the final (saving the wait for the rest of the silence); if speech resumes, it is
+    dropped."""
+
+    speech_end: int
+    task: asyncio.Task[Decoded]
+    speculated: bool = False  # sent as a speculative result
+
+
+@dataclass
+class Utterance:
+    """What the stream keeps of the utterance being heard, from its speech start to its end."""
+
+    index: int
+    start: int  # where it starts in the stream, its padding included
+    span: trace.Span  # its trace, from speech start to final
+    partial_at: int  # stream position of the last partial decode
+    partial_wall: float  # and when it started
+    last_partial: str = ""
+    pause_decode: PauseDecode | None = None
+    # The turn model is asked once per pause, keyed by where the speech ended; its last answer.
+    turn_asked: int = -1
+    turn_probability: float | None = None
+
+
 END_RULES = {
     "turn_model": asr_pb2.END_RULE_TURN_MODEL,
     "silence": asr_pb2.END_RULE_SILENCE,
@@ -191,24 +223,12 @@ class RecognitionStream:
         self._rest = b""  # bytes of an incomplete frame
         # The current utterance plus the padding before it.
         self._window = AudioWindow()
-        self._utterance = 0
-        self._utterance_start: int | None = None
+        self._utterances = 0  # ended so far: the index of the next
+        self._current: Utterance | None = None  # the one being heard
         self._partial_task: asyncio.Task[None] | None = None
         self._dropped: set[asyncio.Task[Any]] = set()  # cancelled decodes whose threads still run
-        # A decode started when speech paused, keyed by where the speech ended: if
-        # the pause becomes the utterance's end, it is the final (saves the
-        # min-silence wait); if speech resumes, it is dropped.
-        self._pause_decode: tuple[int, asyncio.Task[tuple[Transcript, float, float]]] | None = None
-        self._speculated = False  # the current pause decode was sent as a speculative result
-        self._partial_at = 0  # stream position of the last partial decode
-        self._partial_wall = 0.0  # and when it started
-        self._last_partial = ""
         self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
         self._ending = False  # an utterance has ended and its final is not sent yet
-        self._span: trace.Span | None = None  # the current utterance's trace, from speech start to final
-        # The turn model is asked once per pause, keyed by where the speech ended; its last answer.
-        self._turn_asked = -1
-        self._turn_probability: float | None = None
         self._turn_windows = math.ceil(settings.turn_silence_ms * SAMPLE_RATE / 1000 / WINDOW)
 
     @property
@@ -233,20 +253,17 @@ class RecognitionStream:
 
     async def close(self) -> None:
         self._cancel_partial()
-        self._cancel_pause_decode()
+        current, self._current = self._current, None
+        if current is not None:
+            self._cancel_pause_decode(current)
+            current.span.end()
         dropped = list(self._dropped)
         await asyncio.gather(*dropped, return_exceptions=True)
-        self._end_span()
 
-    def _end_span(self) -> None:
-        if self._span is not None:
-            self._span.end()
-            self._span = None
-
-    def _cancel_pause_decode(self) -> None:
-        if self._pause_decode is not None:
-            task = self._pause_decode[1]
-            self._pause_decode = None
+    def _cancel_pause_decode(self, u: Utterance) -> None:
+        if u.pause_decode is not None:
+            task = u.pause_decode.task
+            u.pause_decode = None
             self._drop(task)
 
     def _drop(self, task: asyncio.Task[Any]) -> None:
@@ -281,115 +298,108 @@ class RecognitionStream:
                 self._on_start(event)
             else:
                 await self._on_end(event)
-        if self._utterance_start is None:
+        u = self._current
+        if u is None:
             # Keep only what a future start's padding can reach back to.
             keep = self.segmenter.pad + 2 * 512
             self._window.trim(self.segmenter.position - keep)
             return
-        if self.segmenter.position - self._utterance_start >= self._max_samples:
+        if self.segmenter.position - u.start >= self._max_samples:
             forced = self.segmenter.force_end("max_length")
             if forced is not None:
                 await self._on_end(forced)
             return
-        if await self._turn_finished():
+        if await self._turn_finished(u):
             ended = self.segmenter.end_pause()
             if ended is not None:
                 await self._on_end(ended)
             return
         if self.segmenter.pause_windows >= PAUSE_DECODE_AFTER_WINDOWS:
             speech_end = self.segmenter.speech_end
-            if self._pause_decode is None or self._pause_decode[0] != speech_end:
-                self._speech_resumed()  # there was speech since the last pause decode
-                self._cancel_pause_decode()
+            if u.pause_decode is None or u.pause_decode.speech_end != speech_end:
+                self._speech_resumed(u)  # there was speech since the last pause decode
+                self._cancel_pause_decode(u)
                 self._cancel_partial()
-                audio = self._window.slice(self._utterance_start, self.segmenter.position)
-                task = asyncio.create_task(self._decode_utterance(audio, self._utterance_start))
-                self._pause_decode = (speech_end, task)
+                audio = self._window.slice(u.start, self.segmenter.position)
+                task = asyncio.create_task(self._decode_utterance(u, audio))
+                u.pause_decode = PauseDecode(speech_end, task)
                 if self.speculative:
-                    task.add_done_callback(self._speculate)
+                    task.add_done_callback(lambda done: self._speculate(u, done))
             return
-        self._speech_resumed()
-        self._cancel_pause_decode()  # speech went on
+        self._speech_resumed(u)
+        self._cancel_pause_decode(u)  # speech went on
         if self.interim and self._partial_task is None:
             # Bounded in audio time and in wall time: a client sending faster than
             # real time gets its finals sooner instead of partials it would not see.
             interval = self.settings.partial_interval
-            audio_due = self.segmenter.position - self._partial_at >= interval * SAMPLE_RATE
-            if audio_due and time.perf_counter() - self._partial_wall >= interval:
-                self._partial_at = self.segmenter.position
-                self._partial_wall = time.perf_counter()
-                self._partial_task = asyncio.create_task(self._partial(self._utterance))
+            audio_due = self.segmenter.position - u.partial_at >= interval * SAMPLE_RATE
+            if audio_due and time.perf_counter() - u.partial_wall >= interval:
+                u.partial_at = self.segmenter.position
+                u.partial_wall = time.perf_counter()
+                self._partial_task = asyncio.create_task(self._partial(u))
 
-    async def _turn_finished(self) -> bool:
+    async def _turn_finished(self, u: Utterance) -> bool:
         """Whether the turn model, asked once the pause is turn_silence_ms long, says the speaker finished."""
-        if self.turn is None or self._utterance_start is None or self.segmenter.pause_windows < self._turn_windows:
+        if self.turn is None or self.segmenter.pause_windows < self._turn_windows:
             return False
         speech_end = self.segmenter.speech_end
-        if self._turn_asked == speech_end:
+        if u.turn_asked == speech_end:
             return False
-        self._turn_asked = speech_end
-        audio = self._window.slice(self._utterance_start, self.segmenter.position)
+        u.turn_asked = speech_end
+        audio = self._window.slice(u.start, self.segmenter.position)
         try:
-            self._turn_probability = await asyncio.to_thread(self.turn.probability, audio)
+            u.turn_probability = await asyncio.to_thread(self.turn.probability, audio)
         except Exception:  # onnxruntime's own error types: the silence rule still ends the turn
             logger.exception("turn model failed: this pause waits for vad_min_silence_ms")
             return False
-        self.metrics.turn_probability.observe(self._turn_probability)
-        return self._turn_probability >= self.settings.turn_threshold
+        self.metrics.turn_probability.observe(u.turn_probability)
+        return u.turn_probability >= self.settings.turn_threshold
 
-    def _speculate(self, task: asyncio.Task[tuple[Transcript, float, float]]) -> None:
+    def _speculate(self, u: Utterance, task: asyncio.Task[Decoded]) -> None:
         """The pause's decode is done and the pause still goes on: send it as a speculative result."""
-        if (
-            task.cancelled()
-            or task.exception() is not None
-            or self._pause_decode is None
-            or self._pause_decode[1] is not task
-        ):
+        pause = u.pause_decode
+        if task.cancelled() or task.exception() is not None or pause is None or pause.task is not task:
             return  # dropped, failed (the final reports it), or already the final
         transcript = task.result()[0]
         if not transcript.text.strip():
             return
-        self._speculated = True
+        pause.speculated = True
         self.metrics.speculative.inc()
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=self._utterance,
+                utterance_index=u.index,
                 speculative=asr_pb2.SpeculativeResult(result=result_message(transcript)),
             )
         )
 
-    def _speech_resumed(self) -> None:
+    def _speech_resumed(self, u: Utterance) -> None:
         """Speech went on after a speculative result: tell the caller it is void."""
-        if not self._speculated:
+        if u.pause_decode is None or not u.pause_decode.speculated:
             return
-        self._speculated = False
+        u.pause_decode.speculated = False
         self.metrics.speech_resumed.inc()
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=self._utterance,
+                utterance_index=u.index,
                 speech_resumed=asr_pb2.SpeechResumed(offset_seconds=self.segmenter.position / SAMPLE_RATE),
             )
         )
 
     def _on_start(self, event: VadEvent) -> None:
-        self._utterance_start = event.sample
-        self._partial_at = event.sample
-        self._partial_wall = time.perf_counter()
-        self._last_partial = ""
-        self._end_span()
         # Each utterance is a trace of its own (the turn that answers it continues it), linked to the stream's.
         stream = trace.get_current_span().get_span_context()
-        self._span = tracer().start_span(
+        span = tracer().start_span(
             "asr utterance",
             context=Context(),
             links=[trace.Link(stream)] if stream.is_valid else None,
-            attributes={"voxstack.utterance": self._utterance},
+            attributes={"voxstack.utterance": self._utterances},
         )
+        self._current = Utterance(self._utterances, event.sample, span, event.sample, time.perf_counter())
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=self._utterance,
+                utterance_index=self._utterances,
                 speech_started=asr_pb2.SpeechStarted(offset_seconds=event.sample / SAMPLE_RATE),
-                trace_parent=trace_parent(self._span),
+                trace_parent=trace_parent(span),
             )
         )
 
@@ -402,69 +412,59 @@ class RecognitionStream:
 
     async def _finish_utterance(self, event: VadEvent) -> None:
         detected = time.perf_counter()
-        self._speculated = False  # the final supersedes it
-        start = self._utterance_start if self._utterance_start is not None else event.sample
+        u, self._current = self._current, None
+        if u is None:  # the segmenter ends only what it started: nothing to finish
+            return
         self._cancel_partial()
-        index = self._utterance
-        probability, self._turn_probability = self._turn_probability, None
         self.metrics.utterance_ends.labels(event.rule).inc()
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=index,
+                utterance_index=u.index,
                 speech_ended=asr_pb2.SpeechEnded(
                     offset_seconds=event.sample / SAMPLE_RATE,
                     rule=END_RULES[event.rule],
-                    end_of_turn_probability=probability,
+                    end_of_turn_probability=u.turn_probability,
                 ),
             )
         )
-        audio = self._window.slice(start, event.sample)
-        self._utterance += 1
-        self._utterance_start = None
+        audio = self._window.slice(u.start, event.sample)
+        self._utterances += 1
         self._window.trim(event.sample)
-        pause_decode, self._pause_decode = self._pause_decode, None
-        if pause_decode is not None and pause_decode[0] == event.speech_end:
-            transcript, queued, processing = await pause_decode[1]
+        pause = u.pause_decode
+        if pause is not None and pause.speech_end == event.speech_end:
+            u.pause_decode = None  # the final now: not dropped
+            transcript, queued, processing = await pause.task
             transcript.end = event.sample / SAMPLE_RATE
         else:
-            if pause_decode is not None:
-                self._pause_decode = pause_decode
-                self._cancel_pause_decode()
-            transcript, queued, processing = await self._decode_utterance(audio, start)
+            self._cancel_pause_decode(u)
+            transcript, queued, processing = await self._decode_utterance(u, audio)
         seconds = audio.size / SAMPLE_RATE
         self.metrics.utterances.inc()
         self.metrics.final_seconds.observe(time.perf_counter() - detected)
         self.metrics.decode_seconds.labels("final").observe(processing)
         if seconds > 0:
             self.metrics.real_time_factor.labels("final").observe(processing / seconds)
-        logger.debug(
-            "utterance %d: %r (%.2f s audio, %.3f s decode)",
-            index,
-            transcript.text,
-            audio.size / SAMPLE_RATE,
-            processing,
-        )
+        logger.debug("utterance %d: %r (%.2f s audio, %.3f s decode)", u.index, transcript.text, seconds, processing)
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=index,
+                utterance_index=u.index,
                 final=asr_pb2.FinalResult(
                     result=result_message(transcript),
                     timings=common_pb2.Timings(
                         queue_seconds=queued,
                         processing_seconds=processing,
                         total_seconds=time.perf_counter() - detected,
-                        audio_seconds=audio.size / SAMPLE_RATE,
+                        audio_seconds=seconds,
                     ),
                 ),
-                trace_parent=trace_parent(self._span) if self._span is not None else "",
+                trace_parent=trace_parent(u.span),
             )
         )
-        self._end_span()
+        u.span.end()
 
-    async def _decode_utterance(self, audio: np.ndarray, start: int) -> tuple[Transcript, float, float]:
-        span = self._span or trace.INVALID_SPAN
-        with trace.use_span(span, end_on_exit=False):  # the decode's spans belong to the utterance's trace
-            done = await self.worker.run(self._transcribe, audio, start / SAMPLE_RATE)
+    async def _decode_utterance(self, u: Utterance, audio: np.ndarray) -> Decoded:
+        with trace.use_span(u.span, end_on_exit=False):  # the decode's spans belong to the utterance's trace
+            done = await self.worker.run(self._transcribe, audio, u.start / SAMPLE_RATE)
         return done.value, done.queue_seconds, done.processing_seconds
 
     def _transcribe(self, cancel: threading.Event, audio: np.ndarray, offset: float) -> Transcript:
@@ -473,13 +473,10 @@ class RecognitionStream:
             cancel, audio, self.language, offset=offset, vad_filter=False, word_timings=self.word_timings
         )
 
-    async def _partial(self, index: int) -> None:
-        start = self._utterance_start
-        if start is None:
-            return
-        audio = self._window.slice(start, self.segmenter.position)
+    async def _partial(self, u: Utterance) -> None:
+        audio = self._window.slice(u.start, self.segmenter.position)
         try:
-            transcript, _, processing = await self._decode_utterance(audio, start)
+            transcript, _, processing = await self._decode_utterance(u, audio)
             self.metrics.decode_seconds.labels("partial").observe(processing)
         except VoxError as exc:  # e.g. the queue is full: skip this partial, the final still comes
             logger.debug("partial skipped: %s", exc)
@@ -487,17 +484,17 @@ class RecognitionStream:
         finally:
             if self._partial_task is asyncio.current_task():
                 self._partial_task = None
-        if index != self._utterance or not transcript.text:
+        if u is not self._current or not transcript.text:
             return
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
-                utterance_index=index,
+                utterance_index=u.index,
                 partial=asr_pb2.PartialResult(
-                    text=transcript.text, stability=stability(self._last_partial, transcript.text)
+                    text=transcript.text, stability=stability(u.last_partial, transcript.text)
                 ),
             )
         )
-        self._last_partial = transcript.text
+        u.last_partial = transcript.text
         self.metrics.partials.inc()
 
     def _cancel_partial(self) -> None:
