@@ -12,22 +12,20 @@ from pathlib import Path
 
 from voxstack import protogen
 from voxstack.supervisor.process import spare_argv
-from voxstack.supervisor.spare import preload
+from voxstack.supervisor.spare import MESSAGES_FD_ENV, preload
 from voxstack.testing.edits import set_tail
 
 REPO_PACKAGE = protogen.PROJECT_ROOT / "src" / "voxstack"
 
 PROBE = (
-    "import sys, json; from voxstack.supervisor.spare import preload; n = preload(sys.argv[1]); "
+    "import sys, json; from voxstack.supervisor.spare import preload; n = preload(json.loads(sys.argv[1])); "
     "print(json.dumps([n, sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'voxstack', 'rich'))]))"
 )
 
 
-def test_preload_imports_third_party_packages_only(tmp_path: Path) -> None:
-    names = tmp_path / "imports"
+def test_preload_imports_third_party_packages_only() -> None:
     listed = ["_asyncio", "json", "nonexistent_pkg.sub", "rich", "rich.console", "voxstack.config"]
-    names.write_text(json.dumps(listed))
-    out = subprocess.run([sys.executable, "-c", PROBE, str(names)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(listed)], capture_output=True, text=True, check=True)
     imported, modules = json.loads(out.stdout)
     # rich and rich.console: json is stdlib, _asyncio private, voxstack ours, the missing package skipped
     assert imported == 2
@@ -40,21 +38,40 @@ def test_preload_imports_third_party_packages_only(tmp_path: Path) -> None:
     ]
 
 
-def test_preload_of_a_missing_list_does_nothing(tmp_path: Path) -> None:
-    assert preload(str(tmp_path / "missing")) == 0
+def test_preload_of_nothing_does_nothing() -> None:
+    assert preload([]) == 0
 
 
-def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded(tmp_path: Path) -> None:
-    names = tmp_path / "imports"
-    names.write_text(json.dumps(["rich"]))
-    argv = spare_argv("tts", names)  # no engine: nothing of voxstack before "start"
-    assert argv[1].endswith("supervisor/spare.py") and argv[-1] == "tts" and argv[3] == ""
-    base = argv[:4]
-    started = subprocess.run([*base, "--help"], input="start\n", capture_output=True, text=True, timeout=60)
+def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded() -> None:
+    argv = spare_argv("tts")  # no engine: nothing of voxstack before "start"
+    assert argv[1].endswith("supervisor/spare.py") and argv[-1] == "tts" and argv[2] == ""
+    base = argv[:3]
+    lists = json.dumps({"imports": ["rich"], "modules": ["voxstack.text"]})
+    started = subprocess.run([*base, "--help"], input=f"{lists}\nstart\n", capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     assert "python -m voxstack.server" in started.stdout and "SERVICE" in started.stdout.upper()
-    discarded = subprocess.run([*base, "--help"], input="", capture_output=True, text=True, timeout=60)
+    discarded = subprocess.run([*base, "--help"], input=f"{lists}\n", capture_output=True, text=True, timeout=60)
     assert discarded.returncode == 0 and discarded.stdout == ""
+
+
+def test_a_spare_says_what_code_it_imported_on_its_channel_and_then_closes_it() -> None:
+    ours, theirs = os.pipe()
+    env = {**os.environ, MESSAGES_FD_ENV: str(theirs)}
+    lists = json.dumps({"imports": ["rich"], "modules": ["voxstack.text", "voxstack.nonexistent"]})
+    with subprocess.Popen(
+        spare_argv("tts"), stdin=subprocess.PIPE, env=env, pass_fds=(theirs,), text=True, stdout=subprocess.DEVNULL
+    ) as proc:
+        os.close(theirs)
+        assert proc.stdin is not None
+        proc.stdin.write(lists + "\n")
+        proc.stdin.flush()
+        with os.fdopen(ours) as channel:
+            said = [json.loads(line) for line in channel]  # until the spare closes its end, still waiting
+        proc.stdin.close()  # discarded
+        assert proc.wait(30) == 0
+    assert [m["event"] for m in said] == ["code"], said
+    files = said[0]["files"]
+    assert any(f.endswith("voxstack/text.py") for f in files) and all(len(sha) == 64 for sha in files.values())
 
 
 REFRESH_PROBE = r"""
@@ -63,7 +80,7 @@ spec = importlib.util.spec_from_file_location("spare", sys.argv[1])
 spare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(spare)
 on_disk = spare.snapshot()
-spare.preimport(sys.argv[2])
+spare.preimport(json.loads(sys.argv[2]))
 graph = spare.import_graph()
 recorded = spare.loaded_files(on_disk)
 import voxstack.audio as audio, voxstack.core.pipeline as pipeline
@@ -88,11 +105,10 @@ def refreshed(tmp_path: Path, edit, engine: tuple[str, ...] = ()) -> dict:  # ty
     refresh, import again; what it did and which module objects it kept."""
     src = tmp_path / "src"
     shutil.copytree(REPO_PACKAGE, src / "voxstack", ignore=shutil.ignore_patterns("__pycache__"))
-    names = tmp_path / "preimport"
-    names.write_text(json.dumps(["voxstack.audio", "voxstack.core.pipeline", "voxstack.text"]))
-    spare = Path(spare_argv("tts", names)[1])
+    names = json.dumps(["voxstack.audio", "voxstack.core.pipeline", "voxstack.text"])
+    spare = Path(spare_argv("tts")[1])
     env = {**os.environ, "PYTHONPATH": str(src)}
-    argv = [sys.executable, "-c", REFRESH_PROBE, str(spare), str(names), json.dumps(list(engine))]
+    argv = [sys.executable, "-c", REFRESH_PROBE, str(spare), names, json.dumps(list(engine))]
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -130,10 +146,9 @@ def test_stub_changes_name_the_changed_generated_stubs_only(tmp_path: Path) -> N
     stub, code = tmp_path / "asr_pb2.py", tmp_path / "text.py"
     for f in (stub, code):
         f.write_text("# before\n")
-    manifest = tmp_path / "core.code"
-    manifest.write_text(json.dumps({str(f): digest(str(f)) for f in (stub, code)}))
+    manifest = {str(f): digest(str(f)) for f in (stub, code)}  # what the spare said it imported
     code.write_text("# after\n")
     assert stub_changes(manifest, tmp_path) == ""  # other code the spare imports again itself
     stub.write_text("# after\n")
     assert stub_changes(manifest, tmp_path) == "generated stubs changed (asr_pb2.py)"
-    assert stub_changes(tmp_path / "missing") == ""
+    assert stub_changes(None) == ""  # not said yet

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,9 +25,39 @@ def default_state_dir() -> Path:
     return Path(base) / "voxstack"
 
 
+class ServiceStatus(str, Enum):
+    """Where a service is (its record's ``state``)."""
+
+    STARTING = "starting"
+    SERVING = "serving"
+    UNHEALTHY = "unhealthy"  # running, but its health check does not answer
+    RELOADING = "reloading"
+    FAILED = "failed"
+    BACKOFF = "backoff"  # waiting to restart after a crash
+    STOPPED = "stopped"
+
+
+class SpareState(str, Enum):
+    """How far a service's warm spare is (its record's ``spare``)."""
+
+    NONE = ""
+    IMPORTING = "importing code"
+    CODE_READY = "code ready"
+    LOADING_ENGINE = "loading engine"
+    ENGINE_READY = "engine ready"
+
+
+class ReloadPath(str, Enum):
+    """How a service's last start went (its record's ``reload_path``)."""
+
+    COLD = "cold start"
+    WARM = "warm spare"  # a spare with no engine of its own to keep
+    ENGINE_KEPT = "engine kept"  # a spare's loaded engine serves
+
+
 @dataclass
 class ServiceState:
-    state: str = "starting"  # starting, serving, unhealthy, reloading, failed, backoff, stopped
+    state: str = ServiceStatus.STARTING
     pid: int = 0
     port: int = 0
     generation: int = 0
@@ -39,10 +70,10 @@ class ServiceState:
     backoff_seconds: float = 0.0  # the wait before the next restart, while in backoff
     debug_port: int = 0  # debugpy's port, when this service runs under the debugger
     error_trace: str = ""  # the traceback (or last output) behind last_error
-    reload_path: str = ""  # how the last start went: "engine kept", "cold start: ...", "warm spare"
+    reload_path: str = ""  # how the last start went: a ReloadPath, and why a spare could not serve
     rss_bytes: int = 0  # resident memory of the serving instance
     spare_rss_bytes: int = 0  # and of its warm spare (with an engine: a second copy of the model)
-    spare: str = ""  # the warm spare: "" (none), "importing code", "code ready", "loading engine", "engine ready"
+    spare: str = SpareState.NONE  # how far the warm spare is
 
 
 @dataclass

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 
 from voxstack.health import check_channel, http_alive
 from voxstack.registry import SERVER_ENTRY
+from voxstack.runstate import SpareState
+from voxstack.supervisor.spare import MESSAGES_FD_ENV, START
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Instance:
         echo: Callable[[str], None] | None = None,
         spare: bool = False,
         engine: str = "",
+        preload: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.service = service
         self.generation = generation
@@ -64,9 +68,17 @@ class Instance:
         self.spare = spare
         #: The engine a spare prepares ("module:prepare"), or "".
         self.engine = engine
+        #: What a spare imports ahead: {"imports": third-party modules, "modules": voxstack modules}.
+        self.preload = dict(preload or {})
+        #: What a spare said: its engine's files ({file: sha256}), whether it loaded the engine, its code's files.
+        self.engine_files: dict[str, str] | None = None
+        self.engine_loaded: bool | None = None
+        self.code_files: dict[str, str] | None = None
+        self.said = asyncio.Event()  # set at each message (and when the spare's channel closes)
         self.proc: asyncio.subprocess.Process | None = None
         self.tail: deque[str] = deque(maxlen=200)
         self._pump: asyncio.Task[None] | None = None
+        self._listen: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -79,24 +91,72 @@ class Instance:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.control_socket.unlink()
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            env=self.env,
-            stdin=asyncio.subprocess.PIPE if self.spare else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole
-            pass_fds=self.pass_fds,
-        )
+        env, pass_fds, theirs = self.env, self.pass_fds, -1
+        if self.spare:  # its messages come on a pipe of their own: its stdout is the service's log
+            ours, theirs = os.pipe()
+            env, pass_fds = {**env, MESSAGES_FD_ENV: str(theirs)}, (*pass_fds, theirs)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                env=env,
+                stdin=asyncio.subprocess.PIPE if self.spare else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole
+                pass_fds=pass_fds,
+            )
+        finally:
+            if theirs >= 0:
+                os.close(theirs)
         self._pump = asyncio.create_task(self._forward())
+        if self.spare:
+            self._listen = asyncio.create_task(self._hear(ours))
+            await self._send(json.dumps(self.preload))
 
     async def activate(self) -> None:
         """Tell a warm spare to become the service."""
+        await self._send(START)
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(b"start\n")
+        self.proc.stdin.close()
+
+    async def _send(self, line: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
         with contextlib.suppress(ConnectionError):
             await self.proc.stdin.drain()
-        self.proc.stdin.close()
+
+    async def _hear(self, fd: int) -> None:
+        """A spare's messages, one JSON line each, until it closes its end."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        with os.fdopen(fd, "rb") as pipe:
+            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+            try:
+                while line := await reader.readline():
+                    with contextlib.suppress(ValueError):
+                        self._heard(json.loads(line))
+            finally:
+                transport.close()
+                self.said.set()
+
+    def _heard(self, message: Any) -> None:
+        event = message.get("event") if isinstance(message, dict) else None
+        if event == "engine":
+            self.engine_files = dict(message.get("files") or {})
+        elif event == "engine_ready":
+            self.engine_loaded = bool(message.get("loaded"))
+        elif event == "code":
+            self.code_files = dict(message.get("files") or {})
+        self.said.set()
+
+    @property
+    def spare_state(self) -> SpareState:
+        """How far this spare is, by what it said."""
+        if self.engine and self.engine_loaded is None:
+            return SpareState.LOADING_ENGINE
+        if self.engine and self.engine_loaded:
+            return SpareState.ENGINE_READY
+        return SpareState.CODE_READY if self.code_files is not None else SpareState.IMPORTING
 
     async def _forward(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -160,9 +220,10 @@ class Instance:
     async def wait(self) -> int:
         assert self.proc is not None
         code = await self.proc.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 2)
+        for task in (self._pump, self._listen):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 2)
         return code
 
     async def stop(self, grace: float) -> None:
@@ -184,7 +245,7 @@ class Instance:
 
     def remove_files(self) -> None:
         """The control socket and the lists next to it, once the process is gone."""
-        suffixes = ("modules", "imports", "preimport", "engine", "engine.tmp", "ready", "code", "code.tmp")
+        suffixes = ("modules", "imports")
         for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in suffixes)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
@@ -222,10 +283,10 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def spare_argv(service: str, imports_file: Path, engine: str = "") -> list[str]:
-    """The command of a warm spare of one service, preloading the modules listed in ``imports_file`` and, with
-    ``engine`` (the registry's "module:prepare"), loading the service's engine."""
-    return [sys.executable, str(Path(__file__).with_name("spare.py")), str(imports_file), engine, service]
+def spare_argv(service: str, engine: str = "") -> list[str]:
+    """The command of a warm spare of one service; with ``engine`` (the registry's "module:prepare"), it loads
+    the service's engine ahead."""
+    return [sys.executable, str(Path(__file__).with_name("spare.py")), engine, service]
 
 
 def rss_bytes(pid: int) -> int:

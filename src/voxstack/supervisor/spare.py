@@ -1,15 +1,19 @@
 """A warm spare: a service process started before it is needed, waiting to become the service.
 
-The dev supervisor keeps one per service. It imports the libraries the
-service's running instance had loaded (FastAPI, grpc, onnxruntime, ...), then,
-for a model service, its engine (the registry's ``engine``: the module that
-loads the model, and what it imports from voxstack), loads the model and warms
-it up, and writes the engine's files with their digests next to its control
-socket. Then it imports the rest of the voxstack modules the running instance
-had loaded (the service's own code) and waits on stdin.
+The dev supervisor keeps one per service, and talks to it over one channel:
+JSON lines on the spare's stdin (the supervisor's) and on the pipe whose
+descriptor ``VOXSTACK_SPARE_FD`` names (the spare's; its stdout is the
+service's log). The first line in says which modules the running instance
+had loaded. The spare imports the libraries among them (FastAPI, grpc,
+onnxruntime, ...), then, for a model service, its engine (the registry's
+``engine``: the module that loads the model, and what it imports from
+voxstack), and says ``engine`` with the engine's files and their digests; it
+loads the model, warms it up and says ``engine_ready``. Then it imports the
+rest of the voxstack modules the running instance had loaded (the service's
+own code), says ``code`` with the files it imported, and waits.
 
 At a reload the supervisor compares the engine's files with the disk: if one
-changed, the spare is discarded and the service starts cold. If not, it writes
+changed, the spare is discarded and the service starts cold. If not, it sends
 ``start``, and the spare makes its code that of the disk: every module whose
 file changed since the spare read it, and every module importing one of those
 (``voxstack.modgraph``), is dropped and imported again from disk (the
@@ -37,20 +41,19 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import IO, Any
 
-IMPORTS_SUFFIX = ".imports"  # the running instance's third-party modules, copied next to the spare's socket
-PREIMPORT_SUFFIX = ".preimport"  # the running instance's voxstack modules, copied next to the spare's socket
-ENGINE_SUFFIX = ".engine"  # next to the control socket: {file: sha256} of the engine's code
-READY_SUFFIX = ".ready"  # next to the control socket, once the engine is loaded and warm
-CODE_SUFFIX = ".code"  # next to the control socket, once the service's code is imported: {file: sha256}
+#: The environment variable naming the descriptor the spare writes its messages to.
+MESSAGES_FD_ENV = "VOXSTACK_SPARE_FD"
+START = "start"  # the supervisor's line that makes the spare the service
 PACKAGE = "voxstack"
 STUB_SUFFIXES = ("_pb2.py", "_pb2_grpc.py")  # a protobuf descriptor pool takes each file once per process
 
 
-def preload(names_file: str) -> int:
-    """Import the third-party modules listed in the file; the number imported.
+def preload(names: Iterable[str]) -> int:
+    """Import the third-party modules among ``names``; the number imported.
 
     Standard library and private top-level modules are left alone: importing a
     C accelerator such as ``_asyncio`` before its package leaves asyncio half
@@ -59,7 +62,7 @@ def preload(names_file: str) -> int:
     submodules.
     """
     imported = 0
-    for name in _read_list(names_file):
+    for name in sorted(n for n in names if isinstance(n, str)):
         top = name.split(".")[0]
         if top == PACKAGE or top.startswith("_") or top in sys.stdlib_module_names or name in sys.modules:
             continue
@@ -95,12 +98,12 @@ def loaded_files(on_disk: Mapping[str, str]) -> dict[str, str]:
     return {path: on_disk.get(path, "") for path in _loaded_modules().values()}
 
 
-def changed_files(manifest: Path, root: Path | None = None, suffixes: tuple[str, ...] = ("",)) -> list[str] | None:
+def changed_files(
+    files: Mapping[str, str] | None, root: Path | None = None, suffixes: tuple[str, ...] = ("",)
+) -> list[str] | None:
     """The files of a manifest ({file: sha256}) ending in one of ``suffixes`` that differ from the disk now;
-    None if it is not written yet."""
-    try:
-        files = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+    None if the spare has not sent it yet."""
+    if files is None:
         return None
     changed = []
     for path, sha in files.items():
@@ -115,7 +118,7 @@ def changed_files(manifest: Path, root: Path | None = None, suffixes: tuple[str,
     return sorted(changed)
 
 
-def engine_changes(manifest: Path, root: Path | None = None) -> str:
+def engine_changes(manifest: Mapping[str, str] | None, root: Path | None = None) -> str:
     """Why a spare's engine cannot serve the code on disk ("" if it can): its files changed since it
     imported them, or it has not recorded them yet (still importing)."""
     changed = changed_files(manifest, root)
@@ -124,39 +127,39 @@ def engine_changes(manifest: Path, root: Path | None = None) -> str:
     return f"engine code changed ({', '.join(changed)})" if changed else ""
 
 
-def stub_changes(manifest: Path, root: Path | None = None) -> str:
+def stub_changes(manifest: Mapping[str, str] | None, root: Path | None = None) -> str:
     """Why a spare cannot serve the code on disk for a reason other than its engine: a generated stub changed.
     Only the stubs are read: at a reload the spare compares the rest itself (``refresh``)."""
     stubs = changed_files(manifest, root, STUB_SUFFIXES) or []
     return f"generated stubs changed ({', '.join(stubs)})" if stubs else ""
 
 
-def prepare(engine_ref: str, service: str, manifest: str, on_disk: Mapping[str, str]) -> object:
-    """Import the engine's module, record its files, load and warm the engine; None if it cannot."""
+def prepare(engine_ref: str, service: str, say: Say, on_disk: Mapping[str, str]) -> object:
+    """Import the engine's module, say its files, load and warm the engine; None if it cannot."""
     module_name, _, attr = engine_ref.partition(":")
     try:
         module = importlib.import_module(module_name)
         from voxstack.config import load_settings
 
         settings = load_settings()
-        _write_json(manifest, loaded_files(on_disk))
+        say({"event": "engine", "files": loaded_files(on_disk)})
         # At the service's niceness before its engine starts threads, which inherit it.
         nice = settings.service(service).nice
         if nice > os.nice(0):
             os.nice(nice - os.nice(0))
         prepared = getattr(module, attr)(settings)
-        with open(manifest.removesuffix(ENGINE_SUFFIX) + READY_SUFFIX, "w") as f:
-            f.write("engine" if prepared is not None else "none")  # none: e.g. an upstream llm, nothing to load
+        say({"event": "engine_ready", "loaded": prepared is not None})  # not: e.g. an upstream llm
         return prepared
     except Exception as exc:  # the service starts cold at "start" and reports the real error itself
         sys.stderr.write(f"warm spare: no engine prepared ({type(exc).__name__}: {exc})\n")
+        say({"event": "engine_ready", "loaded": False, "error": f"{type(exc).__name__}: {exc}"})
         return None
 
 
-def preimport(names_file: str) -> int:
-    """Import the voxstack modules listed in the file (the service's own code); the number imported."""
+def preimport(names: Iterable[str]) -> int:
+    """Import the voxstack modules among ``names`` (the service's own code); the number imported."""
     imported = 0
-    for name in _read_list(names_file):
+    for name in sorted(n for n in names if isinstance(n, str)):
         if name.split(".")[0] != PACKAGE or name.endswith("__main__") or name in sys.modules:
             continue
         try:
@@ -212,17 +215,19 @@ def refresh(recorded: Mapping[str, str], graph: Mapping[str, Iterable[str]], eng
 def main() -> None:
     # As `python -m` would have it: the working directory first, not this file's folder.
     sys.path[0] = os.getcwd()
-    names_file, engine_ref, *service_args = sys.argv[1:]
-    base = names_file.removesuffix(IMPORTS_SUFFIX)
-    preload(names_file)
+    engine_ref, *service_args = sys.argv[1:]
+    say = messages(os.environ.pop(MESSAGES_FD_ENV, ""))
+    loaded = _read_line()
+    preload(loaded.get("imports") or ())
     on_disk = snapshot()
-    prepared = prepare(engine_ref, service_args[0], base + ENGINE_SUFFIX, on_disk) if engine_ref else None
+    prepared = prepare(engine_ref, service_args[0], say, on_disk) if engine_ref else None
     engine = set(_loaded_modules()) if prepared is not None else set()
-    preimport(base + PREIMPORT_SUFFIX)
+    preimport(loaded.get("modules") or ())
     graph = import_graph()  # imports voxstack.modgraph too, which refresh() uses: recorded with the rest
     recorded = loaded_files(on_disk)
-    _write_json(base + CODE_SUFFIX, recorded)
-    if sys.stdin.readline().strip() != "start":
+    say({"event": "code", "files": recorded})
+    say(None)  # nothing more to say: the service must not inherit the channel
+    if sys.stdin.readline().strip() != START:
         return  # discarded unused
     done = refresh(recorded, graph, engine)
     if not done:
@@ -257,19 +262,40 @@ def _digest_or_none(path: str) -> str | None:
         return None
 
 
-def _read_list(path: str) -> list[str]:
+Say = Callable[[Mapping[str, object] | None], None]
+
+
+def messages(fd: str) -> Say:
+    """What writes the spare's messages, one JSON line each, to descriptor ``fd`` ("" or bad: nowhere);
+    given None, it closes the descriptor."""
     try:
-        with open(path) as f:
-            names = json.load(f)
-    except (OSError, ValueError):
-        return []
-    return [n for n in names if isinstance(n, str)]
+        out: IO[str] | None = os.fdopen(int(fd), "w", buffering=1) if fd else None
+    except (ValueError, OSError):
+        out = None
+
+    def say(message: Mapping[str, object] | None) -> None:
+        nonlocal out
+        if out is None:
+            return
+        try:
+            if message is None:
+                out.close()
+                out = None
+            else:
+                out.write(json.dumps(message) + "\n")
+        except OSError:  # the supervisor went away: it will not start this spare
+            out = None
+
+    return say
 
 
-def _write_json(path: str, value: object) -> None:
-    with open(f"{path}.tmp", "w") as f:
-        json.dump(value, f)
-    os.replace(f"{path}.tmp", path)
+def _read_line() -> dict[str, Any]:
+    """The supervisor's first line: the modules the running instance had loaded ({} if none or bad)."""
+    try:
+        value = json.loads(sys.stdin.readline() or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -30,17 +30,9 @@ from voxstack.errors import EXIT_STARTUP
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
 from voxstack.registry import CONTROL_SOCKET_ENV, GENERATION_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
-from voxstack.runstate import RunRecord, RunState, ServiceState
+from voxstack.runstate import ReloadPath, RunRecord, RunState, ServiceState, ServiceStatus, SpareState
 from voxstack.supervisor.process import Instance, python_argv, rss_bytes, spare_argv
-from voxstack.supervisor.spare import (
-    CODE_SUFFIX,
-    ENGINE_SUFFIX,
-    IMPORTS_SUFFIX,
-    PREIMPORT_SUFFIX,
-    READY_SUFFIX,
-    engine_changes,
-    stub_changes,
-)
+from voxstack.supervisor.spare import engine_changes, stub_changes
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +164,7 @@ class Supervisor:
         instances = [i for s in self.slots.values() for i in (s.current, s.spare) if i is not None]
         await asyncio.gather(*(i.stop(self.settings.grace_period) for i in instances), return_exceptions=True)
         for slot in self.slots.values():
-            slot.state.state, slot.state.pid = "stopped", 0
+            slot.state.state, slot.state.pid = ServiceStatus.STOPPED, 0
             if slot.log is not None:
                 slot.log.close()
         if self._core_socket is not None:
@@ -214,16 +206,15 @@ class Supervisor:
         stand_in = isinstance(section, GrpcServiceSettings) and bool(section.factory)
         engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
         engine = "" if stand_in else engine
-        if preload is not None:
-            # Its own copies: the running instance's lists go when that instance stops.
-            own = Path(f"{control}{IMPORTS_SUFFIX}")
-            shutil.copyfile(preload, own)
-            with contextlib.suppress(FileNotFoundError):  # its voxstack modules: the spare imports them ahead
-                shutil.copyfile(str(preload).removesuffix(IMPORTS_SUFFIX) + ".modules", f"{control}{PREIMPORT_SUFFIX}")
+        lists: dict[str, list[str]] = {}
+        if preload is not None:  # what the running instance had loaded: the spare imports it ahead
+            lists["imports"] = json.loads(preload.read_text())
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                lists["modules"] = json.loads(preload.with_suffix(".modules").read_text())
         return Instance(
             slot.name,
             generation,
-            spare_argv(slot.name, own, engine) if preload is not None else python_argv(slot.name, debug),
+            spare_argv(slot.name, engine) if preload is not None else python_argv(slot.name, debug),
             env,
             control,
             http=SERVICES[slot.name].kind == "http",
@@ -232,6 +223,7 @@ class Supervisor:
             echo=self.echo,
             spare=preload is not None,
             engine=engine,
+            preload=lists,
         )
 
     async def _launch(self, slot: Slot) -> Instance | None:
@@ -266,7 +258,7 @@ class Supervisor:
 
     def _adopt(self, slot: Slot, instance: Instance) -> None:
         slot.current = instance
-        slot.state.state, slot.state.pid = "serving", instance.pid
+        slot.state.state, slot.state.pid = ServiceStatus.SERVING, instance.pid
         slot.state.port = self.settings.service(slot.name).port
         slot.state.started = time.time()
         slot.state.backoff_seconds = 0.0
@@ -286,9 +278,9 @@ class Supervisor:
             if self.stopping.is_set() or slot.current is not instance or not instance.alive:
                 return
             healthy = await instance.healthy(timeout=min(2.0, interval))
-            if slot.current is not instance or slot.state.state not in ("serving", "unhealthy"):
+            if slot.current is not instance or slot.state.state not in (ServiceStatus.SERVING, ServiceStatus.UNHEALTHY):
                 continue  # a reload or a restart is under way: it owns the state
-            state = "serving" if healthy else "unhealthy"
+            state = ServiceStatus.SERVING if healthy else ServiceStatus.UNHEALTHY
             rss, spare_rss = slot.state.rss_bytes, slot.state.spare_rss_bytes
             self.measure()
             grown = max(abs(rss - slot.state.rss_bytes), abs(spare_rss - slot.state.spare_rss_bytes))
@@ -306,18 +298,16 @@ class Supervisor:
         """The slot's warm spare if it can serve the code on disk, and how this start goes."""
         spare, slot.spare = slot.spare, None
         if spare is None:
-            return None, "cold start"
+            return None, ReloadPath.COLD
         if not spare.alive or spare.generation != slot.state.generation + 1:
-            path = None, "cold start"
+            path = None, ReloadPath.COLD.value
         else:
             # A changed engine or generated stub needs a cold start; other changed code the spare imports again.
-            changed = engine_changes(Path(f"{spare.control_socket}{ENGINE_SUFFIX}"), Path.cwd()) if spare.engine else ""
-            changed = changed or stub_changes(Path(f"{spare.control_socket}{CODE_SUFFIX}"), Path.cwd())
-            if not changed and not spare.engine:
-                return spare, "warm spare"
+            changed = engine_changes(spare.engine_files, Path.cwd()) if spare.engine else ""
+            changed = changed or stub_changes(spare.code_files, Path.cwd())
             if not changed:
-                return spare, spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
-            path = None, f"cold start: {changed}"
+                return spare, spare_path(spare)
+            path = None, f"{ReloadPath.COLD.value}: {changed}"
         self.spawn(asyncio.create_task(spare.stop(0)))
         return path
 
@@ -327,16 +317,7 @@ class Supervisor:
             spare = slot.spare if slot.spare is not None and slot.spare.alive else None
             slot.state.rss_bytes = rss_bytes(slot.current.pid) if slot.current is not None else 0
             slot.state.spare_rss_bytes = rss_bytes(spare.pid) if spare is not None else 0
-            if spare is None:
-                slot.state.spare = ""
-            elif not spare.engine:
-                code = Path(f"{spare.control_socket}{CODE_SUFFIX}").exists()
-                slot.state.spare = "code ready" if code else "importing code"
-            else:
-                path = spare_path(Path(f"{spare.control_socket}{READY_SUFFIX}"))
-                slot.state.spare = {"engine kept": "engine ready", "warm spare (no engine to load)": "code ready"}.get(
-                    path, "loading engine"
-                )
+            slot.state.spare = spare.spare_state if spare is not None else SpareState.NONE
 
     async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
         """Start a warm spare for the slot's next start, with the modules ``instance`` reports having loaded."""
@@ -358,15 +339,15 @@ class Supervisor:
         self.spawn(asyncio.create_task(self._watch_spare(slot, spare)))
 
     async def _watch_spare(self, slot: Slot, spare: Instance) -> None:
-        """Record when a spare's engine is loaded and when its code is imported (status and dashboard show it)."""
-        steps = [Path(f"{spare.control_socket}{READY_SUFFIX}")] if spare.engine else []
-        steps.append(Path(f"{spare.control_socket}{CODE_SUFFIX}"))
-        while steps and slot.spare is spare and spare.alive and not self.stopping.is_set():
-            if steps[0].exists():
-                steps.pop(0)
+        """Record each step the spare says it took (status and dashboard show it), until its code is imported."""
+        while slot.spare is spare and spare.alive and not self.stopping.is_set():
+            spare.said.clear()
+            with contextlib.suppress(asyncio.TimeoutError):  # a stop or a discard: seen within the second
+                await asyncio.wait_for(spare.said.wait(), 1.0)
+            if spare.said.is_set() and slot.spare is spare:
                 self.save()
-                continue
-            await asyncio.sleep(0.1)
+                if spare.code_files is not None:
+                    return
 
     async def _start_first(self, slot: Slot) -> None:
         async with slot.lock:
@@ -375,7 +356,7 @@ class Supervisor:
             self._adopt(slot, instance)
             logger.info("%s SERVING (pid %d)", slot.name, instance.pid)
         else:
-            slot.state.state = "failed"
+            slot.state.state = ServiceStatus.FAILED
             self.save()
             logger.error("%s failed to start: %s", slot.name, slot.state.last_error)
             self.spawn(asyncio.create_task(self._restart_with_backoff(slot)))
@@ -388,7 +369,7 @@ class Supervisor:
         if time.monotonic() - started > STABLE_AFTER:
             slot.failures = 0
         slot.current = None
-        slot.state.state, slot.state.pid = "failed", 0
+        slot.state.state, slot.state.pid = ServiceStatus.FAILED, 0
         slot.state.last_error = instance.exit_reason(code)
         slot.settings_error = False
         slot.state.error_trace = instance.trace()
@@ -409,7 +390,7 @@ class Supervisor:
             slot.name,
             slot.state.last_error,
         )
-        slot.state.state = "failed"
+        slot.state.state = ServiceStatus.FAILED
         self.exit_code = EXIT_STARTUP
         self.stopping.set()
         return True
@@ -421,7 +402,7 @@ class Supervisor:
         while not self.stopping.is_set() and slot.current is None:
             delay = min(BACKOFF_CAP, self.settings.restart_backoff * 2**slot.failures)
             slot.failures += 1
-            slot.state.state = "backoff"
+            slot.state.state = ServiceStatus.BACKOFF
             slot.state.restarts += 1
             slot.state.backoff_seconds = delay
             self.save()
@@ -473,7 +454,7 @@ class Supervisor:
                 return False
             old = slot.current
             restart_first = self.strategy == "restart" or (self.debug is not None and self.debug.service == slot.name)
-            slot.state.state = "reloading"
+            slot.state.state = ServiceStatus.RELOADING
             self.save()
             if restart_first and old is not None:
                 slot.current = None  # so its exit is not taken for a crash
@@ -481,7 +462,7 @@ class Supervisor:
                 old = None
             instance = await self._launch(slot)
             if instance is None:
-                slot.state.state = "serving" if old is not None else "failed"
+                slot.state.state = ServiceStatus.SERVING if old is not None else ServiceStatus.FAILED
                 self._remember(slot, reason, saved_at, ok=False)
                 self.save()
                 kept = "the old instance keeps serving" if old is not None else "the service is down"
@@ -528,13 +509,13 @@ class Supervisor:
         slot.state.history = [*slot.state.history, entry][-RELOAD_HISTORY:]
 
 
-def spare_path(ready: Path) -> str:
-    """How a start from a spare whose engine code is unchanged goes, by what the spare has loaded."""
-    try:
-        loaded = ready.read_text()
-    except OSError:
-        return "engine kept (the spare was still loading it)"
-    return "engine kept" if loaded == "engine" else "warm spare (no engine to load)"
+def spare_path(spare: Instance) -> str:
+    """How a start from a spare that can serve the code on disk goes, by what the spare has loaded."""
+    if not spare.engine:
+        return ReloadPath.WARM
+    if spare.engine_loaded is None:
+        return f"{ReloadPath.ENGINE_KEPT.value} (the spare was still loading it)"
+    return ReloadPath.ENGINE_KEPT if spare.engine_loaded else f"{ReloadPath.WARM.value} (no engine to load)"
 
 
 def write_line(text: str) -> None:
