@@ -25,7 +25,17 @@ def default_state_dir() -> Path:
     return Path(base) / "voxstack"
 
 
-class ServiceStatus(str, Enum):
+class RecordValue(str, Enum):
+    """A value of the run record: a string in run.json, in logs and in status lines alike."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ServiceStatus(RecordValue):
     """Where a service is (its record's ``state``)."""
 
     STARTING = "starting"
@@ -37,7 +47,7 @@ class ServiceStatus(str, Enum):
     STOPPED = "stopped"
 
 
-class SpareState(str, Enum):
+class SpareState(RecordValue):
     """How far a service's warm spare is (its record's ``spare``)."""
 
     NONE = ""
@@ -47,7 +57,7 @@ class SpareState(str, Enum):
     ENGINE_READY = "engine ready"
 
 
-class ReloadPath(str, Enum):
+class ReloadPath(RecordValue):
     """How a service's last start went (its record's ``reload_path``)."""
 
     COLD = "cold start"
