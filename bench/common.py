@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -83,6 +85,22 @@ def whole_stack(exits: ExitStack, models_dir: Path, env: dict[str, str] | None =
     for name, port in ports.items():
         exits.enter_context(service(name, full, port=port))
     return ports["core"]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120, log: Path | None = None) -> None:
+    """Until GET ``url`` answers 200; an error if ``proc`` exits first or the time runs out (naming ``log``)."""
+    see = f"; see {log}" if log is not None else ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server of {url} exited with {proc.returncode}{see}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s{see}")
 
 
 def median(values: list[float]) -> float:

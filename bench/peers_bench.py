@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from websockets.sync.client import ClientConnection, connect
 
-from bench.common import Inputs, Report, median, p90, realtime_chunks, speech16k, trimmed, whole_stack
+from bench.common import Inputs, Report, median, p90, realtime_chunks, speech16k, trimmed, wait_http, whole_stack
 from bench.endpoint_bench import RATES, SENTENCES, Paced, hesitation
 from bench.hearing_bench import espeak
 from voxstack.asr.engine import WhisperEngine
@@ -169,18 +168,7 @@ def _process(command: list[str], log: Path, ready: str, timeout: float = 300) ->
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} ended with {process.returncode}; see {log}")
-            try:
-                if httpx.get(ready, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{ready} did not answer within {timeout:.0f} s; see {log}")
-            time.sleep(0.5)
+        wait_http(ready, process, timeout, log)
         yield
     finally:
         process.terminate()

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 import voxstack.protogen as protogen
-from bench.common import Inputs, Report, median
+from bench.common import Inputs, Report, median, wait_http
 from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
@@ -171,20 +171,6 @@ def copy_tree(root: Path) -> Path:
     shutil.copytree(protogen.PROJECT_ROOT / "src" / "voxstack", root / "src" / "voxstack",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     return root / "src"
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not up")
 
 
 def voxstack_dev(report: Report, models_dir: Path, tmp: Path, spares: bool = True) -> float:
