@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -285,8 +284,8 @@ def test_switching_between_up_and_dev(root: Path) -> None:
     up.wait_for(lambda: up.serving("tts"), what="prod serving")
     assert up.record()["mode"] == "prod"
     # Production serves without any development code or debugger.
-    modules = (up.state / "voxstack" / "sockets").glob("tts-*.sock.modules")
-    loaded = json.loads(next(modules).read_text())
+    up.wait_for(lambda: up.record()["services"]["tts"]["modules"], what="the modules tts said it loaded")
+    loaded = up.record()["services"]["tts"]["modules"]
     assert "voxstack.server.host" in loaded
     assert not [m for m in loaded if m.startswith(("voxstack.dev", "debugpy", "watchfiles"))]
     with socket.socket() as probe:
@@ -376,8 +375,8 @@ def test_services_load_no_command_line_code_and_a_command_line_edit_reloads_noth
         run.wait_for(lambda: run.serving("tts", "core"), what="serving")
         assert (run.state / "voxstack" / "sockets").stat().st_mode & 0o777 == 0o700  # control sockets: this user's
         for name in ("tts", "core"):
-            reported = next((run.state / "voxstack" / "sockets").glob(f"{name}-*.sock.modules"))
-            loaded = json.loads(reported.read_text())
+            run.wait_for(lambda n=name: run.record()["services"][n]["modules"], what=f"the modules {name} loaded")
+            loaded = run.record()["services"][name]["modules"]
             assert "voxstack.server.run" in loaded  # started by the lean entry (run as __main__)
             assert [m for m in loaded if m.startswith(("voxstack.cli", "voxstack.commands"))] == [], name
         run.append("cli/chat.py", TOUCH.format(n=1))

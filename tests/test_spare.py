@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from voxstack import protogen
+from voxstack.registry import SUPERVISOR_FD_ENV
 from voxstack.supervisor.process import spare_argv
-from voxstack.supervisor.spare import MESSAGES_FD_ENV, preload
+from voxstack.supervisor.spare import preload
 from voxstack.testing.edits import set_tail
 
 REPO_PACKAGE = protogen.PROJECT_ROOT / "src" / "voxstack"
@@ -54,9 +55,9 @@ def test_a_spare_becomes_the_command_on_start_and_exits_quietly_when_discarded()
     assert discarded.returncode == 0 and discarded.stdout == ""
 
 
-def test_a_spare_says_what_code_it_imported_on_its_channel_and_then_closes_it() -> None:
+def test_a_spare_says_what_code_it_imported_on_its_channel() -> None:
     ours, theirs = os.pipe()
-    env = {**os.environ, MESSAGES_FD_ENV: str(theirs)}
+    env = {**os.environ, SUPERVISOR_FD_ENV: str(theirs)}
     lists = json.dumps({"imports": ["rich"], "modules": ["voxstack.text", "voxstack.nonexistent"]})
     with subprocess.Popen(
         spare_argv("tts"), stdin=subprocess.PIPE, env=env, pass_fds=(theirs,), text=True, stdout=subprocess.DEVNULL
@@ -66,11 +67,12 @@ def test_a_spare_says_what_code_it_imported_on_its_channel_and_then_closes_it() 
         proc.stdin.write(lists + "\n")
         proc.stdin.flush()
         with os.fdopen(ours) as channel:
-            said = [json.loads(line) for line in channel]  # until the spare closes its end, still waiting
-        proc.stdin.close()  # discarded
+            said = json.loads(channel.readline())  # then it waits for "start"
+            proc.stdin.close()  # discarded
+            assert channel.read() == ""  # nothing more, and closed with the process
         assert proc.wait(30) == 0
-    assert [m["event"] for m in said] == ["code"], said
-    files = said[0]["files"]
+    assert said["event"] == "code", said
+    files = said["files"]
     assert any(f.endswith("voxstack/text.py") for f in files) and all(len(sha) == 64 for sha in files.values())
 
 

@@ -88,6 +88,8 @@ SERVER_ENTRY = "voxstack.server"
 MODE_ENV = "VOXSTACK_MODE"
 #: A unix socket path on which this instance alone answers (health, /livez).
 CONTROL_SOCKET_ENV = "VOXSTACK_CONTROL_SOCKET"
+#: The descriptor of the pipe an instance tells its supervisor things on (JSON lines: supervisor/spare.py, runtime.py).
+SUPERVISOR_FD_ENV = "VOXSTACK_SUPERVISOR_FD"
 #: For the core: an inherited listening socket to serve on.
 LISTEN_FD_ENV = "VOXSTACK_LISTEN_FD"
 #: A client's API key for the core (`voxstack replay --api-key`).

@@ -84,6 +84,7 @@ class ServiceState:
     rss_bytes: int = 0  # resident memory of the serving instance
     spare_rss_bytes: int = 0  # and of its warm spare (with an engine: a second copy of the model)
     spare: str = SpareState.NONE  # how far the warm spare is
+    modules: list[str] = field(default_factory=list)  # what the instance said it loaded: voxstack's, dev tools'
 
 
 @dataclass

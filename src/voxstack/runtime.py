@@ -1,4 +1,4 @@
-"""What a service process tells its supervisor through files: the modules it has loaded."""
+"""What a service process tells its supervisor on their channel: the modules it has loaded."""
 
 from __future__ import annotations
 
@@ -6,28 +6,30 @@ import json
 import os
 import sys
 
-from voxstack.registry import CONTROL_SOCKET_ENV
+from voxstack.registry import SUPERVISOR_FD_ENV
 
 # Modules listed by the report: ours, and the development tools prod must never load.
 REPORTED = ("voxstack", "debugpy", "watchfiles")
 
 
 def report_loaded_modules() -> None:
-    """Under a supervisor, list this process's voxstack (and dev tool) modules next to its control socket.
+    """Under a supervisor, tell it this process's voxstack (and dev tool) modules, and the rest.
 
-    The dev reloader reads it to know which services a changed file really affects.
+    The dev reloader reads the first to know which services a changed file really affects; a warm spare
+    of this service imports the rest ahead of the next reload.
     """
-    control = os.environ.get(CONTROL_SOCKET_ENV)
-    if not control:
+    fd = os.environ.get(SUPERVISOR_FD_ENV, "")
+    if not fd.isdigit():
         return
     loaded = sorted(sys.modules)
-    _write_json(f"{control}.modules", [n for n in loaded if n.split(".")[0] in REPORTED])
-    # Everything else: what a warm spare of this service imports ahead of the next reload.
-    _write_json(f"{control}.imports", [n for n in loaded if n.split(".")[0] not in REPORTED])
-
-
-def _write_json(path: str, value: object) -> None:
-    # Replaced atomically: the supervisor may read it at any moment.
-    with open(f"{path}.tmp", "w") as f:
-        json.dump(value, f)
-    os.replace(f"{path}.tmp", path)
+    message = {
+        "event": "loaded",
+        "modules": [n for n in loaded if n.split(".")[0] in REPORTED],
+        "imports": [n for n in loaded if n.split(".")[0] not in REPORTED],
+    }
+    data = (json.dumps(message) + "\n").encode()
+    try:
+        while data:  # a pipe may take a long line in parts
+            data = data[os.write(int(fd), data) :]
+    except OSError:  # the supervisor is gone, or this is not its pipe: nobody to tell
+        return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import time
@@ -228,12 +227,8 @@ class Reloader:
         """The modules each running instance reported having loaded."""
         found = {}
         for name, slot in self.supervisor.slots.items():
-            if slot.current is None:
-                continue
-            try:
-                found[name] = json.loads(Path(f"{slot.current.control_socket}.modules").read_text())
-            except (OSError, ValueError):
-                continue
+            if slot.current is not None and slot.current.modules is not None:
+                found[name] = slot.current.modules
         return found
 
     async def _regenerate(self) -> bool:

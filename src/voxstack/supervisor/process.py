@@ -26,9 +26,9 @@ from typing import IO, Any
 import grpc
 
 from voxstack.health import check_channel, http_alive
-from voxstack.registry import SERVER_ENTRY
+from voxstack.registry import SERVER_ENTRY, SUPERVISOR_FD_ENV
 from voxstack.runstate import SpareState
-from voxstack.supervisor.spare import MESSAGES_FD_ENV, START
+from voxstack.supervisor.spare import START
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,10 @@ class Instance:
         self.engine_files: dict[str, str] | None = None
         self.engine_loaded: bool | None = None
         self.code_files: dict[str, str] | None = None
-        self.said = asyncio.Event()  # set at each message (and when the spare's channel closes)
+        #: What the instance said once serving: the modules it loaded (voxstack's and dev tools'), and the rest.
+        self.modules: list[str] | None = None
+        self.imports: list[str] | None = None
+        self.said = asyncio.Event()  # set at each message (and when the channel closes)
         self.proc: asyncio.subprocess.Process | None = None
         self.tail: deque[str] = deque(maxlen=200)
         self._pump: asyncio.Task[None] | None = None
@@ -91,10 +94,9 @@ class Instance:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.control_socket.unlink()
-        env, pass_fds, theirs = self.env, self.pass_fds, -1
-        if self.spare:  # its messages come on a pipe of their own: its stdout is the service's log
-            ours, theirs = os.pipe()
-            env, pass_fds = {**env, MESSAGES_FD_ENV: str(theirs)}, (*pass_fds, theirs)
+        # Its messages come on a pipe of their own: its stdout is the service's log.
+        ours, theirs = os.pipe()
+        env, pass_fds = {**self.env, SUPERVISOR_FD_ENV: str(theirs)}, (*self.pass_fds, theirs)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -105,12 +107,14 @@ class Instance:
                 start_new_session=True,  # its own process group: stopped as a whole
                 pass_fds=pass_fds,
             )
+        except BaseException:
+            os.close(ours)
+            raise
         finally:
-            if theirs >= 0:
-                os.close(theirs)
+            os.close(theirs)
         self._pump = asyncio.create_task(self._forward())
+        self._listen = asyncio.create_task(self._hear(ours))
         if self.spare:
-            self._listen = asyncio.create_task(self._hear(ours))
             await self._send(json.dumps(self.preload))
 
     async def activate(self) -> None:
@@ -147,6 +151,9 @@ class Instance:
             self.engine_loaded = bool(message.get("loaded"))
         elif event == "code":
             self.code_files = dict(message.get("files") or {})
+        elif event == "loaded":
+            self.modules = [str(n) for n in message.get("modules") or ()]
+            self.imports = [str(n) for n in message.get("imports") or ()]
         self.said.set()
 
     @property
@@ -244,11 +251,9 @@ class Instance:
         self.remove_files()
 
     def remove_files(self) -> None:
-        """The control socket and the lists next to it, once the process is gone."""
-        suffixes = ("modules", "imports")
-        for leftover in (self.control_socket, *(Path(f"{self.control_socket}.{x}") for x in suffixes)):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        """The control socket, once the process is gone."""
+        with contextlib.suppress(FileNotFoundError):
+            self.control_socket.unlink()
 
     def exit_reason(self, code: int) -> str:
         """Why the process ended: the signal that killed it, else the last error it printed."""

@@ -2,15 +2,16 @@
 
 The dev supervisor keeps one per service, and talks to it over one channel:
 JSON lines on the spare's stdin (the supervisor's) and on the pipe whose
-descriptor ``VOXSTACK_SPARE_FD`` names (the spare's; its stdout is the
-service's log). The first line in says which modules the running instance
-had loaded. The spare imports the libraries among them (FastAPI, grpc,
-onnxruntime, ...), then, for a model service, its engine (the registry's
-``engine``: the module that loads the model, and what it imports from
-voxstack), and says ``engine`` with the engine's files and their digests; it
-loads the model, warms it up and says ``engine_ready``. Then it imports the
-rest of the voxstack modules the running instance had loaded (the service's
-own code), says ``code`` with the files it imported, and waits.
+descriptor ``VOXSTACK_SUPERVISOR_FD`` names (the spare's, then that of the
+service it becomes: ``voxstack.runtime``; its stdout is the service's log).
+The first line in says which modules the running instance had loaded. The
+spare imports the libraries among them (FastAPI, grpc, onnxruntime, ...),
+then, for a model service, its engine (the registry's ``engine``: the module
+that loads the model, and what it imports from voxstack), and says ``engine``
+with the engine's files and their digests; it loads the model, warms it up
+and says ``engine_ready``. Then it imports the rest of the voxstack modules
+the running instance had loaded (the service's own code), says ``code`` with
+the files it imported, and waits.
 
 At a reload the supervisor compares the engine's files with the disk: if one
 changed, the spare is discarded and the service starts cold. If not, it sends
@@ -43,10 +44,8 @@ import runpy
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-#: The environment variable naming the descriptor the spare writes its messages to.
-MESSAGES_FD_ENV = "VOXSTACK_SPARE_FD"
 START = "start"  # the supervisor's line that makes the spare the service
 PACKAGE = "voxstack"
 STUB_SUFFIXES = ("_pb2.py", "_pb2_grpc.py")  # a protobuf descriptor pool takes each file once per process
@@ -216,17 +215,18 @@ def main() -> None:
     # As `python -m` would have it: the working directory first, not this file's folder.
     sys.path[0] = os.getcwd()
     engine_ref, *service_args = sys.argv[1:]
-    say = messages(os.environ.pop(MESSAGES_FD_ENV, ""))
     loaded = _read_line()
     preload(loaded.get("imports") or ())
     on_disk = snapshot()
+    from voxstack.registry import SUPERVISOR_FD_ENV  # after the digests: recorded like the rest
+
+    say = messages(os.environ.get(SUPERVISOR_FD_ENV, ""))
     prepared = prepare(engine_ref, service_args[0], say, on_disk) if engine_ref else None
     engine = set(_loaded_modules()) if prepared is not None else set()
     preimport(loaded.get("modules") or ())
     graph = import_graph()  # imports voxstack.modgraph too, which refresh() uses: recorded with the rest
     recorded = loaded_files(on_disk)
-    say({"event": "code", "files": recorded})
-    say(None)  # nothing more to say: the service must not inherit the channel
+    say({"event": "code", "files": recorded})  # the service it becomes says the rest on the same descriptor
     if sys.stdin.readline().strip() != START:
         return  # discarded unused
     done = refresh(recorded, graph, engine)
@@ -262,29 +262,22 @@ def _digest_or_none(path: str) -> str | None:
         return None
 
 
-Say = Callable[[Mapping[str, object] | None], None]
+Say = Callable[[Mapping[str, object]], None]
 
 
 def messages(fd: str) -> Say:
-    """What writes the spare's messages, one JSON line each, to descriptor ``fd`` ("" or bad: nowhere);
-    given None, it closes the descriptor."""
-    try:
-        out: IO[str] | None = os.fdopen(int(fd), "w", buffering=1) if fd else None
-    except (ValueError, OSError):
-        out = None
+    """What writes the spare's messages, one JSON line each, to descriptor ``fd`` ("" or bad: nowhere). The
+    descriptor stays open: the service this process becomes (or execs) writes to it too."""
 
-    def say(message: Mapping[str, object] | None) -> None:
-        nonlocal out
-        if out is None:
+    def say(message: Mapping[str, object]) -> None:
+        if not fd.isdigit():
             return
+        data = (json.dumps(message) + "\n").encode()
         try:
-            if message is None:
-                out.close()
-                out = None
-            else:
-                out.write(json.dumps(message) + "\n")
+            while data:  # a pipe may take a long line in parts
+                data = data[os.write(int(fd), data) :]
         except OSError:  # the supervisor went away: it will not start this spare
-            out = None
+            return
 
     return say
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -183,8 +182,9 @@ class Supervisor:
 
     # ----- instances -------------------------------------------------------
 
-    def _instance(self, slot: Slot, preload: Path | None = None) -> Instance:
-        """The next instance of a slot; a warm spare preloading the modules listed in ``preload`` if given."""
+    def _instance(self, slot: Slot, preload: Instance | None = None) -> Instance:
+        """The next instance of a slot; given ``preload``, a warm spare importing ahead what that (running)
+        instance said it had loaded."""
         generation = slot.state.generation + 1
         env = dict(SERVICES[slot.name].env) | dict(os.environ)  # the user's settings win
         if slot.name == "core" and "restart_wait_seconds" not in self.settings.core.model_fields_set:
@@ -206,11 +206,7 @@ class Supervisor:
         stand_in = isinstance(section, GrpcServiceSettings) and bool(section.factory)
         engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
         engine = "" if stand_in else engine
-        lists: dict[str, list[str]] = {}
-        if preload is not None:  # what the running instance had loaded: the spare imports it ahead
-            lists["imports"] = json.loads(preload.read_text())
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                lists["modules"] = json.loads(preload.with_suffix(".modules").read_text())
+        lists = {"imports": preload.imports or [], "modules": preload.modules or []} if preload is not None else {}
         return Instance(
             slot.name,
             generation,
@@ -265,9 +261,25 @@ class Supervisor:
         slot.state.debug_port = self.debug.port if self.debug is not None and self.debug.service == slot.name else 0
         self.save()
         self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
-        if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
-            self.spawn(asyncio.create_task(self._prepare_spare(slot, instance)))
+        self.spawn(asyncio.create_task(self._hear_loaded(slot, instance)))
         self.spawn(asyncio.create_task(self._watch_health(slot, instance)))
+
+    async def _hear_loaded(self, slot: Slot, instance: Instance) -> None:
+        """Once the instance says what it loaded (it does once it serves): into the run record, and a warm
+        spare to import it ahead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while instance.modules is None and slot.current is instance and instance.alive and not self.stopping.is_set():
+            instance.said.clear()
+            if instance.modules is not None or loop.time() > deadline:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(instance.said.wait(), max(0.0, deadline - loop.time()))
+        if instance.modules is None or slot.current is not instance:
+            return
+        self.save()
+        if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
+            await self._prepare_spare(slot, instance)
 
     async def _watch_health(self, slot: Slot, instance: Instance) -> None:
         """Every health_interval, ask the instance itself: a hung process (SIGSTOP, a deadlock) is not serving."""
@@ -318,21 +330,14 @@ class Supervisor:
             slot.state.rss_bytes = rss_bytes(slot.current.pid) if slot.current is not None else 0
             slot.state.spare_rss_bytes = rss_bytes(spare.pid) if spare is not None else 0
             slot.state.spare = spare.spare_state if spare is not None else SpareState.NONE
+            slot.state.modules = (slot.current.modules or []) if slot.current is not None else []
 
     async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
-        """Start a warm spare for the slot's next start, with the modules ``instance`` reports having loaded."""
-        imports = Path(f"{instance.control_socket}.imports")
-        for _ in range(200):  # the service writes the list once it serves
-            if imports.exists() or slot.current is not instance or self.stopping.is_set():
-                break
-            await asyncio.sleep(0.05)
+        """Start a warm spare for the slot's next start, with the modules ``instance`` said it loaded."""
         await self.spares_may_start.wait()
-        if not imports.exists() or slot.current is not instance or slot.spare is not None or self.stopping.is_set():
+        if slot.current is not instance or slot.spare is not None or self.stopping.is_set():
             return
-        try:
-            spare = self._instance(slot, preload=imports)
-        except OSError:
-            return  # the list went with its instance: the next start runs without a spare
+        spare = self._instance(slot, preload=instance)
         slot.spare = spare
         await spare.start()
         self.save()
