@@ -154,3 +154,72 @@ def test_stub_changes_name_the_changed_generated_stubs_only(tmp_path: Path) -> N
     stub.write_text("# after\n")
     assert stub_changes(manifest, tmp_path) == "generated stubs changed (asr_pb2.py)"
     assert stub_changes(None) == ""  # not said yet
+
+
+# Imports every module of the package one at a time; after each, whether a module loaded before it changed:
+# a name bound, rebound or removed, or a module-level dict, list or set filled (the package gaining its new
+# submodule aside, which is the import system's own doing).
+INVARIANT_PROBE = r"""
+import importlib, json, pkgutil, sys
+import voxstack
+
+def fingerprint(value):
+    if isinstance(value, dict):
+        return ["dict", sorted([repr(k), id(v)] for k, v in value.items())]
+    if isinstance(value, (list, set)):
+        return [type(value).__name__, sorted(id(v) for v in value)]
+    return id(value)
+
+def state():
+    return {
+        name: {k: fingerprint(v) for k, v in vars(m).items() if not (k.startswith("__") and k.endswith("__"))}
+        for name, m in list(sys.modules.items())
+        if name == "voxstack" or name.startswith("voxstack.")
+    }
+
+names = sorted(m.name for m in pkgutil.walk_packages(voxstack.__path__, "voxstack.") if not m.name.endswith("__main__"))
+problems = []
+for name in names:
+    if name in sys.modules:
+        continue
+    before = state()
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        problems.append(f"{name} cannot be imported: {type(exc).__name__}: {exc}")
+        continue
+    after = state()
+    for other, attrs in before.items():
+        now = after.get(other, {})
+        for attr in sorted(set(attrs) | set(now)):
+            child = sys.modules.get(f"{other}.{attr}")
+            if attrs.get(attr) == now.get(attr) or (attr not in attrs and child is not None and now[attr] == id(child)):
+                continue
+            problems.append(f"importing {name} changed {other}.{attr}")
+print(json.dumps({"modules": len(names), "problems": problems}))
+"""
+
+
+def import_problems(path: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    out = subprocess.run([sys.executable, "-c", INVARIANT_PROBE], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_importing_a_module_changes_no_other_module(tmp_path: Path) -> None:
+    """What a spare's refresh relies on: a module imported again from disk leaves the others' objects alone."""
+    found = import_problems(protogen.PROJECT_ROOT / "src")
+    assert found["modules"] > 150 and found["problems"] == [], found["problems"]
+    # The probe sees it when a module does change another.
+    src = tmp_path / "src"
+    shutil.copytree(REPO_PACKAGE, src / "voxstack", ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "voxstack" / "zz_hooks.py").write_text("HOOKS: list[int] = []\n")
+    (src / "voxstack" / "zz_offender.py").write_text(
+        "from voxstack import text, zz_hooks\ntext.TEST_PATCHED = 1\nzz_hooks.HOOKS.append(1)\n"
+    )
+    found = import_problems(src)
+    assert set(found["problems"]) == {
+        "importing voxstack.zz_offender changed voxstack.text.TEST_PATCHED",  # a name bound in another
+        "importing voxstack.zz_offender changed voxstack.zz_hooks.HOOKS",  # another's list filled
+    }, found["problems"]
