@@ -3,6 +3,7 @@ hang, die or go away, bad requests. The real core process on uvicorn; what the m
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from conversation import close_code, open_conversation, read_until, send_speech, ws_collect
 from stack import Stack
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from voxstack.audio import wav_bytes
@@ -119,6 +121,38 @@ def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, c
     assert (code, reason) == (1012, RECONNECT_REASON), events
     assert kinds[0] == "transcript" and kinds[-1] == "reply_done", events
     assert events[-1]["text"] == "Paris is the capital.", events
+    assert stack.procs["core"].wait(30) == 0
+    stack.start("core")
+    stack.wait("core")
+
+
+def test_a_stopping_core_finishes_the_realtime_response_it_owes_then_hands_over(stack, client) -> None:
+    """The same over the Realtime API: the stop comes between speech_stopped and the transcript; the
+    response to that speech completes before the 1012."""
+    stack.script.update(
+        asr={"speculative_after": 60, "utterances": [{"text": "What is the capital of France?", "final_delay": 1.0}]},
+        llm={"replies": [{"text": "Paris is the capital.", "token_delay": 0.05}]},
+    )
+    seen: list[dict] = []
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/realtime", max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        pcm = utterance(0.8, 24_000, after=1.0)
+        for i in range(0, len(pcm), 9600):
+            ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i : i + 9600]).decode()})
+            )
+        while not seen or seen[-1]["type"] != "input_audio_buffer.speech_stopped":
+            seen.append(json.loads(ws.recv(timeout=30)))
+        stack.procs["core"].send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                seen.append(json.loads(ws.recv(timeout=30)))
+    received = closed.value.rcvd
+    assert received is not None and (received.code, received.reason) == (1012, RECONNECT_REASON), seen
+    done = [e for e in seen if e["type"] == "response.done"]
+    assert len(done) == 1 and done[0]["response"]["status"] == "completed", [e["type"] for e in seen]
+    transcript = next(e for e in seen if e["type"] == "response.output_audio_transcript.done")
+    assert transcript["transcript"] == "Paris is the capital."
     assert stack.procs["core"].wait(30) == 0
     stack.start("core")
     stack.wait("core")
