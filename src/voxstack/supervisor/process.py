@@ -32,6 +32,8 @@ from voxstack.supervisor.spare import START
 
 logger = logging.getLogger(__name__)
 
+# A message's longest line: "loaded" lists every module a service imported (thousands with a model's libraries).
+MESSAGE_LIMIT = 2**24
 _TRACE_LOCATION = re.compile(r'File "([^"]+)", line (\d+)')
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -130,9 +132,9 @@ class Instance:
             await self.proc.stdin.drain()
 
     async def _hear(self, fd: int) -> None:
-        """A spare's messages, one JSON line each, until it closes its end."""
+        """The instance's messages, one JSON line each, until its end of the pipe closes (it exits)."""
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=MESSAGE_LIMIT)
         with os.fdopen(fd, "rb") as pipe:
             transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
             try:
