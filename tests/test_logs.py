@@ -110,3 +110,17 @@ def test_credentials_in_query_strings_are_redacted(clean_env: object) -> None:
         '127.0.0.1:5 - "WebSocket /v1/stream?token=[redacted]" [accepted]',
         "GET /x?a=1&api_key=[redacted]&b=2 and /y?Token=[redacted]",
     ]
+
+
+def test_websocket_audio_frames_stay_out_of_the_dev_log(clean_env: object) -> None:
+    from websockets.frames import Frame, Opcode
+
+    out = io.StringIO()
+    configure_logging(load_settings(mode="dev"), "core", stream=out)
+    uvicorn = logging.getLogger("uvicorn.error")  # the logger uvicorn hands websockets
+    uvicorn.debug("< %s", Frame(Opcode.BINARY, bytes(640)))
+    uvicorn.debug("> %s", Frame(Opcode.TEXT, b'{"type":"ready"}'))
+    uvicorn.debug("= connection is %s", "OPEN")
+    lines = out.getvalue()
+    assert "BINARY" not in lines
+    assert '> TEXT \'{"type":"ready"}\'' in lines and "connection is OPEN" in lines

@@ -150,6 +150,28 @@ def test_a_typed_turn_is_replayed_as_text(stack: Stack) -> None:
     assert "(typed)" in done.stdout and "reply       same" in done.stdout, done.stdout
 
 
+def test_check_starts_the_longest_turns_first_and_reports_in_the_folders_order(stack: Stack, tmp_path: Path) -> None:
+    stack.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris."}})
+    count = len(listed(recordings_dir(stack)))
+    spoken_turn(stack, "replay-order-spoken")
+    spoken = recorded(stack, count + 1)
+    ws = open_conversation(stack.ports["core"], session="replay-order-typed")
+    typed_turn(ws, "Hi!")
+    ws.close()
+    typed = recorded(stack, count + 2)
+    tests = tmp_path / "conversations"
+    for name, recording in (("a-typed", typed), ("b-spoken", spoken)):
+        assert replay(stack, "pin", recording.name, "--name", name, "--dir", str(tests)).returncode == 0
+    stack.script.clear()
+    stack.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris."}})
+
+    done = replay(stack, "--check", str(tests), "--fast")  # one at a time: the order is the start order
+    assert done.returncode == 0, done.stdout + done.stderr
+    asked = [c["request"]["messages"][-1]["content"] for c in stack.script.calls("llm")]
+    assert asked == [QUESTION, "Hi!"]  # the spoken turn takes longer: it goes first
+    assert done.stdout.index("PASS  a-typed") < done.stdout.index("PASS  b-spoken")
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

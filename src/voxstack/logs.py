@@ -70,6 +70,18 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class AudioFrameFilter(logging.Filter):
+    """Drops websockets' DEBUG line for every binary frame: uvicorn hands websockets its own logger
+    (``uvicorn.error``), so the quiet ``websockets`` logger does not cover them, and a conversation's
+    audio made most of a dev log's lines (and of the core's CPU)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG or not record.args or not isinstance(record.args, tuple):
+            return True
+        opcode = getattr(record.args[0], "opcode", None)
+        return getattr(opcode, "name", "") not in ("BINARY", "CONT")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line, with plain (no locals) exception text."""
 
@@ -145,5 +157,9 @@ def configure_logging(settings: Settings, service: str, stream: IO[str] | None =
     root.setLevel(settings.log_level)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    uvicorn = logging.getLogger("uvicorn.error")
+    for frames in [f for f in uvicorn.filters if isinstance(f, AudioFrameFilter)]:
+        uvicorn.removeFilter(frames)
+    uvicorn.addFilter(AudioFrameFilter())
     logging.captureWarnings(True)
     return handler

@@ -25,6 +25,8 @@ from voxstack.recordings import Pcm, Recording, differences, load, wav
 #: Silence after the utterance, so that the asr ends it as it did live (its longest wait is well below).
 TRAILING_SILENCE = 2.0
 CHUNK_SECONDS = 0.02
+#: --fast sends bigger chunks: fewer messages for the core and the asr to handle, the same audio.
+FAST_CHUNK_SECONDS = 0.2
 #: Audio --fast sends at once before it paces itself (below the core's ws_burst_seconds default).
 FAST_BURST = 8.0
 FAST_FACTOR = 3.0
@@ -88,9 +90,9 @@ def run_turn(
 
 
 def _stream(ws: Any, pcm: bytes, rate: int, frame: int, fast: bool) -> None:
-    """The utterance, then silence, in 20 ms chunks, paced as a microphone would (or faster)."""
+    """The utterance, then silence, in 20 ms chunks, paced as a microphone would (or faster, in bigger chunks)."""
     data = pcm + bytes(int(TRAILING_SILENCE * rate) * frame)
-    step = int(CHUNK_SECONDS * rate) * frame
+    step = int((FAST_CHUNK_SECONDS if fast else CHUNK_SECONDS) * rate) * frame
     began = time.monotonic()
     for offset in range(0, len(data), step):
         ws.send(data[offset : offset + step])
@@ -170,6 +172,13 @@ def compare(
     return result
 
 
+def expected_seconds(recording: Recording) -> float:
+    """About how long a replay of ``recording`` takes: its audio (a spoken turn's asr works through it) and
+    the recorded reply's time."""
+    total = recording.turn.get("timings", {}).get("total") or 0.0
+    return (recording.input_audio().seconds if recording.spoken else 0.0) + float(total)
+
+
 @dataclass
 class Verdict:
     """One pinned conversation's replay: what broke (nothing: it passes), and old against new."""
@@ -217,7 +226,10 @@ def check(
         result = compare(recording.turn, now, path.name, stack)
         return Verdict(path.name, problems, result, time.monotonic() - began)
 
+    # The longest first: a short turn started last finishes with the others rather than after them.
+    longest_first = sorted(range(len(cases)), key=lambda n: -expected_seconds(cases[n][2]))
     with ThreadPoolExecutor(max(1, at_once)) as pool:
-        verdicts = list(pool.map(one, cases))
+        started = {n: pool.submit(one, cases[n]) for n in longest_first}
+        verdicts = [started[n].result() for n in range(len(cases))]
     at_once = 1
     return [one(case) if v.problems == [OVERLOADED] else v for case, v in zip(cases, verdicts, strict=True)]

@@ -76,6 +76,21 @@ class ShrinkingSession:
         return getattr(self._session, name)
 
 
+def _load_voice(path: Path) -> Any:
+    """A piper voice as ``PiperVoice.load`` makes it, but with its own session options."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    # Threads waiting for work sleep rather than spin: the tts shares the cores with the asr and the llm,
+    # and a spinning thread takes the time their threads need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
+    return PiperVoice(session=ShrinkingSession(session), config=config)
+
+
 class PiperEngine:
     """The configured piper voices, loaded once."""
 
@@ -97,11 +112,8 @@ class PiperEngine:
         return paths
 
     def load(self) -> None:
-        from piper import PiperVoice
-
         for path in self.voice_paths():
-            voice = PiperVoice.load(str(path))
-            voice.session = ShrinkingSession(voice.session)
+            voice = _load_voice(path)
             name = path.name.removesuffix(".onnx")
             language = _language_code(path) or voice.config.espeak_voice
             self._voices[name] = voice
