@@ -249,11 +249,12 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
 
     async def scenario() -> None:
         await engine.load()
-        first = [{"role": "user", "content": "My name is Ada. Remember it."}]
+        system = {"role": "system", "content": settings.llm.system_prompt}  # as the service adds it
+        first = [system, {"role": "user", "content": "My name is Ada. Remember it."}]
         reply = await turn(first)
         ada = holder(first)
         assert ada is not None
-        other = [{"role": "user", "content": "What is two plus two?"}]
+        other = [system, {"role": "user", "content": "What is two plus two?"}]
         await turn(other)
         assert holder(other) is not None and holder(other) is not ada  # it did not evict Ada's turn
         follow = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "What is my name?"}]
@@ -264,6 +265,38 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
 
     try:
         asyncio.run(scenario())
+    finally:
+        asyncio.run(engine.close())
+
+
+def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, llm_model: Path) -> None:
+    """The warm-up goes through the system prompt: a conversation's first turn, in either context,
+    evaluates only its own message."""
+    import asyncio
+
+    from voxstack.config import load_settings
+    from voxstack.llm.engine import ChatRequest, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
+
+    prompt = "You are a terse assistant for a test of the prompt cache."
+    settings = load_settings(
+        models_dir=str(models_dir),
+        llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024, "system_prompt": prompt},
+    )
+    engine = LlamaCppEngine(settings.llm, models_dir)
+
+    def tokens(question: str) -> list[int]:
+        chat = ChatRequest(
+            [{"role": "system", "content": prompt}, {"role": "user", "content": question}], Sampling(0, 1, 1)
+        )
+        return engine.prompt_tokens(chat)[0]
+
+    try:
+        asyncio.run(engine.load())
+        a, b = tokens("What is the capital of France?"), tokens("How many legs does a spider have?")
+        shared = next(n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)  # through the system prompt
+        assert shared > len(engine.contexts[0].llm.tokenize(prompt.encode(), add_bos=False))
+        assert [cached_prefix(c.llm, a) >= shared for c in engine.contexts] == [True, True]
     finally:
         asyncio.run(engine.close())
 

@@ -119,8 +119,12 @@ class LlamaCppEngine:
     async def load(self) -> None:
         await run_in_thread(None, self._load)  # the loop's default threads: once, before any call
         self._idle = list(self.contexts)
-        # Warm-up: one real token through the whole path, in every context.
-        chat = ChatRequest([{"role": "user", "content": "Hi"}], Sampling(0.0, 1.0, 1))
+        # Warm-up: one real token through the whole path, in every context. With the system prompt, which
+        # then stays in each context's cache: a conversation's first turn evaluates only its own message.
+        messages = [{"role": "user", "content": "Hi"}]
+        if self.settings.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
+        chat = ChatRequest(messages, Sampling(0.0, 1.0, 1))
 
         async def warm() -> None:
             async for _ in self.stream(chat):
