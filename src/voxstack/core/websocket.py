@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -37,14 +36,14 @@ from voxstack.core.drain import RECONNECT_REASON, Quiet
 from voxstack.core.errors import caller_message
 from voxstack.core.fairness import owner_var
 from voxstack.core.inputguard import InputGuard
-from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools
-from voxstack.core.recorder import TakenTurn, Tape, TurnRecorder
+from voxstack.core.pipeline import Pipeline
+from voxstack.core.recorder import Tape, TurnRecorder
 from voxstack.core.speculation import SpeculativeReply
-from voxstack.core.toolturns import AwaitedCalls
+from voxstack.core.stream_replies import StreamReplies
 from voxstack.core.turn import Turn
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
-from voxstack.recordings import Pcm, turn_settings
+from voxstack.recordings import Pcm
 from voxstack.tracing import from_trace_parent, tracer
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2
 
@@ -81,14 +80,9 @@ class StreamConversation:
         self.speech_end = time.perf_counter()
         self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
         self.stage_span: trace.Span | None = None
-        self.rid = request_id_var.get() or ""
-        self.voice = ""  # the config's voice for the replies ("" = the core's)
-        self.language = ""
-        self.recorder = recorder  # records each turn for `voxstack replay`, when on
+        rid = request_id_var.get() or ""
+        self.replies = StreamReplies(pipeline, self.send, self.told, rid, recorder=recorder)
         self.tape: Tape | None = None  # the audio of the asr stream, when turns are recorded
-        self.asr_served: dict[str, dict[str, str]] = {}  # which asr instance the stream is on (provenance)
-        self.tools: tuple[llm_pb2.Tool, ...] = ()  # the config's: functions the replies may call
-        self.awaiting: AwaitedCalls | None = None  # a turn whose reply called tools, waiting for their results
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
 
     @property
@@ -173,24 +167,27 @@ class StreamConversation:
             await self.send(events.Error(code=exc.reason, message=self.told(exc)))
             await self.ws.close(CloseCode.POLICY_VIOLATION)
             return
-        self.session_id = session_id
-        self.session_key = session_key(self.ws, session_id)
-        self.voice = stream_config.voice
-        self.language = stream_config.language
-        self.tools = tuple(
+        replies = self.replies
+        replies.session_id = session_id
+        replies.session_key = session_key(self.ws, session_id)
+        replies.voice = stream_config.voice
+        replies.language = stream_config.language
+        replies.tools = tuple(
             llm_pb2.Tool(name=t.name, description=t.description, parameters=json.dumps(t.parameters or {}))
             for t in stream_config.tools
         )
         if not stream_config.record:
-            self.recorder = None
-        if stream_config.history and self.session_key is not None:
-            await self.start_history(self.session_key, stream_config.history)
-        if self.recorder is not None:
+            replies.recorder = None
+        if stream_config.history and replies.session_key is not None:
+            await self.start_history(replies.session_key, stream_config.history)
+        if replies.recorder is not None:
             keep = self.pipeline.settings.asr.max_audio_seconds + 5
             self.tape = Tape(stream_config.sample_rate, stream_config.channels, keep)
-        if self.voice and not await self.voice_exists(self.voice):
+        if replies.voice and not await self.voice_exists(replies.voice):
             await self.refuse(
-                ErrorCode.UNKNOWN_VOICE, f"unknown voice {self.voice!r}: see GET /v1/voices", CloseCode.POLICY_VIOLATION
+                ErrorCode.UNKNOWN_VOICE,
+                f"unknown voice {replies.voice!r}: see GET /v1/voices",
+                CloseCode.POLICY_VIOLATION,
             )
             return
         config = asr_pb2.RecognitionConfig(
@@ -307,7 +304,7 @@ class StreamConversation:
 
     async def recognize(self, config: asr_pb2.RecognitionConfig) -> None:
         """One asr stream for the connection (continued on a new one when the asr restarts)."""
-        provenance.served_by_var.set(self.asr_served)
+        provenance.served_by_var.set(self.replies.asr_served)
         async for reply in self.backends.recognize(lambda: self.requests(config)):
             await self.on_asr(reply)
 
@@ -356,7 +353,7 @@ class StreamConversation:
             await self.speculation.cancel(speculation, "wasted")
             return
         await self.cancel_turn()
-        self.awaiting = None  # a new turn: calls still without results are dropped
+        self.replies.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
         if self.speculation.confirm(speculation, utterance, text, asr_decode, self.speech_end):
             assert speculation is not None
@@ -365,7 +362,7 @@ class StreamConversation:
             return
         await self.speculation.cancel(speculation, "redone")
         turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
-        self.turn = asyncio.create_task(self.speak_turn(turn, self.trace))
+        self.turn = asyncio.create_task(self.replies.speak(turn, self.trace))
 
     async def start_history(self, key: str, turns: list[events.HistoryTurn]) -> None:
         """A new session's earlier turns, from the config (a session with a history keeps its own)."""
@@ -391,7 +388,7 @@ class StreamConversation:
             self.turns + 1, text, started=time.perf_counter(), utterance=utterance, confirmation=asyncio.Event()
         )
         trace_context = self.trace
-        await self.speculation.start(turn, lambda t: self.speak_turn(t, trace_context))
+        await self.speculation.start(turn, lambda t: self.replies.speak(t, trace_context))
 
     def next_stage(self, name: str | None) -> None:
         """End the utterance's current stage span; start the next one (if named) in the same trace."""
@@ -399,107 +396,9 @@ class StreamConversation:
             self.stage_span.end()
         self.stage_span = tracer().start_span(name, context=self.trace) if name else None
 
-    async def speak_turn(self, turn: Turn, trace_context: Context) -> None:
-        with (
-            tracer().start_as_current_span(
-                "core turn",
-                context=trace_context,
-                attributes={
-                    "voxstack.turn": turn.number,
-                    "voxstack.request_id": self.rid,
-                    "voxstack.speculative": turn.confirmation is not None,
-                },
-            ),
-            contextlib.suppress(WebSocketDisconnect),
-        ):  # the client is gone (self.gone is set): so is the turn
-            await self._speak_turn(turn)
-
-    async def send_turn(self, turn: Turn, event: events.Event, data: bytes | None = None) -> None:
-        """Send what a turn produced; a speculative turn's waits until it is confirmed."""
-        await turn.wait()
-        await self.send(event, data)
-
-    async def _speak_turn(self, turn: Turn) -> None:
-        metrics = self.pipeline.metrics
-        number = turn.number
-        first_sent = 0.0
-        taken = None
-        if self.recorder is not None and self.session_key is not None:
-            taken = TakenTurn(turn, await self.pipeline.sessions.history(self.session_key))
-            if not turn.typed:
-                taken.served_by.update(self.asr_served)
-        # This turn's calls note who served them in its recording, or nowhere (not in the asr stream's).
-        provenance.served_by_var.set(taken.served_by if taken is not None else None)
-        try:
-            tools = turn.tools if turn.tools.exchange else Tools(self.tools)
-            async for event in self.pipeline.reply(
-                self.session_key,
-                turn.text,
-                started=turn.started,
-                voice=self.voice,
-                confirmation=turn.confirmation,
-                tools=tools,
-            ):
-                if taken is not None:
-                    taken.add(event)
-                if isinstance(event, TextDelta):
-                    await self.send_turn(turn, events.ReplyDelta(turn=number, text=event.text))
-                elif isinstance(event, SentenceAudio):
-                    meta = events.Audio(
-                        turn=number,
-                        index=event.index,
-                        text=event.text,
-                        sample_rate=event.sample_rate,
-                        bytes=len(event.pcm16),
-                    )
-                    with tracer().start_as_current_span("core send audio"):
-                        await self.send_turn(turn, meta, event.pcm16)
-                    if event.index == 0:
-                        first_sent = time.perf_counter() - turn.speech_end
-                        metrics.first_audio_seconds.observe(first_sent)
-                elif isinstance(event, ReplyDone) and event.tool_calls:
-                    # The client runs the calls; the turn goes on with their results (on_tool_result).
-                    for call in event.tool_calls:
-                        tool_call = events.ToolCall(turn=number, id=call.id, name=call.name, arguments=call.arguments)
-                        await self.send_turn(turn, tool_call)
-                    self.awaiting = AwaitedCalls(dataclasses.replace(turn, tools=tools), event.tool_calls)
-                elif isinstance(event, ReplyDone):
-                    await turn.wait()
-                    event.timings.asr_decode = turn.asr_decode
-                    event.timings.speculation_lead = turn.lead
-                    event.timings.shift(turn.lead)
-                    event.timings.first_audio = first_sent or event.timings.first_audio
-                    metrics.turn_done("websocket", event.timings.as_dict())
-                    recording = None
-                    if taken is not None and self.recorder is not None:
-                        recorder = self.recorder
-                        settings = turn_settings(recorder.settings, self.voice, self.language)
-                        summary = taken.summary(settings)
-                        recording = recorder.record(self.session_id, number, summary, turn.heard, taken.reply())
-                    await self.send(
-                        events.ReplyDone(
-                            turn=number,
-                            text=event.text,
-                            timings=event.timings.as_dict(),
-                            prompt_tokens=event.prompt_tokens,
-                            completion_tokens=event.completion_tokens,
-                            recording=recording,
-                        )
-                    )
-        except VoxError as exc:
-            metrics.turns.labels("websocket", "error").inc()
-            await self.send_turn(
-                turn,
-                events.Error(turn=number, code=exc.reason, message=self.told(exc), stage=getattr(exc, "stage", None)),
-            )
-        except asyncio.CancelledError:
-            if turn.confirmed:
-                metrics.turns.labels("websocket", "cancelled").inc()
-            raise
-
     async def on_tool_result(self, call_id: str, content: str) -> None:
         """A result of one of the calls the last reply made; with the last one, the turn goes on."""
-        awaiting = self.awaiting
+        awaiting = self.replies.awaiting
         try:
             if awaiting is None:
                 raise InvalidInput(
@@ -511,9 +410,9 @@ class StreamConversation:
             return
         if not complete:
             return
-        self.awaiting = None
+        self.replies.awaiting = None
         turn = awaiting.next_turn(started=time.perf_counter())
-        self.turn = asyncio.create_task(self.speak_turn(turn, Context()))
+        self.turn = asyncio.create_task(self.replies.speak(turn, Context()))
 
     async def on_text(self, text: str) -> None:
         """A text frame after the config: a typed turn, a tool's result, else an error event (the frame is
@@ -555,10 +454,10 @@ class StreamConversation:
             await self.cancel_turn()
             await self.send(events.BargeIn(turn=self.turns))
         self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
-        self.awaiting = None  # a new turn: calls still without results are dropped
+        self.replies.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
         turn = Turn(self.turns, said, started=self.speech_end, typed=True)
-        self.turn = asyncio.create_task(self.speak_turn(turn, Context()))
+        self.turn = asyncio.create_task(self.replies.speak(turn, Context()))
 
     async def voice_exists(self, voice: str) -> bool:
         """Whether the tts has ``voice``; True when the tts cannot say (the turn reports it then)."""
