@@ -231,7 +231,8 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
 
     from voxstack.config import load_settings
     from voxstack.llm.engine import ChatRequest, Delta, Sampling
-    from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
+    from voxstack.llm.llama_engine import LlamaCppEngine
+    from voxstack.llm.prompt_cache import cached_prefix
 
     settings = load_settings(
         models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
@@ -276,7 +277,8 @@ def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, ll
 
     from voxstack.config import load_settings
     from voxstack.llm.engine import ChatRequest, Sampling
-    from voxstack.llm.llama_engine import LlamaCppEngine, cached_prefix
+    from voxstack.llm.llama_engine import LlamaCppEngine
+    from voxstack.llm.prompt_cache import cached_prefix
 
     prompt = "You are a terse assistant for a test of the prompt cache."
     settings = load_settings(
@@ -299,6 +301,107 @@ def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, ll
         assert [cached_prefix(c.llm, a) >= shared for c in engine.contexts] == [True, True]
     finally:
         asyncio.run(engine.close())
+
+
+GEOGRAPHY = "You answer questions about the countries of Europe, their capitals and rivers, in one short sentence."
+
+
+def test_a_context_takes_the_start_of_a_prompt_another_evaluated_and_goes_on_as_if_it_had(
+    models_dir: Path, llm_model: Path
+) -> None:
+    """The copied cache gives the same next-token logits as evaluating the whole prompt."""
+    import asyncio
+
+    import llama_cpp
+    import numpy as np
+
+    from voxstack.config import load_settings
+    from voxstack.llm.engine import ChatRequest, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine
+    from voxstack.llm.prompt_cache import cached_prefix, take_prefix
+
+    settings = load_settings(
+        models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
+    )
+    engine = LlamaCppEngine(settings.llm, models_dir)
+
+    def tokens(question: str) -> list[int]:
+        chat = ChatRequest(
+            [{"role": "system", "content": GEOGRAPHY}, {"role": "user", "content": question}], Sampling(0, 1, 1)
+        )
+        return engine.prompt_tokens(chat)[0]
+
+    def last_logits(llm) -> np.ndarray:  # type: ignore[no-untyped-def]
+        pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
+
+    try:
+        asyncio.run(engine.load())
+        a, b = (c.llm for c in engine.contexts)
+        first, second = tokens("What is the capital of France?"), tokens("Which river flows through Vienna?")
+        shared = next(n for n, (x, y) in enumerate(zip(first, second, strict=False)) if x != y)
+        a.reset()
+        a.eval(first)  # a has evaluated the new system prompt; b holds the warm-up's
+        own = cached_prefix(b, second)
+        assert own < shared
+        assert take_prefix(b, [a], second) == shared - own
+        assert cached_prefix(b, second) == shared
+        b.eval(second[b.n_tokens :])
+        copied = last_logits(b)
+        a.reset()
+        a.eval(second)  # the whole prompt, from nothing
+        whole = last_logits(a)
+        assert int(copied.argmax()) == int(whole.argmax())
+        assert np.abs(copied - whole).max() <= 1e-2 * np.abs(whole).max()
+        assert take_prefix(b, [a], second) == 0  # b holds as much of it as a does: nothing to take
+    finally:
+        asyncio.run(engine.close())
+
+
+def test_a_new_system_prompt_is_evaluated_once_for_concurrent_calls(
+    models_dir: Path, llm_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A system prompt the contexts have not seen (a changed prompt, a caller's own): the second of two
+    concurrent calls copies the prompt's start from the first one's context."""
+    import asyncio
+    import logging
+
+    from voxstack.config import load_settings
+    from voxstack.llm.engine import ChatRequest, Delta, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine
+
+    settings = load_settings(
+        models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
+    )
+    engine = LlamaCppEngine(settings.llm, models_dir)
+    system = {"role": "system", "content": GEOGRAPHY}
+
+    async def reply(question: str, tokens: int, first: asyncio.Event | None = None) -> str:
+        chat = ChatRequest([system, {"role": "user", "content": question}], Sampling(0, 1, tokens))
+        text = []
+        async for event in engine.stream(chat):
+            if isinstance(event, Delta):
+                text.append(event.text)
+                if first is not None:
+                    first.set()
+        return "".join(text)
+
+    async def scenario() -> None:
+        await engine.load()  # its warm-up's second context copies the first one's (the default prompt)
+        caplog.clear()
+        started = asyncio.Event()
+        long = asyncio.create_task(reply("Tell me about the rivers of Germany.", 40, started))
+        await started.wait()  # its context has evaluated the new system prompt
+        assert await reply("What is the capital of Spain?", 4)
+        await long
+
+    caplog.set_level(logging.DEBUG, logger="voxstack.llm.llama_engine")
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(engine.close())
+    took = [r.getMessage() for r in caplog.records if "prompt tokens from another context" in r.getMessage()]
+    assert len(took) == 1, took
 
 
 def test_a_caller_that_stops_reading_after_done_leaves_the_model_free(models_dir: Path, llm_model: Path) -> None:
@@ -464,8 +567,10 @@ def test_upstream_cancellation_closes_the_upstream_request(upstream_address: str
         return time.perf_counter() - started
 
     after_cancel = answered_in("Hi", 4)
-    # The reference, on the same machine at the same time: a reply of 96 tokens alone.
-    assert after_cancel < answered_in("Write a very long story about a dragon.", 96)
+    # The reference, on the same machine at the same time: a reply of 96 tokens alone. Left running, the
+    # cancelled call's 900 tokens would hold the server about nine times as long; the margin is for a
+    # machine whose other work slows one call and not the other.
+    assert after_cancel < 3 * answered_in("Write a very long story about a dragon.", 96)
 
 
 def test_upstream_down_is_a_startup_error(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings
 from voxstack.errors import InvalidInput
 from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
+from voxstack.llm.prompt_cache import reuse, take_prefix
 from voxstack.llm.turns import TokenTurns
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
@@ -192,6 +193,10 @@ class LlamaCppEngine:
                 f"the prompt is {len(tokens)} tokens; the context holds {llm.n_ctx()}: shorten the messages",
                 reason=ErrorCode.PROMPT_TOO_LONG,
             )
+        with self.turns.turn(context.number, 0):  # no context decodes while one reads another's cache
+            others = [c.llm for c in self.contexts if c is not context]
+            if gained := take_prefix(llm, others, tokens):
+                logger.debug("context %d took %d prompt tokens from another context's cache", context.number, gained)
         s = chat.sampling
         stream = llm.create_completion(
             prompt=tokens,
@@ -311,24 +316,3 @@ class LlamaCppEngine:
     async def close(self) -> None:
         for context in self.contexts:
             context.executor.shutdown(wait=True, cancel_futures=True)
-
-
-def reuse(llm: Any, tokens: list[int]) -> int:
-    """How good a context is for a prompt: the cached tokens it reuses, less the cached tokens it throws away.
-
-    A conversation's next turn goes back to the context that holds its previous turn (only the new
-    message is evaluated, as llama.cpp's server picks a slot), and another conversation, which
-    shares no more than the system prompt with it, takes an empty or stale context rather than
-    evicting it.
-    """
-    prefix = cached_prefix(llm, tokens)
-    return prefix - (llm.n_tokens - prefix)
-
-
-def cached_prefix(llm: Any, tokens: list[int]) -> int:
-    """How many of ``tokens`` the context has evaluated already, from the start (its KV cache holds them).
-
-    Reads llama-cpp-python's ``_input_ids``/``n_tokens`` (what its own generate() compares); the
-    dependency is pinned below 0.4 for that.
-    """
-    return int(llm.longest_token_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens))
