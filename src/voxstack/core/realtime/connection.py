@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import secrets
-import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -29,21 +28,16 @@ from voxstack.config import CoreSettings
 from voxstack.core.clients import Backends, StageError
 from voxstack.core.drain import RECONNECT_REASON, Quiet
 from voxstack.core.errors import caller_message
-from voxstack.core.inputguard import InputGuard
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.realtime import protocol as p
 from voxstack.core.realtime.formats import RATES, to_pcm16
-from voxstack.core.realtime.items import Items, Shaped, new_id, shaped
-from voxstack.core.realtime.listener import Listener
+from voxstack.core.realtime.input_audio import InputAudio
+from voxstack.core.realtime.items import Items, shaped
 from voxstack.core.realtime.response import Response, Spoken, finish
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.errors import VoxError
-from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
-
-#: Shortest audio a manual commit takes, as OpenAI's (``input_audio_buffer_commit_empty`` below it).
-MIN_COMMIT_MS = 100
 
 
 class RealtimeConnection:
@@ -70,27 +64,24 @@ class RealtimeConnection:
         self.settings = RealtimeSettings(instructions=pipeline.settings.llm.system_prompt or "")
         self.send_lock = asyncio.Lock()
         self.gone = asyncio.Event()
-        self.buffer = bytearray()  # appended PCM16 not committed yet (turn detection off)
         # Nobody speaks and no response runs: a stopping core hands the session over then.
-        self.quiet = Quiet(lambda: not ((self.listener is not None and self.listener.speaking) or self.responding))
-        self._listener: Listener | None = None
+        self.quiet = Quiet(lambda: not (self.input.speaking or self.responding))
         self.response: Response | None = None
         self._response_task: asyncio.Task[None] | None = None
         self.spoken: dict[str, Spoken] = {}  # assistant items' audio, for truncation (the last few)
-        self.user_item = ""  # the item id of the utterance being heard
-        self.utterance_start = self.utterance_seconds = 0.0  # its start in the asr stream, and its length
-        self.speech_end = time.perf_counter()
-        self.guard = InputGuard(core_settings, 2, RATES[self.settings.input_format])
-
-    @property
-    def listener(self) -> Listener | None:
-        """The asr stream of server turn detection (None: off, or not started yet)."""
-        return self._listener
-
-    @listener.setter
-    def listener(self, value: Listener | None) -> None:
-        self._listener = value
-        self.quiet.changed()
+        self.input = InputAudio(
+            pipeline=pipeline,
+            backends=backends,
+            core_settings=core_settings,
+            items=items,
+            settings=lambda: self.settings,
+            send=self.send,
+            told=self.told,
+            close=self.close,
+            changed=self.quiet.changed,
+            heard=self.heard,
+            interrupted=self.interrupted,
+        )
 
     @property
     def response_task(self) -> asyncio.Task[None] | None:
@@ -141,10 +132,10 @@ class RealtimeConnection:
         kept = await self.items.store.items(f"{self.items.key}:settings")
         if kept:  # a resumed session: its settings as the client last made them
             with contextlib.suppress(p.ProtocolError, ValueError):
-                self.settings = self.settings.updated(p.SessionFields.model_validate(kept[0]))
-                self.guard = InputGuard(self.core_settings, 2, RATES[self.settings.input_format])
+                before, self.settings = self.settings, self.settings.updated(p.SessionFields.model_validate(kept[0]))
+                await self.input.settings_changed(before, self.settings)
         await self.send({"type": "session.created", "session": self.shape()})
-        self.listen()
+        self.input.listen()
         reader = asyncio.create_task(self.read())
         gone = asyncio.create_task(self.gone.wait())
         handover = asyncio.create_task(self.hand_over())
@@ -157,8 +148,7 @@ class RealtimeConnection:
             if self.response_task is not None:
                 self.response_task.cancel()
                 await finish(self.response_task)
-            if self.listener is not None:
-                await self.listener.stop()
+            await self.input.stop()
             if not self.gone.is_set():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(CloseCode.NORMAL_CLOSURE), 1.0)
@@ -192,7 +182,7 @@ class RealtimeConnection:
             if message["type"] == "websocket.disconnect":
                 self.gone.set()
                 return
-            refusal = self.guard.message()
+            refusal = self.input.guard.message()
             if refusal is not None:
                 await self.close(refusal.code, refusal.message, refusal.close_code)
                 return
@@ -212,18 +202,13 @@ class RealtimeConnection:
 
     async def handle(self, event: p.ClientEvent) -> None:
         if isinstance(event, p.Append):
-            await self.append(event.audio)
+            await self.input.append(event.audio)
         elif isinstance(event, p.SessionUpdate):
             await self.update(event.session)
         elif isinstance(event, p.Commit):
-            await self.commit()
+            await self.input.commit()
         elif isinstance(event, p.Clear):
-            self.buffer.clear()
-            if self.listener is not None and self.listener.speaking:  # the utterance being heard goes too
-                await self.listener.stop()
-                self.listener = None
-                self.listen()
-            await self.send({"type": "input_audio_buffer.cleared"})
+            await self.input.clear()
         elif isinstance(event, p.ItemCreate):
             await self.create_item(event)
         elif isinstance(event, p.ItemRetrieve):
@@ -254,14 +239,7 @@ class RealtimeConnection:
                 f"unknown voice {after.voice!r}: see GET /v1/voices", param="session.audio.output.voice"
             )
         self.settings = after
-        if after.input_format != before.input_format:
-            self.buffer.clear()
-            self.guard = InputGuard(self.core_settings, 2, RATES[after.input_format])
-        if (after.recognition(), after.turn_detection is None) != (before.recognition(), before.turn_detection is None):
-            if self.listener is not None:
-                await self.listener.stop()
-                self.listener = None
-            self.listen()
+        await self.input.settings_changed(before, after)
         # Kept beside the conversation (a session id cannot hold ':'), for a client that reconnects.
         await self.items.store.keep_items(f"{self.items.key}:settings", [self.shape()])
         await self.send({"type": "session.updated", "session": self.shape()})
@@ -272,150 +250,19 @@ class RealtimeConnection:
         except StageError:
             return True  # the tts cannot say now: the response reports it
 
-    # ---- input audio ---------------------------------------------------------------------------
+    # ---- what the input audio starts and stops ----------------------------------------------------
 
-    def listen(self) -> None:
-        """Start server turn detection, where the session has it."""
-        if self.settings.turn_detection is None or self.listener is not None:
-            return
-        self.listener = Listener(
-            self.backends,
-            self.settings.recognition(),
-            self.on_asr,
-            self.core_settings.ws_queue_chunks,
-            changed=self.quiet.changed,
-        )
-        self.listener.start()
-
-    async def append(self, audio: str) -> None:
-        try:
-            data = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise p.ProtocolError("audio is not valid base64", param="audio") from None
-        fmt = self.settings.input_format
-        if fmt == "audio/pcm" and len(data) % 2:
-            raise p.ProtocolError(f"{len(data)} bytes of audio/pcm is not whole 16-bit samples", param="audio")
-        pcm = to_pcm16(data, fmt)
-        if self.listener is None and self.settings.turn_detection is None:
-            limit = int(self.pipeline.settings.asr.max_audio_seconds * RATES[fmt] * 2)
-            if len(self.buffer) + len(pcm) > limit:
-                raise p.ProtocolError(
-                    f"the input audio buffer would hold more than {limit // (RATES[fmt] * 2)} s: commit or clear it",
-                    code="input_audio_buffer_full",
-                )
-            self.buffer += pcm
-            return
-        refusal = self.guard.audio(len(pcm))
-        if refusal is not None:
-            await self.close(refusal.code, refusal.message, refusal.close_code)
-            return
-        if self.listener is not None and self.listener.failed:
-            failure = self.listener.failure
-            self.listener = None
-            self.listen()
-            if isinstance(failure, VoxError):
-                raise failure
-        self.listen()
-        assert self.listener is not None
-        await self.listener.put(pcm)
-
-    async def commit(self) -> None:
-        if self.settings.turn_detection is not None:
-            raise p.ProtocolError(
-                "turn detection is on: the server commits each utterance when it ends (turn it off to commit)",
-                code="input_audio_buffer_commit_empty",
-            )
-        rate = RATES[self.settings.input_format]
-        if len(self.buffer) < rate * 2 * MIN_COMMIT_MS // 1000:
-            ms = len(self.buffer) * 1000 // (rate * 2)
-            raise p.ProtocolError(
-                f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, but buffer only has {ms} ms",
-                code="input_audio_buffer_commit_empty",
-            )
-        audio, self.buffer = bytes(self.buffer), bytearray()
-        self.speech_end = time.perf_counter()
-        item = self.user_audio_item(new_id("item"))
-        previous = await self.items.add(item)
-        await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
-        await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        await self.transcribe(item, audio, rate)
-
-    @staticmethod
-    def user_audio_item(item_id: str) -> Shaped:
-        return {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-
-    async def transcribe(self, item: Shaped, pcm16: bytes, rate: int) -> None:
-        fmt = common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate, channels=1)
-        language = self.settings.transcription.language if self.settings.transcription else None
-        try:
-            heard = await self.pipeline.transcribe(pcm16, fmt, language or "")
-        except VoxError as exc:
-            await self.transcribed(item, None, exc)
-            return
-        await self.transcribed(item, heard.result.text, None, len(pcm16) / 2 / rate)
-
-    async def transcribed(self, item: Shaped, text: str | None, failure: VoxError | None, seconds: float = 0) -> None:
-        """A user audio item's transcript (or why there is none): events, the item done."""
-        at = {"item_id": item["id"], "content_index": 0}
-        if failure is not None:
-            error = {"type": "transcription_error", "code": failure.reason.lower(), "message": self.told(failure)}
-            await self.send({"type": "conversation.item.input_audio_transcription.failed", **at, "error": error})
-        else:
-            item["content"][0]["transcript"] = text
-            await self.items.replace(item)
-            if self.settings.transcription is not None:
-                await self.send({"type": "conversation.item.input_audio_transcription.delta", **at, "delta": text})
-                await self.send(
-                    {
-                        "type": "conversation.item.input_audio_transcription.completed",
-                        **at,
-                        "transcript": text,
-                        "usage": {"type": "duration", "seconds": round(seconds, 3)},
-                    }
-                )
-        await self.send({"type": "conversation.item.done", "item": item})
-
-    async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
-        kind = reply.WhichOneof("event")
+    async def heard(self, speech_end: float) -> None:
+        """An utterance's transcript is in: answer it, where the session's turn detection says so."""
         detection = self.settings.turn_detection
-        if kind == "speech_started":
-            self.user_item = new_id("item")
-            self.utterance_start = reply.speech_started.offset_seconds
-            ms = int(reply.speech_started.offset_seconds * 1000)
-            await self.send(
-                {"type": "input_audio_buffer.speech_started", "audio_start_ms": ms, "item_id": self.user_item}
-            )
-            if self.responding and (detection is None or detection.interrupt_response):
-                await self.cancel_response("turn_detected")
-        elif kind == "speech_ended":
-            self.speech_end = time.perf_counter()
-            self.utterance_seconds = reply.speech_ended.offset_seconds - self.utterance_start
-            ms = int(reply.speech_ended.offset_seconds * 1000)
-            await self.send(
-                {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms, "item_id": self.user_item}
-            )
-            item = self.user_audio_item(self.user_item)
-            previous = await self.items.add(item)
-            await self.send(
-                {"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]}
-            )
-            await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        elif kind == "final":
-            try:
-                item = self.items.find(self.user_item)
-            except p.ProtocolError:  # the client deleted it meanwhile: nothing to transcribe into or answer
-                return
-            text = reply.final.result.text
-            await self.transcribed(item, text, None, self.utterance_seconds)
-            if text.strip() and (detection is None or detection.create_response) and not self.responding:
-                await self.respond(None, started=self.speech_end)
+        if (detection is None or detection.create_response) and not self.responding:
+            await self.respond(None, started=speech_end)
+
+    async def interrupted(self) -> None:
+        """Speech started: the response being spoken stops, where the session's turn detection says so."""
+        detection = self.settings.turn_detection
+        if self.responding and (detection is None or detection.interrupt_response):
+            await self.cancel_response("turn_detected")
 
     # ---- the conversation ------------------------------------------------------------------------
 
@@ -430,7 +277,7 @@ class RealtimeConnection:
             except (binascii.Error, ValueError):
                 await self.items.delete(item["id"])
                 raise p.ProtocolError("item.content audio is not valid base64", param="item.content") from None
-            await self.transcribe(item, pcm, RATES[self.settings.input_format])
+            await self.input.transcribe(item, pcm, RATES[self.settings.input_format])
             return
         await self.send({"type": "conversation.item.done", "item": item})
 
