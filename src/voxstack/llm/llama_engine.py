@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from voxstack.codes import ErrorCode
-from voxstack.config import LlmSettings
-from voxstack.errors import InvalidInput
+from voxstack.config import LlmSettings, env_name
+from voxstack.errors import InvalidInput, StartupError
 from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
 from voxstack.llm.prompt_cache import reuse, take_prefix
 from voxstack.llm.turns import TokenTurns
@@ -126,6 +126,13 @@ class LlamaCppEngine:
         if self.settings.system_prompt:
             messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
         chat = ChatRequest(messages, Sampling(0.0, 1.0, 1))
+        prompt = len(self.prompt_tokens(chat)[0])
+        if prompt >= self.contexts[0].llm.n_ctx():
+            raise StartupError(
+                f"the system prompt is {prompt} tokens with the chat template; the context holds "
+                f"{self.contexts[0].llm.n_ctx()}: shorten {env_name(('llm', 'system_prompt'))} "
+                f"or raise {env_name(('llm', 'context_size'))}"
+            )
 
         async def warm() -> None:
             async for _ in self.stream(chat):
