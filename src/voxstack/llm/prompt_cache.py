@@ -17,7 +17,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: A shorter lead is evaluated again: copying a context's cache costs about as much as a few tokens.
+#: A shorter lead is evaluated again. A copy takes the other context's whole sequence (tens of MB for a
+#: long conversation, a memory copy) to keep its start: worth it for a prompt's start, not for a word.
 COPY_MIN_TOKENS = 8
 _SEQUENCE = 0  # each context holds one sequence
 
