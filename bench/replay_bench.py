@@ -59,7 +59,8 @@ Pipeline.reply = _test_marked_reply
 def run(report: Report, inputs: Inputs) -> None:
     for preset in (DEFAULT_PRESET, "tiny"):  # the default, and the fastest llm as the reference
         times, passes, parity = _run(inputs, preset)
-        note = f"max {max(times):.2f} s over {len(times)} saves (code and .env alternating); passes {passes}"
+        each = " ".join(f"{t:.2f}" for t in times)
+        note = f"{len(times)} saves, code and .env alternating: {each} s; passes {passes}"
         metric = f"llm preset {preset}: save -> verdicts of 3 pinned turns on the dashboard, median"
         report.add("replay", metric, median(times), "s", "<= 3", note)
         for stage, (live, replayed) in parity.items():

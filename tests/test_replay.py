@@ -150,7 +150,7 @@ def test_a_typed_turn_is_replayed_as_text(stack: Stack) -> None:
     assert "(typed)" in done.stdout and "reply       same" in done.stdout, done.stdout
 
 
-def test_check_starts_the_longest_turns_first_and_reports_in_the_folders_order(stack: Stack, tmp_path: Path) -> None:
+def test_check_alternates_spoken_and_typed_turns_and_reports_in_the_folders_order(stack: Stack, tmp_path: Path) -> None:
     stack.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris."}})
     count = len(listed(recordings_dir(stack)))
     spoken_turn(stack, "replay-order-spoken")
@@ -160,7 +160,7 @@ def test_check_starts_the_longest_turns_first_and_reports_in_the_folders_order(s
     ws.close()
     typed = recorded(stack, count + 2)
     tests = tmp_path / "conversations"
-    for name, recording in (("a-typed", typed), ("b-spoken", spoken)):
+    for name, recording in (("a-typed", typed), ("b-spoken", spoken), ("c-spoken", spoken)):
         assert replay(stack, "pin", recording.name, "--name", name, "--dir", str(tests)).returncode == 0
     stack.script.clear()
     stack.script.update(asr={"utterances": [{"text": QUESTION}]}, llm={"default": {"text": "Paris."}})
@@ -168,8 +168,10 @@ def test_check_starts_the_longest_turns_first_and_reports_in_the_folders_order(s
     done = replay(stack, "--check", str(tests), "--fast")  # one at a time: the order is the start order
     assert done.returncode == 0, done.stdout + done.stderr
     asked = [c["request"]["messages"][-1]["content"] for c in stack.script.calls("llm")]
-    assert asked == [QUESTION, "Hi!"]  # the spoken turn takes longer: it goes first
-    assert done.stdout.index("PASS  a-typed") < done.stdout.index("PASS  b-spoken")
+    # A spoken turn (the longer kind) first, then a typed one: two spoken turns do not start together.
+    assert asked == [QUESTION, "Hi!", QUESTION]
+    report = done.stdout
+    assert report.index("PASS  a-typed") < report.index("PASS  b-spoken") < report.index("PASS  c-spoken")
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,11 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(reference, hypothesis, reference_transform=transform, hypothesis_transform=transform))
 
 
+def warm_up() -> None:
+    """Load the code judging a turn runs (jiwer and rapidfuzz load theirs at the first word error rate)."""
+    word_error_rate("warm up", "warm up")
+
+
 def compare(
     old: dict[str, Any], new: dict[str, Any], recording_id: str, stack: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -177,6 +183,26 @@ def expected_seconds(recording: Recording) -> float:
     the recorded reply's time."""
     total = recording.turn.get("timings", {}).get("total") or 0.0
     return (recording.input_audio().seconds if recording.spoken else 0.0) + float(total)
+
+
+def start_order(recordings: list[Recording]) -> list[int]:
+    """The order to start ``recordings`` in: spoken and typed turns alternating, the longest of each first.
+
+    A spoken turn's audio goes through the asr, one decode at a time, before its reply; a typed turn needs
+    the llm only. Two spoken turns started together wait for each other at the asr and then share the llm;
+    a spoken turn started beside a typed one decodes while the typed reply is written. The longest first:
+    a short turn started last finishes with the others rather than after them.
+    """
+    kinds = [
+        sorted(
+            (n for n, r in enumerate(recordings) if r.spoken == spoken), key=lambda n: -expected_seconds(recordings[n])
+        )
+        for spoken in (True, False)
+    ]
+    order: list[int] = []
+    for pair in zip_longest(*kinds):
+        order += [n for n in pair if n is not None]
+    return order
 
 
 @dataclass
@@ -226,10 +252,8 @@ def check(
         result = compare(recording.turn, now, path.name, stack)
         return Verdict(path.name, problems, result, time.monotonic() - began)
 
-    # The longest first: a short turn started last finishes with the others rather than after them.
-    longest_first = sorted(range(len(cases)), key=lambda n: -expected_seconds(cases[n][2]))
     with ThreadPoolExecutor(max(1, at_once)) as pool:
-        started = {n: pool.submit(one, cases[n]) for n in longest_first}
+        started = {n: pool.submit(one, cases[n]) for n in start_order([case[2] for case in cases])}
         verdicts = [started[n].result() for n in range(len(cases))]
     at_once = 1
     return [one(case) if v.problems == [OVERLOADED] else v for case, v in zip(cases, verdicts, strict=True)]

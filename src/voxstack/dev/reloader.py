@@ -64,7 +64,14 @@ class Reloader:
         self.depmap = DependencyMap(source_root, "voxstack", entry_points(list(supervisor.slots)))
 
     async def run(self) -> None:
-        await asyncio.gather(self._watch_code(), self._watch_settings())
+        await asyncio.gather(self._watch_code(), self._watch_settings(), self._warm_up())
+
+    async def _warm_up(self) -> None:
+        """With --replay, load the replay's code now rather than in the first save's replay."""
+        if self.replay_dir is not None:
+            from voxstack.replay import warm_up
+
+            await asyncio.to_thread(warm_up)
 
     async def _watch_code(self) -> None:
         async for files, saved_at in watch(
