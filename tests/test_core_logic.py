@@ -93,8 +93,8 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
         json.loads(ws.recv(timeout=10))
         send_speech(ws, utterance(0.8))
-        ws_collect(ws, lambda e: e["type"] == "reply_delta")
-        # Speak again while the first reply is still being produced.
+        ws_collect(ws, lambda e: e["type"] == "audio")
+        # Speak again while the first reply is heard and still being produced.
         send_speech(ws, utterance(0.8, before=0.0))
         events = ws_collect(ws, lambda e: e["type"] == "reply_done")
         dicts = [e for e in events if isinstance(e, dict)]
@@ -103,6 +103,51 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         after = kinds.index("barge_in")
         assert all(e.get("turn") != 1 for e in dicts[after:] if e["type"] in ("audio", "reply_delta", "reply_done"))
         assert dicts[-1]["turn"] >= 2 and dicts[-1]["text"] == "It is noon."  # a later turn finished; not the first
+    # The reply the speaker heard part of is not asked for again: the new turn is what they said after it.
+    assert stack.script.calls("llm")[-1]["request"]["messages"][-1]["content"] == "What time is it right now?"
+
+
+def test_a_speaker_who_goes_on_before_the_reply_is_heard_gets_one_answer_to_all_of_it(stack, client) -> None:
+    """The turn ends at a pause (the asr's guess), the speaker goes on before any reply audio: that turn is
+    withdrawn and the next one answers both parts as one question, once."""
+    stack.script.update(
+        asr={"speculative_after": 60, "utterances": [{"text": "What is the capital"}, {"text": "of France?"}]},
+        llm={
+            "replies": [
+                {"match": "capital of France", "text": "Paris is the capital."},
+                {"match": "capital$", "text": "Which country do you mean?", "first_token_delay": 3.0},
+            ]
+        },
+    )
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000, "session_id": "hesitation-joined"}))
+        json.loads(ws.recv(timeout=10))
+        send_speech(ws, utterance(0.8))
+        ws_collect(ws, lambda e: e["type"] == "transcript")
+        deadline = time.monotonic() + 10
+        while not stack.script.calls("llm"):  # the first turn is under way, nothing of it heard yet
+            assert time.monotonic() < deadline, "the first turn asked the llm nothing"
+            time.sleep(0.02)
+        send_speech(ws, utterance(0.8, before=0.0))
+        events = [e for e in ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
+        ws.send(json.dumps({"type": "text", "text": "And of Spain?"}))
+        ws_collect(ws, lambda e: e["type"] == "reply_done")
+    kinds = [e["type"] for e in events]
+    assert {"type": "barge_in", "turn": 1} in events, events
+    assert [e["text"] for e in events if e["type"] == "transcript"] == ["of France?"]
+    assert not any(e.get("turn") == 1 for e in events if e["type"] in ("audio", "reply_delta", "reply_done"))
+    done = events[-1]
+    assert done["turn"] == 2 and done["text"] == "Paris is the capital.", events
+    assert kinds.count("reply_done") == 1
+    calls = [c["request"]["messages"] for c in stack.script.calls("llm")]
+    assert [m[-1]["content"] for m in calls] == [
+        "What is the capital",
+        "What is the capital of France?",
+        "And of Spain?",
+    ]
+    # The history holds the question once, whole.
+    said = [m["content"] for m in calls[-1] if m["role"] in ("user", "assistant")]
+    assert said == ["What is the capital of France?", "Paris is the capital.", "And of Spain?"]
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

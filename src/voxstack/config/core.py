@@ -203,6 +203,11 @@ class CoreSettings(ServiceSettings):
         "pause) and hold its audio until the utterance's end is confirmed; dropped if the speaker goes on, redone "
         "if the final transcript differs.",
     )
+    join_unheard_turns: bool = Field(
+        True,
+        description="On the WebSocket, when the speaker goes on before any of a reply's audio was sent, withdraw "
+        "that turn (barge_in for it) and answer what they said before and after the pause as one question.",
+    )
     speculative_sentences: int = Field(
         1,
         ge=1,

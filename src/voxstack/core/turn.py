@@ -31,6 +31,13 @@ class Turn:
     heard: Pcm | None = None  # the utterance's audio, when turns are recorded (None for a typed turn)
     typed: bool = False
     tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
+    audible: bool = False  # some of the reply's audio has been sent
+
+    @property
+    def unheard(self) -> bool:
+        """A spoken turn nothing of whose reply has been sent as audio, and that no tool call is part of: if the
+        speaker goes on now, they were not done (core.continuation)."""
+        return not (self.typed or self.audible or self.tools.exchange)
 
     def __post_init__(self) -> None:
         if self.confirmation is None:

@@ -31,6 +31,7 @@ from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
 from voxstack.core import events
 from voxstack.core.clients import Backends, StageError
+from voxstack.core.continuation import Continuation
 from voxstack.core.deps import session_key
 from voxstack.core.drain import RECONNECT_REASON, Quiet
 from voxstack.core.errors import caller_message
@@ -84,6 +85,8 @@ class StreamConversation:
         self.replies = StreamReplies(pipeline, self.send, self.told, rid, recorder=recorder)
         self.tape: Tape | None = None  # the audio of the asr stream, when turns are recorded
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
+        self.answering: Turn | None = None  # the turn self.turn answers
+        self.continuation: Continuation | None = None  # a withdrawn turn the next utterance goes on with
 
     @property
     def speaking(self) -> bool:
@@ -317,12 +320,20 @@ class StreamConversation:
             self.trace = from_trace_parent(reply.trace_parent)
             self.next_stage("core receive audio")
             self.speaking = True
-            self.utterance_span = (reply.speech_started.offset_seconds, 0.0)
+            start = reply.speech_started.offset_seconds
             await self.speculation.drop("wasted")
             if self.turn is not None and not self.turn.done():
+                answering = self.answering
+                if self.core_settings.join_unheard_turns and answering is not None and answering.unheard:
+                    # They were not done: one reply to all of it (core.continuation).
+                    self.continuation = Continuation(answering.text, self.utterance_span[0])
+                    start = self.continuation.start
+                    logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
+                else:
+                    self.pipeline.metrics.barge_ins.inc()
                 await self.cancel_turn()
-                self.pipeline.metrics.barge_ins.inc()
                 await self.send(events.BargeIn(turn=self.turns))
+            self.utterance_span = (start, 0.0)
             await self.send(events.SpeechStarted(utterance=utterance))
         elif kind == "partial":
             await self.send(events.Partial(utterance=utterance, text=reply.partial.text))
@@ -345,8 +356,9 @@ class StreamConversation:
     async def on_final(self, utterance: int, final: asr_pb2.FinalResult) -> None:
         """The utterance's final transcript: confirm the speculative reply to it, or answer it anew."""
         self.next_stage(None)
-        text = final.result.text
-        await self.send(events.Transcript(utterance=utterance, text=text))
+        await self.send(events.Transcript(utterance=utterance, text=final.result.text))
+        continuation, self.continuation = self.continuation, None
+        text = continuation.join(final.result.text) if continuation is not None else final.result.text
         speculation = self.speculation.take()
         asr_decode = final.timings.processing_seconds
         if not text.strip():
@@ -358,11 +370,11 @@ class StreamConversation:
         if self.speculation.confirm(speculation, utterance, text, asr_decode, self.speech_end):
             assert speculation is not None
             speculation.heard = self.heard()
-            self.turn = speculation.task
+            self.answering, self.turn = speculation, speculation.task
             return
         await self.speculation.cancel(speculation, "redone")
         turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
-        self.turn = asyncio.create_task(self.replies.speak(turn, self.trace))
+        self.answering, self.turn = turn, asyncio.create_task(self.replies.speak(turn, self.trace))
 
     async def start_history(self, key: str, turns: list[events.HistoryTurn]) -> None:
         """A new session's earlier turns, from the config (a session with a history keeps its own)."""
@@ -381,6 +393,8 @@ class StreamConversation:
 
     async def speculate(self, utterance: int, text: str) -> None:
         """Start the reply to what was said before this pause; nothing of it is sent until it is confirmed."""
+        if self.continuation is not None:
+            text = self.continuation.join(text)
         if not text.strip():
             await self.speculation.drop("wasted")
             return
@@ -412,7 +426,7 @@ class StreamConversation:
             return
         self.replies.awaiting = None
         turn = awaiting.next_turn(started=time.perf_counter())
-        self.turn = asyncio.create_task(self.replies.speak(turn, Context()))
+        self.answering, self.turn = turn, asyncio.create_task(self.replies.speak(turn, Context()))
 
     async def on_text(self, text: str) -> None:
         """A text frame after the config: a typed turn, a tool's result, else an error event (the frame is
@@ -457,7 +471,7 @@ class StreamConversation:
         self.replies.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
         turn = Turn(self.turns, said, started=self.speech_end, typed=True)
-        self.turn = asyncio.create_task(self.replies.speak(turn, Context()))
+        self.answering, self.turn = turn, asyncio.create_task(self.replies.speak(turn, Context()))
 
     async def voice_exists(self, voice: str) -> bool:
         """Whether the tts has ``voice``; True when the tts cannot say (the turn reports it then)."""
