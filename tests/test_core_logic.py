@@ -111,7 +111,14 @@ def test_a_speaker_who_goes_on_before_the_reply_is_heard_gets_one_answer_to_all_
     """The turn ends at a pause (the asr's guess), the speaker goes on before any reply audio: that turn is
     withdrawn and the next one answers both parts as one question, once."""
     stack.script.update(
-        asr={"speculative_after": 60, "utterances": [{"text": "What is the capital"}, {"text": "of France?"}]},
+        asr={
+            "speculative_after": 60,
+            "utterances": [
+                {"text": "What is the capital"},
+                # The asr decodes both parts as one when asked (JoinPrevious): its own words for the whole.
+                {"text": "of France?", "joined_text": "What is the capital of France, please?"},
+            ],
+        },
         llm={
             "replies": [
                 {"match": "capital of France", "text": "Paris is the capital."},
@@ -134,20 +141,17 @@ def test_a_speaker_who_goes_on_before_the_reply_is_heard_gets_one_answer_to_all_
         ws_collect(ws, lambda e: e["type"] == "reply_done")
     kinds = [e["type"] for e in events]
     assert {"type": "barge_in", "turn": 1} in events, events
-    assert [e["text"] for e in events if e["type"] == "transcript"] == ["of France?"]
+    assert [e["text"] for e in events if e["type"] == "transcript"] == ["What is the capital of France, please?"]
     assert not any(e.get("turn") == 1 for e in events if e["type"] in ("audio", "reply_delta", "reply_done"))
     done = events[-1]
     assert done["turn"] == 2 and done["text"] == "Paris is the capital.", events
     assert kinds.count("reply_done") == 1
     calls = [c["request"]["messages"] for c in stack.script.calls("llm")]
-    assert [m[-1]["content"] for m in calls] == [
-        "What is the capital",
-        "What is the capital of France?",
-        "And of Spain?",
-    ]
+    whole = "What is the capital of France, please?"
+    assert [m[-1]["content"] for m in calls] == ["What is the capital", whole, "And of Spain?"]
     # The history holds the question once, whole.
     said = [m["content"] for m in calls[-1] if m["role"] in ("user", "assistant")]
-    assert said == ["What is the capital of France?", "Paris is the capital.", "And of Spain?"]
+    assert said == [whole, "Paris is the capital.", "And of Spain?"]
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

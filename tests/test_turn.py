@@ -114,8 +114,11 @@ class ScriptedTurn:
         return 0.1 if self.asked <= self.unfinished else 0.99
 
 
-def recognised(settings, engine, audio: np.ndarray, turn=None) -> list[asr_pb2.StreamingRecognizeResponse]:  # type: ignore[no-untyped-def]
-    """The events of an in-process RecognitionStream fed ``audio`` (16 kHz) in 100 ms chunks."""
+def recognised(  # type: ignore[no-untyped-def]
+    settings, engine, audio: np.ndarray, turn=None, join_second=False, chunk=3200
+) -> list[asr_pb2.StreamingRecognizeResponse]:
+    """The events of an in-process RecognitionStream fed ``audio`` (16 kHz) in ``chunk``-byte pieces; with
+    ``join_second``, a JoinPrevious once the second utterance has started (what the core sends then)."""
     events: list[asr_pb2.StreamingRecognizeResponse] = []
     config = asr_pb2.RecognitionConfig(
         format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16_000, channels=1)
@@ -133,8 +136,13 @@ def recognised(settings, engine, audio: np.ndarray, turn=None) -> list[asr_pb2.S
             emit=events.append,
         )
         pcm = float_to_pcm16(audio)
-        for i in range(0, len(pcm), 3200):
-            await recognition.feed(pcm[i : i + 3200])
+        joined = False
+        for i in range(0, len(pcm), chunk):
+            await recognition.feed(pcm[i : i + chunk])
+            started = sum(e.WhichOneof("event") == "speech_started" for e in events)
+            if join_second and not joined and started == 2:
+                recognition.join_previous()
+                joined = True
         await recognition.finish()
         await recognition.close()
         worker.close()
@@ -158,6 +166,20 @@ def test_a_hesitation_the_model_calls_unfinished_is_one_utterance_with_the_whole
     assert turn.asked == 2
     assert [e.rule for e in ended] == [asr_pb2.END_RULE_TURN_MODEL]
     assert len(finals) == 1 and {"capital", "france"} <= set(finals[0].lower().replace("?", " ").split())
+
+
+def test_an_utterance_joined_to_the_previous_one_is_decoded_with_it(speech, asr) -> None:  # type: ignore[no-untyped-def]
+    """The model takes the hesitation for the end; the speaker goes on, the caller asks for a join: the second
+    final is the whole question, decoded as one, and says so."""
+    first, second = (trimmed(clip16k(speech, text, 0.0)) for text in ("What is the capital", "of France?"))
+    audio = np.concatenate([np.zeros(4800, np.float32), first, np.zeros(9600, np.float32), second])
+    audio = np.concatenate([audio, np.zeros(24_000, np.float32)])
+    # In 20 ms pieces, as a microphone sends them: the first utterance's padding reaches before the audio held.
+    events = recognised(load_settings(), asr, audio, ScriptedTurn(unfinished=0), join_second=True, chunk=640)
+    finals = [e.final.result for e in events if e.WhichOneof("event") == "final"]
+    assert len(finals) == 2 and not finals[0].joins_previous and finals[1].joins_previous
+    whole = set(finals[1].text.lower().replace("?", " ").replace(".", " ").split())
+    assert {"what", "capital", "france"} <= whole, finals[1].text
 
 
 def test_with_silence_alone_the_turn_ends_at_the_silence_and_says_so(speech, asr, models_dir) -> None:  # type: ignore[no-untyped-def]

@@ -92,7 +92,11 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
         async def pump() -> None:
             # Reads the client's audio while results are being sent.
             async for request in request_iterator:
-                if request.WhichOneof("request") != "audio":
+                kind = request.WhichOneof("request")
+                if kind == "join_previous":
+                    stream.join_previous()
+                    continue
+                if kind != "audio":
                     raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
                 await stream.feed(request.audio)
             await stream.finish()

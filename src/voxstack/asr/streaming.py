@@ -48,6 +48,8 @@ Emit = Callable[[asr_pb2.StreamingRecognizeResponse], None]
 # a 5.5 s utterance with a 2 s fit margin: end of speech to final 0.35 s after
 # 1 window, 0.38 after 2, 0.41 after 3; a wasted pause decode costs CPU, not text.
 PAUSE_DECODE_AFTER_WINDOWS = 1
+#: How long after its end an utterance's audio is kept for a JoinPrevious (the caller's turn for it not heard yet).
+JOIN_KEEP_SECONDS = 10.0
 #: A decode's transcript, and its seconds queued and decoding.
 Decoded = tuple[Transcript, float, float]
 
@@ -77,6 +79,15 @@ class Utterance:
     # The turn model is asked once per pause, keyed by where the speech ended; its last answer.
     turn_asked: int = -1
     turn_probability: float | None = None
+    joins_previous: bool = False  # decoded from the previous utterance's start (JoinPrevious)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Where the last utterance that ended lies in the stream (samples, its padding included)."""
+
+    start: int
+    end: int
 
 
 END_RULES = {
@@ -87,8 +98,9 @@ END_RULES = {
 }
 
 
-def result_message(t: Transcript) -> asr_pb2.RecognitionResult:
+def result_message(t: Transcript, joins_previous: bool = False) -> asr_pb2.RecognitionResult:
     return asr_pb2.RecognitionResult(
+        joins_previous=joins_previous,
         text=t.text,
         language=t.language,
         language_probability=t.language_probability,
@@ -225,6 +237,7 @@ class RecognitionStream:
         self._window = AudioWindow()
         self._utterances = 0  # ended so far: the index of the next
         self._current: Utterance | None = None  # the one being heard
+        self._previous: Ended | None = None  # the last one that ended, while its audio is kept for a join
         self._partial_task: asyncio.Task[None] | None = None
         self._dropped: set[asyncio.Task[Any]] = set()  # cancelled decodes whose threads still run
         self._max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
@@ -300,9 +313,14 @@ class RecognitionStream:
                 await self._on_end(event)
         u = self._current
         if u is None:
-            # Keep only what a future start's padding can reach back to.
-            keep = self.segmenter.pad + 2 * 512
-            self._window.trim(self.segmenter.position - keep)
+            # Keep only what a future start's padding can reach back to, and the last utterance for a while.
+            keep = self.segmenter.position - (self.segmenter.pad + 2 * 512)
+            previous = self._previous
+            if previous is not None and self.segmenter.position - previous.end <= JOIN_KEEP_SECONDS * SAMPLE_RATE:
+                keep = min(keep, previous.start)
+            else:
+                self._previous = None
+            self._window.trim(keep)
             return
         if self.segmenter.position - u.start >= self._max_samples:
             forced = self.segmenter.force_end("max_length")
@@ -355,6 +373,19 @@ class RecognitionStream:
         self.metrics.turn_probability.observe(u.turn_probability)
         return u.turn_probability >= self.settings.turn_threshold
 
+    def join_previous(self) -> None:
+        """The utterance being heard goes on with the previous one: decode them as one from now on."""
+        u, previous = self._current, self._previous
+        if u is None or previous is None or u.joins_previous or previous.end <= self._window.start:
+            logger.debug("JoinPrevious ignored: no utterance being heard, or the previous one's audio is gone")
+            return
+        self._cancel_pause_decode(u)  # its audio lacked the previous part
+        self._cancel_partial()
+        u.start, u.joins_previous = previous.start, True
+        u.turn_asked = -1  # the turn model hears the whole at the next pause
+        self._previous = None
+        self.metrics.joins.inc()
+
     def _speculate(self, u: Utterance, task: asyncio.Task[Decoded]) -> None:
         """The pause's decode is done and the pause still goes on: send it as a speculative result."""
         pause = u.pause_decode
@@ -368,7 +399,7 @@ class RecognitionStream:
         self.emit(
             asr_pb2.StreamingRecognizeResponse(
                 utterance_index=u.index,
-                speculative=asr_pb2.SpeculativeResult(result=result_message(transcript)),
+                speculative=asr_pb2.SpeculativeResult(result=result_message(transcript, u.joins_previous)),
             )
         )
 
@@ -429,7 +460,8 @@ class RecognitionStream:
         )
         audio = self._window.slice(u.start, event.sample)
         self._utterances += 1
-        self._window.trim(event.sample)
+        self._previous = Ended(u.start, event.sample)  # kept (from its start) for a JoinPrevious
+        self._window.trim(u.start)
         pause = u.pause_decode
         if pause is not None and pause.speech_end == event.speech_end:
             u.pause_decode = None  # the final now: not dropped
@@ -449,7 +481,7 @@ class RecognitionStream:
             asr_pb2.StreamingRecognizeResponse(
                 utterance_index=u.index,
                 final=asr_pb2.FinalResult(
-                    result=result_message(transcript),
+                    result=result_message(transcript, u.joins_previous),
                     timings=common_pb2.Timings(
                         queue_seconds=queued,
                         processing_seconds=processing,

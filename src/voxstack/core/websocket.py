@@ -74,7 +74,10 @@ class StreamConversation:
         self.backends = backends
         self.core_settings = core_settings
         # Bounded: when the asr falls behind, the reader stops reading the socket (backpressure).
-        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=core_settings.ws_queue_chunks)
+        # What goes to the asr: audio, and JoinPrevious when a turn is withdrawn (after the audio before it).
+        self.audio: asyncio.Queue[bytes | asr_pb2.StreamingRecognizeRequest | None] = asyncio.Queue(
+            maxsize=core_settings.ws_queue_chunks
+        )
         self.gone = asyncio.Event()  # the client went away: drop everything, cancel everything
         self.send_lock = asyncio.Lock()
         self.turns = 0
@@ -301,6 +304,9 @@ class StreamConversation:
             self.tape.new_stream()
         yield asr_pb2.StreamingRecognizeRequest(config=config)
         while (chunk := await self.audio.get()) is not None:
+            if isinstance(chunk, asr_pb2.StreamingRecognizeRequest):
+                yield chunk
+                continue
             if self.tape is not None:
                 self.tape.add(chunk)
             yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
@@ -328,6 +334,8 @@ class StreamConversation:
                     # They were not done: one reply to all of it (core.continuation).
                     self.continuation = Continuation(answering.text, self.utterance_span[0])
                     start = self.continuation.start
+                    # The asr decodes both utterances as one: the second part heard with the first.
+                    await self.audio.put(asr_pb2.StreamingRecognizeRequest(join_previous=asr_pb2.JoinPrevious()))
                     logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
                 else:
                     self.pipeline.metrics.barge_ins.inc()
@@ -344,7 +352,7 @@ class StreamConversation:
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
             await self.send(events.SpeechEnded(utterance=utterance, rule="" if rule == "unspecified" else rule))
         elif kind == "speculative":
-            await self.speculate(utterance, reply.speculative.result.text)
+            await self.speculate(utterance, reply.speculative.result)
         elif kind == "speech_resumed":
             await self.speculation.drop("wasted")
         elif kind == "final":
@@ -358,7 +366,7 @@ class StreamConversation:
         self.next_stage(None)
         await self.send(events.Transcript(utterance=utterance, text=final.result.text))
         continuation, self.continuation = self.continuation, None
-        text = continuation.join(final.result.text) if continuation is not None else final.result.text
+        text = continuation.join(final.result) if continuation is not None else final.result.text
         speculation = self.speculation.take()
         asr_decode = final.timings.processing_seconds
         if not text.strip():
@@ -391,10 +399,9 @@ class StreamConversation:
         began, ended = self.utterance_span
         return self.tape.cut(began, ended or began + self.pipeline.settings.asr.max_audio_seconds)
 
-    async def speculate(self, utterance: int, text: str) -> None:
+    async def speculate(self, utterance: int, heard: asr_pb2.RecognitionResult) -> None:
         """Start the reply to what was said before this pause; nothing of it is sent until it is confirmed."""
-        if self.continuation is not None:
-            text = self.continuation.join(text)
+        text = self.continuation.join(heard) if self.continuation is not None else heard.text
         if not text.strip():
             await self.speculation.drop("wasted")
             return

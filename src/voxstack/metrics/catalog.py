@@ -106,6 +106,11 @@ class AsrMetrics(ServiceMetrics):
         self.speech_resumed = Counter(
             "voxstack_asr_speech_resumed", "Pauses after a speculative transcript that speech went on from.", registry=r
         )
+        self.joins = Counter(
+            "voxstack_asr_joins",
+            "Utterances decoded as one with the previous one (JoinPrevious: the caller's turn for it was unheard).",
+            registry=r,
+        )
         self.streams = Gauge("voxstack_asr_streams_open", "StreamingRecognize calls open now.", registry=r)
         self.utterance_ends = Counter(
             "voxstack_asr_utterance_ends",

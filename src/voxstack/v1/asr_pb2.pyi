@@ -64,7 +64,7 @@ class Word(_message.Message):
     def __init__(self, word: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class RecognitionResult(_message.Message):
-    __slots__ = ("text", "language", "language_probability", "words", "confidence", "start_seconds", "end_seconds")
+    __slots__ = ("text", "language", "language_probability", "words", "confidence", "start_seconds", "end_seconds", "joins_previous")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class RecognitionResult(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     START_SECONDS_FIELD_NUMBER: _ClassVar[int]
     END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JOINS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     text: str
     language: str
     language_probability: float
@@ -79,7 +80,8 @@ class RecognitionResult(_message.Message):
     confidence: float
     start_seconds: float
     end_seconds: float
-    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ..., confidence: _Optional[float] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ...) -> None: ...
+    joins_previous: bool
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ..., confidence: _Optional[float] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., joins_previous: _Optional[bool] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
     __slots__ = ("result", "timings")
@@ -90,12 +92,18 @@ class RecognizeResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
-    __slots__ = ("config", "audio")
+    __slots__ = ("config", "audio", "join_previous")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    JOIN_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     audio: bytes
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+    join_previous: JoinPrevious
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., join_previous: _Optional[_Union[JoinPrevious, _Mapping]] = ...) -> None: ...
+
+class JoinPrevious(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class SpeechStarted(_message.Message):
     __slots__ = ("offset_seconds",)

@@ -7,7 +7,9 @@ entry (the last one repeats). As the real service does, it sends
 speech-started, partials when asked (one per 0.2 s of speech, from the
 entry's ``partials``), a speculative result after ``speculative_after``
 seconds of a pause when asked (speech-resumed if the speaker goes on),
-speech-ended, then the final after ``final_delay``. A draining service ends
+speech-ended, then the final after ``final_delay``. After a JoinPrevious the
+utterance's results are the previous text and its own (or the entry's
+``joined_text``), flagged ``joins_previous``. A draining service ends
 its streams between utterances with RESTARTING, as the real one does.
 """
 
@@ -65,6 +67,15 @@ class Utterance:
         self.partials_sent = 0
         self.guessed = False
         self.pauses = 0  # speculative results sent
+        self.joins: str | None = None  # the previous utterance's text, after a JoinPrevious
+
+    @property
+    def text(self) -> str:
+        """Its transcript: joined, the script's ``joined_text`` (else the previous text and its own)."""
+        own = str(self.script["text"])
+        if self.joins is None:
+            return own
+        return str(self.script.get("joined_text") or f"{self.joins} {own}")
 
 
 class FakeStream:
@@ -85,10 +96,16 @@ class FakeStream:
         self.position = 0.0  # seconds of audio received
         self.count = 0  # utterances finished
         self.current: Utterance | None = None
+        self.previous = ""  # the text of the last utterance that ended
 
     @property
     def idle(self) -> bool:
         return self.current is None
+
+    def join_previous(self) -> None:
+        """As the real asr: the utterance being heard is decoded with the previous one from now on."""
+        if self.current is not None and self.previous and self.current.joins is None:
+            self.current.joins = self.previous
 
     def message(self, **event: Any) -> asr_pb2.StreamingRecognizeResponse:
         index = self.current.index if self.current is not None else self.count
@@ -133,12 +150,13 @@ class FakeStream:
         if self.config.speculative_results and not u.guessed and u.quiet >= guess_after:
             u.guessed = True
             # One text per pause (the last repeats), as a real asr's transcript so far grows pause by pause.
-            guesses = u.script.get("speculative") or [u.script["text"]]
+            guesses = u.script.get("speculative") or [u.text]
             guesses = [guesses] if isinstance(guesses, str) else guesses
             text = str(guesses[min(u.pauses, len(guesses) - 1)])
             u.pauses += 1
-            words = self.config.word_timings
-            yield self.message(speculative=asr_pb2.SpeculativeResult(result=result(text, u.start, now, words)))
+            guess = result(text, u.start, now, self.config.word_timings)
+            guess.joins_previous = u.joins is not None
+            yield self.message(speculative=asr_pb2.SpeculativeResult(result=guess))
         if u.quiet >= float(self.section.get("end_silence", 0.3)):
             async for reply in self.finish():
                 yield reply
@@ -155,12 +173,14 @@ class FakeStream:
         error = scripted_error(u.script.get("error"))
         if error is not None:
             raise error
+        heard = result(u.text, u.start, end, self.config.word_timings)
+        heard.joins_previous = u.joins is not None
         final = asr_pb2.FinalResult(
-            result=result(u.script["text"], u.start, end, self.config.word_timings),
+            result=heard,
             timings=common_pb2.Timings(processing_seconds=delay, total_seconds=delay, audio_seconds=end - u.start),
         )
         yield self.message(final=final)
-        self.current = None
+        self.current, self.previous = None, u.text
         self.count += 1
         if self.section.get("die_after_utterances") == self.count:
             die()
@@ -206,7 +226,11 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
 
         async def pump() -> None:
             async for request in request_iterator:
-                if request.WhichOneof("request") != "audio":
+                kind = request.WhichOneof("request")
+                if kind == "join_previous":
+                    stream.join_previous()
+                    continue
+                if kind != "audio":
                     raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
                 await audio.put(request.audio)
             await audio.put(None)
