@@ -17,8 +17,14 @@ audible sample to the first reply audio byte. Utterances: questions of
 bench/data/questions.json said by the piper voice and by espeak-ng's UK voice
 (when installed), and the endpoint bench's sentences with a 600 ms pause
 after a word where a person might stop to think. A stack "cut off" the
-speaker when it took a turn (voxstack: a final transcript; Pipecat: its user
-aggregator asking the LLM) before the utterance's last audible sample.
+speaker when it took more than one turn for the sentence (voxstack: a final
+transcript; Pipecat: its user aggregator asking the LLM), whenever the turn
+came: a slow stack may ask its LLM about the first part after the speaker
+has finished the second. What
+the hesitating speaker then gets is counted too: reply audio before they
+finished (talked over), and whether the turn the first reply audio answers
+holds the whole sentence (its text within a word error rate of WHOLE of it:
+voxstack's last transcript, Pipecat's user messages since its last reply).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ BOT = Path(__file__).resolve().parent / "peers" / "pipecat_bot.py"
 QUESTIONS = Path(__file__).resolve().parent / "data" / "questions.json"
 COUNT = 10  # questions per voice
 PAUSE = 0.6  # seconds of hesitation
+WHOLE = 0.35  # word error rate against the whole sentence under which the answered turn holds it
 RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
@@ -77,6 +84,14 @@ class Turn:
     first_audio: float | None  # seconds from the last audible sample; None: no reply
     early: list[str] = field(default_factory=list)  # turns taken before the utterance ended
     heard: list[str] = field(default_factory=list)  # the text of every turn taken
+    talked_over: bool = False  # reply audio came before the utterance ended
+
+
+def answered_whole(said: str, result: Turn) -> bool:
+    """Whether the reply the speaker first heard, after they finished, answers all of ``said``."""
+    if result.talked_over or result.first_audio is None or not result.heard:
+        return False
+    return wer(said, result.heard[-1]) <= WHOLE
 
 
 def _voxstack_turn(event: dict[str, Any]) -> str | None:
@@ -131,6 +146,7 @@ def _receive(ws: ClientConnection, stack: Stack, marks: dict[str, float], done: 
             if ended is not None:
                 result.first_audio = now - ended
                 return
+            result.talked_over = True
             continue
         text = stack.turn_text(json.loads(message))
         if text is not None:
@@ -202,8 +218,8 @@ def _peers(stack: ExitStack, inputs: Inputs, logs: Path) -> tuple[list[Stack], s
     ], _versions(python)
 
 
-def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[np.ndarray]]:
-    """(text, audio) of the finished questions; the hesitating sentences."""
+def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+    """(text, audio) of the finished questions and of the hesitating sentences."""
     plain = json.loads(QUESTIONS.read_text())["plain"]
     texts = [item["q"] for item in plain[:: len(plain) // COUNT][:COUNT]]
     questions = [(text, speech16k(inputs.voice, text)) for text in texts]
@@ -218,7 +234,7 @@ def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[np.n
         for first, second in SENTENCES:
             cut = hesitation(engine, speech16k(paced, f"{first} {second}"), first, PAUSE)
             if cut is not None:
-                paused.append(cut[0])
+                paused.append((f"{first} {second}", cut[0]))
     return questions, paused
 
 
@@ -234,15 +250,15 @@ def run(report: Report, inputs: Inputs) -> None:
         for each in stacks:  # warm-up: the first decode and the first prompt are slower
             turn(each, questions[0][1])
         asked: dict[str, list[tuple[str, Turn]]] = {s.name: [] for s in stacks}
-        hesitated: dict[str, list[Turn]] = {s.name: [] for s in stacks}
+        hesitated: dict[str, list[tuple[str, Turn]]] = {s.name: [] for s in stacks}
         for i, (text, audio) in enumerate(questions):
             for each in stacks[i % len(stacks) :] + stacks[: i % len(stacks)]:
                 asked[each.name].append((text, turn(each, audio)))
                 logger.info("%s: %r -> %s", each.name, text, asked[each.name][-1][1])
-        for i, audio in enumerate(paused):
+        for i, (text, audio) in enumerate(paused):
             for each in stacks[i % len(stacks) :] + stacks[: i % len(stacks)]:
-                hesitated[each.name].append(turn(each, audio))
-                logger.info("%s: hesitation %d -> %s", each.name, i, hesitated[each.name][-1])
+                hesitated[each.name].append((text, turn(each, audio)))
+                logger.info("%s: hesitation %r -> %s", each.name, text, hesitated[each.name][-1][1])
     note = (
         f"{len(questions)} questions (piper, espeak-ng en-gb), {len(paused)} with a {PAUSE * 1000:.0f} ms pause, "
         "real time, fresh session each, stacks alternating"
@@ -252,7 +268,9 @@ def run(report: Report, inputs: Inputs) -> None:
         firsts = [t.first_audio for _, t in asked[each.name] if t.first_audio is not None and not t.early]
         medians[each.name] = median(firsts)
         unanswered = sum(t.first_audio is None for _, t in asked[each.name])
-        cut = sum(bool(t.early) for t in hesitated[each.name])
+        cut = sum(len(t.heard) > 1 for _, t in hesitated[each.name])
+        whole = sum(answered_whole(text, t) for text, t in hesitated[each.name])
+        over = sum(t.talked_over for _, t in hesitated[each.name])
         wrong = [wer(text, " ".join(t.heard)) for text, t in asked[each.name]]
         report.add("peers", f"{each.name}: end of speech -> first audio byte", medians[each.name], "s", "", note)
         report.add("peers", f"{each.name}: same, p90", p90(firsts), "s", "", "")
@@ -264,6 +282,14 @@ def run(report: Report, inputs: Inputs) -> None:
             "<= 0.1" if each is stacks[0] else "",
             f"{cut} of {len(paused)}; finished questions cut off or unanswered: "
             f"{sum(bool(t.early) for _, t in asked[each.name])}, {unanswered}",
+        )
+        report.add(
+            "peers",
+            f"{each.name}: {PAUSE * 1000:.0f} ms hesitations answered as a whole",
+            whole / max(1, len(paused)),
+            "share",
+            "",
+            f"{whole} of {len(paused)}: the first reply heard answers the whole sentence; talked over: {over}",
         )
         report.add("peers", f"{each.name}: word error rate of the turns", float(np.mean(wrong)), "", "", "")
         note = ""

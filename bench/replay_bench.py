@@ -13,6 +13,10 @@ Then the replay path against the live one: a spoken question streamed in
 real time as a live client would (and recorded by the core), alternating with
 replays of that recording, also in real time; each stage's median, replayed
 over live.
+
+Last, the order ``check`` starts the pinned turns in (replay.start_order:
+spoken and typed alternating) against the longest first, alternating on the
+same running stack, two at a time as dev mode runs them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 
 from bench.common import Inputs, Report, median, speech16k
 from bench.reload_bench import copy_tree, spares_ready
+from voxstack import replay
 from voxstack.models import DEFAULT_PRESET
 from voxstack.recordings import INPUT_AUDIO, TURN_FILE, Pcm, Recording, load, save
 from voxstack.registry import ALL_SERVICES
@@ -37,6 +42,7 @@ from voxstack.testing.edits import set_tail
 from voxstack.testing.processes import child_env, free_port
 
 SAVES = 6
+ORDER_ROUNDS = 6
 PARITY_TURNS = 10
 PARITY_STAGES = ("asr_decode", "llm_first_token", "first_audio")
 CONVERSATIONS = Path(__file__).resolve().parents[1] / "conversations"
@@ -58,7 +64,7 @@ Pipeline.reply = _test_marked_reply
 
 def run(report: Report, inputs: Inputs) -> None:
     for preset in (DEFAULT_PRESET, "tiny"):  # the default, and the fastest llm as the reference
-        times, passes, parity = _run(inputs, preset)
+        times, passes, parity, orders = _run(inputs, preset)
         each = " ".join(f"{t:.2f}" for t in times)
         note = f"{len(times)} saves, code and .env alternating: {each} s; passes {passes}"
         metric = f"llm preset {preset}: save -> verdicts of 3 pinned turns on the dashboard, median"
@@ -67,9 +73,16 @@ def run(report: Report, inputs: Inputs) -> None:
             metric = f"llm preset {preset}: {stage} of a replayed turn / of the live turn, medians"
             note = f"live {median(live):.3f} s, replayed {median(replayed):.3f} s, {len(live)} turns each, real time"
             report.add("replay", metric, median(replayed) / median(live), "x", "0.9-1.1", note)
+        alternating, longest = orders
+        metric = f"llm preset {preset}: replay of the 3 turns, start order alternating kinds / longest first, medians"
+        note = f"{median(alternating):.2f} / {median(longest):.2f} s, {ORDER_ROUNDS} rounds each, 2 at a time"
+        report.add("replay", metric, median(alternating) / median(longest), "x", "< 1", note)
 
 
-def _run(inputs: Inputs, preset: str) -> tuple[list[float], str, dict[str, tuple[list[float], list[float]]]]:
+Times = list[float]
+
+
+def _run(inputs: Inputs, preset: str) -> tuple[Times, str, dict[str, tuple[Times, Times]], tuple[Times, Times]]:
     with TemporaryDirectory(prefix="voxstack-replay-") as tmp:
         root = Path(tmp)
         src = copy_tree(root)
@@ -86,7 +99,8 @@ def _run(inputs: Inputs, preset: str) -> tuple[list[float], str, dict[str, tuple
         state = root / "state" / "voxstack"
         try:
             times, passes = asyncio.run(_saves(root, src, state, proc))
-            return times, passes, _parity(inputs, f"http://127.0.0.1:{ports['core']}", root, state / "recordings")
+            base = f"http://127.0.0.1:{ports['core']}"
+            return times, passes, _parity(inputs, base, root, state / "recordings"), _orders(base)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -137,6 +151,24 @@ def _parity(inputs: Inputs, base: str, root: Path, recordings: Path) -> dict[str
         for stage, (a, b) in times.items():
             a.append(said["timings"][stage])
             b.append(again["timings"][stage])
+    return times
+
+
+def _orders(base: str) -> tuple[Times, Times]:
+    """The pinned turns replayed two at a time, in check()'s start order and longest first, alternating."""
+
+    def longest_first(recordings: list[Recording]) -> list[int]:
+        return sorted(range(len(recordings)), key=lambda n: -replay.expected_seconds(recordings[n]))
+
+    times: tuple[Times, Times] = ([], [])
+    for _ in range(ORDER_ROUNDS):
+        for order, into in ((replay.start_order, times[0]), (longest_first, times[1])):
+            began = time.monotonic()
+            verdicts = replay.check(CONVERSATIONS, base, fast=True, timeout=60, at_once=2, order=order)
+            into.append(time.monotonic() - began)
+            if not all(v.passed for v in verdicts):
+                raise RuntimeError(f"a pinned turn failed: {[v.problems for v in verdicts]}")
+            time.sleep(0.5)  # the core forgets the closed conversations
     return times
 
 

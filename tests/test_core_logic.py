@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from voxstack.audio import wav_bytes
 from voxstack.core.drain import RECONNECT_REASON
+from voxstack.core.turn import REACTION_SECONDS
 from voxstack.testing.fakes import utterance
 from voxstack.testing.processes import voxstack_command
 
@@ -94,6 +95,7 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         json.loads(ws.recv(timeout=10))
         send_speech(ws, utterance(0.8))
         ws_collect(ws, lambda e: e["type"] == "audio")
+        time.sleep(REACTION_SECONDS + 0.3)
         # Speak again while the first reply is heard and still being produced.
         send_speech(ws, utterance(0.8, before=0.0))
         events = ws_collect(ws, lambda e: e["type"] == "reply_done")
@@ -152,6 +154,31 @@ def test_a_speaker_who_goes_on_before_the_reply_is_heard_gets_one_answer_to_all_
     # The history holds the question once, whole.
     said = [m["content"] for m in calls[-1] if m["role"] in ("user", "assistant")]
     assert said == [whole, "Paris is the capital.", "And of Spain?"]
+
+
+def test_a_speaker_who_goes_on_as_the_first_audio_goes_out_gets_one_answer_too(stack, client) -> None:
+    """Speech that starts too soon after the reply's first audio to be a reaction to it goes on with the
+    question: that reply is cut short (barge_in) and the whole question is answered."""
+    stack.script.update(
+        asr={"speculative_after": 60, "utterances": [{"text": "Can you remind me"}, {"text": "to call my sister?"}]},
+        llm={
+            "replies": [
+                {"match": "remind me to call", "text": "I will remind you."},
+                {"match": "remind me$", "text": "Sure, I can. " * 20, "token_delay": 0.05},
+            ]
+        },
+    )
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+        json.loads(ws.recv(timeout=10))
+        send_speech(ws, utterance(0.8))
+        ws_collect(ws, lambda e: e["type"] == "audio")  # "Sure," goes out; the speaker is already going on
+        send_speech(ws, utterance(0.8, before=0.0))
+        events = [e for e in ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
+    assert {"type": "barge_in", "turn": 1} in events, events
+    assert events[-1]["turn"] == 2 and events[-1]["text"] == "I will remind you.", events
+    asked = [c["request"]["messages"][-1]["content"] for c in stack.script.calls("llm")]
+    assert asked == ["Can you remind me", "Can you remind me to call my sister?"]
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

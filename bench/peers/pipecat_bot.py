@@ -77,13 +77,19 @@ class RawSerializer(FrameSerializer):
 
 
 class TurnMarker(FrameProcessor):
-    """Tells the client each time the user's turn ends and the LLM is asked, with what the user said."""
+    """Tells the client each time the user's turn ends and the LLM is asked, with what the user said since the
+    last reply (the messages the LLM answers now)."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
-            users = [m for m in frame.context.get_messages() if m.get("role") == "user"]
-            text = users[-1]["content"] if users else ""
+            said: list[str] = []
+            for message in frame.context.get_messages():
+                if message.get("role") == "assistant":
+                    said = []
+                elif message.get("role") == "user":
+                    said.append(str(message.get("content", "")))
+            text = " ".join(said)
             await self.push_frame(OutputTransportMessageUrgentFrame(message={"type": "turn", "text": str(text)}))
         await self.push_frame(frame, direction)
 

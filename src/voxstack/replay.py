@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -229,10 +230,12 @@ def check(
     at_once: int = 1,
     stack: dict[str, Any] | None = None,
     api_key: str | None = None,
+    order: Callable[[list[Recording]], list[int]] | None = None,
 ) -> list[Verdict]:
     """Replay every pinned conversation under ``folder`` against its expectations, ``at_once`` at a time
     (RecordingError for a folder or conversation that cannot be used); each new reply's audio to
-    ``audio_dir/NAME.wav`` if given; ``stack`` as for ``compare``. The verdicts come in the folder's order."""
+    ``audio_dir/NAME.wav`` if given; ``stack`` as for ``compare``. They start in ``order`` (default
+    ``start_order``); the verdicts come in the folder's order."""
     cases = [(path, load_expect(path), load(path)) for path in pinned(folder)]
 
     def one(case: tuple[Path, dict[str, Any], Recording]) -> Verdict:
@@ -253,7 +256,8 @@ def check(
         return Verdict(path.name, problems, result, time.monotonic() - began)
 
     with ThreadPoolExecutor(max(1, at_once)) as pool:
-        started = {n: pool.submit(one, cases[n]) for n in start_order([case[2] for case in cases])}
+        starts = (order or start_order)([case[2] for case in cases])
+        started = {n: pool.submit(one, cases[n]) for n in starts}
         verdicts = [started[n].result() for n in range(len(cases))]
     at_once = 1
     return [one(case) if v.problems == [OVERLOADED] else v for case, v in zip(cases, verdicts, strict=True)]

@@ -1,7 +1,8 @@
 """A turn the speaker goes on with before its reply is heard: withdrawn, and what they said joins the next.
 
 The end of a turn is a guess (a pause and the turn model's answer). A speaker
-who starts again before any of the reply's audio has been sent was not done:
+who starts again before any of the reply's audio has been sent, or too soon
+after it to have heard it (``turn.REACTION_SECONDS``), was not done:
 the reply to the first part is cancelled (the client gets ``barge_in`` for
 that turn, as for any reply cut short) and one reply answers the whole
 question. The asr is asked to decode both utterances as one (JoinPrevious):

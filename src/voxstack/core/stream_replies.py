@@ -104,7 +104,7 @@ class StreamReplies:
                     )
                     with tracer().start_as_current_span("core send audio"):
                         await self.send_turn(turn, meta, event.pcm16)
-                    turn.audible = True
+                    turn.first_audio_sent = turn.first_audio_sent or time.perf_counter()
                     if event.index == 0:
                         first_sent = time.perf_counter() - turn.speech_end
                         metrics.first_audio_seconds.observe(first_sent)

@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from voxstack.core.pipeline import Tools
 from voxstack.recordings import Pcm
 
+#: Speech the asr reports within this long after a reply's first audio went out began before the speaker
+#: could hear and react to it: the VAD reports speech about 0.2 s after it begins, and people take 0.2 s or
+#: more to react to what they hear, after the client's own playback delay.
+REACTION_SECONDS = 0.5
+
 
 def same_words(a: str, b: str) -> bool:
     """Whether two transcripts say the same words (case and punctuation aside)."""
@@ -31,13 +36,15 @@ class Turn:
     heard: Pcm | None = None  # the utterance's audio, when turns are recorded (None for a typed turn)
     typed: bool = False
     tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
-    audible: bool = False  # some of the reply's audio has been sent
+    first_audio_sent: float = 0.0  # perf_counter when the reply's first audio was sent (0: none yet)
 
-    @property
-    def unheard(self) -> bool:
-        """A spoken turn nothing of whose reply has been sent as audio, and that no tool call is part of: if the
-        speaker goes on now, they were not done (core.continuation)."""
-        return not (self.typed or self.audible or self.tools.exchange)
+    def unheard(self, speech_started: float) -> bool:
+        """Whether the speaker, who started speaking again at ``speech_started`` (perf_counter, when the asr said
+        so), cannot have reacted to this turn's reply: a spoken turn, no tool call part of it, whose first audio
+        was not sent or was sent less than REACTION_SECONDS before. They were not done (core.continuation)."""
+        if self.typed or self.tools.exchange:
+            return False
+        return not self.first_audio_sent or speech_started - self.first_audio_sent < REACTION_SECONDS
 
     def __post_init__(self) -> None:
         if self.confirmation is None:

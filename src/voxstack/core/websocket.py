@@ -329,13 +329,15 @@ class StreamConversation:
             start = reply.speech_started.offset_seconds
             await self.speculation.drop("wasted")
             if self.turn is not None and not self.turn.done():
-                answering = self.answering
-                if self.core_settings.join_unheard_turns and answering is not None and answering.unheard:
+                answering, now = self.answering, time.perf_counter()
+                if self.core_settings.join_unheard_turns and answering is not None and answering.unheard(now):
                     # They were not done: one reply to all of it (core.continuation).
                     self.continuation = Continuation(answering.text, self.utterance_span[0])
                     start = self.continuation.start
-                    # The asr decodes both utterances as one: the second part heard with the first.
-                    await self.audio.put(asr_pb2.StreamingRecognizeRequest(join_previous=asr_pb2.JoinPrevious()))
+                    # The asr decodes both utterances as one: the second part heard with the first. Not when
+                    # its queue is full (the asr far behind): the texts are joined then.
+                    with contextlib.suppress(asyncio.QueueFull):
+                        self.audio.put_nowait(asr_pb2.StreamingRecognizeRequest(join_previous=asr_pb2.JoinPrevious()))
                     logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
                 else:
                     self.pipeline.metrics.barge_ins.inc()
