@@ -205,8 +205,9 @@ class CoreSettings(ServiceSettings):
     )
     join_unheard_turns: bool = Field(
         True,
-        description="On the WebSocket, when the speaker goes on before any of a reply's audio was sent, withdraw "
-        "that turn (barge_in for it) and answer what they said before and after the pause as one question.",
+        description="On the WebSocket, when the speaker goes on before any of a reply's audio was sent, or too soon "
+        "after it to have reacted to it, withdraw that turn (barge_in for it) and answer what they said before and "
+        "after the pause as one question.",
     )
     speculative_sentences: int = Field(
         1,
