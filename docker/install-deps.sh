@@ -20,6 +20,7 @@ else
         # in the build stage only; the runtime stage copies the result.
         apt-get update
         apt-get install -y --no-install-recommends build-essential cmake
+        . /usr/local/bin/llama-cpp-build.sh
         ;;
     esac
 fi
