@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conversation import close_code, open_conversation, read_until, send_speech, ws_collect
+from conversation import close_code, open_conversation, read_until, send_speech, typed_turn, ws_collect
 from stack import Stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -107,6 +107,21 @@ def test_websocket_barge_in_cancels_the_reply(stack, client) -> None:
         assert dicts[-1]["turn"] >= 2 and dicts[-1]["text"] == "It is noon."  # a later turn finished; not the first
     # The reply the speaker heard part of is not asked for again: the new turn is what they said after it.
     assert stack.script.calls("llm")[-1]["request"]["messages"][-1]["content"] == "What time is it right now?"
+
+
+def test_a_reply_is_first_heard_at_its_first_phrase_break_spoken_as_going_on(stack, client) -> None:
+    """The first piece ends at the first phrase break (core.first_phrase_words, on by default): the tts is asked
+    for it as a phrase that goes on (a comma), the client gets its text as written."""
+    stack.script.update(llm={"replies": [{"match": "week", "text": "There are seven days in a week. Sunday is one."}]})
+    with open_conversation(stack.ports["core"], "first-phrase") as ws:
+        events = typed_turn(ws, "How many days are in a week?")
+    assert [e["text"] for e in events if e["type"] == "audio"] == [
+        "There are seven days",
+        "in a week.",
+        "Sunday is one.",
+    ]
+    spoken = [c["request"]["text"] for c in stack.script.calls("tts")]
+    assert spoken == ["There are seven days,", "in a week.", "Sunday is one."]
 
 
 def test_a_speaker_who_goes_on_before_the_reply_is_heard_gets_one_answer_to_all_of_it(stack, client) -> None:

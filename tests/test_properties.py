@@ -56,9 +56,9 @@ def test_sentences_cover_the_text_in_order_within_the_limit(text: str, max_chars
 
 
 @FAST
-@given(st.lists(st.text(max_size=40), max_size=30), st.booleans())
-def test_streamed_sentences_are_the_text_however_it_is_cut(deltas: list[str], first_clause: bool) -> None:
-    stream = SentenceStream(first_clause=first_clause)
+@given(st.lists(st.text(max_size=40), max_size=30), st.booleans(), st.integers(0, 4))
+def test_streamed_sentences_are_the_text_however_it_is_cut(deltas: list[str], first_clause: bool, words: int) -> None:
+    stream = SentenceStream(first_clause=first_clause, first_phrase_words=words)
     out = [piece for delta in deltas for piece in stream.feed(delta)] + stream.flush()
     assert "".join("".join(out).split()) == "".join("".join(deltas).split())
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from voxstack.text import SentenceStream, clean, sentence_spans
+from voxstack.text import Phrase, SentenceStream, clean, phrase_break, sentence_spans
 
 
 def split(text: str, **kw) -> list[str]:
@@ -89,6 +91,52 @@ def test_first_clause_waits_for_a_real_break() -> None:
     assert feed_all(SentenceStream(first_clause=True), "Yes. Then, later.") == ["Yes.", "Then, later."]
     assert feed_all(SentenceStream(first_clause=True), "About 1,000 people came.") == ["About 1,000 people came."]
     assert feed_all(SentenceStream(first_clause=True), ", hello there") == [", hello there"]
+
+
+def feed_tokens(stream: SentenceStream, text: str) -> list[str]:
+    """As an llm writes: a token at a time, each with the space before it."""
+    got: list[str] = []
+    for token in re.findall(r"\s*\S+", text):
+        got += stream.feed(token)
+    return got + stream.flush()
+
+
+def test_first_piece_ends_at_the_first_phrase_break() -> None:
+    stream = SentenceStream(first_clause=True, first_phrase_words=3)
+    pieces = feed_tokens(stream, "There are seven days in a week. A week has days.")
+    assert pieces == ["There are seven days", "in a week.", "A week has days."]
+    assert isinstance(pieces[0], Phrase) and pieces[0].spoken() == "There are seven days,"
+    assert not any(isinstance(p, Phrase) for p in pieces[1:])
+    # Only the first piece: later sentences go out whole.
+    assert feed_tokens(SentenceStream(first_clause=True, first_phrase_words=3), "The capital of France is Paris.") == [
+        "The capital of France",
+        "is Paris.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, cut",
+    [
+        ("The capital of France is", None),  # "is" may go on ("island"): no cut until a word follows it
+        ("The capital of France is ", 22),
+        ("The capital of France is Par", 22),
+        ("The capital of", None),  # a break, but only two words before it
+        ("Twenty divided by four equals five and", None),  # "and" is still being written
+        ("Twenty divided by four equals five and so ", 35),
+        ("There are the ", None),  # a function word after function words is no break
+        ("Yes, and then ", None),  # after punctuation: that is a clause's business
+    ],
+)
+def test_a_phrase_break_is_a_function_word_after_a_content_word(text: str, cut: int | None) -> None:
+    assert phrase_break(text, 3) == cut
+
+
+def test_a_clause_mark_before_the_phrase_break_still_ends_the_first_piece() -> None:
+    stream = SentenceStream(first_clause=True, first_phrase_words=3)
+    assert feed_tokens(stream, "Well, there are seven days in a week.") == ["Well,", "there are seven days in a week."]
+    # Off (0) or without first_clause, no phrase is cut.
+    for off in (SentenceStream(first_clause=True), SentenceStream(first_phrase_words=3)):
+        assert feed_tokens(off, "There are seven days in a week.") == ["There are seven days in a week."]
 
 
 def test_clean_removes_control_characters() -> None:

@@ -8,6 +8,12 @@ the text. Abbreviations ("e.g.", "Dr.", "p.m."), initials ("J. R.") and
 decimals ("3.5") do not end sentences. A run-on sentence longer than
 ``max_chars`` is cut at a comma, semicolon or colon, else at a space, so the
 first audio never waits for a whole paragraph.
+
+A reply's first piece may end sooner (``SentenceStream``): at its first
+comma, semicolon or colon, or at its first phrase break, where a function
+word follows a content word ("There are seven days | in a week"), the
+boundary speakers pause at and English text-to-speech front ends break
+phrases at ("chinks and chunks").
 """
 
 from __future__ import annotations
@@ -31,6 +37,19 @@ _BLANK_LINE = re.compile(r"\n\s*\n")
 _SOFT_BREAK = re.compile(r"[,;:]\s")
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 DEFAULT_MAX_CHARS = 250
+# Words a phrase begins with: prepositions, conjunctions, relative words, articles, pronouns, auxiliaries.
+FUNCTION_WORDS = frozenset(
+    {
+        *("of", "in", "on", "at", "to", "for", "with", "from", "by", "about", "into", "over", "after", "before"),
+        *("under", "between", "through", "during", "without", "around", "near", "like", "as", "than", "since"),
+        *("and", "but", "or", "so", "because", "while", "when", "if", "that", "which", "who", "whom", "where"),
+        *("the", "a", "an", "this", "these", "those", "its", "their", "his", "her", "my", "your", "our"),
+        *("it", "there", "they", "he", "she", "we", "you", "i", "is", "are", "was", "were", "be", "been"),
+        *("has", "have", "had", "will", "would", "can", "could", "should", "may", "might", "must"),
+        *("do", "does", "did", "not"),
+    }
+)
+_WORD = re.compile(r"\S+")
 
 
 def clean(text: str) -> str:
@@ -117,18 +136,45 @@ def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int
     return pieces
 
 
+class Phrase(str):
+    """A piece cut inside its sentence (at a phrase break): spoken as a phrase that goes on."""
+
+    def spoken(self) -> str:
+        """The text to synthesise: a comma gives it the intonation of a phrase that goes on, not of an end."""
+        return f"{self},"
+
+
+def phrase_break(text: str, min_words: int) -> int | None:
+    """Where ``text`` (a sentence's start, still being written) can be cut at its first phrase break after at
+    least ``min_words`` words: before a function word that follows a content word. Only a complete word counts
+    (whitespace after it), so a word still being written ("in" of "India") cuts nothing."""
+    words = list(_WORD.finditer(text))
+    if text and not text[-1].isspace():
+        words = words[:-1]  # the last word may go on
+    for n in range(max(min_words, 1), len(words)):
+        word, before = words[n].group(0), words[n - 1].group(0)
+        if word.lower() in FUNCTION_WORDS and before.lower() not in FUNCTION_WORDS and before[-1].isalnum():
+            return words[n].start()
+    return None
+
+
 class SentenceStream:
     """Feed text as it streams; get each sentence as soon as its end is certain.
 
     With ``first_clause``, the first piece ends at the first comma, semicolon or
     colon if that comes before the first sentence end: a reply's first audio
-    then waits for a clause, not a sentence.
+    then waits for a clause, not a sentence. With ``first_phrase_words`` too, it
+    ends at the first phrase break after that many words if that comes sooner
+    still (a ``Phrase``).
     """
 
-    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, *, first_clause: bool = False) -> None:
+    def __init__(
+        self, max_chars: int = DEFAULT_MAX_CHARS, *, first_clause: bool = False, first_phrase_words: int = 0
+    ) -> None:
         self.max_chars = max_chars
         self._buffer = ""
         self._clause_pending = first_clause
+        self._phrase_words = first_phrase_words
 
     def feed(self, delta: str) -> list[str]:
         self._buffer += delta
@@ -150,11 +196,20 @@ class SentenceStream:
         return sentences
 
     def _take_clause(self) -> list[str]:
-        """The first clause, once its comma, semicolon or colon and a space are in (first piece only)."""
-        brk = _SOFT_BREAK.search(self._buffer) if self._clause_pending else None
-        if brk is None or not self._buffer[: brk.start()].strip():
+        """The first clause, once its comma, semicolon or colon and a space are in, or its first phrase (first
+        piece only)."""
+        if not self._clause_pending:
+            return []
+        brk = _SOFT_BREAK.search(self._buffer)
+        if brk is not None and self._buffer[: brk.start()].strip():
+            self._clause_pending = False
+            clause = self._buffer[: brk.start() + 1].strip()
+            self._buffer = self._buffer[brk.start() + 1 :]
+            return [clause]
+        cut = phrase_break(self._buffer, self._phrase_words) if self._phrase_words else None
+        if cut is None:
             return []
         self._clause_pending = False
-        clause = self._buffer[: brk.start() + 1].strip()
-        self._buffer = self._buffer[brk.start() + 1 :]
-        return [clause]
+        phrase = Phrase(self._buffer[:cut].strip())
+        self._buffer = self._buffer[cut:]
+        return [phrase]

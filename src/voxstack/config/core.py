@@ -197,6 +197,14 @@ class CoreSettings(ServiceSettings):
         description="Speak a reply's first clause (up to a comma, semicolon or colon) as soon as it is written, "
         "not its first sentence: the first audio comes sooner.",
     )
+    first_phrase_words: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="With first_clause, a reply's first piece may end sooner still: at its first phrase break "
+        "(a function word after a content word: 'There are seven days | in a week') after at least this many "
+        "words, spoken as a phrase that goes on. 0 = off.",
+    )
     speculative_reply: bool = Field(
         True,
         description="On the WebSocket, start the reply at the asr's speculative transcript (the speaker's first "

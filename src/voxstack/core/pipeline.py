@@ -22,7 +22,7 @@ from voxstack.core.fairness import KeyShares
 from voxstack.core.sessions import SessionStore
 from voxstack.errors import Busy, InvalidInput
 from voxstack.server.feed import Feed
-from voxstack.text import SentenceStream
+from voxstack.text import Phrase, SentenceStream
 from voxstack.v1 import asr_pb2, common_pb2, llm_pb2, tts_pb2
 
 # Set inside Pipeline.llm_reserved: the llm call of this turn has its place already.
@@ -223,7 +223,8 @@ class Pipeline:
         done: dict[str, object] = {}
 
         async def write() -> None:
-            splitter = SentenceStream(first_clause=self.settings.core.first_clause)
+            core = self.settings.core
+            splitter = SentenceStream(first_clause=core.first_clause, first_phrase_words=core.first_phrase_words)
             try:
                 replies = (
                     self.complete(request)
@@ -260,7 +261,7 @@ class Pipeline:
                     "tts",
                     self.backends.tts.Synthesize,
                     tts_pb2.SynthesizeRequest(
-                        text=sentence,
+                        text=sentence.spoken() if isinstance(sentence, Phrase) else sentence,
                         voice=voice or self.settings.core.voice,
                         format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16),
                     ),
