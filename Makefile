@@ -159,6 +159,7 @@ export VOXSTACK_LLM_PRESET := $(LLM_PRESET)
 # (models/) and only the preset's are linked in.
 wheelhouse: venv
 	@mkdir -p $(WHEELHOUSE_CACHE)/models
+	@cp $(LLAMA_WHEELS)/llama_cpp_python-*.whl $(WHEELHOUSE_CACHE)/  # this build, over any older one
 	$(PY) -m pip wheel --quiet --prefer-binary --find-links $(LLAMA_WHEELS) --find-links $(WHEELHOUSE_CACHE) \
 	  -w $(WHEELHOUSE_CACHE) '.[$(WHEELHOUSE_EXTRAS)]' 'setuptools>=69' wheel 'watchfiles>=1.0' 'debugpy>=1.8' \
 	  'async-timeout>=4.0.3'

@@ -79,12 +79,26 @@ def service(name: str, env: dict[str, str] | None = None, log: Path | None = Non
 
 def whole_stack(exits: ExitStack, models_dir: Path, env: dict[str, str] | None = None) -> int:
     """asr, llm, tts and core in prod mode on free ports, until ``exits`` closes; the core's port."""
+    return stack_ports(exits, models_dir, env)["core"]
+
+
+def stack_ports(
+    exits: ExitStack,
+    models_dir: Path,
+    env: dict[str, str] | None = None,
+    cores: dict[str, dict[str, str]] | None = None,
+) -> dict[str, int]:
+    """``whole_stack``, and a core of its own for each of ``cores`` (name -> its settings) beside the first, on the
+    same asr, llm and tts (a variant of the core's settings compared in the same run); each one's port by name."""
     ports = {name: free_port() for name in ALL_SERVICES}
     full = {"VOXSTACK_MODELS_DIR": str(models_dir), **(env or {})}
     full |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     for name, port in ports.items():
         exits.enter_context(service(name, full, port=port))
-    return ports["core"]
+    for variant, settings in (cores or {}).items():
+        ports[variant] = free_port()
+        exits.enter_context(service("core", {**full, **settings}, port=ports[variant]))
+    return ports
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120, log: Path | None = None) -> None:
