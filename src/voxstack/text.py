@@ -140,7 +140,8 @@ class Phrase(str):
     """A piece cut inside its sentence (at a phrase break): spoken as a phrase that goes on."""
 
     def spoken(self) -> str:
-        """The text to synthesise: a comma gives it the intonation of a phrase that goes on, not of an end."""
+        """The text to synthesise. With a comma, piper's phonemes end as a clause inside a sentence does in the
+        voices' training text (a comma and a short pause), not with no mark at all, which they rarely saw."""
         return f"{self},"
 
 

@@ -203,7 +203,7 @@ class CoreSettings(ServiceSettings):
         le=50,
         description="With first_clause, a reply's first piece may end sooner still: at its first phrase break "
         "(a function word after a content word: 'There are seven days | in a week') after at least this many "
-        "words, spoken as a phrase that goes on. 0 = off.",
+        "words, synthesised with a comma as a clause inside a sentence ends. 0 = off.",
     )
     speculative_reply: bool = Field(
         True,
