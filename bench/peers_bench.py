@@ -263,8 +263,9 @@ def run(report: Report, inputs: Inputs) -> None:
             for each in stacks[i % len(stacks) :] + stacks[: i % len(stacks)]:
                 hesitated[each.name].append((text, turn(each, audio)))
                 logger.info("%s: hesitation %r -> %s", each.name, text, hesitated[each.name][-1][1])
+    voices = "piper, espeak-ng en-gb" if shutil.which("espeak-ng") else "piper; espeak-ng not installed"
     note = (
-        f"{len(questions)} questions (piper, espeak-ng en-gb), {len(paused)} with a {PAUSE * 1000:.0f} ms pause, "
+        f"{len(questions)} questions ({voices}), {len(paused)} with a {PAUSE * 1000:.0f} ms pause, "
         "real time, fresh session each, stacks alternating"
     )
     medians = {}
