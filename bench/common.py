@@ -86,18 +86,22 @@ def stack_ports(
     exits: ExitStack,
     models_dir: Path,
     env: dict[str, str] | None = None,
-    cores: dict[str, dict[str, str]] | None = None,
+    variants: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, int]:
-    """``whole_stack``, and a core of its own for each of ``cores`` (name -> its settings) beside the first, on the
-    same asr, llm and tts (a variant of the core's settings compared in the same run); each one's port by name."""
+    """``whole_stack``, and beside it one for each of ``variants`` (name -> its settings), to compare settings in
+    the same run: a core of its own on the same asr, llm and tts when only core settings change, else a whole
+    stack of its own. Each one's core port by name (the first's as "core")."""
     ports = {name: free_port() for name in ALL_SERVICES}
     full = {"VOXSTACK_MODELS_DIR": str(models_dir), **(env or {})}
     full |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     for name, port in ports.items():
         exits.enter_context(service(name, full, port=port))
-    for variant, settings in (cores or {}).items():
-        ports[variant] = free_port()
-        exits.enter_context(service("core", {**full, **settings}, port=ports[variant]))
+    for variant, settings in (variants or {}).items():
+        if all(key.startswith("VOXSTACK_CORE__") for key in settings):
+            ports[variant] = free_port()
+            exits.enter_context(service("core", {**full, **settings}, port=ports[variant]))
+        else:
+            ports[variant] = stack_ports(exits, models_dir, {**(env or {}), **settings})["core"]
     return ports
 
 

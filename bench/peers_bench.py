@@ -8,8 +8,8 @@ system prompt, sampling and threads,
 and the piper voice en_US-joe-medium, over its FastAPI WebSocket transport.
 Two of its turn-taking setups: its recommended one (Silero VAD with a 0.2 s
 stop, then Smart Turn v3), and silence alone (0.5 s). voxstack runs with its
-defaults (``/v1/stream``), and beside them with each of ``VARIANTS`` (a core of
-its own on the same models), so a setting's effect shows in the same run.
+defaults (``/v1/stream``), and beside them with each of ``VARIANTS`` (a core,
+or a stack, of its own), so a setting's effect shows in the same run.
 
 Each utterance is streamed in real time in 20 ms pieces to each stack in
 turn (the order rotating per utterance, so a slow moment of the machine falls
@@ -69,7 +69,7 @@ WHOLE = 0.35  # word error rate against the whole sentence under which the answe
 RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
-#: voxstack with a setting changed, beside its defaults in the same run (a core of its own on the same models).
+#: voxstack with settings changed, beside its defaults in the same run (``stack_ports``).
 VARIANTS = {"voxstack, first phrase off": {"VOXSTACK_CORE__FIRST_PHRASE_WORDS": "0"}}
 HELLO = {"type": "config", "sample_rate": RATE, "interim_results": False}  # voxstack's session config
 
@@ -244,7 +244,7 @@ def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tupl
 def run(report: Report, inputs: Inputs) -> None:
     questions, paused = _utterances(inputs)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="peers-") as logs:
-        ports = stack_ports(stack, inputs.models_dir, cores=VARIANTS)
+        ports = stack_ports(stack, inputs.models_dir, variants=VARIANTS)
         peers, versions = _peers(stack, inputs, Path(logs))
         stacks = [
             Stack("voxstack, defaults", f"ws://127.0.0.1:{ports['core']}/v1/stream", HELLO, _voxstack_turn),
