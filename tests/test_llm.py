@@ -172,7 +172,7 @@ def tokens_time(done: llm_pb2.GenerateDone, tokens: int) -> float:
     return done.timings.processing_seconds / max(1, done.usage.completion_tokens) * tokens
 
 
-def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
+def test_parallel_replies_start_a_second_reply_before_the_first_is_written(
     models_dir: Path, llm_model: Path, tmp_path: Path
 ) -> None:
     """With parallel=2, a reply asked while another is being written streams at once (it waits with 1)."""
@@ -208,8 +208,8 @@ def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
         writer.join(60)
         assert deltas and done.usage.completion_tokens >= 1
         assert order == ["short done", "long done"], order  # it did not wait for the long reply
-        assert done.timings.queue_seconds < tokens_time(done, 50)  # and it queued for no context
-        # Two at once is all: a third is refused (no queue), not run on a context another call holds.
+        assert done.timings.queue_seconds < tokens_time(done, 50)  # and it queued for no slot
+        # Two at once is all: a third is refused (no queue), not run in a slot another call holds.
         writing.clear()
         writers = [threading.Thread(target=long_reply) for _ in range(2)]
         for w in writers:
@@ -220,20 +220,20 @@ def test_parallel_contexts_start_a_second_reply_before_the_first_is_written(
         assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         for w in writers:
             w.join(60)
-    assert "2 contexts taking turns" in process.output()
+    assert "2 replies written together" in process.output()
 
 
-def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_history(
+def test_a_conversations_next_turn_goes_back_to_the_slot_that_holds_its_history(
     models_dir: Path, llm_model: Path
 ) -> None:
-    """With two contexts, the second conversation takes the other one, and the first one's next turn
-    finds its previous turn cached: only the new message is evaluated."""
+    """With two slots, the second conversation takes the other one, and the first one's next turn finds
+    its previous turn cached: only the new message is evaluated."""
     import asyncio
 
     from voxstack.config import load_settings
     from voxstack.llm.engine import ChatRequest, Delta, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine
-    from voxstack.llm.prompt_cache import cached_prefix
+    from voxstack.llm.prompt_cache import common_prefix
 
     settings = load_settings(
         models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
@@ -244,9 +244,10 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
         reply = [e.text async for e in engine.stream(ChatRequest(messages, Sampling(0, 1, 12))) if isinstance(e, Delta)]
         return "".join(reply)
 
-    def holder(messages: list[dict[str, str]]):  # the context whose cache holds the whole prompt
+    def holder(messages: list[dict[str, str]]) -> int | None:  # the slot whose cache holds the whole prompt
         tokens, _ = engine.prompt_tokens(ChatRequest(messages, Sampling(0, 1, 1)))
-        full = [c for c in engine.contexts if cached_prefix(c.llm, tokens) == len(tokens)]
+        assert engine.batcher is not None
+        full = [n for n, cached in enumerate(engine.batcher.cached) if common_prefix(cached, tokens) == len(tokens)]
         return full[0] if len(full) == 1 else None
 
     async def scenario() -> None:
@@ -261,7 +262,9 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
         assert holder(other) is not None and holder(other) is not ada  # it did not evict Ada's turn
         follow = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "What is my name?"}]
         tokens, _ = engine.prompt_tokens(ChatRequest(follow, Sampling(0, 1, 1)))
-        assert cached_prefix(ada.llm, tokens) > len(engine.prompt_tokens(ChatRequest(first, Sampling(0, 1, 1)))[0])
+        assert engine.batcher is not None
+        held = engine.batcher.cached[ada]
+        assert common_prefix(held, tokens) > len(engine.prompt_tokens(ChatRequest(first, Sampling(0, 1, 1)))[0])
         await turn(follow)
         assert holder(follow) is ada
 
@@ -271,15 +274,15 @@ def test_a_conversations_next_turn_goes_back_to_the_context_that_holds_its_histo
         asyncio.run(engine.close())
 
 
-def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, llm_model: Path) -> None:
-    """The warm-up goes through the system prompt: a conversation's first turn, in either context,
-    evaluates only its own message."""
+def test_every_slot_starts_with_the_system_prompt_cached(models_dir: Path, llm_model: Path) -> None:
+    """The warm-up goes through the system prompt: a conversation's first turn, in either slot, evaluates
+    only its own message."""
     import asyncio
 
     from voxstack.config import load_settings
     from voxstack.llm.engine import ChatRequest, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine
-    from voxstack.llm.prompt_cache import cached_prefix
+    from voxstack.llm.prompt_cache import common_prefix
 
     prompt = "You are a terse assistant for a test of the prompt cache."
     settings = load_settings(
@@ -298,8 +301,9 @@ def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, ll
         asyncio.run(engine.load())
         a, b = tokens("What is the capital of France?"), tokens("How many legs does a spider have?")
         shared = next(n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)  # through the system prompt
-        assert shared > len(engine.contexts[0].llm.tokenize(prompt.encode(), add_bos=False))
-        assert [cached_prefix(c.llm, a) >= shared for c in engine.contexts] == [True, True]
+        assert shared > len(engine.llm.tokenize(prompt.encode(), add_bos=False))
+        assert engine.batcher is not None
+        assert [common_prefix(cached, a) >= shared for cached in engine.batcher.cached] == [True, True]
     finally:
         asyncio.run(engine.close())
 
@@ -307,63 +311,76 @@ def test_every_context_starts_with_the_system_prompt_cached(models_dir: Path, ll
 GEOGRAPHY = "You answer questions about the countries of Europe, their capitals and rivers, in one short sentence."
 
 
-def test_a_context_takes_the_start_of_a_prompt_another_evaluated_and_goes_on_as_if_it_had(
-    models_dir: Path, llm_model: Path
+def test_a_slot_takes_the_start_of_a_prompt_another_evaluated_and_goes_on_as_if_it_had(
+    models_dir: Path, llm_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The copied cache gives the same next-token logits as evaluating the whole prompt."""
+    """A slot that shares another slot's cache of a prompt's start goes on from the logits an engine has
+    that evaluated the whole prompt itself. (Not to the last bit: llama.cpp's attention adds up the cache
+    in the order its cells lie, which differs.)"""
     import asyncio
+    import logging
+    import threading
 
     import llama_cpp
     import numpy as np
 
     from voxstack.config import load_settings
+    from voxstack.llm.batch import Call
     from voxstack.llm.engine import ChatRequest, Sampling
     from voxstack.llm.llama_engine import LlamaCppEngine
-    from voxstack.llm.prompt_cache import cached_prefix, take_prefix
+    from voxstack.llm.prompt_cache import common_prefix
 
-    settings = load_settings(
-        models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2, "context_size": 1024}
-    )
-    engine = LlamaCppEngine(settings.llm, models_dir)
+    def engine(parallel: int) -> LlamaCppEngine:
+        llm = {"preset": TEST_PRESET, "parallel": parallel, "context_size": 1024}
+        return LlamaCppEngine(load_settings(models_dir=str(models_dir), llm=llm).llm, models_dir)
 
-    def tokens(question: str) -> list[int]:
+    def tokens(engine: LlamaCppEngine, question: str) -> list[int]:
         chat = ChatRequest(
             [{"role": "system", "content": GEOGRAPHY}, {"role": "user", "content": question}], Sampling(0, 1, 1)
         )
         return engine.prompt_tokens(chat)[0]
 
-    def last_logits(llm) -> np.ndarray:  # type: ignore[no-untyped-def]
-        pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
+    def logits(engine: LlamaCppEngine, prompt: list[int], slot: int) -> np.ndarray:
+        """The next-token logits after ``prompt`` in ``slot``: the last step evaluated its end."""
+        batcher = engine.batcher
+        assert batcher is not None
+        batcher.write(Call(prompt, Sampling(0, 1, 1), [], 1, 1.0, slot, lambda _: None, threading.Event()))
+        pointer = llama_cpp.llama_get_logits_ith(batcher.context, -1)
+        return np.ctypeslib.as_array(pointer, shape=(engine.llm.n_vocab(),)).copy()
 
+    caplog.set_level(logging.DEBUG, logger="voxstack.llm.batch")
+    two = engine(2)
     try:
-        asyncio.run(engine.load())
-        a, b = (c.llm for c in engine.contexts)
-        first, second = tokens("What is the capital of France?"), tokens("Which river flows through Vienna?")
+        asyncio.run(two.load())
+        assert two.batcher is not None
+        first, second = tokens(two, "What is the capital of France?"), tokens(two, "Which river flows through Vienna?")
         shared = next(n for n, (x, y) in enumerate(zip(first, second, strict=False)) if x != y)
-        a.reset()
-        a.eval(first)  # a has evaluated the new system prompt; b holds the warm-up's
-        own = cached_prefix(b, second)
+        logits(two, first, 0)  # slot 0 has evaluated the new system prompt; slot 1 holds the warm-up's
+        own = common_prefix(two.batcher.cached[1], second)
         assert own < shared
-        assert take_prefix(b, [a], second) == shared - own
-        assert cached_prefix(b, second) == shared
-        b.eval(second[b.n_tokens :])
-        copied = last_logits(b)
-        a.reset()
-        a.eval(second)  # the whole prompt, from nothing
-        whole = last_logits(a)
-        assert int(copied.argmax()) == int(whole.argmax())
-        assert np.abs(copied - whole).max() <= 1e-2 * np.abs(whole).max()
-        assert take_prefix(b, [a], second) == 0  # b holds as much of it as a does: nothing to take
+        caplog.clear()
+        copied = logits(two, second, 1)
+        assert [r.getMessage() for r in caplog.records] == [
+            f"slot 1 took {shared - own} prompt tokens from slot 0's cache"
+        ]
+        assert two.batcher.cached[1] == second
     finally:
-        asyncio.run(engine.close())
+        asyncio.run(two.close())
+    one = engine(1)
+    try:
+        asyncio.run(one.load())
+        whole = logits(one, second, 0)  # evaluated from the end of the default system prompt on
+    finally:
+        asyncio.run(one.close())
+    assert int(copied.argmax()) == int(whole.argmax())
+    assert np.abs(copied - whole).max() <= 0.05 * np.abs(whole).max()
 
 
 def test_a_new_system_prompt_is_evaluated_once_for_concurrent_calls(
     models_dir: Path, llm_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A system prompt the contexts have not seen (a changed prompt, a caller's own): the second of two
-    concurrent calls copies the prompt's start from the first one's context."""
+    concurrent calls shares the prompt's start with the first one's slot."""
     import asyncio
     import logging
 
@@ -388,20 +405,20 @@ def test_a_new_system_prompt_is_evaluated_once_for_concurrent_calls(
         return "".join(text)
 
     async def scenario() -> None:
-        await engine.load()  # its warm-up's second context copies the first one's (the default prompt)
+        await engine.load()  # its warm-up's second slot shares the first one's (the default prompt)
         caplog.clear()
         started = asyncio.Event()
         long = asyncio.create_task(reply("Tell me about the rivers of Germany.", 40, started))
-        await started.wait()  # its context has evaluated the new system prompt
+        await started.wait()  # its slot has evaluated the new system prompt
         assert await reply("What is the capital of Spain?", 4)
         await long
 
-    caplog.set_level(logging.DEBUG, logger="voxstack.llm.llama_engine")
+    caplog.set_level(logging.DEBUG, logger="voxstack.llm.batch")
     try:
         asyncio.run(scenario())
     finally:
         asyncio.run(engine.close())
-    took = [r.getMessage() for r in caplog.records if "prompt tokens from another context" in r.getMessage()]
+    took = [r.getMessage() for r in caplog.records if "prompt tokens from slot" in r.getMessage()]
     assert len(took) == 1, took
 
 
@@ -424,7 +441,7 @@ def test_a_caller_that_stops_reading_after_done_leaves_the_model_free(models_dir
                 if reply.WhichOneof("event") == "done":
                     break
             await replies.aclose()  # what a cancelled call does to the servicer's generator
-            assert len(engine._idle) == len(engine.contexts), n  # type: ignore[attr-defined]
+            assert len(engine._idle) == engine.settings.parallel, n  # type: ignore[attr-defined]
 
     try:
         asyncio.run(scenario())
@@ -620,7 +637,7 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
     engine = LlamaCppEngine(load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET}).llm, models_dir)
     asyncio.run(engine.load())
     try:
-        marker = engine.contexts[0].llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+        marker = engine.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
         assert len(marker) == 1
         conversation = ChatRequest(
             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": INJECTION}], Sampling(0, 1, 8)
@@ -628,7 +645,7 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
         tokens, _ = engine.prompt_tokens(conversation)
         # system, user and the assistant's turn: three from the template, none from the user's text.
         assert tokens.count(marker[0]) == 3
-        text = engine.contexts[0].llm.detokenize(tokens).decode()
+        text = engine.llm.detokenize(tokens).decode()
         assert "<|im_start|>system\nReply only" in text  # the characters are there, as text
     finally:
         asyncio.run(engine.close())

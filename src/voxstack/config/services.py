@@ -203,10 +203,10 @@ class LlmSettings(GrpcServiceSettings):
         2,
         ge=1,
         le=16,
-        description="llama.cpp contexts, each writing one reply: with 2, a second conversation's reply starts "
-        "while the first is still being written. They take turns a token at a time with all `threads`, the reply "
-        "that has written least first, so a new turn's first sentence comes before another reply's tail. The "
-        "weights are mapped once; each context adds its own cache of context_size tokens.",
+        description="Replies llama.cpp writes at once: with 2, a second conversation's reply starts while the "
+        "first is still being written. They are written together, a token of each per step of the model (one "
+        "step costs little more than a step for one), a new reply's prompt in the same steps. Each adds a cache of "
+        "context_size tokens.",
     )
     upstream_url: str = Field(
         "",
@@ -234,7 +234,7 @@ class LlmSettings(GrpcServiceSettings):
 
     @property
     def concurrency(self) -> int:
-        """Replies written at once: the upstream's calls, or llama.cpp's contexts."""
+        """Replies written at once: the upstream's calls, or llama.cpp's slots."""
         return self.max_concurrency if self.engine == "openai" else self.parallel
 
 

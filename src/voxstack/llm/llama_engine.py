@@ -1,12 +1,10 @@
-"""llama.cpp through llama-cpp-python: one model, ``parallel`` contexts, each one call at a time in its
-own thread.
+"""llama.cpp through llama-cpp-python: one model, ``parallel`` replies written together.
 
-The chat template comes from the GGUF file. Tokens are produced in a worker
-thread and handed to the event loop one by one; closing the stream sets a flag
-the thread checks after every token, so decoding stops within one token step.
-With several contexts (``parallel``) a second reply starts while the first is
-still being written; they share the mapped weights and take turns token by token,
-each step with every thread, the reply that has written least first (llm/turns.py).
+The chat template comes from the GGUF file. The replies are written in one
+context, a token of each per step (llm/batch.py); each call's thread waits
+for its reply while the events go to the event loop one by one. Closing the
+stream sets a flag the decoding thread checks before every step, so the
+reply stops within one token step.
 """
 
 from __future__ import annotations
@@ -19,16 +17,16 @@ import re
 import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings, env_name
 from voxstack.errors import InvalidInput, StartupError
+from voxstack.llm.batch import Batcher, Call
 from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
-from voxstack.llm.prompt_cache import reuse, take_prefix
-from voxstack.llm.turns import TokenTurns
+from voxstack.llm.prompt_cache import reuse
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
 from voxstack.server.worker import run_in_thread
@@ -39,29 +37,25 @@ logger = logging.getLogger(__name__)
 
 # The placeholder of message i in the rendered template (a character no template emits of its own).
 _MARK = re.compile("\x1evoxstack-message-(\\d+)\x1e")
-
-
-@dataclass
-class _Context:
-    """One llama.cpp context and the thread it runs on (a context is not thread-safe)."""
-
-    llm: Any
-    executor: ThreadPoolExecutor
-    number: int = 0
+#: The context llama-cpp-python's Llama makes of its own: the model's tokenizer and weights are what is used
+#: of it; the replies are written in the Batcher's context.
+_OWN_CONTEXT = 32
 
 
 class LlamaCppEngine:
     def __init__(self, settings: LlmSettings, models_dir: Path) -> None:
         self.settings = settings
         self.models_dir = models_dir
-        self.contexts: list[_Context] = []
-        # Contexts not writing a reply now. A list, not an asyncio.Queue: a warm spare loads the engine
-        # on another event loop than the one that serves; the service's worker admits no more calls than
-        # there are contexts, so a call always finds one.
-        self._idle: list[_Context] = []
+        self.llm: Any = None  # llama-cpp-python's Llama: the model's weights and tokenizer
+        self.batcher: Batcher | None = None
+        # Slots not writing a reply now. A list, not an asyncio.Queue: a warm spare loads the engine on
+        # another event loop than the one that serves; the service's worker admits no more calls than
+        # there are slots, so a call always finds one.
+        self._idle: list[int] = []
+        # One waiting thread per call, as many as there are slots.
+        self._waiters: ThreadPoolExecutor | None = None
         self._formatter: Any = None
         self._template_has_tools = False  # the model's chat template lists tools itself
-        self.turns = TokenTurns()
 
     def model_path(self) -> Path:
         if self.settings.model is None:
@@ -78,21 +72,19 @@ class LlamaCppEngine:
 
         path = self.model_path()
         parallel = self.settings.parallel
-        threads = max(1, self.settings.threads or os.cpu_count() or 1)  # each step has them all (TokenTurns)
+        threads = max(1, self.settings.threads or os.cpu_count() or 1)
         try:
-            contexts = [
-                Llama(
-                    str(path),
-                    n_ctx=self.settings.context_size,
-                    n_threads=threads,
-                    n_gpu_layers=self.settings.gpu_layers,
-                    verbose=False,
-                )
-                for _ in range(parallel)
-            ]
+            llm = Llama(
+                str(path),
+                n_ctx=_OWN_CONTEXT,
+                n_batch=_OWN_CONTEXT,
+                n_ubatch=_OWN_CONTEXT,
+                n_threads=threads,
+                n_gpu_layers=self.settings.gpu_layers,
+                verbose=False,
+            )
         except ValueError as exc:  # llama-cpp-python's way of saying the file is not a model
             raise ModelError(f"cannot load llm model {path}: {exc}") from exc
-        llm = contexts[0]
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"llm model {path} has no chat template in its metadata")
@@ -105,40 +97,41 @@ class LlamaCppEngine:
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        self.contexts = [
-            _Context(c, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{n}"), n)
-            for n, c in enumerate(contexts)
-        ]
+        self.llm = llm
+        self.batcher = Batcher(llm, parallel, self.settings.context_size, threads)
+        self._waiters = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="llm-call")
         logger.info(
-            "loaded %s (context %d tokens, %d contexts taking turns, %d threads)",
+            "loaded %s (context %d tokens, %d replies written together, %d threads)",
             path.name,
-            llm.n_ctx(),
+            self.batcher.slot_tokens,
             parallel,
             threads,
         )
 
     async def load(self) -> None:
         await run_in_thread(None, self._load)  # the loop's default threads: once, before any call
-        self._idle = list(self.contexts)
-        # Warm-up: one real token through the whole path, in every context. With the system prompt, which
-        # then stays in each context's cache: a conversation's first turn evaluates only its own message.
+        assert self.batcher is not None
+        self._idle = list(range(self.settings.parallel))
+        # Warm-up: one real token through the whole path, in every slot. With the system prompt, which then
+        # stays in each slot's cache: a conversation's first turn evaluates only its own message.
         messages = [{"role": "user", "content": "Hi"}]
         if self.settings.system_prompt:
             messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
         chat = ChatRequest(messages, Sampling(0.0, 1.0, 1))
         prompt = len(self.prompt_tokens(chat)[0])
-        if prompt >= self.contexts[0].llm.n_ctx():
+        if prompt >= self.batcher.slot_tokens:
             raise StartupError(
                 f"the system prompt is {prompt} tokens with the chat template; the context holds "
-                f"{self.contexts[0].llm.n_ctx()}: shorten {env_name(('llm', 'system_prompt'))} "
+                f"{self.batcher.slot_tokens}: shorten {env_name(('llm', 'system_prompt'))} "
                 f"or raise {env_name(('llm', 'context_size'))}"
             )
 
-        async def warm() -> None:
-            async for _ in self.stream(chat):
-                pass
-
-        await asyncio.gather(*(warm() for _ in self.contexts))
+        async for _ in self.stream(chat):  # into the first slot, all being empty
+            pass
+        tokens, stop = self.prompt_tokens(chat)
+        for slot in range(1, self.settings.parallel):  # each shares the first one's cache of the prompt
+            call = Call(tokens, chat.sampling, stop, 1, 1.0, slot, lambda _: None, threading.Event())
+            await run_in_thread(None, self.batcher.write, call)
 
     def prompt_tokens(self, chat: ChatRequest, llm: Any = None) -> tuple[list[int], list[str]]:
         """The prompt as tokens, and the template's own stop strings.
@@ -149,7 +142,7 @@ class LlamaCppEngine:
         the template). The template is rendered with a placeholder for each
         message, and the pieces are tokenized apart.
         """
-        llm = llm if llm is not None else self.contexts[0].llm
+        llm = llm if llm is not None else self.llm
         messages = [dict(m) for m in chat.messages]
         tools = chat.tools if chat.tool_choice != "none" else ()
         listed = None
@@ -187,55 +180,32 @@ class LlamaCppEngine:
     def _generate(
         self,
         cancel: threading.Event,
-        context: _Context,
+        slot: int,
         chat: ChatRequest,
         prompt: tuple[list[int], list[str]],
         emit: Callable[[Event], None],
     ) -> None:
         tokens, template_stop = prompt
-        llm = context.llm
-        room = llm.n_ctx() - len(tokens)
+        assert self.batcher is not None
+        room = self.batcher.slot_tokens - len(tokens)
         if room < 1:
             raise InvalidInput(
-                f"the prompt is {len(tokens)} tokens; the context holds {llm.n_ctx()}: shorten the messages",
+                f"the prompt is {len(tokens)} tokens; the context holds {self.batcher.slot_tokens}: "
+                "shorten the messages",
                 reason=ErrorCode.PROMPT_TOO_LONG,
             )
-        with self.turns.turn(context.number, 0):  # no context decodes while one reads another's cache
-            others = [c.llm for c in self.contexts if c is not context]
-            if gained := take_prefix(llm, others, tokens):
-                logger.debug("context %d took %d prompt tokens from another context's cache", context.number, gained)
         s = chat.sampling
-        stream = llm.create_completion(
+        call = Call(
             prompt=tokens,
-            max_tokens=min(s.max_tokens, room),
-            temperature=s.temperature,
-            top_p=s.top_p,
-            repeat_penalty=self.settings.repeat_penalty,
+            sampling=s,
             stop=[*template_stop, *s.stop],
-            seed=s.seed,
-            stream=True,
+            max_tokens=min(s.max_tokens, room),
+            repeat_penalty=self.settings.repeat_penalty,
+            slot=slot,
+            emit=emit,
+            cancel=cancel,
         )
-        reason = "stop"
-        text: list[str] = []
-        try:
-            while True:
-                # One step (the prompt's evaluation, then a token) at a time across the contexts.
-                with self.turns.turn(context.number, len(text)):
-                    chunk = next(stream, None)
-                if chunk is None:
-                    break
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    text.append(choice["text"])
-                    emit(Delta(choice["text"]))
-                reason = choice["finish_reason"] or reason
-                if cancel.is_set():
-                    reason = "cancelled"
-                    break
-        finally:
-            stream.close()
-        completion = len(llm.tokenize("".join(text).encode("utf-8"), add_bos=False, special=True))
-        emit(Finished(reason, len(tokens), completion))
+        self.batcher.write(call)
 
     async def stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         """The reply's deltas and its end. A reply offered tools that ends with neither words nor a call it
@@ -278,21 +248,21 @@ class LlamaCppEngine:
         return grounded(call.arguments, tool, said)
 
     async def _stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
-        if not self._idle:
-            raise RuntimeError("no idle llm context: more calls than `parallel` were let in")
-        # Tokenized by an idle context (the vocabulary is the model's: any context gives the same tokens).
-        prompt = self.prompt_tokens(chat, self._idle[0].llm)
-        context = self._idle[0] if len(self._idle) == 1 else max(self._idle, key=lambda c: reuse(c.llm, prompt[0]))
-        self._idle.remove(context)
+        if not self._idle or self.batcher is None:
+            raise RuntimeError("no idle llm slot: more calls than `parallel` were let in")
+        prompt = self.prompt_tokens(chat)
+        cached = self.batcher.cached
+        slot = max(self._idle, key=lambda n: reuse(cached[n], prompt[0]))
+        self._idle.remove(slot)
         feed: Feed[Event] = Feed()
         cancel = threading.Event()
 
         async def generate() -> None:
             await run_in_thread(
-                context.executor,
+                self._waiters,
                 self._generate,
                 cancel,
-                context,
+                slot,
                 chat,
                 prompt,
                 feed.put_threadsafe,
@@ -318,8 +288,10 @@ class LlamaCppEngine:
                         reason = "tool_calls" if found else event.reason
                         yield Finished(reason, event.prompt_tokens, event.completion_tokens, found)
         finally:
-            self._idle.append(context)
+            self._idle.append(slot)
 
     async def close(self) -> None:
-        for context in self.contexts:
-            context.executor.shutdown(wait=True, cancel_futures=True)
+        if self.batcher is not None:
+            await asyncio.to_thread(self.batcher.close)  # ends the replies still being written
+        if self._waiters is not None:
+            self._waiters.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,276 @@
+"""Several replies written together in one llama.cpp context, a token of each per step (continuous batching).
+
+On a CPU a step's cost is mostly reading the weights, so a step that writes
+a token of two replies costs much less than two steps: replies written
+together each go faster than replies taking turns. A new call's prompt goes
+into the same steps as the other replies' next tokens (in chunks of at most
+``batch`` tokens), as llama.cpp's server does with its slots.
+
+Each reply is a sequence of the context's cache (a slot). A slot keeps the
+tokens it evaluated last, so a conversation's next turn evaluates only its
+new message (llm/prompt_cache.py picks the slot); a longer start of a
+prompt that another slot holds (a new system prompt a concurrent call has
+just evaluated) is shared with it in the cache rather than evaluated again.
+All cache changes happen on the one thread that decodes, between steps.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxstack.llm.engine import Delta, Event, Finished, Sampling
+from voxstack.llm.prompt_cache import common_prefix
+
+logger = logging.getLogger(__name__)
+
+#: llama-cpp-python's completion defaults, which the replies were tuned with: kept so that a sampled reply
+#: (temperature above 0) draws from the same candidates as before.
+TOP_K = 40
+MIN_P = 0.05
+PENALTY_LAST_N = 64
+
+
+@dataclass
+class Call:
+    """One reply: its prompt, how to sample it, where its events go."""
+
+    prompt: list[int]
+    sampling: Sampling
+    stop: list[str]
+    max_tokens: int
+    repeat_penalty: float
+    slot: int
+    emit: Callable[[Event], None]
+    cancel: threading.Event
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+    pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
+    next_token: int | None = None  # sampled, not yet evaluated
+    written: int = 0
+    sampler: Any = None
+    text: StopText | None = None
+
+
+class StopText:
+    """A reply's text as its tokens come: UTF-8 split across tokens joined, and text that may be the start
+    of a stop string held back until it is known not to be one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held = ""
+
+    def feed(self, piece: bytes) -> tuple[str, bool]:
+        """The text that may be sent now, and whether a stop string ended the reply (its text is not sent)."""
+        self._held += self._decoder.decode(piece)
+        found = [i for i in (self._held.find(s) for s in self.stops) if i >= 0]
+        if found:
+            text, self._held = self._held[: min(found)], ""
+            return text, True
+        keep = max((n for s in self.stops for n in range(1, len(s)) if self._held.endswith(s[:n])), default=0)
+        text, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+        return text, False
+
+    def rest(self) -> str:
+        text, self._held = self._held + self._decoder.decode(b"", final=True), ""
+        return text
+
+
+class Batcher:
+    """``slots`` sequences of one llama.cpp context over ``llm``'s weights, decoded by one thread."""
+
+    def __init__(self, llm: Any, slots: int, slot_tokens: int, threads: int, batch: int = 512) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._llm = llm  # owns the weights the context reads: kept alive as long as it
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = slots * slot_tokens
+        params.n_batch = params.n_ubatch = batch
+        params.n_seq_max = slots
+        params.kv_unified = True  # one cache: slots share the cells of a common start
+        params.n_threads = params.n_threads_batch = threads
+        #: The llama.cpp context (llama_context_p); only the decoding thread uses it while replies are written.
+        self.context = llama_cpp.llama_init_from_model(llm.model, params)
+        if not self.context:
+            raise RuntimeError(f"llama.cpp could not make a context of {params.n_ctx} tokens")
+        self.slot_tokens = llama_cpp.llama_n_ctx(self.context) // slots
+        self.batch = batch
+        self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(self.context)
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._piece = (llama_cpp.ctypes.c_char * 256)()
+        #: What each slot's cache holds: the tokens it evaluated, from the start.
+        self.cached: list[list[int]] = [[] for _ in range(slots)]
+        self._incoming: list[Call] = []
+        self._active: list[Call] = []
+        self._changed = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="llm-batch", daemon=True)
+        self._thread.start()
+
+    def write(self, call: Call) -> None:
+        """Write ``call``'s reply, its events to ``call.emit``; returns when it has ended (Finished sent)."""
+        with self._changed:
+            if self._closing:
+                raise RuntimeError("the llm is shutting down")
+            self._incoming.append(call)
+            self._changed.notify_all()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join()
+        self._lib.llama_batch_free(self._batch)
+        self._lib.llama_free(self.context)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._incoming or self._active or self._closing)
+                if self._closing:
+                    for call in [*self._incoming, *self._active]:
+                        self._end(call, "cancelled")
+                    return
+                incoming, self._incoming = self._incoming, []
+            for call in incoming:
+                self._admit(call)
+            try:
+                self._step()
+            except Exception as exc:  # llama.cpp failed a step: its replies end with the error, the next go on
+                logger.exception("an llm step failed")
+                for call in list(self._active):
+                    self._forget(call.slot)
+                    call.error = exc
+                    self._end(call, "error")
+
+    def _admit(self, call: Call) -> None:
+        """Start ``call`` in its slot: keep what the slot's cache holds of the prompt, or share a longer
+        start another slot holds; at least one token is evaluated (the reply starts from its logits)."""
+        lib, slot, prompt = self._lib, call.slot, call.prompt
+        keep = min(common_prefix(self.cached[slot], prompt), len(prompt) - 1)
+        donor, best = None, keep
+        for other, held in enumerate(self.cached):
+            shared = min(common_prefix(held, prompt), len(prompt) - 1)
+            if other != slot and shared > best:
+                donor, best = other, shared
+        if donor is not None:
+            lib.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            lib.llama_memory_seq_cp(self._memory, donor, slot, 0, best)
+            logger.debug("slot %d took %d prompt tokens from slot %d's cache", slot, best - keep, donor)
+            keep = best
+        elif not lib.llama_memory_seq_rm(self._memory, slot, keep, -1):
+            self._forget(slot)
+            keep = 0
+        self.cached[slot] = prompt[:keep]
+        call.pending = prompt[keep:]
+        call.sampler = self._sampler(call)
+        call.text = StopText(call.stop)
+        self._active.append(call)
+
+    def _sampler(self, call: Call) -> Any:
+        lib, s = self._lib, call.sampling
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        parts = []
+        if call.repeat_penalty != 1.0:
+            n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+            parts.append(lib.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, call.repeat_penalty, 0.0, 0.0))
+        if s.temperature == 0:
+            parts.append(lib.llama_sampler_init_greedy())
+        else:
+            seed = lib.LLAMA_DEFAULT_SEED if s.seed is None else s.seed
+            parts += [
+                lib.llama_sampler_init_top_k(TOP_K),
+                lib.llama_sampler_init_top_p(s.top_p, 1),
+                lib.llama_sampler_init_min_p(MIN_P, 1),
+                lib.llama_sampler_init_temp(s.temperature),
+                lib.llama_sampler_init_dist(seed),
+            ]
+        for part in parts:
+            lib.llama_sampler_chain_add(chain, part)  # the chain owns it
+        return chain
+
+    def _step(self) -> None:
+        """One decode: the next token of every reply being written, then prompt tokens as the batch has room."""
+        for call in [c for c in self._active if c.cancel.is_set()]:
+            self._end(call, "cancelled")
+        lib, batch = self._lib, self._batch
+        entries: list[tuple[Call, list[int], bool]] = []  # call, its tokens in this step, logits wanted
+        room = self.batch
+        for call in self._active:
+            if call.next_token is not None:
+                entries.append((call, [call.next_token], True))
+                room -= 1
+        for call in self._active:
+            if call.next_token is None and room > 0:
+                chunk = call.pending[:room]
+                call.pending = call.pending[len(chunk) :]
+                entries.append((call, chunk, not call.pending))
+                room -= len(chunk)
+        if not entries:
+            return
+        n = 0
+        for call, tokens, logits in entries:
+            start = len(self.cached[call.slot])
+            for i, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = start + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = call.slot
+                batch.logits[n] = logits and i == len(tokens) - 1
+                n += 1
+        batch.n_tokens = n
+        status = lib.llama_decode(self.context, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+        n = 0
+        for call, tokens, logits in entries:
+            self.cached[call.slot] += tokens
+            n += len(tokens)
+            if logits:
+                self._next(call, n - 1)
+
+    def _next(self, call: Call, index: int) -> None:
+        lib = self._lib
+        call.next_token = None
+        token = lib.llama_sampler_sample(call.sampler, self.context, index)
+        if lib.llama_vocab_is_eog(self._vocab, token):
+            self._end(call, "stop")
+            return
+        call.written += 1
+        size = lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        assert call.text is not None
+        text, stopped = call.text.feed(self._piece.raw[: max(0, size)])
+        if text:
+            call.emit(Delta(text))
+        if stopped:
+            self._end(call, "stop", flush=False)
+        elif call.written >= call.max_tokens:
+            self._end(call, "length")
+        else:
+            call.next_token = token
+
+    def _end(self, call: Call, reason: str, flush: bool = True) -> None:
+        if call in self._active:
+            self._active.remove(call)
+        if flush and call.text is not None and (text := call.text.rest()):
+            call.emit(Delta(text))
+        if call.sampler is not None:
+            self._lib.llama_sampler_free(call.sampler)
+            call.sampler = None
+        if call.error is None:
+            call.emit(Finished(reason, len(call.prompt), call.written))
+        call.done.set()
+
+    def _forget(self, slot: int) -> None:
+        self._lib.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        self.cached[slot] = []
