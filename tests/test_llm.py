@@ -223,6 +223,45 @@ def test_parallel_replies_start_a_second_reply_before_the_first_is_written(
     assert "2 replies written together" in process.output()
 
 
+def test_a_reply_far_ahead_waits_while_a_new_one_is_written(models_dir: Path, llm_model: Path) -> None:
+    """Replies at the same stage are written together; one more than LEAD tokens ahead of a new reply writes
+    nothing until the new one has caught up or ended."""
+    import asyncio
+
+    from voxstack.config import load_settings
+    from voxstack.llm.batch import LEAD
+    from voxstack.llm.engine import ChatRequest, Delta, Finished, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine
+
+    settings = load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET, "parallel": 2})
+    engine = LlamaCppEngine(settings.llm, models_dir)
+    events: list[tuple[str, str]] = []  # (which reply, delta or done), in the order they came
+
+    async def reply(name: str, question: str, tokens: int, after: int = 0) -> None:
+        while sum(1 for who, _ in events if who == "long") < after:
+            await asyncio.sleep(0.005)
+        chat = ChatRequest([{"role": "user", "content": question}], Sampling(0, 1, tokens))
+        async for event in engine.stream(chat):
+            events.append((name, "done" if isinstance(event, Finished) else "delta"))
+            assert isinstance(event, (Delta, Finished))
+
+    async def scenario() -> None:
+        await engine.load()
+        await asyncio.gather(
+            reply("long", "Write a long story about the sea.", 200),
+            reply("short", "Say hello.", LEAD // 2, after=3 * LEAD),
+        )
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(engine.close())
+    start = events.index(("short", "delta"))
+    end = events.index(("short", "done"))
+    assert events[start:end] == [("short", "delta")] * (end - start)  # the long reply waited throughout
+    assert ("long", "delta") in events[end:]  # and went on afterwards
+
+
 def test_a_conversations_next_turn_goes_back_to_the_slot_that_holds_its_history(
     models_dir: Path, llm_model: Path
 ) -> None:

@@ -205,8 +205,8 @@ class LlmSettings(GrpcServiceSettings):
         le=16,
         description="Replies llama.cpp writes at once: with 2, a second conversation's reply starts while the "
         "first is still being written. They are written together, a token of each per step of the model (one "
-        "step costs little more than a step for one), a new reply's prompt in the same steps. Each adds a cache of "
-        "context_size tokens.",
+        "step costs little more than a step for one), a new reply's prompt in the same steps; a reply far ahead of "
+        "a new one waits for it. Each adds a cache of context_size tokens.",
     )
     upstream_url: str = Field(
         "",
