@@ -17,6 +17,7 @@ All cache changes happen on the one thread that decodes, between steps.
 from __future__ import annotations
 
 import codecs
+import ctypes
 import logging
 import threading
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class Batcher:
         self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self.context)
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        self._piece = (llama_cpp.ctypes.c_char * 256)()
+        self._piece = (ctypes.c_char * 256)()
         #: What each slot's cache holds: the tokens it evaluated, from the start.
         self.cached: list[list[int]] = [[] for _ in range(slots)]
         self._incoming: list[Call] = []
@@ -253,9 +254,8 @@ class Batcher:
             self._end(call, "stop")
             return
         call.written += 1
-        size = lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
         assert call.text is not None
-        text, stopped = call.text.feed(self._piece.raw[: max(0, size)])
+        text, stopped = call.text.feed(self._token_bytes(token))
         if text:
             call.emit(Delta(text))
         if stopped:
@@ -264,6 +264,15 @@ class Batcher:
             self._end(call, "length")
         else:
             call.next_token = token
+
+    def _token_bytes(self, token: int) -> bytes:
+        """The token's text as the model wrote it (a special token's: none)."""
+        lib = self._lib
+        size = lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        if size < 0:  # a longer piece than the buffer holds: -size is its length
+            self._piece = (ctypes.c_char * -size)()
+            size = lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        return bytes(self._piece.raw[: max(0, size)])
 
     def _end(self, call: Call, reason: str, flush: bool = True) -> None:
         if call in self._active:
