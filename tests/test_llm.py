@@ -262,6 +262,35 @@ def test_a_reply_far_ahead_waits_while_a_new_one_is_written(models_dir: Path, ll
     assert ("long", "delta") in events[end:]  # and went on afterwards
 
 
+def test_a_step_llama_cpp_refuses_ends_its_replies_with_the_error_and_the_next_is_written(
+    models_dir: Path, llm_model: Path
+) -> None:
+    import asyncio
+
+    from voxstack.config import load_settings
+    from voxstack.llm.batch import Call
+    from voxstack.llm.engine import ChatRequest, Delta, Event, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(load_settings(models_dir=str(models_dir), llm={"preset": TEST_PRESET}).llm, models_dir)
+    asyncio.run(engine.load())
+    try:
+        assert engine.batcher is not None
+        events: list[Event] = []
+        bad = [1, engine.llm.n_vocab() + 7]  # no such token: llama.cpp refuses the batch
+        with pytest.raises(RuntimeError, match="llama_decode failed"):
+            engine.batcher.write(Call(bad, Sampling(0, 1, 4), [], 4, 1.0, 0, events.append, threading.Event()))
+        assert events == []
+
+        async def reply() -> str:
+            chat = ChatRequest([{"role": "user", "content": "Say hi."}], Sampling(0, 1, 4))
+            return "".join([e.text async for e in engine.stream(chat) if isinstance(e, Delta)])
+
+        assert asyncio.run(reply()).strip()
+    finally:
+        asyncio.run(engine.close())
+
+
 def test_a_conversations_next_turn_goes_back_to_the_slot_that_holds_its_history(
     models_dir: Path, llm_model: Path
 ) -> None:

@@ -148,15 +148,21 @@ class Batcher:
                     return
                 incoming, self._incoming = self._incoming, []
             for call in incoming:
-                self._admit(call)
+                try:
+                    self._admit(call)
+                except Exception as exc:  # the call ends with the error; the others go on
+                    self._fail([call], exc)
             try:
                 self._step()
             except Exception as exc:  # llama.cpp failed a step: its replies end with the error, the next go on
-                logger.exception("an llm step failed")
-                for call in list(self._active):
-                    self._forget(call.slot)
-                    call.error = exc
-                    self._end(call, "error")
+                self._fail(list(self._active), exc)
+
+    def _fail(self, calls: list[Call], exc: Exception) -> None:
+        logger.error("an llm step failed: %s", exc, exc_info=exc)
+        for call in calls:
+            self._forget(call.slot)
+            call.error = exc
+            self._end(call, "error")
 
     def _admit(self, call: Call) -> None:
         """Start ``call`` in its slot: keep what the slot's cache holds of the prompt, or share a longer
