@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 # The knee `make load` measures on two cores with the default settings (docs/PERFORMANCE.md): the most
 # conversations whose first replies stay within twice as slow as one alone; machines with more cores
 # raise it to their own knee.
-MAX_CONVERSATIONS_DEFAULT = 2
+MAX_CONVERSATIONS_DEFAULT = 3
 
 #: The shortest API key accepted: shorter ones can be guessed.
 MIN_KEY_CHARS = 16

@@ -200,13 +200,14 @@ class LlmSettings(GrpcServiceSettings):
         1, ge=1, le=256, description="Calls run at once (openai engine; for llama.cpp see parallel)."
     )
     parallel: int = Field(
-        2,
+        3,
         ge=1,
         le=16,
-        description="Replies llama.cpp writes at once: with 2, a second conversation's reply starts while the "
-        "first is still being written. They are written together, a token of each per step of the model (one "
-        "step costs little more than a step for one), a new reply's prompt in the same steps; a reply far ahead of "
-        "a new one waits for it. Each adds a cache of context_size tokens.",
+        description="Replies llama.cpp writes at once, as many as the core's max_conversations by default: a "
+        "second conversation's reply starts while the first is still being written. They are written together, "
+        "a token of each per step of the model (one step costs little more than a step for one), a new reply's "
+        "prompt in the same steps; a reply far ahead of a new one waits for it. Each adds a cache of context_size "
+        "tokens.",
     )
     upstream_url: str = Field(
         "",
