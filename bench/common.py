@@ -21,7 +21,7 @@ from rich.table import Table
 
 from voxstack.audio import resample
 from voxstack.registry import ALL_SERVICES
-from voxstack.testing.processes import free_port, served
+from voxstack.testing.processes import free_port, free_ports, served
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -91,7 +91,7 @@ def stack_ports(
     """``whole_stack``, and beside it one for each of ``variants`` (name -> its settings), to compare settings in
     the same run: a core of its own on the same asr, llm and tts when only core settings change, else a whole
     stack of its own. Each one's core port by name (the first's as "core")."""
-    ports = {name: free_port() for name in ALL_SERVICES}
+    ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
     full = {"VOXSTACK_MODELS_DIR": str(models_dir), **(env or {})}
     full |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     for name, port in ports.items():

@@ -34,7 +34,7 @@ from voxstack.config import load_settings
 from voxstack.core.clients import Backends, StageError
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.edits import set_engine_marker, set_marker
-from voxstack.testing.processes import child_env, free_port
+from voxstack.testing.processes import child_env, free_port, free_ports
 from voxstack.v1 import asr_pb2, llm_pb2
 
 SAVES = 20
@@ -178,7 +178,7 @@ def voxstack_dev(report: Report, models_dir: Path, tmp: Path, spares: bool = Tru
     tmp = tmp / ("dev" if spares else "dev-no-spares")
     src = copy_tree(tmp)
     set_marker(src / "voxstack", "core", "v0")
-    ports = {n: free_port() for n in ALL_SERVICES}
+    ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
     env = child_env() | {
         "PYTHONPATH": str(src), "XDG_STATE_HOME": str(tmp / "state"), "VOXSTACK_MODELS_DIR": str(models_dir),
         "VOXSTACK_LLM__MAX_TOKENS": "1",  # the llm's probe: the marked engine's first delta, then one token

@@ -39,7 +39,7 @@ from voxstack.recordings import INPUT_AUDIO, TURN_FILE, Pcm, Recording, load, sa
 from voxstack.registry import ALL_SERVICES
 from voxstack.replay import run_turn
 from voxstack.testing.edits import set_tail
-from voxstack.testing.processes import child_env, free_port
+from voxstack.testing.processes import child_env, free_ports
 
 SAVES = 6
 ORDER_ROUNDS = 6
@@ -86,7 +86,7 @@ def _run(inputs: Inputs, preset: str) -> tuple[Times, str, dict[str, tuple[Times
     with TemporaryDirectory(prefix="voxstack-replay-") as tmp:
         root = Path(tmp)
         src = copy_tree(root)
-        ports = {n: free_port() for n in ALL_SERVICES}
+        ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
         env = child_env() | {
             "PYTHONPATH": str(src), "XDG_STATE_HOME": str(root / "state"),
             "VOXSTACK_MODELS_DIR": str(inputs.models_dir), "VOXSTACK_LLM__TEMPERATURE": "0",

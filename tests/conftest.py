@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from voxstack import protogen
-from voxstack.testing.processes import child_env, free_port, voxstack_command, wait_until_serving
+from voxstack.testing.processes import child_env, free_port, free_ports, voxstack_command, wait_until_serving
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -171,7 +171,7 @@ def real_stack(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     from voxstack.models import pull
 
     pull(TEST_LLM.model, models_dir)
-    metrics_ports = {name: free_port() for name in ("asr", "llm", "tts")}
+    metrics_ports = dict(zip(("asr", "llm", "tts"), free_ports(3), strict=True))
     env = {
         "VOXSTACK_LLM__TEMPERATURE": "0",  # the same question gets the same reply
         "VOXSTACK_LLM__MAX_TOKENS": "60",

@@ -16,7 +16,7 @@ from voxstack import protogen
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.edits import FAKE_MARKER_TAILS, MARKER_TAILS, set_marker, set_tail
 from voxstack.testing.fakes import FACTORIES, Script
-from voxstack.testing.processes import child_env, free_port, voxstack_command
+from voxstack.testing.processes import child_env, free_ports, voxstack_command
 
 
 class DevRun:
@@ -48,7 +48,7 @@ class DevRun:
             )
         self.state = root / "state"
         self.out = root / f"{command}-{time.monotonic_ns()}.log"
-        self.ports = {n: free_port() for n in ALL_SERVICES}
+        self.ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
         self.env = child_env(
             {
                 "PYTHONPATH": str(self.src),

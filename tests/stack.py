@@ -7,7 +7,7 @@ from pathlib import Path
 from voxstack.models import LLM_PRESETS
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
 from voxstack.testing.fakes import FACTORIES, Script
-from voxstack.testing.processes import ServiceProcess, free_port
+from voxstack.testing.processes import ServiceProcess, free_ports
 
 # The suite's services run the fastest llm preset: the code is the same for every preset, and
 # tests/test_presets.py runs the default preset's model end to end.
@@ -27,7 +27,7 @@ class Stack:
         self.logs = logs
         self.fakes = fakes
         self.script = Script(logs / "script.json")
-        self.ports = {name: free_port() for name in ALL_SERVICES}
+        self.ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
         # Its own state directory: a dev core keeps sessions there, which must not outlive the run.
         self.env = {"VOXSTACK_MODELS_DIR": str(models_dir), "VOXSTACK_STATE_DIR": str(logs / "state"), **TEST_ENV}
         for name, port in self.ports.items():
@@ -56,10 +56,15 @@ class Stack:
         self.procs[name].wait_serving(timeout)
 
     def up(self) -> Stack:
-        for name in ALL_SERVICES:
-            self.start(name)
-        for name in ALL_SERVICES:
-            self.wait(name)
+        """Every service started and SERVING; a stack that does not come up is stopped, not left running."""
+        try:
+            for name in ALL_SERVICES:
+                self.start(name)
+            for name in ALL_SERVICES:
+                self.wait(name)
+        except BaseException:
+            self.down()
+            raise
         return self
 
     def stop(self, name: str) -> None:

@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from voxstack.registry import ALL_SERVICES
-from voxstack.testing.processes import free_port, served
+from voxstack.testing.processes import free_port, free_ports, served
 
 
 def start_stack(
@@ -14,7 +14,7 @@ def start_stack(
 ) -> tuple[int, dict[str, int]]:
     """The four services in prod mode, ``replicas`` of some (the core balances over a list of their
     addresses); the core's port and each process's pid (``llm``, ``llm-2``, ...)."""
-    ports = {name: free_port() for name in ALL_SERVICES}
+    ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
     full = env | {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     pids = {}
     for name, count in (replicas or {}).items():

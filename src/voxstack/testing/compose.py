@@ -22,7 +22,7 @@ import httpx
 from voxstack import protogen
 from voxstack.registry import ALL_SERVICES
 from voxstack.testing.edits import set_marker, set_tail
-from voxstack.testing.processes import free_port
+from voxstack.testing.processes import free_port, free_ports
 
 REPO = protogen.PROJECT_ROOT
 TAG = "test"
@@ -104,7 +104,7 @@ class ComposeProject:
         # The scripts look for the virtualenv next to them.
         (root / ".venv").symlink_to(REPO / ".venv")
         self.port = free_port()
-        self.debug_ports = {s: free_port() for s in SERVICES}
+        self.debug_ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
         self.wyoming_ports = {"asr": free_port(), "tts": free_port()}
         self.env = compose_env(
             VOXSTACK_PORT=str(self.port),
