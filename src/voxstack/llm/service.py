@@ -48,7 +48,7 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             finished = False
             span = tracer().start_span("llm generate")  # ended below: a generator must not hold a current span
             # Closed before the slot is released, even when the caller goes away mid-reply: the engine's
-            # stream gives its context back (and stops its thread) in its own cleanup.
+            # stream gives its slot back (and ends its reply) in its own cleanup.
             try:
                 async with contextlib.aclosing(self.service.engine.stream(chat)) as events:
                     async for event in events:
