@@ -70,7 +70,7 @@ RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
 #: voxstack with settings changed, beside its defaults in the same run (``stack_ports``).
-VARIANTS = {"voxstack, first phrase off": {"VOXSTACK_CORE__FIRST_PHRASE_WORDS": "0"}}
+VARIANTS = {"voxstack, words not judged": {"VOXSTACK_CORE__TURN_WORDS_THRESHOLD": "0"}}
 HELLO = {"type": "config", "sample_rate": RATE, "interim_results": False}  # voxstack's session config
 
 

@@ -25,12 +25,21 @@ from voxstack.testing.processes import voxstack_command
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
 LLM_TIMEOUT = 2
+# The asr's silence rule as the core knows it: a turn the turn model ended with unfinished words is held
+# this much longer (0.7 s by default; long here, so that a test speaks on well inside it).
+SILENCE_MS, TURN_SILENCE_MS = 2200, 200
+HOLD = (SILENCE_MS - TURN_SILENCE_MS) / 1000
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     # Its own fakes: these tests stop, kill and freeze them, and need the core's limits below.
-    env = {"VOXSTACK_CORE__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "VOXSTACK_CORE__LLM_TIMEOUT": str(LLM_TIMEOUT)}
+    env = {
+        "VOXSTACK_CORE__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "VOXSTACK_CORE__LLM_TIMEOUT": str(LLM_TIMEOUT),
+        "VOXSTACK_ASR__VAD_MIN_SILENCE_MS": str(SILENCE_MS),
+        "VOXSTACK_ASR__TURN_SILENCE_MS": str(TURN_SILENCE_MS),
+    }
     logs = tmp_path_factory.mktemp("core-logic")
     running = Stack(logs, logs, env, fakes=True).up()
     yield running
@@ -194,6 +203,68 @@ def test_a_speaker_who_goes_on_as_the_first_audio_goes_out_gets_one_answer_too(s
     assert events[-1]["turn"] == 2 and events[-1]["text"] == "I will remind you.", events
     asked = [c["request"]["messages"][-1]["content"] for c in stack.script.calls("llm")]
     assert asked == ["Can you remind me", "Can you remind me to call my sister?"]
+
+
+def test_a_turn_the_turn_model_ended_on_unfinished_words_is_not_taken_when_the_speaker_goes_on(stack, client) -> None:
+    """The turn model calls a pause for thought the end; the llm judges the words unfinished: nothing of that
+    turn reaches the client (no transcript, no barge_in), and the speaker who goes on gets one turn for all."""
+    stack.script.update(
+        asr={
+            "speculative_after": 60,
+            "utterances": [
+                {"text": "What is the best way", "rule": "turn_model"},
+                {"text": "to cook rice?", "joined_text": "What is the best way to cook rice?", "rule": "turn_model"},
+            ],
+        },
+        llm={
+            "replies": [
+                {"match": "cook rice", "text": "Boil it in salted water.", "end_of_turn": 0.9},
+                {"match": "best way$", "text": "The best way to do what?", "end_of_turn": 0.001},
+            ]
+        },
+    )
+    with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+        ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+        json.loads(ws.recv(timeout=10))
+        send_speech(ws, utterance(0.8))
+        first = ws_collect(ws, lambda e: e["type"] == "speech_ended")
+        deadline = time.monotonic() + 10
+        while not stack.script.calls("llm"):  # the first part is being answered, held
+            assert time.monotonic() < deadline, "the first part asked the llm nothing"
+            time.sleep(0.02)
+        send_speech(ws, utterance(0.8, before=0.0))
+        events = [e for e in first + ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
+    kinds = [e["type"] for e in events]
+    assert "barge_in" not in kinds, events
+    assert [e["text"] for e in events if e["type"] == "transcript"] == ["What is the best way to cook rice?"]
+    assert [e["rule"] for e in events if e["type"] == "speech_ended"] == ["turn_model", "turn_model"]
+    assert {e.get("turn") for e in events if e["type"] in ("audio", "reply_delta", "reply_done")} == {1}, events
+    assert events[-1]["text"] == "Boil it in salted water.", events
+    asked = [(c["request"]["messages"][-1]["content"], c["request"]["end_of_turn"]) for c in stack.script.calls("llm")]
+    assert asked == [("What is the best way", True), ("What is the best way to cook rice?", True)]
+
+
+def test_unfinished_words_wait_for_the_silence_rule_and_whole_words_do_not(stack, client) -> None:
+    """A turn the turn model ended is taken at once when its words are whole, and after the silence rule's
+    wait when they are not (the speaker said nothing more): answered either way."""
+    for words, whole, held in (("What time is it?", 0.9, False), ("Tell me a story", 0.02, True)):
+        stack.script.clear()
+        stack.script.update(
+            asr={"speculative_after": 60, "utterances": [{"text": words, "rule": "turn_model"}]},
+            llm={"replies": [{"text": "Here you are.", "end_of_turn": whole}]},
+        )
+        with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+            ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            json.loads(ws.recv(timeout=10))
+            send_speech(ws, utterance(0.8))
+            ws_collect(ws, lambda e: e["type"] == "speech_ended")
+            ended = time.monotonic()
+            got = [e for e in ws_collect(ws, lambda e: e["type"] == "transcript") if isinstance(e, dict)]
+            waited = time.monotonic() - ended
+            events = got + [e for e in ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
+        assert events[0]["text"] == words and events[-1]["text"] == "Here you are.", events
+        # The hold is a wait the core makes on purpose: only a lower bound is certain; the other is far off it.
+        assert waited >= HOLD - 0.1 if held else waited < HOLD / 2, (words, waited)
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

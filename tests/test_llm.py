@@ -123,6 +123,28 @@ def test_same_seed_and_temperature_zero_is_deterministic(stub) -> None:
     assert first and first == second
 
 
+def end_of_turn(stub, text: str, asked: bool = True) -> tuple[float | None, list[str]]:
+    """The llm's judgement of ``text``'s words (None: none sent), and the kinds of its events in order."""
+    request = generate_request(text, temperature=0, max_tokens=2)
+    request.end_of_turn = asked
+    replies = list(stub.Generate(request, timeout=60))
+    kinds = [r.WhichOneof("event") for r in replies]
+    judged = [r.end_of_turn.probability for r in replies if r.WhichOneof("event") == "end_of_turn"]
+    return (judged[0] if judged else None), kinds
+
+
+def test_the_llm_says_whether_the_words_are_a_whole_turn_before_it_answers(stub) -> None:
+    """Read off the reply's own prompt: words that go on are unlikely to end there; a whole question is likely
+    to, its closing mark aside. Asked twice, the cached prompt is judged again."""
+    for _ in range(2):
+        unfinished, kinds = end_of_turn(stub, "What is the best way")
+        whole, _ = end_of_turn(stub, "What is the capital of France?")
+        assert unfinished is not None and whole is not None
+        assert unfinished < 0.01 < 0.5 < whole, (unfinished, whole)
+        assert kinds[0] == "end_of_turn" and kinds.count("end_of_turn") == 1 and kinds[-1] == "done", kinds
+    assert end_of_turn(stub, "What is the capital of France?", asked=False)[0] is None
+
+
 def test_stop_sequence_and_system_prompt(stub) -> None:
     request = llm_pb2.GenerateRequest(
         messages=[

@@ -217,6 +217,15 @@ class CoreSettings(ServiceSettings):
         "after it to have reacted to it, withdraw that turn (barge_in for it) and answer what they said before and "
         "after the pause as one question.",
     )
+    turn_words_threshold: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="On the WebSocket, a turn the asr's turn model ended early is taken at once only when the llm "
+        "judges its words a whole turn with at least this probability ('What is the best way' is not); otherwise "
+        "it waits as long as the asr's silence rule would have (vad_min_silence_ms), and a speaker who goes on "
+        "meanwhile is heard as one question. 0 = take it at once.",
+    )
     speculative_sentences: int = Field(
         1,
         ge=1,

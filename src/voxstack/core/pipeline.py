@@ -79,7 +79,14 @@ class ReplyDone:
     tool_calls: tuple[llm_pb2.ToolCall, ...] = ()
 
 
-ReplyEvent = TextDelta | SentenceAudio | ReplyDone
+@dataclass(frozen=True)
+class WordsJudged:
+    """How likely the words the reply answers are a whole turn (the llm's EndOfTurn, when asked for)."""
+
+    probability: float
+
+
+ReplyEvent = TextDelta | SentenceAudio | ReplyDone | WordsJudged
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class Pipeline:
         system: str | None = None,
         confirmation: asyncio.Event | None = None,
         tools: Tools = Tools(),
+        end_of_turn: bool = False,
     ) -> AsyncIterator[llm_pb2.GenerateResponse]:
         """The llm's reply as it streams; the turn joins the session's history when it completes
         (and, with ``confirmation``, once that is set: a speculative reply is not part of the conversation yet).
@@ -170,7 +178,7 @@ class Pipeline:
         if not text.strip():
             raise InvalidInput("the message is empty", reason=ErrorCode.EMPTY_TEXT)
         messages = [*await self.messages(session_id, text, system), *tools.exchange]
-        request = llm_pb2.GenerateRequest(messages=messages, tools=tools.offered)
+        request = llm_pb2.GenerateRequest(messages=messages, tools=tools.offered, end_of_turn=end_of_turn)
         async for reply in self.complete(request):
             if reply.WhichOneof("event") == "done" and session_id and not reply.done.tool_calls:
                 if confirmation is not None:
@@ -207,18 +215,20 @@ class Pipeline:
         tools: Tools = Tools(),
         request: llm_pb2.GenerateRequest | None = None,
         audio: bool = True,
+        end_of_turn: bool = False,
     ) -> AsyncIterator[ReplyEvent]:
         """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone.
 
         A caller that keeps its own conversation gives the llm's whole ``request`` instead (``text`` and the
-        session are not used then); without ``audio`` the reply is text alone.
+        session are not used then); without ``audio`` the reply is text alone. With ``end_of_turn``, how likely
+        ``text`` is a whole turn comes first (WordsJudged), when the llm can tell.
 
         With ``confirmation`` (a speculative reply), only the first ``speculative_sentences`` are synthesised and the
         history is left alone until ``confirmation`` is set; the caller holds back what it yields until then.
         """
         t0 = started if started is not None else time.perf_counter()
         timings = TurnTimings()
-        out: Feed[TextDelta | SentenceAudio] = Feed()
+        out: Feed[TextDelta | SentenceAudio | WordsJudged] = Feed()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         done: dict[str, object] = {}
 
@@ -229,10 +239,12 @@ class Pipeline:
                 replies = (
                     self.complete(request)
                     if request is not None
-                    else self.generate(session_id, text, system, confirmation, tools)
+                    else self.generate(session_id, text, system, confirmation, tools, end_of_turn)
                 )
                 async for reply in replies:
-                    if reply.WhichOneof("event") == "delta":
+                    if reply.WhichOneof("event") == "end_of_turn":
+                        out.put(WordsJudged(reply.end_of_turn.probability))
+                    elif reply.WhichOneof("event") == "delta":
                         timings.llm_first_token = timings.llm_first_token or time.perf_counter() - t0
                         out.put(TextDelta(reply.delta))
                         for sentence in splitter.feed(reply.delta):

@@ -53,8 +53,9 @@ class SpeculativeReply:
             self._changed()
         return turn
 
-    def confirm(self, turn: Turn | None, utterance: int, text: str, asr_decode: float, speech_end: float) -> bool:
-        """Release ``turn`` (taken) when it answers ``utterance``'s final ``text`` and still runs."""
+    def use(self, turn: Turn | None, utterance: int, text: str) -> bool:
+        """Whether ``turn`` (taken) answers ``utterance``'s final ``text`` and still runs: counted as used then;
+        the caller confirms it."""
         if (
             turn is None
             or turn.utterance != utterance
@@ -63,9 +64,16 @@ class SpeculativeReply:
             or turn.task.done()
         ):
             return False
+        self._outcomes.labels("used").inc()
+        return True
+
+    def confirm(self, turn: Turn | None, utterance: int, text: str, asr_decode: float, speech_end: float) -> bool:
+        """Release ``turn`` (taken) when it answers ``utterance``'s final ``text`` and still runs."""
+        if not self.use(turn, utterance, text):
+            return False
+        assert turn is not None
         turn.confirm(asr_decode, speech_end)
         logger.debug("speculative reply to %r confirmed", text)
-        self._outcomes.labels("used").inc()
         return True
 
     async def cancel(self, turn: Turn | None, outcome: Outcome) -> None:

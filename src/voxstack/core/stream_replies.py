@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 
 from voxstack import provenance
 from voxstack.core import events
-from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools
+from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta, Tools, WordsJudged
 from voxstack.core.recorder import TakenTurn, TurnRecorder
 from voxstack.core.toolturns import AwaitedCalls
 from voxstack.core.turn import Turn
@@ -89,9 +89,15 @@ class StreamReplies:
                 voice=self.voice,
                 confirmation=turn.confirmation,
                 tools=tools,
+                # Held until confirmed: the words may be judged meanwhile (core/turn_taking.py).
+                end_of_turn=turn.confirmation is not None and self.pipeline.settings.core.turn_words_threshold > 0,
             ):
                 if taken is not None:
                     taken.add(event)
+                if isinstance(event, WordsJudged):
+                    turn.judge(event.probability)
+                    continue
+                turn.judge(None)  # none comes after the reply's first words
                 if isinstance(event, TextDelta):
                     await self.send_turn(turn, events.ReplyDelta(turn=number, text=event.text))
                 elif isinstance(event, SentenceAudio):
@@ -147,3 +153,5 @@ class StreamReplies:
             if turn.confirmed:
                 metrics.turns.labels("websocket", "cancelled").inc()
             raise
+        finally:
+            turn.judge(None)  # a reply that failed or ended before any words: nothing to wait for

@@ -37,6 +37,10 @@ class Turn:
     typed: bool = False
     tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
     first_audio_sent: float = 0.0  # perf_counter when the reply's first audio was sent (0: none yet)
+    # How likely its words are a whole turn, as the llm judged them (None: not judged); ``judged`` is set once
+    # that is known, or known not to come.
+    words_whole: float | None = None
+    judged: asyncio.Event = field(default_factory=asyncio.Event)
 
     def unheard(self, speech_started: float) -> bool:
         """Whether the speaker, who started speaking again at ``speech_started`` (perf_counter, when the asr said
@@ -64,6 +68,12 @@ class Turn:
         self.asr_decode = asr_decode
         self.speech_end = speech_end
         self.confirmation.set()
+
+    def judge(self, probability: float | None) -> None:
+        """The llm's judgement of the words (None: it gives none), once."""
+        if not self.judged.is_set():
+            self.words_whole = probability
+            self.judged.set()
 
     async def wait(self) -> None:
         """Until the turn may be heard."""

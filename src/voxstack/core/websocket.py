@@ -42,6 +42,7 @@ from voxstack.core.recorder import Tape, TurnRecorder
 from voxstack.core.speculation import SpeculativeReply
 from voxstack.core.stream_replies import StreamReplies
 from voxstack.core.turn import Turn
+from voxstack.core.turn_taking import until_taken
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm
@@ -90,6 +91,8 @@ class StreamConversation:
         self.utterance_span = (0.0, 0.0)  # the current utterance's start and end offsets in the asr stream
         self.answering: Turn | None = None  # the turn self.turn answers
         self.continuation: Continuation | None = None  # a withdrawn turn the next utterance goes on with
+        self.end_rule = ""  # what ended the utterance being finished (the asr's speech_ended rule)
+        self.taking: asyncio.Task[None] | None = None  # a turn ended by the turn model, not taken yet
 
     @property
     def speaking(self) -> bool:
@@ -341,8 +344,12 @@ class StreamConversation:
                     logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
                 else:
                     self.pipeline.metrics.barge_ins.inc()
+                taken = self.taking is None or self.taking.done()
                 await self.cancel_turn()
-                await self.send(events.BargeIn(turn=self.turns))
+                if taken:
+                    await self.send(events.BargeIn(turn=self.turns))
+                else:  # nothing of it was sent: its number is the next turn's
+                    self.turns -= 1
             self.utterance_span = (start, 0.0)
             await self.send(events.SpeechStarted(utterance=utterance))
         elif kind == "partial":
@@ -352,6 +359,7 @@ class StreamConversation:
             self.utterance_span = (self.utterance_span[0], reply.speech_ended.offset_seconds)
             self.next_stage("core wait for asr final")
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
+            self.end_rule = rule
             await self.send(events.SpeechEnded(utterance=utterance, rule="" if rule == "unspecified" else rule))
         elif kind == "speculative":
             await self.speculate(utterance, reply.speculative.result)
@@ -364,27 +372,46 @@ class StreamConversation:
                 self.speaking = False  # only now: a stopping core hands over once the turn has started
 
     async def on_final(self, utterance: int, final: asr_pb2.FinalResult) -> None:
-        """The utterance's final transcript: confirm the speculative reply to it, or answer it anew."""
+        """The utterance's final transcript: confirm the speculative reply to it, or answer it anew. A turn the
+        turn model ended is taken, its transcript sent, once its words are judged whole too (core/turn_taking.py)."""
         self.next_stage(None)
-        await self.send(events.Transcript(utterance=utterance, text=final.result.text))
+        held = self.end_rule == "turn_model" and self.core_settings.turn_words_threshold > 0
+        if not held:
+            await self.send(events.Transcript(utterance=utterance, text=final.result.text))
         continuation, self.continuation = self.continuation, None
         text = continuation.join(final.result) if continuation is not None else final.result.text
         speculation = self.speculation.take()
         asr_decode = final.timings.processing_seconds
         if not text.strip():
+            if held:
+                await self.send(events.Transcript(utterance=utterance, text=final.result.text))
             await self.speculation.cancel(speculation, "wasted")
             return
         await self.cancel_turn()
         self.replies.awaiting = None  # a new turn: calls still without results are dropped
         self.turns += 1
-        if self.speculation.confirm(speculation, utterance, text, asr_decode, self.speech_end):
+        if self.speculation.use(speculation, utterance, text):
             assert speculation is not None
-            speculation.heard = self.heard()
-            self.answering, self.turn = speculation, speculation.task
-            return
-        await self.speculation.cancel(speculation, "redone")
-        turn = Turn(self.turns, text, started=self.speech_end, asr_decode=asr_decode, heard=self.heard())
-        self.answering, self.turn = turn, asyncio.create_task(self.replies.speak(turn, self.trace))
+            turn = speculation
+        else:
+            await self.speculation.cancel(speculation, "redone")
+            confirmation = asyncio.Event() if held else None
+            turn = Turn(self.turns, text, self.speech_end, asr_decode, utterance, confirmation=confirmation)
+            turn.task = asyncio.create_task(self.replies.speak(turn, self.trace))
+        turn.heard = self.heard()
+        self.answering, self.turn = turn, turn.task
+        if held:
+            self.taking = asyncio.create_task(self.take(turn, utterance, final.result.text, asr_decode))
+        elif turn.confirmation is not None:
+            turn.confirm(asr_decode, self.speech_end)
+
+    async def take(self, turn: Turn, utterance: int, heard: str, asr_decode: float) -> None:
+        """Take ``turn`` once its words are judged whole, or the silence rule would have ended it: its
+        transcript goes out, then its reply."""
+        await until_taken(turn, self.pipeline.settings, self.speech_end)
+        await self.send(events.Transcript(utterance=utterance, text=heard))
+        assert turn.confirmation is not None
+        turn.confirm(asr_decode, self.speech_end)
 
     async def start_history(self, key: str, turns: list[events.HistoryTurn]) -> None:
         """A new session's earlier turns, from the config (a session with a history keeps its own)."""
@@ -490,6 +517,10 @@ class StreamConversation:
             return True
 
     async def cancel_turn(self) -> None:
+        if self.taking is not None and not self.taking.done():
+            self.taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.taking
         if self.turn is not None and not self.turn.done():
             self.turn.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

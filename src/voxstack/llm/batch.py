@@ -24,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxstack.llm.engine import Delta, Event, Finished, Sampling
+import numpy as np
+
+from voxstack.llm import end_of_turn
+from voxstack.llm.engine import Delta, EndOfTurn, Event, Finished, Sampling
 from voxstack.llm.prompt_cache import common_prefix
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ class Call:
     written: int = 0
     sampler: Any = None
     text: StopText | None = None
+    # The prompt position whose logits say whether the user's words end there (llm/end_of_turn.py), and the
+    # tokens that end them; an EndOfTurn goes out once it is evaluated.
+    probe: int | None = None
+    ends: tuple[int, ...] = ()
 
 
 class StopText:
@@ -168,10 +175,12 @@ class Batcher:
         """Start ``call`` in its slot: keep what the slot's cache holds of the prompt, or share a longer
         start another slot holds; at least one token is evaluated (the reply starts from its logits)."""
         lib, slot, prompt = self._lib, call.slot, call.prompt
-        keep = min(common_prefix(self.cached[slot], prompt), len(prompt) - 1)
+        # The probe's position is evaluated again when a cache holds it: its logits are not kept.
+        limit = len(prompt) - 1 if call.probe is None else min(len(prompt) - 1, call.probe)
+        keep = min(common_prefix(self.cached[slot], prompt), limit)
         donor, best = None, keep
         for other, held in enumerate(self.cached):
-            shared = min(common_prefix(held, prompt), len(prompt) - 1)
+            shared = min(common_prefix(held, prompt), limit)
             if other != slot and shared > best:
                 donor, best = other, shared
         if donor is not None:
@@ -239,7 +248,7 @@ class Batcher:
                 batch.pos[n] = start + i
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = call.slot
-                batch.logits[n] = logits and i == len(tokens) - 1
+                batch.logits[n] = (logits and i == len(tokens) - 1) or start + i == call.probe
                 n += 1
         batch.n_tokens = n
         status = lib.llama_decode(self.context, batch)
@@ -247,10 +256,21 @@ class Batcher:
             raise RuntimeError(f"llama_decode failed with status {status}")
         n = 0
         for call, tokens, logits in entries:
+            start = len(self.cached[call.slot])
+            if call.probe is not None and start <= call.probe < start + len(tokens):
+                self._judge(call, n + call.probe - start)
             self.cached[call.slot] += tokens
             n += len(tokens)
             if logits:
                 self._next(call, n - 1)
+
+    def _judge(self, call: Call, index: int) -> None:
+        """Send how likely the user's words end at the probe (its logits are row ``index`` of this step)."""
+        lib = self._lib
+        n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self.context, index), shape=(n_vocab,))
+        call.emit(EndOfTurn(end_of_turn.probability(logits, call.ends)))
+        call.probe = None
 
     def _next(self, call: Call, index: int) -> None:
         lib = self._lib

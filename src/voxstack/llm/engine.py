@@ -46,7 +46,14 @@ class Finished:
     tool_calls: tuple[ToolCall, ...] = ()
 
 
-Event = Delta | Finished
+@dataclass(frozen=True)
+class EndOfTurn:
+    """How likely the last user message's words are a whole turn (llm/end_of_turn.py)."""
+
+    probability: float
+
+
+Event = Delta | Finished | EndOfTurn
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class ChatRequest:
     sampling: Sampling = field(default_factory=lambda: Sampling(0.7, 0.95, 256))
     tools: tuple[Tool, ...] = ()
     tool_choice: str = "auto"
+    end_of_turn: bool = False  # also tell how likely the last user message is a whole turn
 
 
 class LlmEngine(Protocol):
@@ -100,7 +108,7 @@ def chat_request_from(request: llm_pb2.GenerateRequest, settings: LlmSettings) -
     if messages[0]["role"] != "system" and settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
     tools, choice = check_tools([(t.name, t.description, t.parameters) for t in request.tools], request.tool_choice)
-    return ChatRequest(messages, sampling_from(request.sampling, settings), tools, choice)
+    return ChatRequest(messages, sampling_from(request.sampling, settings), tools, choice, request.end_of_turn)
 
 
 def _openai_call(call: llm_pb2.ToolCall) -> dict[str, Any]:

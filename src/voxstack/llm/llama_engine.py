@@ -24,8 +24,9 @@ from typing import Any
 from voxstack.codes import ErrorCode
 from voxstack.config import LlmSettings, env_name
 from voxstack.errors import InvalidInput, StartupError
+from voxstack.llm import end_of_turn
 from voxstack.llm.batch import Batcher, Call
-from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
+from voxstack.llm.engine import ChatRequest, Delta, EndOfTurn, Event, Finished, Sampling
 from voxstack.llm.prompt_cache import reuse
 from voxstack.models import ModelError, require
 from voxstack.server.feed import Feed
@@ -56,6 +57,7 @@ class LlamaCppEngine:
         self._waiters: ThreadPoolExecutor | None = None
         self._formatter: Any = None
         self._template_has_tools = False  # the model's chat template lists tools itself
+        self._ends: tuple[int, ...] = ()  # the tokens that end a message's words (llm/end_of_turn.py)
 
     def model_path(self) -> Path:
         if self.settings.model is None:
@@ -98,6 +100,7 @@ class LlamaCppEngine:
             stop_token_ids=[eos],
         )
         self.llm = llm
+        self._ends = end_of_turn.end_tokens(llm)
         self.batcher = Batcher(llm, parallel, self.settings.context_size, threads)
         self._waiters = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="llm-call")
         logger.info(
@@ -133,8 +136,11 @@ class LlamaCppEngine:
             call = Call(tokens, chat.sampling, stop, 1, 1.0, slot, lambda _: None, threading.Event())
             await run_in_thread(None, self.batcher.write, call)
 
-    def prompt_tokens(self, chat: ChatRequest, llm: Any = None) -> tuple[list[int], list[str]]:
-        """The prompt as tokens, and the template's own stop strings.
+    def prompt_tokens(
+        self, chat: ChatRequest, llm: Any = None, spans: list[tuple[int, int]] | None = None
+    ) -> tuple[list[int], list[str]]:
+        """The prompt as tokens, and the template's own stop strings; where each message's text lies in the
+        tokens goes into ``spans`` when given (a system message the tools add among them).
 
         Only the chat template's own markers are special tokens: the messages'
         text is tokenized as plain text, so a user who types ``<|im_end|>`` gets
@@ -168,9 +174,12 @@ class LlamaCppEngine:
         # split() alternates: template text, a message's index, template text, ...
         for n, piece in enumerate(_MARK.split(result.prompt)):
             text, special = (messages[int(piece)]["content"], False) if n % 2 else (piece, True)
+            start = len(tokens)
             if text:
                 add_bos = not tokens and not result.added_special
                 tokens += llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+            if n % 2 and spans is not None:
+                spans.append((start, len(tokens)))
         forced = forced_start(chat.tool_choice) if tools else ""
         if forced:  # the reply begins with a call: the model writes the rest of it
             tokens += llm.tokenize(forced.encode("utf-8"), add_bos=False, special=self._template_has_tools)
@@ -184,6 +193,7 @@ class LlamaCppEngine:
         chat: ChatRequest,
         prompt: tuple[list[int], list[str]],
         emit: Callable[[Event], None],
+        probe: int | None = None,
     ) -> None:
         tokens, template_stop = prompt
         assert self.batcher is not None
@@ -204,6 +214,8 @@ class LlamaCppEngine:
             slot=slot,
             emit=emit,
             cancel=cancel,
+            probe=probe,
+            ends=self._ends,
         )
         self.batcher.write(call)
 
@@ -215,6 +227,9 @@ class LlamaCppEngine:
         spoke = False
         async with contextlib.aclosing(self._stream(chat)) as first:  # its context is free again after it
             async for event in first:
+                if isinstance(event, EndOfTurn):
+                    yield event
+                    continue
                 if isinstance(event, Delta):
                     spoke = spoke or bool(event.text.strip())
                     yield event
@@ -231,7 +246,7 @@ class LlamaCppEngine:
         if dropped is None:
             return
         logger.info("no call the reply may make, answered in words: %s", dropped.tool_calls or "(calls of no tool)")
-        async for again in self._stream(replace(chat, tool_choice="none")):
+        async for again in self._stream(replace(chat, tool_choice="none", end_of_turn=False)):
             if isinstance(again, Finished):
                 again = replace(
                     again,
@@ -250,7 +265,9 @@ class LlamaCppEngine:
     async def _stream(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         if not self._idle or self.batcher is None:
             raise RuntimeError("no idle llm slot: more calls than `parallel` were let in")
-        prompt = self.prompt_tokens(chat)
+        spans: list[tuple[int, int]] = []
+        prompt = self.prompt_tokens(chat, spans=spans)
+        probe = self._probe(chat, prompt[0], spans) if chat.end_of_turn else None
         cached = self.batcher.cached
         slot = max(self._idle, key=lambda n: reuse(cached[n], prompt[0]))
         self._idle.remove(slot)
@@ -266,6 +283,7 @@ class LlamaCppEngine:
                 chat,
                 prompt,
                 feed.put_threadsafe,
+                probe,
                 cancel=cancel,
             )
 
@@ -274,7 +292,7 @@ class LlamaCppEngine:
         try:
             async with feed.running(generate):
                 async for event in feed:
-                    if calls is None:
+                    if calls is None or isinstance(event, EndOfTurn):
                         yield event
                     elif isinstance(event, Delta):
                         if text := calls.feed(event.text):
@@ -289,6 +307,16 @@ class LlamaCppEngine:
                         yield Finished(reason, event.prompt_tokens, event.completion_tokens, found)
         finally:
             self._idle.append(slot)
+
+    def _probe(self, chat: ChatRequest, tokens: list[int], spans: list[tuple[int, int]]) -> int | None:
+        """Where the last user message's words end in ``tokens``: the position whose logits say whether the
+        turn ends there (None when the last message is not the user's, or has no words)."""
+        last = chat.messages[-1]
+        if last.get("role") != "user" or not spans:
+            return None
+        said = end_of_turn.words(str(last.get("content") or ""))
+        head = self.llm.tokenize(said.encode("utf-8"), add_bos=False, special=False) if said else []
+        return end_of_turn.probe_index(tokens, spans[-1], head)
 
     async def close(self) -> None:
         if self.batcher is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from voxstack.config import Settings
-from voxstack.llm.engine import ChatRequest, Delta, Finished, LlmEngine, chat_request_from
+from voxstack.llm.engine import ChatRequest, Delta, EndOfTurn, Finished, LlmEngine, chat_request_from
 from voxstack.metrics.catalog import LlmMetrics
 from voxstack.server.worker import Worker
 from voxstack.tracing import tracer
@@ -52,6 +52,10 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             try:
                 async with contextlib.aclosing(self.service.engine.stream(chat)) as events:
                     async for event in events:
+                        if isinstance(event, EndOfTurn):
+                            metrics.end_of_turn_probability.observe(event.probability)
+                            yield llm_pb2.GenerateResponse(end_of_turn=llm_pb2.EndOfTurn(probability=event.probability))
+                            continue
                         if isinstance(event, Delta):
                             now = time.perf_counter()
                             if first:

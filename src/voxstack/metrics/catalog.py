@@ -150,6 +150,12 @@ class LlmMetrics(ServiceMetrics):
             ["reason"],
             registry=r,
         )
+        self.end_of_turn_probability = Histogram(
+            "voxstack_llm_end_of_turn_probability",
+            "How likely the last user message's words were a whole turn, for each request that asked.",
+            buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
 
 
 class TtsMetrics(ServiceMetrics):

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from voxstack.v1 import common_pb2 as voxstack_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15voxstack/v1/llm.proto\x12\x0bvoxstack.v1\x1a\x18voxstack/v1/common.proto\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"\x80\x01\n\x0b\x43hatMessage\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.voxstack.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12)\n\ntool_calls\x18\x03 \x03(\x0b\x32\x15.voxstack.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"\xaa\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\xa3\x01\n\x0fGenerateRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.voxstack.v1.ChatMessage\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.voxstack.v1.SamplingParams\x12 \n\x05tools\x18\x03 \x03(\x0b\x32\x11.voxstack.v1.Tool\x12\x13\n\x0btool_choice\x18\x04 \x01(\t\"T\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"\xed\x01\n\x0cGenerateDone\x12\x30\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x19.voxstack.v1.FinishReason\x12&\n\x05usage\x18\x02 \x01(\x0b\x32\x17.voxstack.v1.TokenUsage\x12\x0c\n\x04text\x18\x03 \x01(\t\x12#\n\x1btime_to_first_token_seconds\x18\x04 \x01(\x01\x12%\n\x07timings\x18\x05 \x01(\x0b\x32\x14.voxstack.v1.Timings\x12)\n\ntool_calls\x18\x06 \x03(\x0b\x32\x15.voxstack.v1.ToolCall\"W\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12)\n\x04\x64one\x18\x02 \x01(\x0b\x32\x19.voxstack.v1.GenerateDoneH\x00\x42\x07\n\x05\x65vent*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x32P\n\x03Llm\x12I\n\x08Generate\x12\x1c.voxstack.v1.GenerateRequest\x1a\x1d.voxstack.v1.GenerateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15voxstack/v1/llm.proto\x12\x0bvoxstack.v1\x1a\x18voxstack/v1/common.proto\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"\x80\x01\n\x0b\x43hatMessage\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.voxstack.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12)\n\ntool_calls\x18\x03 \x03(\x0b\x32\x15.voxstack.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"\xaa\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\xb8\x01\n\x0fGenerateRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.voxstack.v1.ChatMessage\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.voxstack.v1.SamplingParams\x12 \n\x05tools\x18\x03 \x03(\x0b\x32\x11.voxstack.v1.Tool\x12\x13\n\x0btool_choice\x18\x04 \x01(\t\x12\x13\n\x0b\x65nd_of_turn\x18\x05 \x01(\x08\" \n\tEndOfTurn\x12\x13\n\x0bprobability\x18\x01 \x01(\x01\"T\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"\xed\x01\n\x0cGenerateDone\x12\x30\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x19.voxstack.v1.FinishReason\x12&\n\x05usage\x18\x02 \x01(\x0b\x32\x17.voxstack.v1.TokenUsage\x12\x0c\n\x04text\x18\x03 \x01(\t\x12#\n\x1btime_to_first_token_seconds\x18\x04 \x01(\x01\x12%\n\x07timings\x18\x05 \x01(\x0b\x32\x14.voxstack.v1.Timings\x12)\n\ntool_calls\x18\x06 \x03(\x0b\x32\x15.voxstack.v1.ToolCall\"\x86\x01\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12)\n\x04\x64one\x18\x02 \x01(\x0b\x32\x19.voxstack.v1.GenerateDoneH\x00\x12-\n\x0b\x65nd_of_turn\x18\x03 \x01(\x0b\x32\x16.voxstack.v1.EndOfTurnH\x00\x42\x07\n\x05\x65vent*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x32P\n\x03Llm\x12I\n\x08Generate\x12\x1c.voxstack.v1.GenerateRequest\x1a\x1d.voxstack.v1.GenerateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxstack.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1069
-  _globals['_ROLE']._serialized_end=1164
-  _globals['_FINISHREASON']._serialized_start=1167
-  _globals['_FINISHREASON']._serialized_end=1321
+  _globals['_ROLE']._serialized_start=1172
+  _globals['_ROLE']._serialized_end=1267
+  _globals['_FINISHREASON']._serialized_start=1270
+  _globals['_FINISHREASON']._serialized_end=1424
   _globals['_TOOLCALL']._serialized_start=64
   _globals['_TOOLCALL']._serialized_end=119
   _globals['_CHATMESSAGE']._serialized_start=122
@@ -45,13 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLINGPARAMS']._serialized_start=316
   _globals['_SAMPLINGPARAMS']._serialized_end=486
   _globals['_GENERATEREQUEST']._serialized_start=489
-  _globals['_GENERATEREQUEST']._serialized_end=652
-  _globals['_TOKENUSAGE']._serialized_start=654
-  _globals['_TOKENUSAGE']._serialized_end=738
-  _globals['_GENERATEDONE']._serialized_start=741
-  _globals['_GENERATEDONE']._serialized_end=978
-  _globals['_GENERATERESPONSE']._serialized_start=980
-  _globals['_GENERATERESPONSE']._serialized_end=1067
-  _globals['_LLM']._serialized_start=1323
-  _globals['_LLM']._serialized_end=1403
+  _globals['_GENERATEREQUEST']._serialized_end=673
+  _globals['_ENDOFTURN']._serialized_start=675
+  _globals['_ENDOFTURN']._serialized_end=707
+  _globals['_TOKENUSAGE']._serialized_start=709
+  _globals['_TOKENUSAGE']._serialized_end=793
+  _globals['_GENERATEDONE']._serialized_start=796
+  _globals['_GENERATEDONE']._serialized_end=1033
+  _globals['_GENERATERESPONSE']._serialized_start=1036
+  _globals['_GENERATERESPONSE']._serialized_end=1170
+  _globals['_LLM']._serialized_start=1426
+  _globals['_LLM']._serialized_end=1506
 # @@protoc_insertion_point(module_scope)

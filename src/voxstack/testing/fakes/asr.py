@@ -7,7 +7,8 @@ entry (the last one repeats). As the real service does, it sends
 speech-started, partials when asked (one per 0.2 s of speech, from the
 entry's ``partials``), a speculative result after ``speculative_after``
 seconds of a pause when asked (speech-resumed if the speaker goes on),
-speech-ended, then the final after ``final_delay``. After a JoinPrevious the
+speech-ended (with the entry's ``rule``, e.g. ``turn_model``, as what ended
+it), then the final after ``final_delay``. After a JoinPrevious the
 utterance's results are the previous text and its own (or the entry's
 ``joined_text``), flagged ``joins_previous``. A draining service ends
 its streams between utterances with RESTARTING, as the real one does.
@@ -167,7 +168,8 @@ class FakeStream:
         if u is None:
             return
         end = self.position - u.quiet
-        yield self.message(speech_ended=asr_pb2.SpeechEnded(offset_seconds=end))
+        rule = f"END_RULE_{str(u.script.get('rule', 'unspecified')).upper()}"
+        yield self.message(speech_ended=asr_pb2.SpeechEnded(offset_seconds=end, rule=rule))
         delay = float(u.script.get("final_delay", 0.05))
         await asyncio.sleep(delay)
         error = scripted_error(u.script.get("error"))

@@ -15,6 +15,9 @@ Function calling: an entry's ``tool_calls`` (``[{"name", "arguments"}]``) is
 the reply instead of text (finish reason TOOL_CALLS); an entry with
 ``tool_result`` (a regular expression) matches only a request whose last
 message is a tool's result that it is found in.
+
+A request that asks for ``end_of_turn`` gets the entry's ``end_of_turn``
+(how likely the words are a whole turn; 1.0 when the entry has none) first.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class FakeLlmServicer(llm_pb2_grpc.LlmServicer):
             "llm",
             "Generate",
             {"messages": messages, "max_tokens": request.sampling.max_tokens, "tools": tools,
-             "tool_choice": request.tool_choice},
+             "tool_choice": request.tool_choice, "end_of_turn": request.end_of_turn},
         )  # fmt: skip
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         # The system prompt the real llm would apply: the request's, else this service's setting.
@@ -98,6 +101,9 @@ class FakeLlmServicer(llm_pb2_grpc.LlmServicer):
             finish = llm_pb2.FINISH_REASON_TOOL_CALLS if calls else llm_pb2.FINISH_REASON_STOP
             if limit and len(tokens) > limit:
                 tokens, finish = tokens[:limit], llm_pb2.FINISH_REASON_LENGTH
+            if request.end_of_turn:
+                said = float(reply.get("end_of_turn", 1.0))
+                yield llm_pb2.GenerateResponse(end_of_turn=llm_pb2.EndOfTurn(probability=said))
             first = 0.0
             for i, token in enumerate(tokens):
                 if i:
