@@ -28,7 +28,7 @@ LLM_TIMEOUT = 2
 # The asr's silence rule as the core knows it: a turn the turn model ended with unfinished words is held
 # this much longer (0.7 s by default; long here, so that a test speaks on well inside it).
 SILENCE_MS, TURN_SILENCE_MS = 2200, 200
-HOLD = (SILENCE_MS - TURN_SILENCE_MS) / 1000
+HOLD = (SILENCE_MS - TURN_SILENCE_MS) / 1000  # at least: the hold also covers how late speech is reported
 
 
 @pytest.fixture(scope="module")

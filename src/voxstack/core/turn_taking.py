@@ -6,7 +6,8 @@ cook rice?"). The words tell many of those apart: the llm, evaluating the
 reply's prompt, says how likely the message ends where its words stop
 (llm/end_of_turn.py). Below ``core.turn_words_threshold`` the turn is not
 taken yet: nothing of it is sent (its transcript included) until the pause has
-lasted as long as the asr's silence rule waits, and a speaker who goes on
+lasted as long as the asr's silence rule waits (and speech begun by then would
+have been reported), and a speaker who goes on
 meanwhile is heard as one question (core/continuation.py), as if no turn had
 ended. The reply is written meanwhile, so a turn taken at once or after the
 wait costs no more than the silence rule would have.
@@ -24,11 +25,17 @@ from voxstack.core.turn import Turn
 
 logger = logging.getLogger(__name__)
 
+#: How long after the asr has heard vad_min_speech_ms of speech the core has its speech_started: a VAD
+#: window, the client's chunk, the hops between.
+REPORT_SECONDS = 0.1
+
 
 def hold_seconds(settings: Settings) -> float:
-    """How much longer than the turn model the silence rule waits: the longest a turn is held."""
+    """The longest a turn is held: until the silence rule would have ended the utterance, and then until speech
+    that began before that would have been reported (the asr counts speech once it has lasted
+    vad_min_speech_ms, a VAD window and a chunk later)."""
     asr = settings.asr
-    return max(0.0, (asr.vad_min_silence_ms - asr.turn_silence_ms) / 1000)
+    return max(0.0, (asr.vad_min_silence_ms - asr.turn_silence_ms + asr.vad_min_speech_ms) / 1000 + REPORT_SECONDS)
 
 
 async def until_taken(turn: Turn, settings: Settings, ended: float) -> None:

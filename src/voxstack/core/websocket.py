@@ -333,7 +333,10 @@ class StreamConversation:
             await self.speculation.drop("wasted")
             if self.turn is not None and not self.turn.done():
                 answering, now = self.answering, time.perf_counter()
-                if self.core_settings.join_unheard_turns and answering is not None and answering.unheard(now):
+                # A turn not taken yet (core/turn_taking.py) sent nothing: it always joins the next.
+                taken = self.taking is None or self.taking.done()
+                unheard = answering is not None and answering.unheard(now)
+                if answering is not None and (not taken or (self.core_settings.join_unheard_turns and unheard)):
                     # They were not done: one reply to all of it (core.continuation).
                     self.continuation = Continuation(answering.text, self.utterance_span[0])
                     start = self.continuation.start
@@ -344,7 +347,6 @@ class StreamConversation:
                     logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
                 else:
                     self.pipeline.metrics.barge_ins.inc()
-                taken = self.taking is None or self.taking.done()
                 await self.cancel_turn()
                 if taken:
                     await self.send(events.BargeIn(turn=self.turns))
