@@ -25,10 +25,10 @@ from voxstack.testing.processes import voxstack_command
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
 LLM_TIMEOUT = 2
-# The asr's silence rule as the core knows it: a turn the turn model ended with unfinished words is held
-# this much longer (0.7 s by default; long here, so that a test speaks on well inside it).
-SILENCE_MS, TURN_SILENCE_MS = 2200, 200
-HOLD = (SILENCE_MS - TURN_SILENCE_MS) / 1000  # at least: the hold also covers how late speech is reported
+# A turn whose words sound unfinished is taken after this much silence (1.5 s by default; long here, so that a
+# test speaks on well inside it). The asr's turn model ends a turn after 200 ms of it by default.
+UNFINISHED_MS, TURN_SILENCE_MS = 2500, 200
+HOLD = (UNFINISHED_MS - TURN_SILENCE_MS) / 1000  # at least: the hold also covers how late speech is reported
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     env = {
         "VOXSTACK_CORE__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
         "VOXSTACK_CORE__LLM_TIMEOUT": str(LLM_TIMEOUT),
-        "VOXSTACK_ASR__VAD_MIN_SILENCE_MS": str(SILENCE_MS),
+        "VOXSTACK_CORE__UNFINISHED_SILENCE_MS": str(UNFINISHED_MS),
         "VOXSTACK_ASR__TURN_SILENCE_MS": str(TURN_SILENCE_MS),
     }
     logs = tmp_path_factory.mktemp("core-logic")
@@ -245,12 +245,19 @@ def test_a_turn_the_turn_model_ended_on_unfinished_words_is_not_taken_when_the_s
 
 
 def test_unfinished_words_wait_for_the_silence_rule_and_whole_words_do_not(stack, client) -> None:
-    """A turn the turn model ended is taken at once when its words are whole, and after the silence rule's
-    wait when they are not (the speaker said nothing more): answered either way."""
-    for words, whole, held in (("What time is it?", 0.9, False), ("Tell me a story", 0.02, True)):
+    """A turn the turn model ended is taken at once when its words are whole, and after the longer silence
+    when they are not (the speaker said nothing more): answered either way. A turn that ended on a stream's
+    close is not held."""
+    cases = (
+        ("What time is it?", "turn_model", 0.9, 0.0),
+        ("Tell me a story", "turn_model", 0.02, HOLD),
+        ("I would like to know", "silence", 0.001, (UNFINISHED_MS - 700) / 1000),  # the asr's default 700 ms
+        ("Tell me about the", "stream_end", 0.001, 0.0),
+    )
+    for words, rule, whole, held in cases:
         stack.script.clear()
         stack.script.update(
-            asr={"speculative_after": 60, "utterances": [{"text": words, "rule": "turn_model"}]},
+            asr={"speculative_after": 60, "utterances": [{"text": words, "rule": rule}]},
             llm={"replies": [{"text": "Here you are.", "end_of_turn": whole}]},
         )
         with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
@@ -264,7 +271,7 @@ def test_unfinished_words_wait_for_the_silence_rule_and_whole_words_do_not(stack
             events = got + [e for e in ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
         assert events[0]["text"] == words and events[-1]["text"] == "Here you are.", events
         # The hold is a wait the core makes on purpose: only a lower bound is certain; the other is far off it.
-        assert waited >= HOLD - 0.1 if held else waited < HOLD / 2, (words, waited)
+        assert waited >= held - 0.1 if held else waited < HOLD / 2, (words, waited)
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

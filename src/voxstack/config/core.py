@@ -221,10 +221,17 @@ class CoreSettings(ServiceSettings):
         0.1,
         ge=0,
         lt=1,
-        description="On the WebSocket, a turn the asr's turn model ended early is taken at once only when the llm "
-        "judges its words a whole turn with at least this probability ('What is the best way' is not); otherwise "
-        "it waits as long as the asr's silence rule would have (vad_min_silence_ms), and a speaker who goes on "
-        "meanwhile is heard as one question. 0 = take it at once.",
+        description="On the WebSocket, a turn the asr ended (by its turn model or by silence) is taken at once "
+        "only when the llm judges its words a whole turn with at least this probability ('What is the best way' is "
+        "not); otherwise it waits for unfinished_silence_ms of silence, and a speaker who goes on meanwhile is heard "
+        "as one question. 0 = take it at once.",
+    )
+    unfinished_silence_ms: int = Field(
+        1500,
+        ge=0,
+        le=30_000,
+        description="Silence after which a turn whose words sound unfinished (turn_words_threshold) is taken "
+        "anyway: the speaker stopped after all.",
     )
     speculative_sentences: int = Field(
         1,

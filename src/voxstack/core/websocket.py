@@ -42,7 +42,7 @@ from voxstack.core.recorder import Tape, TurnRecorder
 from voxstack.core.speculation import SpeculativeReply
 from voxstack.core.stream_replies import StreamReplies
 from voxstack.core.turn import Turn
-from voxstack.core.turn_taking import until_taken
+from voxstack.core.turn_taking import HELD_RULES, until_taken
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm
@@ -92,7 +92,7 @@ class StreamConversation:
         self.answering: Turn | None = None  # the turn self.turn answers
         self.continuation: Continuation | None = None  # a withdrawn turn the next utterance goes on with
         self.end_rule = ""  # what ended the utterance being finished (the asr's speech_ended rule)
-        self.taking: asyncio.Task[None] | None = None  # a turn ended by the turn model, not taken yet
+        self.taking: asyncio.Task[None] | None = None  # a turn ended by a pause, not taken yet (turn_taking)
 
     @property
     def speaking(self) -> bool:
@@ -374,10 +374,10 @@ class StreamConversation:
                 self.speaking = False  # only now: a stopping core hands over once the turn has started
 
     async def on_final(self, utterance: int, final: asr_pb2.FinalResult) -> None:
-        """The utterance's final transcript: confirm the speculative reply to it, or answer it anew. A turn the
-        turn model ended is taken, its transcript sent, once its words are judged whole too (core/turn_taking.py)."""
+        """The utterance's final transcript: confirm the speculative reply to it, or answer it anew. A turn ended
+        by a pause is taken, its transcript sent, once its words are judged whole too (core/turn_taking.py)."""
         self.next_stage(None)
-        held = self.end_rule == "turn_model" and self.core_settings.turn_words_threshold > 0
+        held = self.end_rule in HELD_RULES and self.core_settings.turn_words_threshold > 0
         if not held:
             await self.send(events.Transcript(utterance=utterance, text=final.result.text))
         continuation, self.continuation = self.continuation, None
@@ -410,7 +410,7 @@ class StreamConversation:
     async def take(self, turn: Turn, utterance: int, heard: str, asr_decode: float) -> None:
         """Take ``turn`` once its words are judged whole, or the silence rule would have ended it: its
         transcript goes out, then its reply."""
-        await until_taken(turn, self.pipeline.settings, self.speech_end)
+        await until_taken(turn, self.pipeline.settings, self.speech_end, self.end_rule)
         await self.send(events.Transcript(utterance=utterance, text=heard))
         assert turn.confirmation is not None
         turn.confirm(asr_decode, self.speech_end)
