@@ -87,17 +87,19 @@ def stack_ports(
     models_dir: Path,
     env: dict[str, str] | None = None,
     variants: dict[str, dict[str, str]] | None = None,
+    *,
+    share: bool = True,
 ) -> dict[str, int]:
     """``whole_stack``, and beside it one for each of ``variants`` (name -> its settings), to compare settings in
-    the same run: a core of its own on the same asr, llm and tts when only core settings change, else a whole
-    stack of its own. Each one's core port by name (the first's as "core")."""
+    the same run: a core of its own on the same asr, llm and tts when only core settings change (and ``share``),
+    else a whole stack of its own. Each one's core port by name (the first's as "core")."""
     ports = dict(zip(ALL_SERVICES, free_ports(len(ALL_SERVICES)), strict=True))
     full = {"VOXSTACK_MODELS_DIR": str(models_dir), **(env or {})}
     full |= {f"VOXSTACK_{n.upper()}__PORT": str(p) for n, p in ports.items()}
     for name, port in ports.items():
         exits.enter_context(service(name, full, port=port))
     for variant, settings in (variants or {}).items():
-        if all(key.startswith("VOXSTACK_CORE__") for key in settings):
+        if share and all(key.startswith("VOXSTACK_CORE__") for key in settings):
             ports[variant] = free_port()
             exits.enter_context(service("core", {**full, **settings}, port=ports[variant]))
         else:

@@ -8,8 +8,8 @@ system prompt, sampling and threads,
 and the piper voice en_US-joe-medium, over its FastAPI WebSocket transport.
 Two of its turn-taking setups: its recommended one (Silero VAD with a 0.2 s
 stop, then Smart Turn v3), and silence alone (0.5 s). voxstack runs with its
-defaults (``/v1/stream``), and beside them with each of ``VARIANTS`` (a core,
-or a stack, of its own), so a setting's effect shows in the same run.
+defaults (``/v1/stream``), and beside them with each of ``VARIANTS`` (a stack
+of its own), so a setting's effect shows in the same run.
 
 Each utterance is streamed in real time in 20 ms pieces to each stack in
 turn (the order rotating per utterance, so a slow moment of the machine falls
@@ -244,7 +244,9 @@ def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tupl
 def run(report: Report, inputs: Inputs) -> None:
     questions, paused = _utterances(inputs)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="peers-") as logs:
-        ports = stack_ports(stack, inputs.models_dir, variants=VARIANTS)
+        # Each variant on services of its own: on a shared llm the second core to ask a question would find its
+        # whole prompt in the cache, which no conversation does.
+        ports = stack_ports(stack, inputs.models_dir, variants=VARIANTS, share=False)
         peers, versions = _peers(stack, inputs, Path(logs))
         stacks = [
             Stack("voxstack, defaults", f"ws://127.0.0.1:{ports['core']}/v1/stream", HELLO, _voxstack_turn),
