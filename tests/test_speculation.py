@@ -38,7 +38,8 @@ async def test_a_confirmed_reply_is_heard_only_after_its_confirmation() -> None:
     assert reply.pending is turn and sent == []  # written ahead, held back
     taken = reply.take()
     assert taken is turn and reply.pending is None
-    assert reply.confirm(taken, 0, "what time is it", asr_decode=0.2, speech_end=1.0)  # case and punctuation aside
+    assert reply.use(taken, 0, "what time is it")  # case and punctuation aside
+    taken.confirm(asr_decode=0.2, speech_end=1.0)
     assert turn.task is not None
     await turn.task
     assert sent == ["What time is it?"] and turn.asr_decode == 0.2
@@ -57,8 +58,8 @@ async def test_other_words_or_another_utterance_are_not_confirmed_and_redone() -
     turn = speculative("What time")
     await reply.start(turn, speak)
     taken = reply.take()
-    assert not reply.confirm(taken, 0, "What time is it?", 0.2, 1.0)
-    assert not reply.confirm(taken, 1, "What time", 0.2, 1.0)  # the same words of a later utterance
+    assert not reply.use(taken, 0, "What time is it?")
+    assert not reply.use(taken, 1, "What time")  # the same words of a later utterance
     await reply.cancel(taken, "redone")
     assert turn.task is not None and turn.task.cancelled() and not heard.is_set()
     assert count(counter, "redone") == 1 and count(counter, "used") == 0

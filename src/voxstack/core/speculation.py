@@ -21,7 +21,7 @@ Outcome = Literal["used", "redone", "wasted"]
 
 class SpeculativeReply:
     """At most one reply running ahead of its utterance's final. Its task runs from ``start``; what it would
-    send waits on the turn's confirmation, which ``confirm`` gives and ``cancel`` never does."""
+    send waits on the turn's confirmation, which ``Turn.confirm`` gives and ``cancel`` never does."""
 
     def __init__(self, outcomes: Counter, changed: Callable[..., None]) -> None:
         self._outcomes = outcomes
@@ -55,7 +55,7 @@ class SpeculativeReply:
 
     def use(self, turn: Turn | None, utterance: int, text: str) -> bool:
         """Whether ``turn`` (taken) answers ``utterance``'s final ``text`` and still runs: counted as used then;
-        the caller confirms it."""
+        the caller confirms it (``Turn.confirm``) when the turn is taken."""
         if (
             turn is None
             or turn.utterance != utterance
@@ -65,15 +65,6 @@ class SpeculativeReply:
         ):
             return False
         self._outcomes.labels("used").inc()
-        return True
-
-    def confirm(self, turn: Turn | None, utterance: int, text: str, asr_decode: float, speech_end: float) -> bool:
-        """Release ``turn`` (taken) when it answers ``utterance``'s final ``text`` and still runs."""
-        if not self.use(turn, utterance, text):
-            return False
-        assert turn is not None
-        turn.confirm(asr_decode, speech_end)
-        logger.debug("speculative reply to %r confirmed", text)
         return True
 
     async def cancel(self, turn: Turn | None, outcome: Outcome) -> None:

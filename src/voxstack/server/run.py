@@ -81,9 +81,12 @@ def run_service(
         section = settings.service(spec.name)
         if isinstance(section, GrpcServiceSettings) and section.factory:
             ref, prepared = section.factory, None
+    if spec is not None:
+        # Before the service's modules load: an import may start threads (numpy's BLAS pool), and a thread
+        # keeps the niceness it was started with.
+        lower_priority(settings.service(spec.name).nice)
     if spec is not None and spec.kind == "http":
         http_factory = cast(HttpFactory, load_factory(ref))
-        lower_priority(settings.service(spec.name).nice)
         try:
             return http_factory(settings, host, port)
         except BindError as exc:

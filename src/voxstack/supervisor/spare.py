@@ -137,15 +137,16 @@ def prepare(engine_ref: str, service: str, say: Say, on_disk: Mapping[str, str])
     """Import the engine's module, say its files, load and warm the engine; None if it cannot."""
     module_name, _, attr = engine_ref.partition(":")
     try:
-        module = importlib.import_module(module_name)
         from voxstack.config import load_settings
 
         settings = load_settings()
-        say({"event": "engine", "files": loaded_files(on_disk)})
-        # At the service's niceness before its engine starts threads, which inherit it.
+        # At the service's niceness before its modules load (an import may start threads: numpy's BLAS pool)
+        # and its engine starts threads: they keep the niceness they were started with.
         nice = settings.service(service).nice
         if nice > os.nice(0):
             os.nice(nice - os.nice(0))
+        module = importlib.import_module(module_name)
+        say({"event": "engine", "files": loaded_files(on_disk)})
         prepared = getattr(module, attr)(settings)
         say({"event": "engine_ready", "loaded": prepared is not None})  # not: e.g. an upstream llm
         return prepared
