@@ -25,6 +25,9 @@ SLACK = 128 * MiB
 #: arena that keeps what every sentence took (that kept 550 MiB more after one burst).
 TTS_WORKING_SET = 256 * MiB
 LLM_MODEL = Path(TEST_LLM.gguf).stem
+#: Sentences a burst speaks, in this many requests at once.
+SPOKEN = 16
+SPEECHES = 4
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +70,16 @@ def burst(stack: Stack, seed: int) -> None:
         "sing",
     ]
 
-    def sentence() -> str:
-        return " ".join(rng.choice(words) for _ in range(rng.randint(3, 45))).capitalize() + "."
+    # Every length up to the longest, in a different order each burst: what an arena keeps is per length.
+    lengths = [3 + (42 * i) // (SPOKEN - 1) for i in range(SPOKEN)]
+    rng.shuffle(lengths)
 
-    def speech() -> None:
-        text = " ".join(sentence() for _ in range(6))
+    def sentence(length: int | None = None) -> str:
+        length = length or rng.randint(3, 45)
+        return " ".join(rng.choice(words) for _ in range(length)).capitalize() + "."
+
+    def speech(part: list[int]) -> None:
+        text = " ".join(sentence(n) for n in part)
         body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav"}
         assert httpx.post(f"{stack.url}/v1/audio/speech", json=body, timeout=300).status_code == 200
 
@@ -86,9 +94,10 @@ def burst(stack: Stack, seed: int) -> None:
         url = f"{stack.url}/v1/audio/transcriptions"
         assert httpx.post(url, data={"model": "whisper-1"}, files=files, timeout=300).status_code == 200
 
-    jobs = [speech] * 6 + [chat] * 3 + [transcribe] * 3
     with ThreadPoolExecutor(4) as pool:
-        for done in [pool.submit(job) for job in jobs]:
+        jobs = [pool.submit(speech, lengths[i::SPEECHES]) for i in range(SPEECHES)]
+        jobs += [pool.submit(job) for job in [chat, transcribe] * 2]
+        for done in jobs:
             done.result()
 
 
