@@ -126,6 +126,96 @@ def test_manual_commit_with_turn_detection_off_and_a_text_only_reply(fakes: Stac
     assert error["code"] == "input_audio_buffer_commit_empty"
 
 
+SEMANTIC = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": {}}}}
+
+
+def semantic(eagerness: str) -> dict[str, Any]:
+    session = json.loads(json.dumps(SEMANTIC))
+    session["audio"]["input"]["turn_detection"] = {"type": "semantic_vad", "eagerness": eagerness}
+    return session
+
+
+def until_asked(fakes: Stack, calls: int) -> float:
+    """When (time.monotonic) the llm has been asked ``calls`` times."""
+    deadline = time.monotonic() + 10
+    while len(fakes.script.calls("llm")) < calls:
+        assert time.monotonic() < deadline, fakes.script.calls("llm")
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def test_semantic_vad_hears_a_speaker_who_goes_on_after_unfinished_words_as_one_item(fakes: Stack, realtime) -> None:
+    """The asr's turn model ends the utterance at a pause for thought; the llm finds the words unfinished:
+    nothing is committed, and the speaker who goes on is heard in the same item, answered once."""
+    fakes.script.update(
+        asr={
+            "utterances": [
+                {"text": "What is the best way", "rule": "turn_model"},
+                {"text": "to cook rice?", "joined_text": "What is the best way to cook rice?", "rule": "turn_model"},
+            ]
+        },
+        llm={
+            "replies": [
+                {"match": "cook rice", "text": "Boil it in salted water.", "end_of_turn": 0.9},
+                {"match": "best way$", "text": "The best way to do what?", "end_of_turn": 0.001},
+            ]
+        },
+    )
+    session = realtime()
+    session.connection.session.update(session=semantic("low"))
+    session.until("session.updated")
+    session.speak(utterance(0.8, 24_000))
+    started = session.until("input_audio_buffer.speech_started")[-1]
+    until_asked(fakes, 1)  # the words of the pause are being judged
+    session.speak(utterance(0.8, 24_000, before=0.0))
+    events = session.until("response.done")
+    order = kinds(events)
+    assert "input_audio_buffer.speech_started" not in order, order
+    assert order.count("input_audio_buffer.speech_stopped") == order.count("input_audio_buffer.committed") == 1, order
+    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+    assert committed["item_id"] == started["item_id"]
+    heard = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    assert heard == ["What is the best way to cook rice?"]
+    said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert said["transcript"] == "Boil it in salted water."
+    asked = [
+        (c["request"]["messages"][-1]["content"], c["request"]["end_of_turn"], c["request"]["max_tokens"])
+        for c in fakes.script.calls("llm")
+    ]
+    assert asked[:2] == [("What is the best way", True, 1), ("What is the best way to cook rice?", True, 1)]
+    assert asked[2][:2] == ("What is the best way to cook rice?", False), asked
+
+
+@pytest.mark.parametrize("whole", [0.9, 0.02])
+def test_semantic_vad_commits_whole_words_at_once_and_unfinished_ones_after_a_longer_silence(
+    fakes: Stack, realtime, whole: float
+) -> None:
+    """Eagerness low doubles core.unfinished_silence_ms (1.5 s): unfinished words nobody goes on with are
+    committed and answered about 3 s after the asr's end; whole ones at once. server_vad holds nothing."""
+    fakes.script.update(
+        asr={"utterances": [{"text": "Tell me a story", "rule": "turn_model"}] * 2},
+        llm={"replies": [{"text": "Once upon a time.", "end_of_turn": whole}]},
+    )
+    session = realtime()
+    session.connection.session.update(session=semantic("low"))
+    session.until("session.updated")
+    session.speak(utterance(0.8, 24_000))
+    asked = until_asked(fakes, 1)
+    session.until("input_audio_buffer.committed")
+    waited = time.monotonic() - asked
+    session.until("response.done")
+    # A wait the core makes on purpose: only its lower bound is certain; the other case is far off it.
+    assert waited > 2.5 if whole < 0.1 else waited < 1.0, waited
+    # server_vad (the default) does not ask.
+    session.connection.session.update(
+        session={"type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad"}}}}
+    )
+    session.until("session.updated")
+    session.speak(utterance(0.8, 24_000))
+    session.until("response.done")
+    assert [c["request"]["end_of_turn"] for c in fakes.script.calls("llm")] == [True, False, False]
+
+
 def test_response_cancel_ends_the_response_as_cancelled(fakes: Stack, realtime) -> None:
     fakes.script.update(llm={"replies": [{"text": "One two three. " * 30, "token_delay": 0.05}]})
     session = realtime()

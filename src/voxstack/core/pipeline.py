@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -186,7 +186,7 @@ class Pipeline:
                 await self.sessions.append(session_id, text, reply.done.text)
             yield reply
 
-    async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncIterator[llm_pb2.GenerateResponse]:
+    async def complete(self, request: llm_pb2.GenerateRequest) -> AsyncGenerator[llm_pb2.GenerateResponse, None]:
         """The llm's reply to ``request`` as it streams, counted against the llm's capacity while it runs;
         refused at once (429 LLM_BUSY) when that is full, without a round trip to be refused there."""
         reserved = _RESERVED.get()  # counted since the turn arrived (llm_reserved)

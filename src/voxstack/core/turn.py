@@ -69,6 +69,11 @@ class Turn:
         self.speech_end = speech_end
         self.confirmation.set()
 
+    async def judgement(self) -> float | None:
+        """The llm's judgement of the words, once it is known (None: it gives none)."""
+        await self.judged.wait()
+        return self.words_whole
+
     def judge(self, probability: float | None) -> None:
         """The llm's judgement of the words (None: it gives none), once."""
         if not self.judged.is_set():

@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 
 from voxstack.config import Settings
-from voxstack.core.turn import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -33,25 +33,28 @@ REPORT_SECONDS = 0.1
 HELD_RULES = ("turn_model", "silence")
 
 
-def hold_seconds(settings: Settings, rule: str) -> float:
+def hold_seconds(settings: Settings, rule: str, patience: float = 1.0) -> float:
     """The longest a turn the asr ended by ``rule`` is held after its speech_ended: until the silence reaches
-    unfinished_silence_ms, and then until speech begun by then would have been reported (the asr counts
-    speech once it has lasted vad_min_speech_ms)."""
+    unfinished_silence_ms (times ``patience``), and then until speech begun by then would have been reported
+    (the asr counts speech once it has lasted vad_min_speech_ms)."""
     asr = settings.asr
     heard = asr.turn_silence_ms if rule == "turn_model" else asr.vad_min_silence_ms
-    waited = settings.core.unfinished_silence_ms - heard
+    waited = settings.core.unfinished_silence_ms * patience - heard
     return max(0.0, (waited + asr.vad_min_speech_ms) / 1000 + REPORT_SECONDS) if waited > 0 else 0.0
 
 
-async def until_taken(turn: Turn, settings: Settings, ended: float, rule: str) -> None:
-    """Return when ``turn``, whose utterance the asr ended at ``ended`` (perf_counter) by ``rule``, may be taken:
-    once the llm judges its words whole, or gives no judgement; else when the longer silence has passed."""
+async def until_taken(
+    judgement: Awaitable[float | None], text: str, settings: Settings, ended: float, rule: str, patience: float = 1.0
+) -> None:
+    """Return when the turn of ``text``, whose utterance the asr ended at ``ended`` (perf_counter) by ``rule``,
+    may be taken: once ``judgement`` (how likely the llm finds its words whole) says they are, or that it
+    gives none; else when the longer silence has passed."""
     threshold = settings.core.turn_words_threshold
-    deadline = ended + hold_seconds(settings, rule)
+    deadline = ended + hold_seconds(settings, rule, patience)
+    whole = None
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(turn.judged.wait(), max(0.0, deadline - time.perf_counter()))
-    whole = turn.words_whole
+        whole = await asyncio.wait_for(judgement, max(0.0, deadline - time.perf_counter()))
     if whole is None or whole >= threshold:
         return
-    logger.debug("%r sounds unfinished (%.3f < %.2f): held for a longer silence", turn.text, whole, threshold)
+    logger.debug("%r sounds unfinished (%.3f < %.2f): held for a longer silence", text, whole, threshold)
     await asyncio.sleep(max(0.0, deadline - time.perf_counter()))

@@ -410,7 +410,7 @@ class StreamConversation:
     async def take(self, turn: Turn, utterance: int, heard: str, asr_decode: float) -> None:
         """Take ``turn`` once its words are judged whole, or the silence rule would have ended it: its
         transcript goes out, then its reply."""
-        await until_taken(turn, self.pipeline.settings, self.speech_end, self.end_rule)
+        await until_taken(turn.judgement(), turn.text, self.pipeline.settings, self.speech_end, self.end_rule)
         await self.send(events.Transcript(utterance=utterance, text=heard))
         assert turn.confirmation is not None
         turn.confirm(asr_decode, self.speech_end)

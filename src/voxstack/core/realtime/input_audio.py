@@ -8,8 +8,10 @@ session's to say: ``heard`` and ``interrupted``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +24,7 @@ from voxstack.core.realtime import protocol as p
 from voxstack.core.realtime.formats import RATES, to_pcm16
 from voxstack.core.realtime.items import Items, Shaped, new_id
 from voxstack.core.realtime.listener import Listener
+from voxstack.core.realtime.semantic_vad import holds, until_whole
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.errors import VoxError
 from voxstack.v1 import asr_pb2, common_pb2
@@ -65,6 +68,10 @@ class InputAudio:
         self.utterance_start = self.utterance_seconds = 0.0  # its start in the asr stream, and its length
         self.speech_end = time.perf_counter()
         self.guard = InputGuard(core_settings, 2, RATES[settings().input_format])
+        # semantic_vad: the end of the utterance the asr ended on a pause (its audio_end_ms and rule), not reported
+        # until its words are judged; and the task that waits for that, once its transcript is in.
+        self.held: tuple[int, str] | None = None
+        self.taking: asyncio.Task[None] | None = None
 
     @property
     def listener(self) -> Listener | None:
@@ -78,7 +85,8 @@ class InputAudio:
 
     @property
     def speaking(self) -> bool:
-        return self._listener is not None and self._listener.speaking
+        """Someone speaks, or an utterance of theirs waits to be taken as a turn."""
+        return (self._listener is not None and self._listener.speaking) or self.taking is not None
 
     def listen(self) -> None:
         """Start server turn detection, where the session has it."""
@@ -94,7 +102,8 @@ class InputAudio:
         self.listener.start()
 
     async def stop(self) -> None:
-        """End the asr stream, if any: what it has not heard yet is dropped."""
+        """End the asr stream, if any: what it has not heard yet, or not taken as a turn yet, is dropped."""
+        await self.drop_held()
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
@@ -206,6 +215,13 @@ class InputAudio:
     async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
         kind = reply.WhichOneof("event")
         if kind == "speech_started":
+            if self.taking is not None and self.listener is not None:  # they went on: the same utterance
+                await self.drop_held()
+                await self.listener.join()
+                return
+            if self.held is not None:  # the transcript of the last one is not in yet: it is a turn of its own
+                await self.report_end(self.held[0])
+                self.held = None
             self.user_item = new_id("item")
             self.utterance_start = reply.speech_started.offset_seconds
             ms = int(reply.speech_started.offset_seconds * 1000)
@@ -217,24 +233,65 @@ class InputAudio:
             self.speech_end = time.perf_counter()
             self.utterance_seconds = reply.speech_ended.offset_seconds - self.utterance_start
             ms = int(reply.speech_ended.offset_seconds * 1000)
-            await self.send(
-                {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms, "item_id": self.user_item}
-            )
-            item = user_audio_item(self.user_item)
-            previous = await self.items.add(item)
-            await self.send(
-                {"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]}
-            )
-            await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        elif kind == "final":
-            try:
-                item = self.items.find(self.user_item)
-            except p.ProtocolError:  # the client deleted it meanwhile: nothing to transcribe into or answer
+            rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
+            detection = self.settings().turn_detection
+            if detection is not None and detection.type == "semantic_vad" and holds(self.pipeline.settings, rule):
+                self.held = (ms, rule)
                 return
+            await self.report_end(ms)
+        elif kind == "final":
             text = reply.final.result.text
-            await self.transcribed(item, text, None, self.utterance_seconds)
-            if text.strip():
-                await self.heard(self.speech_end)
+            if self.held is not None:
+                ms, rule = self.held
+                if text.strip():
+                    self.taking = asyncio.create_task(self.take(text, ms, rule))
+                    self.changed()
+                    return
+                self.held = None
+                await self.report_end(ms)
+            await self.heard_final(text)
+
+    async def report_end(self, ms: int) -> None:
+        """The utterance ended at ``ms`` in the input audio: committed, as a user item."""
+        await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms, "item_id": self.user_item})
+        item = user_audio_item(self.user_item)
+        previous = await self.items.add(item)
+        await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
+        await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+
+    async def heard_final(self, text: str) -> None:
+        """The committed utterance's transcript: on its item, and answered (where the session says so)."""
+        try:
+            item = self.items.find(self.user_item)
+        except p.ProtocolError:  # the client deleted it meanwhile: nothing to transcribe into or answer
+            return
+        await self.transcribed(item, text, None, self.utterance_seconds)
+        if text.strip():
+            await self.heard(self.speech_end)
+
+    async def take(self, text: str, ms: int, rule: str) -> None:
+        """The held utterance of ``text`` is a turn once its words are judged whole, or after a longer silence
+        (core/realtime/semantic_vad.py); then it is reported and answered as any other."""
+        settings = self.settings()
+        detection = settings.turn_detection
+        eagerness = (detection.eagerness if detection is not None else None) or "auto"
+        asked = user_audio_item(self.user_item)
+        asked["content"][0]["transcript"] = text
+        request = settings.request(self.items.chat(settings.instructions, [asked]))
+        await until_whole(self.pipeline, request, text, self.speech_end, rule, eagerness)
+        self.held, self.taking = None, None  # taken: speech from now on is another utterance
+        self.changed()
+        await self.report_end(ms)
+        await self.heard_final(text)
+
+    async def drop_held(self) -> None:
+        """Forget the utterance waiting to be taken, if any (the speaker went on, or its stream ends)."""
+        task, self.taking, self.held = self.taking, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.changed()
 
 
 def user_audio_item(item_id: str) -> Shaped:

@@ -18,6 +18,7 @@ from voxstack.v1 import asr_pb2
 
 logger = logging.getLogger(__name__)
 
+Request = asr_pb2.StreamingRecognizeRequest
 OnEvent = Callable[[asr_pb2.StreamingRecognizeResponse], Awaitable[None]]
 
 
@@ -34,7 +35,8 @@ class Listener:
         self.config = config
         self.on_event = on_event
         self.changed = changed  # told each time `speaking` changes
-        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=queue_chunks)
+        # Audio, or a request of another kind (JoinPrevious); None ends the stream.
+        self.audio: asyncio.Queue[bytes | Request | None] = asyncio.Queue(maxsize=queue_chunks)
         self.speaking = False  # an utterance has started and its final has not come
         self.task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
@@ -45,10 +47,14 @@ class Listener:
     async def put(self, pcm16: bytes) -> None:
         await self.audio.put(pcm16)
 
-    async def _requests(self) -> AsyncIterator[asr_pb2.StreamingRecognizeRequest]:
-        yield asr_pb2.StreamingRecognizeRequest(config=self.config)
+    async def join(self) -> None:
+        """The utterance that just started goes on the one before: the asr decodes them as one."""
+        await self.audio.put(Request(join_previous=asr_pb2.JoinPrevious()))
+
+    async def _requests(self) -> AsyncIterator[Request]:
+        yield Request(config=self.config)
         while (chunk := await self.audio.get()) is not None:
-            yield asr_pb2.StreamingRecognizeRequest(audio=chunk)
+            yield chunk if isinstance(chunk, Request) else Request(audio=chunk)
 
     async def _run(self) -> None:
         try:

@@ -103,13 +103,7 @@ class Response:
 
     def request(self) -> llm_pb2.GenerateRequest:
         settings = self.settings
-        offered = settings.tools if settings.tool_choice != "none" else ()
-        return llm_pb2.GenerateRequest(
-            messages=self.conversation.chat(settings.instructions, self.extra, own=self.items is not None),
-            sampling=settings.sampling(),
-            tools=offered,
-            tool_choice=settings.tool_choice if offered else "",
-        )
+        return settings.request(self.conversation.chat(settings.instructions, self.extra, own=self.items is not None))
 
     async def join(self, item: Shaped) -> None:
         """A new output item: announced, and part of the conversation."""

@@ -124,6 +124,13 @@ class RealtimeSettings:
             turn_detection=ending,
         )
 
+    def request(self, messages: list[llm_pb2.ChatMessage]) -> llm_pb2.GenerateRequest:
+        """The llm's request for a response to ``messages`` in this session."""
+        offered = self.tools if self.tool_choice != "none" else ()
+        return llm_pb2.GenerateRequest(
+            messages=messages, sampling=self.sampling(), tools=offered, tool_choice=self.tool_choice if offered else ""
+        )
+
     def sampling(self) -> llm_pb2.SamplingParams:
         sampling = llm_pb2.SamplingParams()
         if self.temperature is not None:
