@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,11 +44,15 @@ class Session:
                 return got
         raise AssertionError(f"no {kind} in {[e['type'] for e in got]}")
 
-    def speak(self, pcm16: bytes, rate: int = 24_000, encode: Callable[[bytes], bytes] = lambda b: b) -> None:
-        """Append ``pcm16`` as 100 ms chunks."""
+    def speak(
+        self, pcm16: bytes, rate: int = 24_000, encode: Callable[[bytes], bytes] = lambda b: b, live: bool = False
+    ) -> None:
+        """Append ``pcm16`` as 100 ms chunks: at once, or ``live`` as a microphone sends them."""
         step = rate // 10 * 2
         for at in range(0, len(pcm16), step):
             self.connection.input_audio_buffer.append(audio=base64.b64encode(encode(pcm16[at : at + step])).decode())
+            if live:
+                time.sleep(0.1)
 
 
 def realtime_sessions(base_url: str) -> Iterator[Callable[..., Session]]:

@@ -59,3 +59,33 @@ def test_a_spoken_question_is_heard_answered_and_spoken(realtime, speech, asr: W
     reply = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
     spoken = asr.transcribe(threading.Event(), resample(reply, rate, 16_000), "en").text
     assert wer(said, spoken) <= 0.35, (said, spoken)
+
+
+def test_semantic_vad_hears_a_question_with_a_pause_for_thought_as_one_item(realtime, speech) -> None:
+    """'What is the best way', 600 ms of silence, 'to cook rice?': the asr ends the utterance at the pause (a
+    300 ms silence here, so that it surely does), the llm finds those words unfinished, the speaker goes on, and
+    the session commits one item with the whole question and answers it once."""
+    session = realtime()
+    detection = {"type": "semantic_vad", "eagerness": "low", "silence_duration_ms": 300}
+    session.connection.session.update(
+        session={
+            "type": "realtime",
+            "output_modalities": ["text"],
+            "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": detection}},
+        }
+    )
+    session.until("session.updated")
+    first, second = (trimmed(speech.say(text)) for text in ("What is the best way", "to cook rice?"))
+    question = np.concatenate([silence(0.3), first, silence(0.6), second, silence(1.5)])
+    session.speak(pcm16(question, VOICE_RATE, 24_000), 24_000, live=True)
+    events = session.until("response.done")
+    heard = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    assert len(heard) == 1 and sounds_like("What is the best way to cook rice?", heard[0]), heard
+    assert [e["type"] for e in events].count("input_audio_buffer.committed") == 1
+    assert events[-1]["response"]["status"] == "completed"
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """Without the voice's own silence at either end: the pause between two parts is the one put there."""
+    voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
+    return audio[voiced[0] : voiced[-1] + 1]
