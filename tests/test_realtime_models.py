@@ -61,10 +61,12 @@ def test_a_spoken_question_is_heard_answered_and_spoken(realtime, speech, asr: W
     assert wer(said, spoken) <= 0.35, (said, spoken)
 
 
-def test_semantic_vad_hears_a_question_with_a_pause_for_thought_as_one_item(realtime, speech) -> None:
+@pytest.mark.parametrize("live", [True, False], ids=["live", "at-once"])
+def test_semantic_vad_hears_a_question_with_a_pause_for_thought_as_one_item(realtime, speech, live: bool) -> None:
     """'What is the best way', 600 ms of silence, 'to cook rice?': the asr ends the utterance at the pause (a
     300 ms silence here, so that it surely does), the llm finds those words unfinished, the speaker goes on, and
-    the session commits one item with the whole question and answers it once."""
+    the session commits one item with the whole question and answers it once. Sent as a microphone sends it,
+    and all at once (the asr has then moved on when the join comes: the texts are joined)."""
     session = realtime()
     detection = {"type": "semantic_vad", "eagerness": "low", "silence_duration_ms": 300}
     session.connection.session.update(
@@ -77,7 +79,7 @@ def test_semantic_vad_hears_a_question_with_a_pause_for_thought_as_one_item(real
     session.until("session.updated")
     first, second = (trimmed(speech.say(text)) for text in ("What is the best way", "to cook rice?"))
     question = np.concatenate([silence(0.3), first, silence(0.6), second, silence(1.5)])
-    session.speak(pcm16(question, VOICE_RATE, 24_000), 24_000, live=True)
+    session.speak(pcm16(question, VOICE_RATE, 24_000), 24_000, live=live)
     events = session.until("response.done")
     heard = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
     assert len(heard) == 1 and sounds_like("What is the best way to cook rice?", heard[0]), heard

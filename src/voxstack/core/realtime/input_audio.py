@@ -18,13 +18,14 @@ from typing import Any
 
 from voxstack.config import CoreSettings
 from voxstack.core.clients import Backends
+from voxstack.core.continuation import Continuation
 from voxstack.core.inputguard import InputGuard
 from voxstack.core.pipeline import Pipeline
 from voxstack.core.realtime import protocol as p
 from voxstack.core.realtime.formats import RATES, to_pcm16
 from voxstack.core.realtime.items import Items, Shaped, new_id
 from voxstack.core.realtime.listener import Listener
-from voxstack.core.realtime.semantic_vad import holds, until_whole
+from voxstack.core.realtime.semantic_vad import HeldUtterance, holds, until_whole
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.errors import VoxError
 from voxstack.v1 import asr_pb2, common_pb2
@@ -68,10 +69,11 @@ class InputAudio:
         self.utterance_start = self.utterance_seconds = 0.0  # its start in the asr stream, and its length
         self.speech_end = time.perf_counter()
         self.guard = InputGuard(core_settings, 2, RATES[settings().input_format])
-        # semantic_vad: the end of the utterance the asr ended on a pause (its audio_end_ms and rule), not reported
-        # until its words are judged; and the task that waits for that, once its transcript is in.
-        self.held: tuple[int, str] | None = None
-        self.taking: asyncio.Task[None] | None = None
+        self.held: HeldUtterance | None = None  # semantic_vad: an utterance not taken as a turn yet
+        # What a held utterance the speaker went on from said: the next final's text follows it, unless the asr
+        # decoded both as one (it no longer held the first part's audio when the join came: a client sending
+        # faster than real time).
+        self.continuation: Continuation | None = None
 
     @property
     def listener(self) -> Listener | None:
@@ -86,7 +88,7 @@ class InputAudio:
     @property
     def speaking(self) -> bool:
         """Someone speaks, or an utterance of theirs waits to be taken as a turn."""
-        return (self._listener is not None and self._listener.speaking) or self.taking is not None
+        return (self._listener is not None and self._listener.speaking) or self.taking
 
     def listen(self) -> None:
         """Start server turn detection, where the session has it."""
@@ -215,13 +217,14 @@ class InputAudio:
     async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
         kind = reply.WhichOneof("event")
         if kind == "speech_started":
-            if self.taking is not None and self.listener is not None:  # they went on: the same utterance
+            if self.held is not None and self.held.text and self.listener is not None:  # they went on: one utterance
+                self.continuation = Continuation(self.held.text, self.utterance_start)
                 await self.drop_held()
                 await self.listener.join()
                 return
             if self.held is not None:  # the transcript of the last one is not in yet: it is a turn of its own
-                await self.report_end(self.held[0])
-                self.held = None
+                held, self.held = self.held, None
+                await self.report_end(held.end_ms)
             self.user_item = new_id("item")
             self.utterance_start = reply.speech_started.offset_seconds
             ms = int(reply.speech_started.offset_seconds * 1000)
@@ -236,19 +239,21 @@ class InputAudio:
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
             detection = self.settings().turn_detection
             if detection is not None and detection.type == "semantic_vad" and holds(self.pipeline.settings, rule):
-                self.held = (ms, rule)
+                self.held = HeldUtterance(ms, rule)
                 return
             await self.report_end(ms)
         elif kind == "final":
-            text = reply.final.result.text
+            continuation, self.continuation = self.continuation, None
+            text = continuation.join(reply.final.result) if continuation is not None else reply.final.result.text
             if self.held is not None:
-                ms, rule = self.held
+                held = self.held
                 if text.strip():
-                    self.taking = asyncio.create_task(self.take(text, ms, rule))
+                    held.text = text
+                    held.task = asyncio.create_task(self.take(held))
                     self.changed()
                     return
                 self.held = None
-                await self.report_end(ms)
+                await self.report_end(held.end_ms)
             await self.heard_final(text)
 
     async def report_end(self, ms: int) -> None:
@@ -269,28 +274,33 @@ class InputAudio:
         if text.strip():
             await self.heard(self.speech_end)
 
-    async def take(self, text: str, ms: int, rule: str) -> None:
-        """The held utterance of ``text`` is a turn once its words are judged whole, or after a longer silence
+    @property
+    def taking(self) -> bool:
+        """An utterance whose transcript is in waits to be taken as a turn."""
+        return self.held is not None and self.held.task is not None
+
+    async def take(self, held: HeldUtterance) -> None:
+        """``held`` is a turn once its words are judged whole, or after a longer silence
         (core/realtime/semantic_vad.py); then it is reported and answered as any other."""
         settings = self.settings()
         detection = settings.turn_detection
         eagerness = (detection.eagerness if detection is not None else None) or "auto"
         asked = user_audio_item(self.user_item)
-        asked["content"][0]["transcript"] = text
+        asked["content"][0]["transcript"] = held.text
         request = settings.request(self.items.chat(settings.instructions, [asked]))
-        await until_whole(self.pipeline, request, text, self.speech_end, rule, eagerness)
-        self.held, self.taking = None, None  # taken: speech from now on is another utterance
+        await until_whole(self.pipeline, request, held.text, self.speech_end, held.rule, eagerness)
+        self.held = None  # taken: speech from now on is another utterance
         self.changed()
-        await self.report_end(ms)
-        await self.heard_final(text)
+        await self.report_end(held.end_ms)
+        await self.heard_final(held.text)
 
     async def drop_held(self) -> None:
         """Forget the utterance waiting to be taken, if any (the speaker went on, or its stream ends)."""
-        task, self.taking, self.held = self.taking, None, None
-        if task is not None:
-            task.cancel()
+        held, self.held = self.held, None
+        if held is not None and held.task is not None:
+            held.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await held.task
             self.changed()
 
 

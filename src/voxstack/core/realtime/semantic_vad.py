@@ -13,9 +13,11 @@ the longer silence, as OpenAI's scales its timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 
 from voxstack.config import Settings
 from voxstack.core.pipeline import Pipeline
@@ -27,6 +29,16 @@ logger = logging.getLogger(__name__)
 
 #: How much longer than core.unfinished_silence_ms (or shorter) an unfinished utterance waits, by eagerness.
 PATIENCE = {"low": 2.0, "medium": 1.0, "auto": 1.0, "high": 0.5}
+
+
+@dataclass
+class HeldUtterance:
+    """An utterance the asr ended on a pause, not reported as ended until it is taken as a turn."""
+
+    end_ms: int  # where it ended in the input audio
+    rule: str  # what ended it
+    text: str = ""  # its transcript, once in
+    task: asyncio.Task[None] | None = None  # waits for it to be taken, from its transcript on
 
 
 def holds(settings: Settings, rule: str) -> bool:
