@@ -117,12 +117,13 @@ def test_first_piece_ends_at_the_first_phrase_break() -> None:
 @pytest.mark.parametrize(
     "text, cut",
     [
-        ("The capital of France is", None),  # "is" may go on ("island"): no cut until a word follows it
+        ("The capital of France is", 22),  # a function word that came as a token: whole
         ("The capital of France is ", 22),
         ("The capital of France is Par", 22),
+        ("The capital of France", None),  # "France" may go on: its phrase is not known yet
         ("The capital of", None),  # a break, but only two words before it
-        ("Twenty divided by four equals five and", None),  # "and" is still being written
-        ("Twenty divided by four equals five and so ", 35),
+        ("Twenty divided by four equals five and", 35),
+        ("Twenty divided by four equals fiv", None),
         ("There are the ", None),  # a function word after function words is no break
         ("Yes, and then ", None),  # after punctuation: that is a clause's business
     ],

@@ -147,10 +147,12 @@ class Phrase(str):
 
 def phrase_break(text: str, min_words: int) -> int | None:
     """Where ``text`` (a sentence's start, still being written) can be cut at its first phrase break after at
-    least ``min_words`` words: before a function word that follows a content word. Only a complete word counts
-    (whitespace after it), so a word still being written ("in" of "India") cuts nothing."""
+    least ``min_words`` words: before a function word that follows a content word. The last word may go on, but
+    when it is a function word the cut comes before it anyway: the text comes a token at a time, and a token
+    that is a function word is one (a tokenizer writes "island" or "India" as one token, not "is" or "in" and
+    the rest), so waiting for the next word would hold the first audio a token longer for nothing."""
     words = list(_WORD.finditer(text))
-    if text and not text[-1].isspace():
+    if text and not text[-1].isspace() and words and words[-1].group(0).lower() not in FUNCTION_WORDS:
         words = words[:-1]  # the last word may go on
     for n in range(max(min_words, 1), len(words)):
         word, before = words[n].group(0), words[n - 1].group(0)
