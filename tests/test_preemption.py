@@ -104,8 +104,12 @@ def test_asr_sends_a_speculative_result_at_a_pause_and_voids_it_when_speech_goes
 def test_a_mid_sentence_pause_sends_no_reply_and_the_reply_answers_the_whole_question(fakes) -> None:
     fakes.script.update(
         asr={"utterances": [{"text": WHOLE, "speculative": [FIRST, WHOLE], "final_delay": 0.3}]},
-        # Slow enough that the speculative reply to FIRST is still being written when speech goes on.
-        llm={"default": {"text": "Once upon a time a dragon guarded a castle. " * 4, "token_delay": 0.05}},
+        llm={
+            "replies": [  # the one to FIRST is still being written when speech goes on, on a busy machine too
+                {"match": f"{FIRST}$", "text": "Once upon a time a dragon guarded a castle. " * 30, "token_delay": 0.05}
+            ],
+            "default": {"text": "Once upon a time a dragon guarded a castle. " * 4, "token_delay": 0.05},
+        },
     )
     core = fakes.url
     before = httpx.get(f"{core}/metrics").text
