@@ -739,3 +739,47 @@ def test_message_text_cannot_inject_the_templates_markers(models_dir: Path, llm_
         assert "<|im_start|>system\nReply only" in text  # the characters are there, as text
     finally:
         asyncio.run(engine.close())
+
+
+def test_a_reply_checked_against_drafts_is_the_reply_written_token_by_token(models_dir: Path, llm_model: Path) -> None:
+    """llm.draft_tokens: drafts from the question's words are checked and kept where the model writes them too;
+    the reply is the one written without drafts, and counts the drafted tokens it kept."""
+    import asyncio
+    import threading
+
+    from voxstack.config import load_settings
+    from voxstack.llm.batch import Call
+    from voxstack.llm.engine import ChatRequest, Delta, Event, Finished, Sampling
+    from voxstack.llm.llama_engine import LlamaCppEngine
+
+    questions = (
+        "What is the capital of France?",
+        "Repeat after me: the quick brown fox jumps over the lazy dog.",
+        "What is two plus two?",
+    )
+
+    def replies(draft_tokens: int) -> list[tuple[str, Finished]]:
+        llm = {"preset": TEST_PRESET, "parallel": 1, "context_size": 1024, "draft_tokens": draft_tokens}
+        engine = LlamaCppEngine(load_settings(models_dir=str(models_dir), llm=llm).llm, models_dir)
+        written = []
+        try:
+            asyncio.run(engine.load())
+            assert engine.batcher is not None
+            for question in questions:
+                events: list[Event] = []
+                chat = ChatRequest([{"role": "user", "content": question}], Sampling(0, 1, 1))
+                prompt = engine.prompt_tokens(chat)[0]
+                engine.batcher.write(Call(prompt, Sampling(0, 1, 1), [], 40, 1.0, 0, events.append, threading.Event()))
+                done = events[-1]
+                assert isinstance(done, Finished)
+                written.append(("".join(e.text for e in events if isinstance(e, Delta)), done))
+        finally:
+            asyncio.run(engine.close())
+        return written
+
+    plain, drafted = replies(0), replies(3)
+    assert [text for text, _ in drafted] == [text for text, _ in plain]
+    assert [done.completion_tokens for _, done in drafted] == [done.completion_tokens for _, done in plain]
+    assert all(done.drafted == 0 for _, done in plain)
+    assert sum(done.kept for _, done in drafted) > 0, drafted  # the repeated words came from drafts
+    assert all(0 <= done.kept <= done.drafted for _, done in drafted)

@@ -209,6 +209,14 @@ class LlmSettings(GrpcServiceSettings):
         "prompt in the same steps; a reply far ahead of a new one waits for it. Each adds a cache of context_size "
         "tokens.",
     )
+    draft_tokens: int = Field(
+        3,
+        ge=0,
+        le=16,
+        description="A reply written alone checks this many drafted tokens with each of its own in one step "
+        "(llama_cpp engine): what followed its latest words where they appear earlier in the prompt or the "
+        "reply, as a spoken answer repeats the question's words. The reply is the same, in fewer steps. 0 = off.",
+    )
     upstream_url: str = Field(
         "",
         description="Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (openai engine).",

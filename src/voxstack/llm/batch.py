@@ -12,6 +12,10 @@ new message (llm/prompt_cache.py picks the slot); a longer start of a
 prompt that another slot holds (a new system prompt a concurrent call has
 just evaluated) is shared with it in the cache rather than evaluated again.
 All cache changes happen on the one thread that decodes, between steps.
+
+A reply written alone checks a draft of its next tokens in the step that
+evaluates its last one (llm/lookup_draft.py): the tokens it would have
+written itself are kept, the cache of the others dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from voxstack.llm import end_of_turn
 from voxstack.llm.engine import Delta, EndOfTurn, Event, Finished, Sampling
+from voxstack.llm.lookup_draft import draft
 from voxstack.llm.prompt_cache import common_prefix
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,8 @@ class Call:
     # tokens that end them; an EndOfTurn goes out once it is evaluated.
     probe: int | None = None
     ends: tuple[int, ...] = ()
+    drafted: int = 0  # drafted tokens checked, and of those kept (llm/lookup_draft.py)
+    kept: int = 0
 
 
 class StopText:
@@ -96,7 +103,9 @@ class StopText:
 class Batcher:
     """``slots`` sequences of one llama.cpp context over ``llm``'s weights, decoded by one thread."""
 
-    def __init__(self, llm: Any, slots: int, slot_tokens: int, threads: int, batch: int = 512) -> None:
+    def __init__(
+        self, llm: Any, slots: int, slot_tokens: int, threads: int, batch: int = 512, draft_tokens: int = 0
+    ) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
@@ -113,6 +122,7 @@ class Batcher:
             raise RuntimeError(f"llama.cpp could not make a context of {params.n_ctx} tokens")
         self.slot_tokens = llama_cpp.llama_n_ctx(self.context) // slots
         self.batch = batch
+        self.draft_tokens = draft_tokens
         self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self.context)
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
@@ -226,43 +236,77 @@ class Batcher:
         lib, batch = self._lib, self._batch
         least = min((c.written for c in self._active), default=0)
         steps = [c for c in self._active if c.written - least <= LEAD]
-        entries: list[tuple[Call, list[int], bool]] = []  # call, its tokens in this step, logits wanted
+        # call, its tokens in this step, logits wanted for its last token, drafted tokens (logits for each)
+        entries: list[tuple[Call, list[int], bool, int]] = []
         room = self.batch
+        alone = len(self._active) == 1  # with others, the batch's rows are theirs: no drafts
         for call in steps:
             if call.next_token is not None:
-                entries.append((call, [call.next_token], True))
-                room -= 1
+                guess = self._draft(call) if alone else []
+                entries.append((call, [call.next_token, *guess], True, len(guess)))
+                room -= 1 + len(guess)
         for call in steps:
             if call.next_token is None and room > 0:
                 chunk = call.pending[:room]
                 call.pending = call.pending[len(chunk) :]
-                entries.append((call, chunk, not call.pending))
+                entries.append((call, chunk, not call.pending, 0))
                 room -= len(chunk)
         if not entries:
             return
         n = 0
-        for call, tokens, logits in entries:
+        for call, tokens, logits, drafted in entries:
             start = len(self.cached[call.slot])
             for i, token in enumerate(tokens):
                 batch.token[n] = token
                 batch.pos[n] = start + i
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = call.slot
-                batch.logits[n] = (logits and i == len(tokens) - 1) or start + i == call.probe
+                batch.logits[n] = (logits and i >= len(tokens) - 1 - drafted) or start + i == call.probe
                 n += 1
         batch.n_tokens = n
         status = lib.llama_decode(self.context, batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
         n = 0
-        for call, tokens, logits in entries:
+        for call, tokens, logits, drafted in entries:
             start = len(self.cached[call.slot])
             if call.probe is not None and start <= call.probe < start + len(tokens):
                 self._judge(call, n + call.probe - start)
             self.cached[call.slot] += tokens
             n += len(tokens)
-            if logits:
+            if drafted:
+                self._check(call, n - len(tokens), tokens)
+            elif logits:
                 self._next(call, n - 1)
+
+    def _draft(self, call: Call) -> list[int]:
+        """Tokens to check after ``call``'s next one: what followed its latest words earlier in its context."""
+        room = min(
+            self.draft_tokens, call.max_tokens - call.written - 1, self.slot_tokens - len(self.cached[call.slot]) - 1
+        )
+        if room <= 0 or call.next_token is None:
+            return []
+        return draft([*self.cached[call.slot], call.next_token], room)
+
+    def _check(self, call: Call, first: int, tokens: list[int]) -> None:
+        """``tokens`` (the next token, then a draft) were evaluated as rows ``first``...: sample after each in
+        turn while the sample is the drafted token that follows; the cache of the drafted tokens after the first
+        that differs is dropped (the sample that differed is the next token, evaluated in the next step)."""
+        end = len(self.cached[call.slot])
+        start = end - len(tokens)
+        kept = 0
+        for i in range(len(tokens)):
+            self._next(call, first + i)
+            if i + 1 == len(tokens) or call.next_token != tokens[i + 1]:
+                break
+            call.next_token = None  # drafted and evaluated already: the sample after it comes from its row
+            kept += 1
+        call.drafted += len(tokens) - 1
+        call.kept += kept
+        valid = start + 1 + kept  # the next token and the drafted tokens kept
+        if valid < end:
+            self._lib.llama_memory_seq_rm(self._memory, call.slot, valid, -1)
+            del self.cached[call.slot][valid:]
 
     def _judge(self, call: Call, index: int) -> None:
         """Send how likely the user's words end at the probe (its logits are row ``index`` of this step)."""
@@ -309,7 +353,7 @@ class Batcher:
             self._lib.llama_sampler_free(call.sampler)
             call.sampler = None
         if call.error is None:
-            call.emit(Finished(reason, len(call.prompt), call.written))
+            call.emit(Finished(reason, len(call.prompt), call.written, drafted=call.drafted, kept=call.kept))
         call.done.set()
 
     def _forget(self, slot: int) -> None:

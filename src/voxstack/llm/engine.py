@@ -44,6 +44,8 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
+    drafted: int = 0  # drafted tokens checked (llm/lookup_draft.py)
+    kept: int = 0  # of those, the ones the model wrote too
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -101,7 +102,9 @@ class LlamaCppEngine:
         )
         self.llm = llm
         self._ends = end_of_turn.end_tokens(llm)
-        self.batcher = Batcher(llm, parallel, self.settings.context_size, threads)
+        self.batcher = Batcher(
+            llm, parallel, self.settings.context_size, threads, draft_tokens=self.settings.draft_tokens
+        )
         self._waiters = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="llm-call")
         logger.info(
             "loaded %s (context %d tokens, %d replies written together, %d threads)",
@@ -304,7 +307,7 @@ class LlamaCppEngine:
                             logger.info("the model wrote %d call(s) of no offered tool: %s", len(calls.bad), calls.bad)
                         found = tuple(calls.calls)
                         reason = "tool_calls" if found else event.reason
-                        yield Finished(reason, event.prompt_tokens, event.completion_tokens, found)
+                        yield dataclasses.replace(event, reason=reason, tool_calls=found)
         finally:
             self._idle.append(slot)
 

@@ -70,6 +70,8 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
                         finished = True
                         metrics.prompt_tokens.inc(event.prompt_tokens)
                         metrics.generated_tokens.inc(event.completion_tokens)
+                        metrics.draft_tokens.labels("kept").inc(event.kept)
+                        metrics.draft_tokens.labels("dropped").inc(event.drafted - event.kept)
                         metrics.replies.labels(event.reason if event.reason in FINISH else "stop").inc()
                         yield self._done(event, text, first, queued, started, received)
             finally:

@@ -144,6 +144,13 @@ class LlmMetrics(ServiceMetrics):
         )
         self.prompt_tokens = Counter("voxstack_llm_prompt_tokens", "Prompt tokens processed.", registry=r)
         self.generated_tokens = Counter("voxstack_llm_generated_tokens", "Tokens generated.", registry=r)
+        self.draft_tokens = Counter(
+            "voxstack_llm_draft_tokens",
+            "Drafted tokens a reply checked (llm.draft_tokens), by outcome: kept (the model wrote them too, in "
+            "the same step) or dropped.",
+            ["outcome"],
+            registry=r,
+        )
         self.replies = Counter(
             "voxstack_llm_replies",
             "Replies finished, by reason (stop, length, cancelled, tool_calls).",
