@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Inputs, Report, median
+from bench.common import DATA_DIR, Inputs, Report, median
 from voxstack.config import load_settings
 from voxstack.llm.engine import ChatRequest, Delta, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
 from voxstack.models import LLM_PRESETS, pull
 from voxstack.testing.answers import Score
 
-DATA = Path(__file__).resolve().parent / "data"
 MAX_TOKENS = 64
 
 # Candidate system prompts, tried with every model. "short" is what the presets shipped with before this bench.
@@ -61,7 +60,7 @@ async def _score_sets(preset: str, models_dir: Path, prompts: list[str]) -> list
         for prompt_name in prompts:
             head = [{"role": "system", "content": PROMPTS[prompt_name]}]
             for set_name in ("questions", "heldout"):
-                data = json.loads((DATA / f"{set_name}.json").read_text())
+                data = json.loads((DATA_DIR / f"{set_name}.json").read_text())
                 plain, follow = Score(), Score()
                 ttfts, wrong, tokens, writing = [], [], 0, 0.0
                 sets = ((plain, [[item] for item in data["plain"]]), (follow, data["follow_ups"]))

@@ -24,6 +24,8 @@ from voxstack.registry import ALL_SERVICES
 from voxstack.testing.processes import free_port, free_ports, served
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: The benches' own inputs: questions with their accepted answers, held-out questions, tool requests.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass

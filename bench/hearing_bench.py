@@ -21,12 +21,11 @@ import subprocess
 import tempfile
 import threading
 import wave
-from pathlib import Path
 
 import numpy as np
 from faster_whisper import WhisperModel
 
-from bench.common import Inputs, Report, speech16k
+from bench.common import DATA_DIR, Inputs, Report, speech16k
 from voxstack.asr.engine import WhisperEngine
 from voxstack.asr.streaming import RecognitionStream
 from voxstack.asr.turn import TurnModel
@@ -38,7 +37,7 @@ from voxstack.testing.answers import words
 from voxstack.testing.speech import wer
 from voxstack.v1 import asr_pb2, common_pb2
 
-QUESTIONS = Path(__file__).resolve().parent / "data" / "questions.json"
+QUESTIONS = DATA_DIR / "questions.json"
 COUNT = 20  # questions per voice
 ESPEAK_VOICES = (("en-us", 175), ("en-gb", 160), ("en-us+f3", 150))  # voice, words per minute
 

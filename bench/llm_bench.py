@@ -1,14 +1,17 @@
-"""llm: time to first token and tokens per second, in-process engine vs through gRPC."""
+"""llm: time to first token and tokens per second, in-process engine vs through gRPC; a reply checked against
+drafts (llm.draft_tokens) vs one written token by token."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 from pathlib import Path
 
 import grpc
 
-from bench.common import Inputs, Report, median, service
+from bench.common import DATA_DIR, Inputs, Report, median, service
 from voxstack.config import load_settings
 from voxstack.llm.engine import ChatRequest, Delta, Finished, Sampling
 from voxstack.llm.llama_engine import LlamaCppEngine
@@ -77,8 +80,60 @@ def through_grpc(address: str) -> tuple[list[float], list[float]]:
     return ttfts, rates
 
 
+#: A reply's first phrase is about this many tokens ("The capital of France is").
+FIRST_PHRASE_TOKENS = 5
+
+
+def drafts(models_dir: Path, questions: list[str]) -> dict[int, list[tuple[float, float, str]]]:
+    """Each question answered by an engine that checks drafts and by one that does not, in turn: per reply, the
+    seconds from its first token to its FIRST_PHRASE_TOKENS-th, the seconds a token after the first, its text."""
+
+    async def run() -> dict[int, list[tuple[float, float, str]]]:
+        engines = {}
+        for draft_tokens in (0, load_settings().llm.draft_tokens):
+            settings = load_settings(models_dir=str(models_dir), llm={"draft_tokens": draft_tokens})
+            engines[draft_tokens] = LlamaCppEngine(settings.llm, settings.models_dir)
+            await engines[draft_tokens].load()
+        replies: dict[int, list[tuple[float, float, str]]] = {k: [] for k in engines}
+        for question in questions:
+            for draft_tokens, engine in engines.items():
+                messages = [
+                    {"role": "system", "content": engine.settings.system_prompt},
+                    {"role": "user", "content": question},
+                ]
+                times, text = [], []
+                async for event in engine.stream(ChatRequest(messages, Sampling(0.0, 1.0, MAX_TOKENS, seed=1))):
+                    if isinstance(event, Delta):
+                        times.append(time.perf_counter())
+                        text.append(event.text)
+                if len(times) < FIRST_PHRASE_TOKENS:  # too short to time: compared, not timed
+                    replies[draft_tokens].append((math.nan, math.nan, "".join(text)))
+                    continue
+                phrase = times[FIRST_PHRASE_TOKENS - 1] - times[0]
+                replies[draft_tokens].append((phrase, (times[-1] - times[0]) / (len(times) - 1), "".join(text)))
+        for engine in engines.values():
+            await engine.close()
+        return replies
+
+    return asyncio.run(run())
+
+
 def run(report: Report, inputs: Inputs) -> None:
     models_dir = inputs.models_dir
+    questions = [q["q"] for q in json.loads((DATA_DIR / "questions.json").read_text())["plain"]]
+    replies = drafts(models_dir, questions)
+    (plain, with_drafts) = (replies[k] for k in sorted(replies))
+    same = sum(a[2] == b[2] for a, b in zip(plain, with_drafts, strict=True))
+    timed = [i for i, (a, b) in enumerate(zip(plain, with_drafts, strict=True)) if not math.isnan(a[0] + b[0])]
+    note = f"quality preset, {len(questions)} questions, greedy, in-process, engines alternating"
+    for name, rows in (("written token by token", plain), ("checked against drafts", with_drafts)):
+        phrase = median([rows[i][0] for i in timed])
+        report.add("llm", f"first token -> token {FIRST_PHRASE_TOKENS}, {name}", phrase, "s", "", note)
+        report.add("llm", f"seconds a token, {name}", median([rows[i][1] for i in timed]), "s")
+    ratio = median([with_drafts[i][0] for i in timed]) / median([plain[i][0] for i in timed])
+    report.add(
+        "llm", "first phrase with drafts / without", ratio, "ratio", "< 1", f"the same reply {same} of {len(plain)}"
+    )
     local_ttft, local_rate = in_process(models_dir)
     with service("llm", {"VOXSTACK_MODELS_DIR": str(models_dir)}) as address:
         remote_ttft, remote_rate = through_grpc(address)

@@ -48,7 +48,18 @@ from typing import Any
 import numpy as np
 from websockets.sync.client import ClientConnection, connect
 
-from bench.common import Inputs, Report, median, p90, realtime_chunks, speech16k, stack_ports, trimmed, wait_http
+from bench.common import (
+    DATA_DIR,
+    Inputs,
+    Report,
+    median,
+    p90,
+    realtime_chunks,
+    speech16k,
+    stack_ports,
+    trimmed,
+    wait_http,
+)
 from bench.endpoint_bench import RATES, SENTENCES, Paced, hesitation
 from bench.hearing_bench import espeak
 from voxstack.asr.engine import WhisperEngine
@@ -62,7 +73,7 @@ logger = logging.getLogger(__name__)
 
 PIPECAT = ("pipecat-ai[websocket,silero,whisper,openai,piper]==1.14.0", "uvicorn==0.55.0")
 BOT = Path(__file__).resolve().parent / "peers" / "pipecat_bot.py"
-QUESTIONS = Path(__file__).resolve().parent / "data" / "questions.json"
+QUESTIONS = DATA_DIR / "questions.json"
 COUNT = 10  # questions per voice
 PAUSE = 0.6  # seconds of hesitation
 WHOLE = 0.35  # word error rate against the whole sentence under which the answered turn holds it
@@ -70,7 +81,7 @@ RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
 #: voxstack with settings changed, beside its defaults in the same run (``stack_ports``).
-VARIANTS = {"voxstack, words not judged": {"VOXSTACK_CORE__TURN_WORDS_THRESHOLD": "0"}}
+VARIANTS = {"voxstack, no drafts": {"VOXSTACK_LLM__DRAFT_TOKENS": "0"}}
 HELLO = {"type": "config", "sample_rate": RATE, "interim_results": False}  # voxstack's session config
 
 

@@ -215,7 +215,8 @@ class LlmSettings(GrpcServiceSettings):
         le=16,
         description="A reply written alone checks this many drafted tokens with each of its own in one step "
         "(llama_cpp engine): what followed its latest words where they appear earlier in the prompt or the "
-        "reply, as a spoken answer repeats the question's words. The reply is the same, in fewer steps. 0 = off.",
+        "reply, as a spoken answer repeats the question's words. The reply is the same (but where two tokens nearly "
+        "tie), in fewer steps. 0 = off.",
     )
     upstream_url: str = Field(
         "",

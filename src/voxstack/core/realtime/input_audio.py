@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi import WebSocketDisconnect
+
 from voxstack.config import CoreSettings
 from voxstack.core.clients import Backends
 from voxstack.core.continuation import Continuation
@@ -291,8 +293,9 @@ class InputAudio:
         await until_whole(self.pipeline, request, held.text, self.speech_end, held.rule, eagerness)
         self.held = None  # taken: speech from now on is another utterance
         self.changed()
-        await self.report_end(held.end_ms)
-        await self.heard_final(held.text)
+        with contextlib.suppress(WebSocketDisconnect):  # the client went away meanwhile: nobody to tell
+            await self.report_end(held.end_ms)
+            await self.heard_final(held.text)
 
     async def drop_held(self) -> None:
         """Forget the utterance waiting to be taken, if any (the speaker went on, or its stream ends)."""
