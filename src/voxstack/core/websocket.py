@@ -24,7 +24,6 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from opentelemetry import trace
 from opentelemetry.context import Context
-from starlette.websockets import WebSocketDisconnected
 
 from voxstack import provenance
 from voxstack.codes import CloseCode, ErrorCode
@@ -43,6 +42,7 @@ from voxstack.core.speculation import SpeculativeReply
 from voxstack.core.stream_replies import StreamReplies
 from voxstack.core.turn import Turn
 from voxstack.core.turn_taking import HELD_RULES, until_taken
+from voxstack.core.ws_writer import WsWriter
 from voxstack.errors import InvalidInput, TooLarge, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm
@@ -80,7 +80,7 @@ class StreamConversation:
             maxsize=core_settings.ws_queue_chunks
         )
         self.gone = asyncio.Event()  # the client went away: drop everything, cancel everything
-        self.send_lock = asyncio.Lock()
+        self.writer = WsWriter(core_settings.ws_send_timeout, pipeline.metrics.slow_clients, self.gone)
         self.turns = 0
         self.speech_end = time.perf_counter()
         self.trace = Context()  # the current utterance's trace (empty: tracing is off, or none yet)
@@ -125,21 +125,8 @@ class StreamConversation:
         return caller_message(exc, detail=self.pipeline.settings.error_detail)
 
     async def send(self, event: events.Event, data: bytes | None = None) -> None:
-        """Send an event (and its binary frame); a client that has stopped reading for ``ws_send_timeout``
-        is dropped (WebSocketDisconnect): the turn writing to it must not hold the llm or the tts."""
-        async with self.send_lock:  # an audio event and its binary frame stay together
-            try:
-                await asyncio.wait_for(self._write(event, data), self.core_settings.ws_send_timeout)
-            except asyncio.TimeoutError:
-                logger.warning(
-                    "the client read nothing for %g s: dropping the conversation", self.core_settings.ws_send_timeout
-                )
-                self.pipeline.metrics.slow_clients.inc()
-                self.gone.set()
-                raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, ErrorCode.SLOW_CLIENT) from None
-            except WebSocketDisconnected:  # closed meanwhile (a refusal, the client): nobody left to send to
-                self.gone.set()
-                raise WebSocketDisconnect(CloseCode.NORMAL_CLOSURE, "CLOSED") from None
+        """Send an event (and its binary frame); a client that has stopped reading is dropped (core/ws_writer.py)."""
+        await self.writer.write(lambda: self._write(event, data))
 
     async def _write(self, event: events.Event, data: bytes | None) -> None:
         await self.ws.send_json(event.payload())

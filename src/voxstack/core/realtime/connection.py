@@ -21,7 +21,6 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketDisconnected
 
 from voxstack.codes import CloseCode, ErrorCode
 from voxstack.config import CoreSettings
@@ -35,6 +34,7 @@ from voxstack.core.realtime.input_audio import InputAudio
 from voxstack.core.realtime.items import Items, shaped
 from voxstack.core.realtime.response import Response, Spoken, finish
 from voxstack.core.realtime.settings import RealtimeSettings
+from voxstack.core.ws_writer import WsWriter
 from voxstack.errors import VoxError
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ class RealtimeConnection:
         self.model = model
         self.draining = draining
         self.settings = RealtimeSettings(instructions=pipeline.settings.llm.system_prompt or "")
-        self.send_lock = asyncio.Lock()
         self.gone = asyncio.Event()
+        self.writer = WsWriter(core_settings.ws_send_timeout, pipeline.metrics.slow_clients, self.gone)
         # Nobody speaks and no response runs: a stopping core hands the session over then.
         self.quiet = Quiet(lambda: not (self.input.speaking or self.responding))
         self.response: Response | None = None
@@ -97,19 +97,9 @@ class RealtimeConnection:
     # ---- sending -----------------------------------------------------------------------------
 
     async def send(self, event: dict[str, Any]) -> None:
-        """Send a server event; a client that has stopped reading for ``ws_send_timeout`` is dropped."""
-        event = {"event_id": f"event_{secrets.token_hex(8)}", **event}
-        async with self.send_lock:
-            try:
-                await asyncio.wait_for(self.ws.send_text(json.dumps(event)), self.core_settings.ws_send_timeout)
-            except asyncio.TimeoutError:
-                logger.warning("the realtime client read nothing for %g s: closing", self.core_settings.ws_send_timeout)
-                self.pipeline.metrics.slow_clients.inc()
-                self.gone.set()
-                raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, ErrorCode.SLOW_CLIENT) from None
-            except (WebSocketDisconnected, RuntimeError):
-                self.gone.set()
-                raise WebSocketDisconnect(CloseCode.NORMAL_CLOSURE, "CLOSED") from None
+        """Send a server event; a client that has stopped reading is dropped (core/ws_writer.py)."""
+        text = json.dumps({"event_id": f"event_{secrets.token_hex(8)}", **event})
+        await self.writer.write(lambda: self.ws.send_text(text))
 
     async def error(self, exc: p.ProtocolError, event_id: str | None) -> None:
         error = {"type": exc.kind, "code": exc.code, "message": exc.message, "param": exc.param, "event_id": event_id}
