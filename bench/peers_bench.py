@@ -232,7 +232,7 @@ def _peers(stack: ExitStack, inputs: Inputs, logs: Path) -> tuple[list[Stack], s
     ], _versions(python)
 
 
-def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+def utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
     """(text, audio) of the finished questions and of the hesitating sentences."""
     plain = json.loads(QUESTIONS.read_text())["plain"]
     texts = [item["q"] for item in plain[:: len(plain) // COUNT][:COUNT]]
@@ -253,7 +253,7 @@ def _utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tupl
 
 
 def run(report: Report, inputs: Inputs) -> None:
-    questions, paused = _utterances(inputs)
+    questions, paused = utterances(inputs)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="peers-") as logs:
         # Each variant on services of its own: on a shared llm the second core to ask a question would find its
         # whole prompt in the cache, which no conversation does.

@@ -1,11 +1,16 @@
 """realtime: end of speech -> first reply audio through OpenAI's Realtime API (the `openai` SDK's client,
-PCM at 24 kHz) beside the same turn over ``/v1/stream`` (16 kHz), on one stack in the same run.
+PCM at 24 kHz) beside the same turn over ``/v1/stream`` (16 kHz), on one stack in the same run; and what
+``semantic_vad`` does with a speaker who pauses for thought, beside ``server_vad``.
 
 The questions of the turn bench, said by the piper voice, streamed in real time
-in 20 ms appends, a fresh session each, the two routes taking turns so that a
-slow moment of the machine falls on both. Measured from the last audible
+in 20 ms appends, a fresh session each, the routes taking turns so that a
+slow moment of the machine falls on all. Measured from the last audible
 sample to the first ``response.output_audio.delta`` (and to the first audio
 byte on /v1/stream). The ratio is what the Realtime layer costs.
+
+The hesitations are the peers bench's: sentences with a 600 ms pause after
+their first part ("What is the best way ... to cook rice on the stove?").
+One is cut off when the session commits more than one item for it.
 """
 
 from __future__ import annotations
@@ -15,28 +20,45 @@ import json
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import openai
 
-from bench.common import Inputs, Report, median, realtime_chunks, speech16k, whole_stack
+from bench.common import DATA_DIR, Inputs, Report, median, realtime_chunks, speech16k, whole_stack
 from bench.core_bench import ws_turn
+from bench.peers_bench import utterances
 from voxstack.audio import float_to_pcm16, resample
 
-QUESTIONS = Path(__file__).resolve().parent / "data" / "questions.json"
+QUESTIONS = DATA_DIR / "questions.json"
 COUNT = 10
 RATE = 24_000
 
 
-def realtime_turn(client: openai.OpenAI, audio16k: np.ndarray, tail: float = 2.0) -> float:
-    """Seconds from the end of the question to the first reply audio delta, over a fresh Realtime session."""
+@dataclass
+class Heard:
+    first_audio: float  # seconds from the end of the sentence to the first reply audio delta
+    committed: int  # items the session committed while the sentence was said and answered
+
+
+def realtime_turn(
+    client: openai.OpenAI, audio16k: np.ndarray, tail: float = 2.0, detection: dict[str, Any] | None = None
+) -> Heard:
+    """A sentence streamed in real time to a fresh Realtime session (with ``detection`` as its turn detection),
+    read until a response to it is completed."""
     audio = resample(audio16k, 16_000, RATE)
     lead = int(0.3 * RATE)
     pcm = float_to_pcm16(np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(int(tail * RATE), np.float32)]))
     marks: dict[str, float] = {}
+    committed = 0
     with client.realtime.connect(model="voxstack") as connection:
         assert json.loads(connection.recv_bytes())["type"] == "session.created"
+        if detection is not None:
+            input_audio = {"transcription": {"model": "whisper-1"}, "turn_detection": detection}
+            connection.session.update(session={"type": "realtime", "audio": {"input": input_audio}})
+            while json.loads(connection.recv_bytes())["type"] != "session.updated":
+                pass
 
         def send() -> None:
             for chunk in realtime_chunks(pcm, lead + audio.size, marks, chunk=RATE // 50, rate=RATE):
@@ -49,32 +71,52 @@ def realtime_turn(client: openai.OpenAI, audio16k: np.ndarray, tail: float = 2.0
                 event = json.loads(connection.recv_bytes())
                 if event["type"] == "response.output_audio.delta":
                     marks.setdefault("first_audio", time.perf_counter())
-                elif event["type"] == "response.done":
-                    break
+                elif event["type"] == "input_audio_buffer.committed":
+                    committed += 1
+                elif event["type"] == "response.done" and event["response"]["status"] == "completed":
+                    if "speech_end" in marks:  # else it answered a part, while the rest was still being said
+                        break
                 elif event["type"] == "error":
                     raise RuntimeError(event)
         finally:
             sender.join()
-    return marks["first_audio"] - marks["speech_end"]
+    return Heard(marks["first_audio"] - marks["speech_end"], committed)
+
+
+SEMANTIC = {"type": "semantic_vad"}
+SERVER = {"type": "server_vad"}
 
 
 def run(report: Report, inputs: Inputs) -> None:
     plain = json.loads(QUESTIONS.read_text())["plain"]
     questions = [speech16k(inputs.voice, item["q"]) for item in plain[:: len(plain) // COUNT][:COUNT]]
-    stream, realtime = [], []
+    paused = [audio for _, audio in utterances(inputs)[1]]
+    stream, realtime, semantic = [], [], []
+    cut: dict[str, list[Heard]] = {"server_vad": [], "semantic_vad": []}
     with ExitStack() as stack:
         port = whole_stack(stack, inputs.models_dir)
         client = stack.enter_context(
             openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         )
-        ws_turn(port, questions[0], tail=2.0)  # warm-up, both routes
+        ws_turn(port, questions[0], tail=2.0)  # warm-up, every route
         realtime_turn(client, questions[0])
+        realtime_turn(client, questions[0], detection=SEMANTIC)
         for question in questions:
             stream.append(ws_turn(port, question, tail=2.0)["first_audio"])
-            realtime.append(realtime_turn(client, question))
+            realtime.append(realtime_turn(client, question).first_audio)
+            semantic.append(realtime_turn(client, question, detection=SEMANTIC).first_audio)
+        for sentence in paused:
+            cut["server_vad"].append(realtime_turn(client, sentence, tail=2.5, detection=SERVER))
+            cut["semantic_vad"].append(realtime_turn(client, sentence, tail=2.5, detection=SEMANTIC))
     note = f"{len(questions)} questions, real time, fresh session each, routes alternating; median of turns"
     report.add("realtime", "/v1/stream: end of speech -> first audio byte", median(stream), "s", "", note)
     report.add("realtime", "/v1/realtime: end of speech -> first output_audio.delta", median(realtime), "s", "", "")
     report.add(
         "realtime", "/v1/realtime over /v1/stream, medians", median(realtime) / median(stream), "x", "<= 1.1", ""
     )
+    report.add("realtime", "/v1/realtime, semantic_vad: same", median(semantic), "s", "", "the words judged too")
+    for name, heard in cut.items():
+        count = sum(h.committed > 1 for h in heard)
+        waited = median([h.first_audio for h in heard])
+        note = f"{count} of {len(heard)}; end of the sentence -> first reply audio, median {waited:.2f} s"
+        report.add("realtime", f"{name}: 600 ms hesitations cut off", count / max(1, len(heard)), "share", "", note)
