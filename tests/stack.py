@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from voxstack.models import LLM_PRESETS
 from voxstack.registry import ALL_SERVICES, MODEL_SERVICES
@@ -13,6 +14,27 @@ from voxstack.testing.processes import ServiceProcess, free_ports
 # tests/test_presets.py runs the default preset's model end to end.
 TEST_PRESET = "tiny"
 TEST_LLM = LLM_PRESETS[TEST_PRESET]
+
+
+def paused_question() -> dict[str, Any]:
+    """The fakes' script of a question with a pause for thought: the asr's turn model ends "What is the best
+    way", the llm judges those words unfinished; the speaker goes on, and a JoinPrevious gets the whole."""
+    return {
+        "asr": {
+            "utterances": [
+                {"text": "What is the best way", "rule": "turn_model"},
+                {"text": "to cook rice?", "joined_text": "What is the best way to cook rice?", "rule": "turn_model"},
+            ]
+        },
+        "llm": {
+            "replies": [
+                {"match": "cook rice", "text": "Boil it in salted water.", "end_of_turn": 0.9},
+                {"match": "best way$", "text": "The best way to do what?", "end_of_turn": 0.001},
+            ]
+        },
+    }
+
+
 TEST_ENV = {"VOXSTACK_LLM__PRESET": TEST_PRESET}
 
 

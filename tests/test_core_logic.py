@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conversation import close_code, open_conversation, read_until, send_speech, typed_turn, ws_collect
-from stack import Stack
+from stack import Stack, paused_question
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -208,21 +208,9 @@ def test_a_speaker_who_goes_on_as_the_first_audio_goes_out_gets_one_answer_too(s
 def test_a_turn_the_turn_model_ended_on_unfinished_words_is_not_taken_when_the_speaker_goes_on(stack, client) -> None:
     """The turn model calls a pause for thought the end; the llm judges the words unfinished: nothing of that
     turn reaches the client (no transcript, no barge_in), and the speaker who goes on gets one turn for all."""
-    stack.script.update(
-        asr={
-            "speculative_after": 60,
-            "utterances": [
-                {"text": "What is the best way", "rule": "turn_model"},
-                {"text": "to cook rice?", "joined_text": "What is the best way to cook rice?", "rule": "turn_model"},
-            ],
-        },
-        llm={
-            "replies": [
-                {"match": "cook rice", "text": "Boil it in salted water.", "end_of_turn": 0.9},
-                {"match": "best way$", "text": "The best way to do what?", "end_of_turn": 0.001},
-            ]
-        },
-    )
+    script = paused_question()
+    script["asr"]["speculative_after"] = 60
+    stack.script.update(**script)
     with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
         ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
         json.loads(ws.recv(timeout=10))

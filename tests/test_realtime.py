@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from realtime_client import Event, Session, audio_of, kinds, realtime_sessions
-from stack import Stack
+from stack import Stack, paused_question
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -147,20 +147,7 @@ def until_asked(fakes: Stack, calls: int) -> float:
 def test_semantic_vad_hears_a_speaker_who_goes_on_after_unfinished_words_as_one_item(fakes: Stack, realtime) -> None:
     """The asr's turn model ends the utterance at a pause for thought; the llm finds the words unfinished:
     nothing is committed, and the speaker who goes on is heard in the same item, answered once."""
-    fakes.script.update(
-        asr={
-            "utterances": [
-                {"text": "What is the best way", "rule": "turn_model"},
-                {"text": "to cook rice?", "joined_text": "What is the best way to cook rice?", "rule": "turn_model"},
-            ]
-        },
-        llm={
-            "replies": [
-                {"match": "cook rice", "text": "Boil it in salted water.", "end_of_turn": 0.9},
-                {"match": "best way$", "text": "The best way to do what?", "end_of_turn": 0.001},
-            ]
-        },
-    )
+    fakes.script.update(**paused_question())
     session = realtime()
     session.connection.session.update(session=semantic("low"))
     session.until("session.updated")
