@@ -56,7 +56,8 @@ def realtime_turn(
         assert json.loads(connection.recv_bytes())["type"] == "session.created"
         if detection is not None:
             input_audio = {"transcription": {"model": "whisper-1"}, "turn_detection": detection}
-            connection.session.update(session={"type": "realtime", "audio": {"input": input_audio}})
+            session: Any = {"type": "realtime", "audio": {"input": input_audio}}  # the SDK's TypedDicts, as JSON
+            connection.session.update(session=session)
             while json.loads(connection.recv_bytes())["type"] != "session.updated":
                 pass
 
