@@ -216,12 +216,14 @@ class Pipeline:
         request: llm_pb2.GenerateRequest | None = None,
         audio: bool = True,
         end_of_turn: bool = False,
+        call: AsyncGenerator[llm_pb2.GenerateResponse, None] | None = None,
     ) -> AsyncIterator[ReplyEvent]:
         """A spoken reply to ``text`` in ``voice`` (else the core's): deltas, sentence audio in order, ReplyDone.
 
         A caller that keeps its own conversation gives the llm's whole ``request`` instead (``text`` and the
         session are not used then); without ``audio`` the reply is text alone. With ``end_of_turn``, how likely
-        ``text`` is a whole turn comes first (WordsJudged), when the llm can tell.
+        ``text`` is a whole turn comes first (WordsJudged), when the llm can tell. ``call`` is the llm's call for
+        ``request`` already started (the reply goes on from its next event).
 
         With ``confirmation`` (a speculative reply), only the first ``speculative_sentences`` are synthesised and the
         history is left alone until ``confirmation`` is set; the caller holds back what it yields until then.
@@ -236,11 +238,13 @@ class Pipeline:
             core = self.settings.core
             splitter = SentenceStream(first_clause=core.first_clause, first_phrase_words=core.first_phrase_words)
             try:
-                replies = (
-                    self.complete(request)
-                    if request is not None
-                    else self.generate(session_id, text, system, confirmation, tools, end_of_turn)
-                )
+                replies: AsyncIterator[llm_pb2.GenerateResponse]
+                if call is not None:
+                    replies = call
+                elif request is not None:
+                    replies = self.complete(request)
+                else:
+                    replies = self.generate(session_id, text, system, confirmation, tools, end_of_turn)
                 async for reply in replies:
                     if reply.WhichOneof("event") == "end_of_turn":
                         out.put(WordsJudged(reply.end_of_turn.probability))

@@ -33,6 +33,7 @@ from voxstack.core.realtime.formats import RATES, to_pcm16
 from voxstack.core.realtime.input_audio import InputAudio
 from voxstack.core.realtime.items import Items, shaped
 from voxstack.core.realtime.response import Response, Spoken, finish
+from voxstack.core.realtime.semantic_vad import HeldUtterance
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.core.ws_writer import WsWriter
 from voxstack.errors import VoxError
@@ -242,11 +243,12 @@ class RealtimeConnection:
 
     # ---- what the input audio starts and stops ----------------------------------------------------
 
-    async def heard(self, speech_end: float) -> None:
-        """An utterance's transcript is in: answer it, where the session's turn detection says so."""
+    async def heard(self, speech_end: float, held: HeldUtterance | None = None) -> None:
+        """An utterance's transcript is in: answer it, where the session's turn detection says so (a ``held``
+        one with the llm call its words were judged in, when that is the response's)."""
         detection = self.settings.turn_detection
         if (detection is None or detection.create_response) and not self.responding:
-            await self.respond(None, started=speech_end)
+            await self.respond(None, started=speech_end, held=held)
 
     async def interrupted(self) -> None:
         """Speech started: the response being spoken stops, where the session's turn detection says so."""
@@ -293,7 +295,9 @@ class RealtimeConnection:
         truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": event.audio_end_ms}
         await self.send({"type": "conversation.item.truncated", **truncated})
 
-    async def respond(self, fields: p.ResponseFields | None, started: float | None = None) -> None:
+    async def respond(
+        self, fields: p.ResponseFields | None, started: float | None = None, held: HeldUtterance | None = None
+    ) -> None:
         if self.responding:
             raise p.ProtocolError(
                 "a response is already in progress: cancel it or wait for response.done",
@@ -312,6 +316,8 @@ class RealtimeConnection:
             started=started,
             metadata=fields.metadata if fields is not None else None,
         )
+        if held is not None:
+            response.llm_call = held.take(response.request())
         self.response = response
         self.response_task = asyncio.create_task(self.run_response(response))
 

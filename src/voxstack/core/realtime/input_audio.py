@@ -51,7 +51,7 @@ class InputAudio:
         told: Callable[[VoxError], str],
         close: Callable[[str, str, int], Awaitable[None]],
         changed: Callable[[], None],
-        heard: Callable[[float], Awaitable[None]],
+        heard: Callable[[float, HeldUtterance | None], Awaitable[None]],
         interrupted: Callable[[], Awaitable[None]],
     ) -> None:
         self.pipeline = pipeline
@@ -266,15 +266,16 @@ class InputAudio:
         await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
         await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
 
-    async def heard_final(self, text: str) -> None:
-        """The committed utterance's transcript: on its item, and answered (where the session says so)."""
+    async def heard_final(self, text: str, held: HeldUtterance | None = None) -> None:
+        """The committed utterance's transcript: on its item, and answered (where the session says so; ``held``:
+        with the llm call its words were judged in, if it was held)."""
         try:
             item = self.items.find(self.user_item)
         except p.ProtocolError:  # the client deleted it meanwhile: nothing to transcribe into or answer
             return
         await self.transcribed(item, text, None, self.utterance_seconds)
         if text.strip():
-            await self.heard(self.speech_end)
+            await self.heard(self.speech_end, held)
 
     @property
     def taking(self) -> bool:
@@ -289,13 +290,16 @@ class InputAudio:
         eagerness = (detection.eagerness if detection is not None else None) or "auto"
         asked = user_audio_item(self.user_item)
         asked["content"][0]["transcript"] = held.text
-        request = settings.request(self.items.chat(settings.instructions, [asked]))
-        await until_whole(self.pipeline, request, held.text, self.speech_end, held.rule, eagerness)
+        held.request = settings.request(self.items.chat(settings.instructions, [asked]))
+        await until_whole(self.pipeline, held, self.speech_end, eagerness)
         self.held = None  # taken: speech from now on is another utterance
         self.changed()
-        with contextlib.suppress(WebSocketDisconnect):  # the client went away meanwhile: nobody to tell
-            await self.report_end(held.end_ms)
-            await self.heard_final(held.text)
+        try:
+            with contextlib.suppress(WebSocketDisconnect):  # the client went away meanwhile: nobody to tell
+                await self.report_end(held.end_ms)
+                await self.heard_final(held.text, held)
+        finally:
+            await held.close()  # no response took its call
 
     async def drop_held(self) -> None:
         """Forget the utterance waiting to be taken, if any (the speaker went on, or its stream ends)."""
@@ -304,6 +308,7 @@ class InputAudio:
             held.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await held.task
+            await held.close()
             self.changed()
 
 

@@ -22,6 +22,7 @@ from voxstack.core.errors import caller_message
 from voxstack.core.pipeline import Pipeline, ReplyDone, SentenceAudio, TextDelta
 from voxstack.core.realtime.formats import bytes_per_second, from_pcm16
 from voxstack.core.realtime.items import Items, Shaped, new_id
+from voxstack.core.realtime.semantic_vad import Call
 from voxstack.core.realtime.settings import RealtimeSettings
 from voxstack.errors import VoxError
 from voxstack.v1 import llm_pb2
@@ -77,6 +78,7 @@ class Response:
         self.spoken = Spoken()
         self.status = "in_progress"
         self.first_audio: float | None = None  # seconds from ``started`` to the first audio delta
+        self.llm_call: Call | None = None  # its llm call, started already (semantic_vad judged the words in it)
         self.usage = (0, 0)
 
     def shape(self, status_details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -162,6 +164,7 @@ class Response:
                 voice=self.settings.tts_voice,
                 request=self.request(),
                 audio=self.settings.modality == "audio",
+                call=self.llm_call,
             ):
                 if isinstance(event, TextDelta):
                     await self.open_message()

@@ -6,17 +6,18 @@ utterance the asr ended by its turn model or its silence rule is committed
 (``speech_stopped``, ``committed``, its transcript, the response) at once
 when the llm finds its words whole, and otherwise after a longer silence; a
 speaker who goes on meanwhile is heard as one utterance, in the same item.
-The judgement is the response's own prompt evaluated ahead: the response
-that follows finds it in the llm's cache. The session's ``eagerness`` scales
-the longer silence, as OpenAI's scales its timeout.
+The judgement is asked in the response's own llm call, which goes on with
+the reply once the utterance is taken (a new one is made when the words were
+unfinished, or the response's request is not the one judged). The session's
+``eagerness`` scales the longer silence, as OpenAI's scales its timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from voxstack.config import Settings
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 PATIENCE = {"low": 2.0, "medium": 1.0, "auto": 1.0, "high": 0.5}
 
 
+Call = AsyncGenerator[llm_pb2.GenerateResponse, None]
+
+
 @dataclass
 class HeldUtterance:
     """An utterance the asr ended on a pause, not reported as ended until it is taken as a turn."""
@@ -39,6 +43,23 @@ class HeldUtterance:
     rule: str  # what ended it
     text: str = ""  # its transcript, once in
     task: asyncio.Task[None] | None = None  # waits for it to be taken, from its transcript on
+    # The response's llm call, started to judge the words and going on with the reply once they are whole.
+    request: llm_pb2.GenerateRequest | None = None
+    call: Call | None = None
+
+    def take(self, request: llm_pb2.GenerateRequest) -> Call | None:
+        """The started call, for the response whose request is ``request``, if it is the one judged."""
+        call, self.call = self.call, None
+        if call is not None and request == self.request:
+            return call
+        self.call = call  # another request: closed with the utterance
+        return None
+
+    async def close(self) -> None:
+        """The started call is not the response's after all."""
+        call, self.call = self.call, None
+        if call is not None:
+            await call.aclose()
 
 
 def holds(settings: Settings, rule: str) -> bool:
@@ -46,26 +67,38 @@ def holds(settings: Settings, rule: str) -> bool:
     return rule in HELD_RULES and settings.core.turn_words_threshold > 0
 
 
-async def judged(pipeline: Pipeline, request: llm_pb2.GenerateRequest) -> float | None:
-    """How likely the llm finds the last user message of ``request`` a whole turn (None: it cannot say)."""
+async def judged(pipeline: Pipeline, held: HeldUtterance) -> float | None:
+    """How likely the llm finds ``held``'s words a whole turn (None: it cannot say). Asked in the response's own
+    call (``held.request``), which ``held.call`` keeps, its reply to come, while the words may be whole."""
+    assert held.request is not None
     ask = llm_pb2.GenerateRequest()
-    ask.CopyFrom(request)
+    ask.CopyFrom(held.request)
     ask.end_of_turn = True
-    ask.sampling.max_tokens = 1  # the judgement comes before the first token; the prompt stays cached
+    call = pipeline.complete(ask)
     try:
-        async with contextlib.aclosing(pipeline.complete(ask)) as replies:
-            async for reply in replies:
-                return reply.end_of_turn.probability if reply.WhichOneof("event") == "end_of_turn" else None
+        first = await call.__anext__()
+    except StopAsyncIteration:
+        return None
     except VoxError as exc:  # busy or failing: the response will say so; the turn is not held for it
         logger.info("the words of a pause were not judged: %s", exc)
-    return None
+        return None
+    except BaseException:  # cancelled: past the longest hold, or the speaker went on
+        await call.aclose()
+        raise
+    if first.WhichOneof("event") != "end_of_turn":  # no judgement: the reply's own first event is gone with it
+        await call.aclose()
+        return None
+    probability = first.end_of_turn.probability
+    if probability >= pipeline.settings.core.turn_words_threshold:
+        held.call = call
+    else:  # unfinished: no reply is written to it meanwhile; one taken later asks anew (its prompt cached)
+        await call.aclose()
+    return probability
 
 
-async def until_whole(
-    pipeline: Pipeline, request: llm_pb2.GenerateRequest, text: str, ended: float, rule: str, eagerness: str
-) -> None:
-    """Return when the utterance of ``text``, ended at ``ended`` (perf_counter) by ``rule``, is a turn."""
+async def until_whole(pipeline: Pipeline, held: HeldUtterance, ended: float, eagerness: str) -> None:
+    """Return when ``held``, ended at ``ended`` (perf_counter), is a turn."""
     started = time.perf_counter()
-    judgement = judged(pipeline, request)
-    await until_taken(judgement, text, pipeline.settings, ended, rule, PATIENCE.get(eagerness, 1.0))
-    logger.debug("%r taken %.3f s after its final", text, time.perf_counter() - started)
+    judgement = judged(pipeline, held)
+    await until_taken(judgement, held.text, pipeline.settings, ended, held.rule, PATIENCE.get(eagerness, 1.0))
+    logger.debug("%r taken %.3f s after its final", held.text, time.perf_counter() - started)
