@@ -135,7 +135,7 @@ def test_production_stack(project: ComposeProject, speech, production: dict[str,
 def test_development_stack_hot_reload(project: ComposeProject, production: dict[str, Any]) -> None:
     project.mark("core", "v0")
     project.up("dev")
-    health = httpx.get(f"{project.url}/healthz")
+    health = project.get("/healthz")
     assert health.status_code == 200 and health.json()["mode"] == "dev"
     assert httpx.get(f"{project.url}/livez").headers["x-voxstack-mode"] == "dev"
     core_log = project.logs("core")
@@ -188,7 +188,7 @@ def test_switching_between_dev_and_prod(project: ComposeProject, production: dic
     assert signature(project) == production
     assert {line["mode"] for line in json_log_lines(project.logs("core"))} == {"prod"}
     project.up("dev")
-    assert httpx.get(f"{project.url}/healthz").json()["mode"] == "dev"
+    assert project.get("/healthz").json()["mode"] == "dev"
     assert httpx.get(f"{project.url}/test/marker").json()["status"] == "switching"  # the edited copy, mounted
     project.up()  # and back: one command to an unchanged production
     assert signature(project) == production

@@ -147,6 +147,21 @@ class ComposeProject:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def get(self, path: str, patience: float = 10.0) -> httpx.Response:
+        """GET ``path`` from the published core, as a client would right after ``up``: a refused connection is
+        tried again for ``patience`` seconds, then fails with what the core's container said and how it is."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return httpx.get(f"{self.url}{path}", timeout=30)
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    states = self._docker("ps", "-a", "--filter", f"label=com.docker.compose.project={self.name}")
+                    raise AssertionError(
+                        f"the core refused {path} for {patience:g} s after up\n{states}\n{self.logs('core')[-4000:]}"
+                    ) from None
+                time.sleep(0.2)
+
     def logs(self, service: str = "", prefix: bool = False) -> str:
         args = ["logs", "--no-color", *([] if prefix else ["--no-log-prefix"]), *([service] if service else [])]
         result = self.compose(*args, overlay="dev")
