@@ -124,7 +124,7 @@ def _ends(clip: Clip, silence_ms: int, asked: Callable[[int, int], bool] | None,
         if asked is not None and segmenter.pause_windows >= ask_windows and segmenter.speech_end != last_asked:
             last_asked = segmenter.speech_end
             if asked(start, segmenter.position):
-                segmenter.end_pause()
+                segmenter.end_pause("turn_model")
                 ends.append((i + 1) * WINDOW)
     return ends
 

@@ -81,7 +81,7 @@ RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
 #: voxstack with settings changed, beside its defaults in the same run (``stack_ports``).
-VARIANTS = {"voxstack, no drafts": {"VOXSTACK_LLM__DRAFT_TOKENS": "0"}}
+VARIANTS = {"voxstack, words end no turn": {"VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD": "0"}}
 HELLO = {"type": "config", "sample_rate": RATE, "interim_results": False}  # voxstack's session config
 
 
@@ -232,13 +232,18 @@ def _peers(stack: ExitStack, inputs: Inputs, logs: Path) -> tuple[list[Stack], s
     ], _versions(python)
 
 
-def utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
-    """(text, audio) of the finished questions and of the hesitating sentences."""
+def questions(inputs: Inputs) -> list[tuple[str, np.ndarray]]:
+    """(text, audio) of the finished questions: piper's voice, then espeak-ng's UK voice when it is installed."""
     plain = json.loads(QUESTIONS.read_text())["plain"]
     texts = [item["q"] for item in plain[:: len(plain) // COUNT][:COUNT]]
-    questions = [(text, speech16k(inputs.voice, text)) for text in texts]
+    said = [(text, speech16k(inputs.voice, text)) for text in texts]
     if shutil.which("espeak-ng"):
-        questions += [(text, trimmed(espeak(text, "en-gb", 160))) for text in texts]
+        said += [(text, trimmed(espeak(text, "en-gb", 160))) for text in texts]
+    return said
+
+
+def utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+    """(text, audio) of the finished questions and of the hesitating sentences."""
     settings = load_settings(models_dir=str(inputs.models_dir))
     engine = WhisperEngine(settings.asr, inputs.models_dir)
     engine.load()
@@ -249,7 +254,7 @@ def utterances(inputs: Inputs) -> tuple[list[tuple[str, np.ndarray]], list[tuple
             cut = hesitation(engine, speech16k(paced, f"{first} {second}"), first, PAUSE)
             if cut is not None:
                 paused.append((f"{first} {second}", cut[0]))
-    return questions, paused
+    return questions(inputs), paused
 
 
 def run(report: Report, inputs: Inputs) -> None:

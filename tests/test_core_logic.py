@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 from voxstack.audio import wav_bytes
 from voxstack.core.drain import RECONNECT_REASON
 from voxstack.core.turn import REACTION_SECONDS
-from voxstack.testing.fakes import utterance
+from voxstack.testing.fakes import quiet, utterance
 from voxstack.testing.processes import voxstack_command
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -260,6 +260,39 @@ def test_unfinished_words_wait_for_the_silence_rule_and_whole_words_do_not(stack
         assert events[0]["text"] == words and events[-1]["text"] == "Here you are.", events
         # The hold is a wait the core makes on purpose: only a lower bound is certain; the other is far off it.
         assert waited >= held - 0.1 if held else waited < HOLD / 2, (words, waited)
+
+
+def test_whole_words_end_a_pause_the_turn_model_did_not(stack, client) -> None:
+    """At a pause the asr's turn model did not call the end, the speculative reply's words, judged whole, end
+    the utterance at once (rule words) and that reply is the turn's; judged less surely, the silence rule ends
+    it as before."""
+    for whole, rule in ((0.9, "words"), (0.3, "silence")):
+        stack.script.clear()
+        stack.script.update(
+            asr={
+                "speculative_after": 0.1,
+                "end_silence": 1.0,
+                "utterances": [{"text": "What is frozen water called?", "rule": "silence"}],
+            },
+            llm={"replies": [{"text": "It is called ice.", "end_of_turn": whole}]},
+        )
+        with connect(f"ws://127.0.0.1:{stack.ports['core']}/v1/stream") as ws:
+            ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            json.loads(ws.recv(timeout=10))
+            send_speech(ws, utterance(0.8, after=0.3))  # a pause: its speculative result, not the silence rule
+            if rule == "silence":
+                deadline = time.monotonic() + 10
+                while not stack.script.calls("llm"):
+                    assert time.monotonic() < deadline, "the pause's words were not asked about"
+                    time.sleep(0.02)
+                time.sleep(0.5)  # the judgement's time to end the utterance, were it taken as whole
+                send_speech(ws, quiet(1.0))
+            events = [e for e in ws_collect(ws, lambda e: e["type"] == "reply_done") if isinstance(e, dict)]
+        assert [e["rule"] for e in events if e["type"] == "speech_ended"] == [rule], events
+        assert [e["text"] for e in events if e["type"] == "transcript"] == ["What is frozen water called?"]
+        assert events[-1]["text"] == "It is called ice.", events
+        asked = [c["request"]["messages"][-1]["content"] for c in stack.script.calls("llm")]
+        assert asked == ["What is frozen water called?"]  # the speculative reply, confirmed
 
 
 def test_a_stopping_core_answers_the_utterance_it_hears_then_hands_over(stack, client) -> None:

@@ -106,7 +106,12 @@ def test_a_mid_sentence_pause_sends_no_reply_and_the_reply_answers_the_whole_que
         asr={"utterances": [{"text": WHOLE, "speculative": [FIRST, WHOLE], "final_delay": 0.3}]},
         llm={
             "replies": [  # the one to FIRST is still being written when speech goes on, on a busy machine too
-                {"match": f"{FIRST}$", "text": "Once upon a time a dragon guarded a castle. " * 30, "token_delay": 0.05}
+                {
+                    "match": f"{FIRST}$",
+                    "text": "Once upon a time a dragon guarded a castle. " * 30,
+                    "token_delay": 0.05,
+                    "end_of_turn": 0.01,  # words that do not end: they do not end the pause either
+                }
             ],
             "default": {"text": "Once upon a time a dragon guarded a castle. " * 4, "token_delay": 0.05},
         },

@@ -117,6 +117,12 @@ def test_unknown_service_section_is_a_key_error() -> None:
             "10",
             "invalid setting VOXSTACK_LLM__MAX_MESSAGE_BYTES (llm.max_message_bytes) = '10': Input should be greater than or equal to 65536",
         ),
+        (
+            "VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD",
+            "0.05",
+            "invalid setting VOXSTACK_CORE (core) = {'turn_words_end_threshold': '0.05'}: Value error, "
+            "turn_words_end_threshold (0.05) is under turn_words_threshold (0.1)",
+        ),
         ("VOXSTACK_ASR__PROT", "1", "unknown setting VOXSTACK_ASR__PROT (asr.prot)"),
     ],
 )

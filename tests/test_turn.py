@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -114,38 +115,50 @@ class ScriptedTurn:
         return 0.1 if self.asked <= self.unfinished else 0.99
 
 
+@contextlib.asynccontextmanager
+async def in_process(  # type: ignore[no-untyped-def]
+    settings, engine, turn, events: list[asr_pb2.StreamingRecognizeResponse], speculative: bool = False
+) -> AsyncIterator[RecognitionStream]:
+    """An in-process RecognitionStream whose events go to ``events``; finished and closed on the way out."""
+    config = asr_pb2.RecognitionConfig(
+        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16_000, channels=1),
+        speculative_results=speculative,
+    )
+    worker = Worker("asr", 1, 4, job="decode")
+    recognition = RecognitionStream(
+        config,
+        engine=engine,
+        vad=SileroStream(load_silero_session()),
+        turn=turn,
+        settings=settings.asr,
+        worker=worker,
+        emit=events.append,
+    )
+    try:
+        yield recognition
+        await recognition.finish()
+    finally:
+        await recognition.close()
+        worker.close()
+
+
 def recognised(  # type: ignore[no-untyped-def]
     settings, engine, audio: np.ndarray, turn=None, join_second=False, chunk=3200
 ) -> list[asr_pb2.StreamingRecognizeResponse]:
     """The events of an in-process RecognitionStream fed ``audio`` (16 kHz) in ``chunk``-byte pieces; with
     ``join_second``, a JoinPrevious once the second utterance has started (what the core sends then)."""
     events: list[asr_pb2.StreamingRecognizeResponse] = []
-    config = asr_pb2.RecognitionConfig(
-        format=common_pb2.AudioFormat(encoding=common_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16_000, channels=1)
-    )
 
     async def run() -> None:
-        worker = Worker("asr", 1, 4, job="decode")
-        recognition = RecognitionStream(
-            config,
-            engine=engine,
-            vad=SileroStream(load_silero_session()),
-            turn=turn,
-            settings=settings.asr,
-            worker=worker,
-            emit=events.append,
-        )
-        pcm = float_to_pcm16(audio)
-        joined = False
-        for i in range(0, len(pcm), chunk):
-            await recognition.feed(pcm[i : i + chunk])
-            started = sum(e.WhichOneof("event") == "speech_started" for e in events)
-            if join_second and not joined and started == 2:
-                recognition.join_previous()
-                joined = True
-        await recognition.finish()
-        await recognition.close()
-        worker.close()
+        async with in_process(settings, engine, turn, events) as recognition:
+            pcm = float_to_pcm16(audio)
+            joined = False
+            for i in range(0, len(pcm), chunk):
+                await recognition.feed(pcm[i : i + chunk])
+                started = sum(e.WhichOneof("event") == "speech_started" for e in events)
+                if join_second and not joined and started == 2:
+                    recognition.join_previous()
+                    joined = True
 
     asyncio.run(run())
     return events
@@ -180,6 +193,64 @@ def test_an_utterance_joined_to_the_previous_one_is_decoded_with_it(speech, asr)
     assert len(finals) == 2 and not finals[0].joins_previous and finals[1].joins_previous
     whole = set(finals[1].text.lower().replace("?", " ").replace(".", " ").split())
     assert {"what", "capital", "france"} <= whole, finals[1].text
+
+
+def ended_by_the_caller(  # type: ignore[no-untyped-def]
+    engine, parts: list[np.ndarray], end_at: int, end_after: int | None = None
+) -> list[asr_pb2.StreamingRecognizeResponse]:
+    """The events of an in-process stream fed ``parts`` (16 kHz) in turn, the turn model saying 'not finished'
+    at every pause. After part ``end_at``, once its pause has a speculative result, the caller ends the
+    utterance there (EndUtterance): at once, or after part ``end_after`` (the speaker having gone on)."""
+    events: list[asr_pb2.StreamingRecognizeResponse] = []
+
+    async def speculated() -> asr_pb2.StreamingRecognizeResponse:
+        for _ in range(3000):
+            found = [e for e in events if e.WhichOneof("event") == "speculative"]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no speculative result: {events}")
+
+    async def run() -> None:
+        async with in_process(load_settings(), engine, ScriptedTurn(unfinished=99), events, True) as recognition:
+            judged = None
+            for index, part in enumerate(parts):
+                pcm = float_to_pcm16(part)
+                for i in range(0, len(pcm), 640):
+                    await recognition.feed(pcm[i : i + 640])
+                if index == end_at:
+                    judged = await speculated()
+                if judged is not None and index == (end_at if end_after is None else end_after):
+                    await recognition.end_utterance(judged.utterance_index, judged.speculative.result.end_seconds)
+
+    asyncio.run(run())
+    return events
+
+
+def test_the_caller_ends_an_utterance_at_a_pause_whose_words_it_judged_whole(speech, asr) -> None:  # type: ignore[no-untyped-def]
+    """The turn model says 'not finished'; the caller, having judged the speculative result's words whole,
+    ends the utterance at that pause: rule words, the final is that result, no longer silence is waited for.
+    An end for a pause the speaker went on after is ignored: one final with the whole question."""
+    question = trimmed(clip16k(speech, "What is frozen water called?", 0.0))
+    pause = np.zeros(3200, np.float32)  # 200 ms: the pause decode has started, the silence rule is far off
+    rest = np.zeros(int(1.5 * 16_000), np.float32)
+    events = ended_by_the_caller(asr, [np.concatenate([np.zeros(4800, np.float32), question, pause]), rest], 0)
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
+    spoken = [e.speculative.result.text for e in events if e.WhichOneof("event") == "speculative"]
+    assert [e.rule for e in ended] == [asr_pb2.END_RULE_WORDS] and finals == spoken[-1:], events
+    # In audio time: at the pause, before the 200 ms fed after it and the padding, not at the silence rule.
+    assert ended[0].offset_seconds <= (4800 + question.size + 3200) / 16_000 + 0.01
+
+    first, second = (trimmed(clip16k(speech, text, 0.0)) for text in ("What is the capital", "of France?"))
+    # The end comes at the pause after the second part (its own not yet speculated), naming the first pause.
+    again = np.concatenate([second, np.zeros(1600, np.float32)])
+    parts = [np.concatenate([np.zeros(4800, np.float32), first, pause]), np.zeros(6400, np.float32), again, rest]
+    events = ended_by_the_caller(asr, parts, 0, end_after=2)
+    ended = [e.speech_ended for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e.final.result.text for e in events if e.WhichOneof("event") == "final"]
+    assert [e.rule for e in ended] == [asr_pb2.END_RULE_SILENCE] and len(finals) == 1, events
+    assert {"capital", "france"} <= set(finals[0].lower().replace("?", " ").replace(".", " ").split())
 
 
 def test_with_silence_alone_the_turn_ends_at_the_silence_and_says_so(speech, asr, models_dir) -> None:  # type: ignore[no-untyped-def]

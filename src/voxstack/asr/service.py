@@ -96,6 +96,10 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
                 if kind == "join_previous":
                     stream.join_previous()
                     continue
+                if kind == "end_utterance":
+                    end = request.end_utterance
+                    await stream.end_utterance(end.utterance_index, end.end_seconds)
+                    continue
                 if kind != "audio":
                     raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
                 await stream.feed(request.audio)

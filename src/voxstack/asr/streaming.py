@@ -63,6 +63,7 @@ class PauseDecode:
     speech_end: int
     task: asyncio.Task[Decoded]
     speculated: bool = False  # sent as a speculative result
+    end_seconds: float = -1.0  # that result's end_seconds, which an EndUtterance names
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Ended:
 END_RULES = {
     "turn_model": asr_pb2.END_RULE_TURN_MODEL,
     "silence": asr_pb2.END_RULE_SILENCE,
+    "words": asr_pb2.END_RULE_WORDS,
     "stream_end": asr_pb2.END_RULE_STREAM_END,
     "max_length": asr_pb2.END_RULE_MAX_LENGTH,
 }
@@ -328,7 +330,7 @@ class RecognitionStream:
                 await self._on_end(forced)
             return
         if await self._turn_finished(u):
-            ended = self.segmenter.end_pause()
+            ended = self.segmenter.end_pause("turn_model")
             if ended is not None:
                 await self._on_end(ended)
             return
@@ -386,6 +388,18 @@ class RecognitionStream:
         self._previous = None
         self.metrics.joins.inc()
 
+    async def end_utterance(self, index: int, end_seconds: float) -> None:
+        """The caller judged the words of the speculative result that ends at ``end_seconds`` whole: end
+        utterance ``index`` at that pause, if the speaker has not gone on since."""
+        u = self._current
+        pause = u.pause_decode if u is not None else None
+        if u is None or u.index != index or pause is None or not pause.speculated or pause.end_seconds != end_seconds:
+            logger.debug("EndUtterance for utterance %d ignored: it ended already, or speech went on", index)
+            return
+        ended = self.segmenter.end_pause("words")
+        if ended is not None:
+            await self._on_end(ended)
+
     def _speculate(self, u: Utterance, task: asyncio.Task[Decoded]) -> None:
         """The pause's decode is done and the pause still goes on: send it as a speculative result."""
         pause = u.pause_decode
@@ -394,7 +408,7 @@ class RecognitionStream:
         transcript = task.result()[0]
         if not transcript.text.strip():
             return
-        pause.speculated = True
+        pause.speculated, pause.end_seconds = True, transcript.end
         self.metrics.speculative.inc()
         self.emit(
             asr_pb2.StreamingRecognizeResponse(

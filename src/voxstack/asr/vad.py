@@ -58,7 +58,7 @@ class VadEvent:
     """``start`` or ``end`` of speech at ``sample`` (absolute position in the stream, padding included).
 
     For ``end`` events, ``speech_end`` is where the last speech window ended (no padding), and ``rule``
-    what ended it: ``silence``, ``turn_model``, ``stream_end`` or ``max_length``.
+    what ended it: ``silence``, ``turn_model``, ``words``, ``stream_end`` or ``max_length``.
     """
 
     kind: str
@@ -137,9 +137,10 @@ class Segmenter:
         """End the current utterance here (end of stream, or it grew too long)."""
         return self._end(self.position, rule) if self.in_speech else None
 
-    def end_pause(self) -> VadEvent | None:
-        """End the current utterance at its pause, padded as a silence would end it (the turn model said so)."""
-        return self._end(self.speech_end + self.pad, "turn_model") if self.pause_windows else None
+    def end_pause(self, rule: str) -> VadEvent | None:
+        """End the current utterance at its pause, padded as a silence would end it (``rule`` said so: the turn
+        model, or the caller judging the words)."""
+        return self._end(self.speech_end + self.pad, rule) if self.pause_windows else None
 
     def _end(self, sample: int, rule: str) -> VadEvent:
         end = min(sample, self.position)

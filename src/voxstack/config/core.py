@@ -226,6 +226,15 @@ class CoreSettings(ServiceSettings):
         "not); otherwise it waits for unfinished_silence_ms of silence, and a speaker who goes on meanwhile is heard "
         "as one question. 0 = take it at once.",
     )
+    turn_words_end_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="On the WebSocket, with speculative_reply: at a pause the asr's turn model did not call the end, "
+        "the turn ends at once (rule 'words') when the llm judges the words so far a whole turn with at least this "
+        "probability, instead of at vad_min_silence_ms: a finished question in a voice that sounds unfinished is "
+        "not kept waiting. 0 = off (only the sound ends a turn).",
+    )
     unfinished_silence_ms: int = Field(
         1500,
         ge=0,
@@ -310,6 +319,11 @@ class CoreSettings(ServiceSettings):
     )
 
     @property
+    def words_judged(self) -> bool:
+        """Whether a pause's words are judged by the llm: to hold a turn, or to end one."""
+        return self.turn_words_threshold > 0 or self.turn_words_end_threshold > 0
+
+    @property
     def base_url(self) -> str:
         """Where a client on this machine reaches the core: http or https, loopback for a wildcard bind."""
         return f"{'https' if self.tls_cert_file else 'http'}://{self.connect_address}"
@@ -366,6 +380,15 @@ class CoreSettings(ServiceSettings):
                 value = data.pop(old)
                 data.setdefault(new, value)
         return data
+
+    @model_validator(mode="after")
+    def _words_thresholds(self) -> CoreSettings:
+        if 0 < self.turn_words_end_threshold < self.turn_words_threshold:
+            raise ValueError(
+                f"turn_words_end_threshold ({self.turn_words_end_threshold:g}) is under turn_words_threshold "
+                f"({self.turn_words_threshold:g}): words that end a turn must be words that do not hold one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CoreSettings:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from voxstack.audio import MAX_RATE, MIN_RATE
 from voxstack.codes import ErrorCode
 from voxstack.core.sessions import check_session_id
-from voxstack.errors import InvalidInput
+from voxstack.errors import InvalidInput, TooLarge
 from voxstack.toolcalls import check_tools
 
 
@@ -135,16 +135,23 @@ def is_end(text: str) -> bool:
     return _message_type(text) == "end"
 
 
-def typed_text(text: str) -> str | None:
-    """The text of a ``{"type": "text", "text": ...}`` frame (a turn typed instead of spoken), else None.
+def typed_text(text: str, max_chars: int) -> str:
+    """The text of a ``{"type": "text", "text": ...}`` frame (a turn typed instead of spoken).
 
-    InvalidInput when it is that type but its text is not a non-empty string.
+    InvalidInput when the frame is of another type, or its text is not a non-empty string; TooLarge when the
+    text is over ``max_chars``.
     """
     if _message_type(text) != "text":
-        return None
+        raise InvalidInput(
+            'after the config only binary audio, {"type": "text", "text": ...}, {"type": "tool_result", ...} and '
+            '{"type": "end"} are expected; this text frame was ignored',
+            reason=ErrorCode.UNEXPECTED_MESSAGE,
+        )
     said = _json(text).get("text")
     if not isinstance(said, str) or not said.strip():
         raise InvalidInput('a text message needs a non-empty "text" string', reason=ErrorCode.EMPTY_TEXT)
+    if len(said) > max_chars:
+        raise TooLarge(f"text is {len(said)} characters; the limit is {max_chars}", reason=ErrorCode.TEXT_TOO_LONG)
     return said
 
 
@@ -214,7 +221,8 @@ class Partial(Event):
 class SpeechEnded(Event):
     type: Literal[EventType.SPEECH_ENDED] = EventType.SPEECH_ENDED
     utterance: int
-    # What ended it: turn_model (the turn model said the speaker finished), silence, stream_end or max_length.
+    # What ended it: turn_model (the turn model said the speaker finished), silence, words (the llm judged the words
+    # whole at a pause the turn model had not ended), stream_end or max_length.
     rule: str = ""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,17 @@ class StreamReplies:
     recorder: TurnRecorder | None = None  # records each turn for `voxstack replay`, when on
     asr_served: dict[str, dict[str, str]] = field(default_factory=dict)  # the asr instance heard it (provenance)
     awaiting: AwaitedCalls | None = None  # a turn whose reply called tools, waiting for their results
+
+    def configure(self, config: events.StreamConfig, session_id: str, session_key: str | None) -> None:
+        """Answer as the conversation's config says: its session, voice, language and tools; recorded or not."""
+        self.session_id, self.session_key = session_id, session_key
+        self.voice, self.language = config.voice, config.language
+        self.tools = tuple(
+            llm_pb2.Tool(name=t.name, description=t.description, parameters=json.dumps(t.parameters or {}))
+            for t in config.tools
+        )
+        if not config.record:
+            self.recorder = None
 
     async def speak(self, turn: Turn, trace_context: Context) -> None:
         """Answer ``turn`` in the trace of its utterance; the client gone (WebSocketDisconnect) ends it."""
@@ -90,7 +102,7 @@ class StreamReplies:
                 confirmation=turn.confirmation,
                 tools=tools,
                 # Held until confirmed: the words may be judged meanwhile (core/turn_taking.py).
-                end_of_turn=turn.confirmation is not None and self.pipeline.settings.core.turn_words_threshold > 0,
+                end_of_turn=turn.confirmation is not None and self.pipeline.settings.core.words_judged,
             ):
                 if taken is not None:
                     taken.add(event)

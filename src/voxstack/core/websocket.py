@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, MutableMapping
@@ -43,11 +42,11 @@ from voxstack.core.stream_replies import StreamReplies
 from voxstack.core.turn import Turn
 from voxstack.core.turn_taking import HELD_RULES, until_taken
 from voxstack.core.ws_writer import WsWriter
-from voxstack.errors import InvalidInput, TooLarge, VoxError
+from voxstack.errors import InvalidInput, VoxError
 from voxstack.logs import request_id_var
 from voxstack.recordings import Pcm
 from voxstack.tracing import from_trace_parent, tracer
-from voxstack.v1 import asr_pb2, common_pb2, llm_pb2
+from voxstack.v1 import asr_pb2, common_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,9 @@ class StreamConversation:
         self._speaking = False
         self._turn: asyncio.Task[None] | None = None
         self.pipeline = pipeline
-        self.speculation = SpeculativeReply(pipeline.metrics.speculations, self.quiet.changed)
+        self.speculation = SpeculativeReply(
+            pipeline.metrics.speculations, self.quiet.changed, core_settings.turn_words_end_threshold
+        )
         self.backends = backends
         self.core_settings = core_settings
         # Bounded: when the asr falls behind, the reader stops reading the socket (backpressure).
@@ -164,16 +165,7 @@ class StreamConversation:
             await self.ws.close(CloseCode.POLICY_VIOLATION)
             return
         replies = self.replies
-        replies.session_id = session_id
-        replies.session_key = session_key(self.ws, session_id)
-        replies.voice = stream_config.voice
-        replies.language = stream_config.language
-        replies.tools = tuple(
-            llm_pb2.Tool(name=t.name, description=t.description, parameters=json.dumps(t.parameters or {}))
-            for t in stream_config.tools
-        )
-        if not stream_config.record:
-            replies.recorder = None
+        replies.configure(stream_config, session_id, session_key(self.ws, session_id))
         if stream_config.history and replies.session_key is not None:
             await self.start_history(replies.session_key, stream_config.history)
         if replies.recorder is not None:
@@ -327,10 +319,8 @@ class StreamConversation:
                     # They were not done: one reply to all of it (core.continuation).
                     self.continuation = Continuation(answering.text, self.utterance_span[0])
                     start = self.continuation.start
-                    # The asr decodes both utterances as one: the second part heard with the first. Not when
-                    # its queue is full (the asr far behind): the texts are joined then.
-                    with contextlib.suppress(asyncio.QueueFull):
-                        self.audio.put_nowait(asr_pb2.StreamingRecognizeRequest(join_previous=asr_pb2.JoinPrevious()))
+                    # The asr decodes both utterances as one: the second part heard with the first.
+                    self.to_asr(join_previous=asr_pb2.JoinPrevious())
                     logger.info("the speaker went on before turn %d was heard: it joins the next", answering.number)
                 else:
                     self.pipeline.metrics.barge_ins.inc()
@@ -427,7 +417,16 @@ class StreamConversation:
             self.turns + 1, text, started=time.perf_counter(), utterance=utterance, confirmation=asyncio.Event()
         )
         trace_context = self.trace
-        await self.speculation.start(turn, lambda t: self.replies.speak(t, trace_context))
+        end = asr_pb2.EndUtterance(utterance_index=utterance, end_seconds=heard.end_seconds)
+        await self.speculation.start(
+            turn, lambda t: self.replies.speak(t, trace_context), lambda: self.to_asr(end_utterance=end)
+        )
+
+    def to_asr(self, **request: Any) -> None:
+        """A request for the asr stream, after the audio queued; dropped when the queue is full (the asr far
+        behind: a JoinPrevious's texts are joined, an EndUtterance's silence rule ends the utterance)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.audio.put_nowait(asr_pb2.StreamingRecognizeRequest(**request))
 
     def next_stage(self, name: str | None) -> None:
         """End the utterance's current stage span; start the next one (if named) in the same trace."""
@@ -458,30 +457,12 @@ class StreamConversation:
         ignored)."""
         try:
             result = events.tool_result(text)
+            said = events.typed_text(text, self.core_settings.max_text_chars) if result is None else ""
         except VoxError as exc:
             await self.send(events.Error(code=exc.reason, message=self.told(exc)))
             return
         if result is not None:
             await self.on_tool_result(*result)
-            return
-        try:
-            said = events.typed_text(text)
-            if said is not None and len(said) > self.core_settings.max_text_chars:
-                raise TooLarge(
-                    f"text is {len(said)} characters; the limit is {self.core_settings.max_text_chars}",
-                    reason=ErrorCode.TEXT_TOO_LONG,
-                )
-        except VoxError as exc:
-            await self.send(events.Error(code=exc.reason, message=self.told(exc)))
-            return
-        if said is None:
-            await self.send(
-                events.Error(
-                    code=ErrorCode.UNEXPECTED_MESSAGE,
-                    message='after the config only binary audio, {"type": "text", "text": ...}, {"type": '
-                    '"tool_result", ...} and {"type": "end"} are expected; this text frame was ignored',
-                )
-            )
             return
         refused = self.pipeline.shares.text_turn_refusal(owner_var.get())
         if refused is not None:  # before it cancels anything: the turn under way goes on

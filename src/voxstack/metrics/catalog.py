@@ -114,7 +114,8 @@ class AsrMetrics(ServiceMetrics):
         self.streams = Gauge("voxstack_asr_streams_open", "StreamingRecognize calls open now.", registry=r)
         self.utterance_ends = Counter(
             "voxstack_asr_utterance_ends",
-            "Utterances ended in streams, by the rule that ended them: turn_model, silence, stream_end, max_length.",
+            "Utterances ended in streams, by the rule that ended them: turn_model, silence, words, stream_end, "
+            "max_length.",
             ["rule"],
             registry=r,
         )

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from voxstack.v1 import common_pb2 as voxstack_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15voxstack/v1/asr.proto\x12\x0bvoxstack.v1\x1a\x18voxstack/v1/common.proto\"\xfa\x01\n\x11RecognitionConfig\x12(\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x18.voxstack.v1.AudioFormat\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0finterim_results\x18\x03 \x01(\x08\x12\x1b\n\x13speculative_results\x18\x04 \x01(\x08\x12\x14\n\x0cword_timings\x18\x05 \x01(\x08\x12\x15\n\rvad_threshold\x18\x06 \x01(\x02\x12\x1a\n\x12vad_min_silence_ms\x18\x07 \x01(\r\x12\x12\n\nvad_pad_ms\x18\x08 \x01(\r\x12\x16\n\x0eturn_detection\x18\t \x01(\t\"Q\n\x10RecognizeRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionConfig\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"U\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xcb\x01\n\x11RecognitionResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1c\n\x14language_probability\x18\x03 \x01(\x02\x12 \n\x05words\x18\x04 \x03(\x0b\x32\x11.voxstack.v1.Word\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x15\n\rstart_seconds\x18\x06 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x07 \x01(\x01\x12\x16\n\x0ejoins_previous\x18\x08 \x01(\x08\"j\n\x11RecognizeResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\x12%\n\x07timings\x18\x02 \x01(\x0b\x32\x14.voxstack.v1.Timings\"\x9d\x01\n\x19StreamingRecognizeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\x32\n\rjoin_previous\x18\x03 \x01(\x0b\x32\x19.voxstack.v1.JoinPreviousH\x00\x42\t\n\x07request\"\x0e\n\x0cJoinPrevious\"\'\n\rSpeechStarted\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\"0\n\rPartialResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstability\x18\x02 \x01(\x02\"d\n\x0b\x46inalResult\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\x12%\n\x07timings\x18\x02 \x01(\x0b\x32\x14.voxstack.v1.Timings\"\x8b\x01\n\x0bSpeechEnded\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\x12\"\n\x04rule\x18\x02 \x01(\x0e\x32\x14.voxstack.v1.EndRule\x12$\n\x17\x65nd_of_turn_probability\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x1a\n\x18_end_of_turn_probability\"C\n\x11SpeculativeResult\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\"\'\n\rSpeechResumed\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\"\x83\x03\n\x1aStreamingRecognizeResponse\x12\x17\n\x0futterance_index\x18\x01 \x01(\r\x12\x34\n\x0espeech_started\x18\x02 \x01(\x0b\x32\x1a.voxstack.v1.SpeechStartedH\x00\x12-\n\x07partial\x18\x03 \x01(\x0b\x32\x1a.voxstack.v1.PartialResultH\x00\x12)\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x18.voxstack.v1.FinalResultH\x00\x12\x30\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x18.voxstack.v1.SpeechEndedH\x00\x12\x35\n\x0bspeculative\x18\x07 \x01(\x0b\x32\x1e.voxstack.v1.SpeculativeResultH\x00\x12\x34\n\x0espeech_resumed\x18\x08 \x01(\x0b\x32\x1a.voxstack.v1.SpeechResumedH\x00\x12\x14\n\x0ctrace_parent\x18\x06 \x01(\tB\x07\n\x05\x65vent\"\x13\n\x11ListModelsRequest\"E\n\x08\x41srModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tlanguages\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_language\x18\x03 \x01(\t\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.voxstack.v1.AsrModel*\x84\x01\n\x07\x45ndRule\x12\x18\n\x14\x45ND_RULE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45ND_RULE_TURN_MODEL\x10\x01\x12\x14\n\x10\x45ND_RULE_SILENCE\x10\x02\x12\x17\n\x13\x45ND_RULE_STREAM_END\x10\x03\x12\x17\n\x13\x45ND_RULE_MAX_LENGTH\x10\x04\x32\x8b\x02\n\x03\x41sr\x12J\n\tRecognize\x12\x1d.voxstack.v1.RecognizeRequest\x1a\x1e.voxstack.v1.RecognizeResponse\x12i\n\x12StreamingRecognize\x12&.voxstack.v1.StreamingRecognizeRequest\x1a\'.voxstack.v1.StreamingRecognizeResponse(\x01\x30\x01\x12M\n\nListModels\x12\x1e.voxstack.v1.ListModelsRequest\x1a\x1f.voxstack.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15voxstack/v1/asr.proto\x12\x0bvoxstack.v1\x1a\x18voxstack/v1/common.proto\"\xfa\x01\n\x11RecognitionConfig\x12(\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x18.voxstack.v1.AudioFormat\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0finterim_results\x18\x03 \x01(\x08\x12\x1b\n\x13speculative_results\x18\x04 \x01(\x08\x12\x14\n\x0cword_timings\x18\x05 \x01(\x08\x12\x15\n\rvad_threshold\x18\x06 \x01(\x02\x12\x1a\n\x12vad_min_silence_ms\x18\x07 \x01(\r\x12\x12\n\nvad_pad_ms\x18\x08 \x01(\r\x12\x16\n\x0eturn_detection\x18\t \x01(\t\"Q\n\x10RecognizeRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionConfig\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"U\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xcb\x01\n\x11RecognitionResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1c\n\x14language_probability\x18\x03 \x01(\x02\x12 \n\x05words\x18\x04 \x03(\x0b\x32\x11.voxstack.v1.Word\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x15\n\rstart_seconds\x18\x06 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x07 \x01(\x01\x12\x16\n\x0ejoins_previous\x18\x08 \x01(\x08\"j\n\x11RecognizeResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\x12%\n\x07timings\x18\x02 \x01(\x0b\x32\x14.voxstack.v1.Timings\"\xd1\x01\n\x19StreamingRecognizeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\x32\n\rjoin_previous\x18\x03 \x01(\x0b\x32\x19.voxstack.v1.JoinPreviousH\x00\x12\x32\n\rend_utterance\x18\x04 \x01(\x0b\x32\x19.voxstack.v1.EndUtteranceH\x00\x42\t\n\x07request\"\x0e\n\x0cJoinPrevious\"<\n\x0c\x45ndUtterance\x12\x17\n\x0futterance_index\x18\x01 \x01(\r\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\"\'\n\rSpeechStarted\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\"0\n\rPartialResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstability\x18\x02 \x01(\x02\"d\n\x0b\x46inalResult\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\x12%\n\x07timings\x18\x02 \x01(\x0b\x32\x14.voxstack.v1.Timings\"\x8b\x01\n\x0bSpeechEnded\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\x12\"\n\x04rule\x18\x02 \x01(\x0e\x32\x14.voxstack.v1.EndRule\x12$\n\x17\x65nd_of_turn_probability\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x1a\n\x18_end_of_turn_probability\"C\n\x11SpeculativeResult\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.voxstack.v1.RecognitionResult\"\'\n\rSpeechResumed\x12\x16\n\x0eoffset_seconds\x18\x01 \x01(\x01\"\x83\x03\n\x1aStreamingRecognizeResponse\x12\x17\n\x0futterance_index\x18\x01 \x01(\r\x12\x34\n\x0espeech_started\x18\x02 \x01(\x0b\x32\x1a.voxstack.v1.SpeechStartedH\x00\x12-\n\x07partial\x18\x03 \x01(\x0b\x32\x1a.voxstack.v1.PartialResultH\x00\x12)\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x18.voxstack.v1.FinalResultH\x00\x12\x30\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x18.voxstack.v1.SpeechEndedH\x00\x12\x35\n\x0bspeculative\x18\x07 \x01(\x0b\x32\x1e.voxstack.v1.SpeculativeResultH\x00\x12\x34\n\x0espeech_resumed\x18\x08 \x01(\x0b\x32\x1a.voxstack.v1.SpeechResumedH\x00\x12\x14\n\x0ctrace_parent\x18\x06 \x01(\tB\x07\n\x05\x65vent\"\x13\n\x11ListModelsRequest\"E\n\x08\x41srModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tlanguages\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_language\x18\x03 \x01(\t\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.voxstack.v1.AsrModel*\x98\x01\n\x07\x45ndRule\x12\x18\n\x14\x45ND_RULE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45ND_RULE_TURN_MODEL\x10\x01\x12\x14\n\x10\x45ND_RULE_SILENCE\x10\x02\x12\x17\n\x13\x45ND_RULE_STREAM_END\x10\x03\x12\x17\n\x13\x45ND_RULE_MAX_LENGTH\x10\x04\x12\x12\n\x0e\x45ND_RULE_WORDS\x10\x05\x32\x8b\x02\n\x03\x41sr\x12J\n\tRecognize\x12\x1d.voxstack.v1.RecognizeRequest\x1a\x1e.voxstack.v1.RecognizeResponse\x12i\n\x12StreamingRecognize\x12&.voxstack.v1.StreamingRecognizeRequest\x1a\'.voxstack.v1.StreamingRecognizeResponse(\x01\x30\x01\x12M\n\nListModels\x12\x1e.voxstack.v1.ListModelsRequest\x1a\x1f.voxstack.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxstack.v1.asr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENDRULE']._serialized_start=1966
-  _globals['_ENDRULE']._serialized_end=2098
+  _globals['_ENDRULE']._serialized_start=2080
+  _globals['_ENDRULE']._serialized_end=2232
   _globals['_RECOGNITIONCONFIG']._serialized_start=65
   _globals['_RECOGNITIONCONFIG']._serialized_end=315
   _globals['_RECOGNIZEREQUEST']._serialized_start=317
@@ -45,29 +45,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOGNIZERESPONSE']._serialized_start=693
   _globals['_RECOGNIZERESPONSE']._serialized_end=799
   _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=802
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=959
-  _globals['_JOINPREVIOUS']._serialized_start=961
-  _globals['_JOINPREVIOUS']._serialized_end=975
-  _globals['_SPEECHSTARTED']._serialized_start=977
-  _globals['_SPEECHSTARTED']._serialized_end=1016
-  _globals['_PARTIALRESULT']._serialized_start=1018
-  _globals['_PARTIALRESULT']._serialized_end=1066
-  _globals['_FINALRESULT']._serialized_start=1068
-  _globals['_FINALRESULT']._serialized_end=1168
-  _globals['_SPEECHENDED']._serialized_start=1171
-  _globals['_SPEECHENDED']._serialized_end=1310
-  _globals['_SPECULATIVERESULT']._serialized_start=1312
-  _globals['_SPECULATIVERESULT']._serialized_end=1379
-  _globals['_SPEECHRESUMED']._serialized_start=1381
-  _globals['_SPEECHRESUMED']._serialized_end=1420
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=1423
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=1810
-  _globals['_LISTMODELSREQUEST']._serialized_start=1812
-  _globals['_LISTMODELSREQUEST']._serialized_end=1831
-  _globals['_ASRMODEL']._serialized_start=1833
-  _globals['_ASRMODEL']._serialized_end=1902
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1904
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1963
-  _globals['_ASR']._serialized_start=2101
-  _globals['_ASR']._serialized_end=2368
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1011
+  _globals['_JOINPREVIOUS']._serialized_start=1013
+  _globals['_JOINPREVIOUS']._serialized_end=1027
+  _globals['_ENDUTTERANCE']._serialized_start=1029
+  _globals['_ENDUTTERANCE']._serialized_end=1089
+  _globals['_SPEECHSTARTED']._serialized_start=1091
+  _globals['_SPEECHSTARTED']._serialized_end=1130
+  _globals['_PARTIALRESULT']._serialized_start=1132
+  _globals['_PARTIALRESULT']._serialized_end=1180
+  _globals['_FINALRESULT']._serialized_start=1182
+  _globals['_FINALRESULT']._serialized_end=1282
+  _globals['_SPEECHENDED']._serialized_start=1285
+  _globals['_SPEECHENDED']._serialized_end=1424
+  _globals['_SPECULATIVERESULT']._serialized_start=1426
+  _globals['_SPECULATIVERESULT']._serialized_end=1493
+  _globals['_SPEECHRESUMED']._serialized_start=1495
+  _globals['_SPEECHRESUMED']._serialized_end=1534
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=1537
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=1924
+  _globals['_LISTMODELSREQUEST']._serialized_start=1926
+  _globals['_LISTMODELSREQUEST']._serialized_end=1945
+  _globals['_ASRMODEL']._serialized_start=1947
+  _globals['_ASRMODEL']._serialized_end=2016
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2018
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2077
+  _globals['_ASR']._serialized_start=2235
+  _globals['_ASR']._serialized_end=2502
 # @@protoc_insertion_point(module_scope)

@@ -15,11 +15,13 @@ class EndRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     END_RULE_SILENCE: _ClassVar[EndRule]
     END_RULE_STREAM_END: _ClassVar[EndRule]
     END_RULE_MAX_LENGTH: _ClassVar[EndRule]
+    END_RULE_WORDS: _ClassVar[EndRule]
 END_RULE_UNSPECIFIED: EndRule
 END_RULE_TURN_MODEL: EndRule
 END_RULE_SILENCE: EndRule
 END_RULE_STREAM_END: EndRule
 END_RULE_MAX_LENGTH: EndRule
+END_RULE_WORDS: EndRule
 
 class RecognitionConfig(_message.Message):
     __slots__ = ("format", "language", "interim_results", "speculative_results", "word_timings", "vad_threshold", "vad_min_silence_ms", "vad_pad_ms", "turn_detection")
@@ -92,18 +94,28 @@ class RecognizeResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
-    __slots__ = ("config", "audio", "join_previous")
+    __slots__ = ("config", "audio", "join_previous", "end_utterance")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     JOIN_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    END_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     audio: bytes
     join_previous: JoinPrevious
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., join_previous: _Optional[_Union[JoinPrevious, _Mapping]] = ...) -> None: ...
+    end_utterance: EndUtterance
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., join_previous: _Optional[_Union[JoinPrevious, _Mapping]] = ..., end_utterance: _Optional[_Union[EndUtterance, _Mapping]] = ...) -> None: ...
 
 class JoinPrevious(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class EndUtterance(_message.Message):
+    __slots__ = ("utterance_index", "end_seconds")
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    utterance_index: int
+    end_seconds: float
+    def __init__(self, utterance_index: _Optional[int] = ..., end_seconds: _Optional[float] = ...) -> None: ...
 
 class SpeechStarted(_message.Message):
     __slots__ = ("offset_seconds",)

@@ -10,7 +10,9 @@ seconds of a pause when asked (speech-resumed if the speaker goes on),
 speech-ended (with the entry's ``rule``, e.g. ``turn_model``, as what ended
 it), then the final after ``final_delay``. After a JoinPrevious the
 utterance's results are the previous text and its own (or the entry's
-``joined_text``), flagged ``joins_previous``. A draining service ends
+``joined_text``), flagged ``joins_previous``. An EndUtterance naming the
+pause of the speculative result just sent ends the utterance there (rule
+``words``), as the real one does. A draining service ends
 its streams between utterances with RESTARTING, as the real one does.
 """
 
@@ -67,6 +69,7 @@ class Utterance:
         self.spoken = 0.0  # seconds of speech so far
         self.partials_sent = 0
         self.guessed = False
+        self.guess_end = -1.0  # the speculative result's end_seconds, while it stands
         self.pauses = 0  # speculative results sent
         self.joins: str | None = None  # the previous utterance's text, after a JoinPrevious
 
@@ -156,19 +159,28 @@ class FakeStream:
             text = str(guesses[min(u.pauses, len(guesses) - 1)])
             u.pauses += 1
             guess = result(text, u.start, now, self.config.word_timings)
+            u.guess_end = guess.end_seconds
             guess.joins_previous = u.joins is not None
             yield self.message(speculative=asr_pb2.SpeculativeResult(result=guess))
         if u.quiet >= float(self.section.get("end_silence", 0.3)):
             async for reply in self.finish():
                 yield reply
 
-    async def finish(self) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
-        """End the utterance in progress (if any): speech-ended, then its final."""
+    async def end_utterance(self, end: asr_pb2.EndUtterance) -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
+        """The caller judged the words of the standing speculative result whole: end the utterance there."""
+        u = self.current
+        if u is not None and u.index == end.utterance_index and u.guessed and u.guess_end == end.end_seconds:
+            async for reply in self.finish("words"):
+                yield reply
+
+    async def finish(self, rule_name: str = "") -> AsyncIterator[asr_pb2.StreamingRecognizeResponse]:
+        """End the utterance in progress (if any): speech-ended (by ``rule_name``, else the script's rule),
+        then its final."""
         u = self.current
         if u is None:
             return
         end = self.position - u.quiet
-        rule = f"END_RULE_{str(u.script.get('rule', 'unspecified')).upper()}"
+        rule = f"END_RULE_{str(rule_name or u.script.get('rule', 'unspecified')).upper()}"
         yield self.message(speech_ended=asr_pb2.SpeechEnded(offset_seconds=end, rule=rule))
         delay = float(u.script.get("final_delay", 0.05))
         await asyncio.sleep(delay)
@@ -224,13 +236,16 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
             raise InvalidInput("the first StreamingRecognize message must be the config", reason=ErrorCode.CONFIG_FIRST)
         stream = FakeStream(first.config, read_section("asr"))
         # Audio is read in its own task so that a draining service can end an idle stream at once.
-        audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        audio: asyncio.Queue[bytes | asr_pb2.EndUtterance | None] = asyncio.Queue()
 
         async def pump() -> None:
             async for request in request_iterator:
                 kind = request.WhichOneof("request")
                 if kind == "join_previous":
                     stream.join_previous()
+                    continue
+                if kind == "end_utterance":
+                    await audio.put(request.end_utterance)  # in order with the audio
                     continue
                 if kind != "audio":
                     raise InvalidInput("only the first message may be a config", reason=ErrorCode.CONFIG_FIRST)
@@ -252,7 +267,10 @@ class FakeAsrServicer(asr_pb2_grpc.AsrServicer):
                             yield reply
                         return
                     got = asyncio.ensure_future(audio.get())
-                    async for reply in stream.feed(data):
+                    replies = (
+                        stream.end_utterance(data) if isinstance(data, asr_pb2.EndUtterance) else stream.feed(data)
+                    )
+                    async for reply in replies:
                         yield reply
                 elif reader.done() and reader.exception() is not None:
                     raise reader.exception()  # type: ignore[misc]
