@@ -81,7 +81,7 @@ RATE = 16_000
 LEAD = 0.3  # seconds of silence before the speech
 LONGEST_WAIT = 8.0  # seconds after the speech with no reply audio: the stack did not answer
 #: voxstack with settings changed, beside its defaults in the same run (``stack_ports``).
-VARIANTS = {"voxstack, words end no turn": {"VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD": "0"}}
+VARIANTS = {"voxstack, tiny preset": {"VOXSTACK_LLM__PRESET": "tiny"}}
 HELLO = {"type": "config", "sample_rate": RATE, "interim_results": False}  # voxstack's session config
 
 

@@ -39,6 +39,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         "VOXSTACK_CORE__LLM_TIMEOUT": str(LLM_TIMEOUT),
         "VOXSTACK_CORE__UNFINISHED_SILENCE_MS": str(UNFINISHED_MS),
         "VOXSTACK_ASR__TURN_SILENCE_MS": str(TURN_SILENCE_MS),
+        # The words' judgements the scripts give are read against these, whatever the llm preset's.
+        "VOXSTACK_CORE__TURN_WORDS_THRESHOLD": "0.1",
+        "VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD": "0.5",
     }
     logs = tmp_path_factory.mktemp("core-logic")
     running = Stack(logs, logs, env, fakes=True).up()

@@ -120,7 +120,8 @@ def test_unknown_service_section_is_a_key_error() -> None:
         (
             "VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD",
             "0.05",
-            "invalid setting VOXSTACK_CORE (core) = {'turn_words_end_threshold': '0.05'}: Value error, "
+            "invalid setting VOXSTACK_CORE (core) = {'turn_words_threshold': 0.1, 'turn_words_end_threshold': '0.05'}: "
+            "Value error, "
             "turn_words_end_threshold (0.05) is under turn_words_threshold (0.1)",
         ),
         ("VOXSTACK_ASR__PROT", "1", "unknown setting VOXSTACK_ASR__PROT (asr.prot)"),
@@ -230,3 +231,26 @@ def test_a_renamed_setting_still_works_under_its_former_name(
     assert "VOXSTACK_CORE__SPECULATIVE_REPLY" in caplog.text and "core.speculative_sentences" in caplog.text
     # The new name wins where both are given.
     assert load_settings(core={"preemptive_sentences": 3, "speculative_sentences": 2}).core.speculative_sentences == 2
+
+
+def test_the_llm_preset_gives_the_core_its_words_thresholds_unless_they_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each model spreads its judgements of a pause's words over its own range: the core's thresholds follow the
+    preset the llm serves, and a value set for the core stands."""
+    from voxstack.models import LLM_PRESETS
+
+    for name, preset in LLM_PRESETS.items():
+        core = load_settings(llm={"preset": name}).core
+        assert (core.turn_words_threshold, core.turn_words_end_threshold) == (
+            preset.turn_words_threshold,
+            preset.turn_words_end_threshold,
+        )
+    assert len({p.turn_words_end_threshold for p in LLM_PRESETS.values()}) > 1  # they do differ
+    monkeypatch.setenv("VOXSTACK_LLM__PRESET", "tiny")
+    monkeypatch.setenv("VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD", "0.4")
+    core = load_settings().core
+    assert (core.turn_words_threshold, core.turn_words_end_threshold) == (
+        LLM_PRESETS["tiny"].turn_words_threshold,
+        0.4,
+    )

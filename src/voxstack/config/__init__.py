@@ -26,7 +26,7 @@ from voxstack.config.services import (
     TtsSettings,
 )
 from voxstack.config.wyoming import WyomingSettings
-from voxstack.models import default_models_dir
+from voxstack.models import DEFAULT_PRESET, LLM_PRESETS, default_models_dir
 from voxstack.registry import is_setting_name
 from voxstack.runstate import default_state_dir
 
@@ -176,6 +176,19 @@ class Settings(BaseSettings):
         except ValueError:
             return data  # the field validator reports the bad mode
         return {**MODE_DEFAULTS[mode], **{k: v for k, v in data.items() if v is not None}}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset_defaults(cls, data: Any) -> Any:
+        """Core settings the user did not give that depend on the llm's model come from its preset (an unknown
+        preset fails its own field)."""
+        if not isinstance(data, dict):
+            return data
+        llm, core = data.get("llm") or {}, data.get("core") or {}
+        if not isinstance(llm, dict) or not isinstance(core, dict):
+            return data  # sections given as models: their own values stand
+        preset = LLM_PRESETS.get(llm.get("preset", DEFAULT_PRESET))
+        return {**data, "core": {**preset.core_settings(), **core}} if preset is not None else data
 
     @field_validator("mode", mode="before")
     @classmethod

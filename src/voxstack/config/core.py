@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from voxstack.balancing import grpc_target
 from voxstack.config.services import MiB, ServiceSettings
+from voxstack.models.catalog import DEFAULT_PRESET, LLM_PRESETS
 from voxstack.registry import SERVICES
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ SESSION_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 #: Settings renamed, by their former names: still read (with a warning) until a release drops them.
 RENAMED = MappingProxyType({"preemptive_reply": "speculative_reply", "preemptive_sentences": "speculative_sentences"})
+
+
+def _by_preset(name: str) -> str:
+    """Each llm preset's value of one of its core settings, for a setting's description."""
+    return ", ".join(f"{preset} {getattr(spec, name):g}" for preset, spec in LLM_PRESETS.items())
 
 
 class CoreSettings(ServiceSettings):
@@ -218,22 +224,23 @@ class CoreSettings(ServiceSettings):
         "after the pause as one question.",
     )
     turn_words_threshold: float = Field(
-        0.1,
+        LLM_PRESETS[DEFAULT_PRESET].turn_words_threshold,
         ge=0,
         lt=1,
         description="On the WebSocket, a turn the asr ended (by its turn model or by silence) is taken at once "
         "only when the llm judges its words a whole turn with at least this probability ('What is the best way' is "
         "not); otherwise it waits for unfinished_silence_ms of silence, and a speaker who goes on meanwhile is heard "
-        "as one question. 0 = take it at once.",
+        f"as one question. 0 = take it at once. Unset: the llm preset's ({_by_preset('turn_words_threshold')}).",
     )
     turn_words_end_threshold: float = Field(
-        0.5,
+        LLM_PRESETS[DEFAULT_PRESET].turn_words_end_threshold,
         ge=0,
         le=1,
         description="On the WebSocket, with speculative_reply: at a pause the asr's turn model did not call the end, "
         "the turn ends at once (rule 'words') when the llm judges the words so far a whole turn with at least this "
         "probability, instead of at vad_min_silence_ms: a finished question in a voice that sounds unfinished is "
-        "not kept waiting. 0 = off (only the sound ends a turn).",
+        "not kept waiting. 0 = off (only the sound ends a turn). Unset: the llm preset's "
+        f"({_by_preset('turn_words_end_threshold')}).",
     )
     unfinished_silence_ms: int = Field(
         1500,

@@ -188,10 +188,21 @@ class LlmPreset:
     temperature: float = 0.0
     top_p: float = 1.0
     repeat_penalty: float = 1.0
+    # How its model's judgements of a pause's words read (core.turn_words_threshold, core.turn_words_end_threshold):
+    # each model spreads "whole" and "unfinished" over its own range (docs/MODELS.md).
+    turn_words_threshold: float = 0.1
+    turn_words_end_threshold: float = 0.5
 
     @property
     def gguf(self) -> str:
         return self.model.files[0].name
+
+    def core_settings(self) -> dict[str, object]:
+        """The core settings this preset gives, where the user sets none."""
+        return {
+            "turn_words_threshold": self.turn_words_threshold,
+            "turn_words_end_threshold": self.turn_words_end_threshold,
+        }
 
     def settings(self) -> dict[str, object]:
         """The llm settings this preset gives, where the user sets none."""
@@ -212,8 +223,12 @@ TOOL_INSTRUCTIONS = (
 
 LLM_PRESETS: MappingProxyType[str, LlmPreset] = MappingProxyType(
     {
-        "tiny": LlmPreset(MODELS["smollm2-135m"], _SHORT),
-        "small": LlmPreset(MODELS["qwen2.5-coder-0.5b"], _SHORT),
+        # Thresholds from each model's judgements of the endpoint bench's sentences and the peers bench's
+        # questions as heard (docs/MODELS.md): between its first parts' and its whole questions'.
+        "tiny": LlmPreset(MODELS["smollm2-135m"], _SHORT, turn_words_threshold=0.05, turn_words_end_threshold=0.15),
+        "small": LlmPreset(
+            MODELS["qwen2.5-coder-0.5b"], _SHORT, turn_words_threshold=0.03, turn_words_end_threshold=0.15
+        ),
         "quality": LlmPreset(MODELS["qwen2.5-coder-1.5b"], _SHORT),
     }
 )
