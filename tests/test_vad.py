@@ -47,7 +47,7 @@ def test_force_end_closes_open_speech() -> None:
 
 
 def test_audio_window_keeps_absolute_positions() -> None:
-    from voxstack.asr.streaming import AudioWindow
+    from voxstack.asr.audio_window import AudioWindow
 
     window = AudioWindow()
     stream = np.arange(100_000, dtype=np.float32)

@@ -13,7 +13,8 @@ import grpc
 from voxstack.asr import SAMPLE_RATE
 from voxstack.asr.engine import WhisperEngine
 from voxstack.asr.prepared import PreparedAsr
-from voxstack.asr.streaming import RecognitionStream, result_message
+from voxstack.asr.results import result_message
+from voxstack.asr.streaming import RecognitionStream
 from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import SileroStream, load_silero_session
 from voxstack.audio import decode, resample

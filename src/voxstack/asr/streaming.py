@@ -28,7 +28,9 @@ from opentelemetry.context import Context
 from prometheus_client import CollectorRegistry
 
 from voxstack.asr import SAMPLE_RATE
+from voxstack.asr.audio_window import AudioWindow
 from voxstack.asr.engine import Transcript, WhisperEngine
+from voxstack.asr.results import END_RULES, result_message, stability
 from voxstack.asr.turn import TurnModel
 from voxstack.asr.vad import WINDOW, Segmenter, SileroStream, VadEvent
 from voxstack.audio import PCM16, check_channels, check_rate, encoding_name
@@ -89,82 +91,6 @@ class Ended:
 
     start: int
     end: int
-
-
-END_RULES = {
-    "turn_model": asr_pb2.END_RULE_TURN_MODEL,
-    "silence": asr_pb2.END_RULE_SILENCE,
-    "words": asr_pb2.END_RULE_WORDS,
-    "stream_end": asr_pb2.END_RULE_STREAM_END,
-    "max_length": asr_pb2.END_RULE_MAX_LENGTH,
-}
-
-
-def result_message(t: Transcript, joins_previous: bool = False) -> asr_pb2.RecognitionResult:
-    return asr_pb2.RecognitionResult(
-        joins_previous=joins_previous,
-        text=t.text,
-        language=t.language,
-        language_probability=t.language_probability,
-        words=[
-            asr_pb2.Word(word=w.word, start_seconds=w.start, end_seconds=w.end, probability=w.probability)
-            for w in t.words
-        ],
-        confidence=t.confidence,
-        start_seconds=t.start,
-        end_seconds=t.end,
-    )
-
-
-def stability(previous: str, current: str) -> float:
-    """Share of the current words that the previous partial already had, in order."""
-    old, new = previous.split(), current.split()
-    if not new:
-        return 0.0
-    same = 0
-    for a, b in zip(old, new, strict=False):
-        if a.lower() != b.lower():
-            break
-        same += 1
-    return same / len(new)
-
-
-class AudioWindow:
-    """The recent part of a 16 kHz stream, addressed by absolute sample position.
-
-    Appends are amortised O(1): a long utterance fed in 10 ms chunks must not
-    copy everything it holds at every chunk.
-    """
-
-    def __init__(self) -> None:
-        self._data = np.zeros(SAMPLE_RATE, dtype=np.float32)
-        self._len = 0
-        self.start = 0  # absolute position of the first kept sample
-
-    def append(self, samples: np.ndarray) -> None:
-        need = self._len + samples.size
-        if need > self._data.size:
-            grown = np.empty(max(need, 2 * self._data.size), dtype=np.float32)
-            grown[: self._len] = self._data[: self._len]
-            self._data = grown
-        self._data[self._len : need] = samples
-        self._len = need
-
-    def trim(self, absolute: int) -> None:
-        """Forget what comes before ``absolute``."""
-        drop = min(absolute - self.start, self._len)
-        if drop <= 0:
-            return
-        remaining = self._len - drop
-        self._data[:remaining] = self._data[drop : self._len]
-        self._len = remaining
-        self.start += drop
-
-    def slice(self, start: int, end: int) -> np.ndarray:
-        """A copy of samples ``start`` to ``end`` (absolute), as far as they are kept."""
-        a = max(0, start - self.start)
-        b = max(0, min(end - self.start, self._len))
-        return self._data[a:b].copy()
 
 
 def stream_turn_settings(config: asr_pb2.RecognitionConfig, settings: AsrSettings) -> tuple[float, int, int]:
