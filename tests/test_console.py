@@ -142,8 +142,11 @@ def test_an_uploaded_wav_gives_a_turn_and_speaking_over_the_reply_stops_it(
         # The server cancels the old reply if it was still making it (its barge_in); a reply it had sent whole
         # (its reply_done came) is only cut short on the page. Either way the new question gets its turn.
         until(page, "window.vox.bargeIns >= 1 || window.vox.replies.length >= 1", 30, "the server's barge_in")
-        interrupted = page.evaluate("() => window.vox.bargeIns") >= 1
-        second_turn = _finished_turns(page, 1 if interrupted else 2)[-1]
+        # Both may come: a reply_done sent as the speech began, then the barge_in for its turn. So wait for the
+        # second turn itself to finish.
+        finished = "t => t.turn === 2 && t.total !== null && t.server"
+        until(page, f"window.vox.turns().some({finished})", 120, "the second turn finished")
+        second_turn = page.evaluate(f"() => window.vox.turns().find({finished})")
         transcripts = page.evaluate("() => window.vox.transcripts.filter(t => t.trim())")
         assert wer(SECOND, transcripts[-1]) <= 0.25, transcripts
         assert second_turn["turn"] == 2 and second_turn["total"] > 0
