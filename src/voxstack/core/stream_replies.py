@@ -145,6 +145,7 @@ class StreamReplies:
                         settings = turn_settings(recorder.settings, self.voice, self.language)
                         summary = taken.summary(settings)
                         recording = recorder.record(self.session_id, number, summary, turn.heard, taken.reply())
+                    turn.replied = True
                     await self.send(
                         events.ReplyDone(
                             turn=number,

@@ -37,6 +37,7 @@ class Turn:
     typed: bool = False
     tools: Tools = field(default_factory=Tools)  # what the reply may call, and the calls and results so far
     first_audio_sent: float = 0.0  # perf_counter when the reply's first audio was sent (0: none yet)
+    replied: bool = False  # its reply_done is out: the task only winds down, nothing to barge in on
     # How likely its words are a whole turn, as the llm judged them (None: not judged); ``judged`` is set once
     # that is known, or known not to come.
     words_whole: float | None = None

@@ -121,6 +121,12 @@ class StreamConversation:
     def replying(self) -> bool:
         return self._turn is not None and not self._turn.done()
 
+    @property
+    def reply_under_way(self) -> bool:
+        """Whether a reply can be interrupted: its task runs and its reply_done is not out (after it, the task
+        only winds down, and a barge_in would name a finished turn)."""
+        return self.replying and not (self.answering is not None and self.answering.replied)
+
     def told(self, exc: VoxError) -> str:
         """What the client is told of ``exc`` (no backend internals in prod)."""
         return caller_message(exc, detail=self.pipeline.settings.error_detail)
@@ -310,7 +316,7 @@ class StreamConversation:
             self.speaking = True
             start = reply.speech_started.offset_seconds
             await self.speculation.drop("wasted")
-            if self.turn is not None and not self.turn.done():
+            if self.reply_under_way:
                 answering, now = self.answering, time.perf_counter()
                 # A turn not taken yet (core/turn_taking.py) sent nothing: it always joins the next.
                 taken = self.taking is None or self.taking.done()
@@ -470,7 +476,7 @@ class StreamConversation:
             await self.send(events.Error(code=ErrorCode.TEXT_TURNS_LIMITED, message=message, retry_after=seconds))
             return
         await self.speculation.drop("wasted")
-        if self.turn is not None and not self.turn.done():
+        if self.reply_under_way:
             await self.cancel_turn()
             await self.send(events.BargeIn(turn=self.turns))
         self.speech_end = time.perf_counter()  # the turn's clock starts when the text arrives
