@@ -116,7 +116,8 @@ def dev(
     from voxstack import protogen
     from voxstack.dev.reloader import Reloader
     from voxstack.dev.watcher import DEFAULT_IGNORES
-    from voxstack.supervisor.supervisor import DebugSpec, Supervisor, write_line
+    from voxstack.supervisor.slot import DebugSpec
+    from voxstack.supervisor.supervisor import Supervisor, write_line
 
     if strategy not in ("overlap", "restart"):
         raise fail("--strategy is overlap or restart")

@@ -16,21 +16,19 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from voxstack.config import GrpcServiceSettings, Settings, env_name
+from voxstack.config import Settings
 from voxstack.errors import EXIT_STARTUP
 from voxstack.metrics.catalog import SupervisorMetrics
 from voxstack.metrics.serve import MetricsServer
-from voxstack.registry import CONTROL_SOCKET_ENV, GENERATION_ENV, LISTEN_FD_ENV, MODE_ENV, SERVICES
-from voxstack.runstate import ReloadPath, RunRecord, RunState, ServiceState, ServiceStatus, SpareState
-from voxstack.supervisor.process import Instance, python_argv, rss_bytes, spare_argv
+from voxstack.runstate import ReloadPath, RunRecord, RunState, ServiceStatus
+from voxstack.supervisor.process import Instance
+from voxstack.supervisor.slot import DebugSpec, Launcher, Slot, debugged, spare_path
 from voxstack.supervisor.spare import engine_changes, stub_changes
 
 logger = logging.getLogger(__name__)
@@ -41,32 +39,6 @@ RELOAD_HISTORY = 20
 STABLE_AFTER = 10.0  # an instance up this long resets the crash backoff
 RESTART_WAIT_MAX = 3600  # the setting's largest value: "until the call's deadline"
 RETIRE_TIMEOUT = 2.0  # how long a reload waits for the old instance to stop taking connections
-
-
-@dataclass(frozen=True)
-class DebugSpec:
-    service: str
-    host: str = "127.0.0.1"
-    port: int = 5678
-    wait: bool = False
-
-
-@dataclass
-class Slot:
-    """One service: its current instance and its bookkeeping."""
-
-    name: str
-    state: ServiceState = field(default_factory=ServiceState)
-    current: Instance | None = None
-    #: A warm spare for the next start (dev mode), or None.
-    spare: Instance | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    failures: int = 0
-    log: IO[str] | None = None
-    #: How the last instance that failed exited (None: it did not exit, or none failed).
-    exit_code: int | None = None
-    #: Its last_error is about settings that do not load (cleared once they do).
-    settings_error: bool = False
 
 
 class Supervisor:
@@ -87,7 +59,6 @@ class Supervisor:
         self.runstate = runstate
         self.debug = debug
         self.strategy = strategy
-        self.echo = echo
         self.start_timeout = start_timeout
         # Warm spares make starts faster at the cost of one idle process per service.
         self.spares = spares
@@ -100,7 +71,7 @@ class Supervisor:
         self.metrics = SupervisorMetrics()
         self._signals = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._core_socket: socket.socket | None = None
+        self.launcher = Launcher(self.mode, runstate.sockets, debug=debug, echo=echo)
         self.exit_code = 0
 
     # ----- lifecycle -------------------------------------------------------
@@ -120,7 +91,7 @@ class Supervisor:
                 from voxstack.core.server import listening_socket
 
                 core = self.settings.core
-                self._core_socket = listening_socket(core.host, core.port, reuse_port=False)
+                self.launcher.core_socket = listening_socket(core.host, core.port, reuse_port=False)
             for slot in self.slots.values():
                 slot.log = self.runstate.open_log(slot.name)
             for companion in companions:
@@ -166,8 +137,8 @@ class Supervisor:
             slot.state.state, slot.state.pid = ServiceStatus.STOPPED, 0
             if slot.log is not None:
                 slot.log.close()
-        if self._core_socket is not None:
-            self._core_socket.close()
+        if self.launcher.core_socket is not None:
+            self.launcher.core_socket.close()
         self.runstate.release()
         logger.info("all services stopped")
 
@@ -182,46 +153,6 @@ class Supervisor:
 
     # ----- instances -------------------------------------------------------
 
-    def _instance(self, slot: Slot, preload: Instance | None = None) -> Instance:
-        """The next instance of a slot; given ``preload``, a warm spare importing ahead what that (running)
-        instance said it had loaded."""
-        generation = slot.state.generation + 1
-        env = dict(SERVICES[slot.name].env) | dict(os.environ)  # the user's settings win
-        if slot.name == "core" and "restart_wait_seconds" not in self.settings.core.model_fields_set:
-            # This supervisor brings every service back: the core's calls wait for one up to their deadline.
-            env[env_name(("core", "restart_wait_seconds"))] = str(RESTART_WAIT_MAX)
-        env[MODE_ENV] = self.mode
-        env[GENERATION_ENV] = str(generation)
-        control = self.runstate.sockets / f"{slot.name}-{os.getpid()}-{generation}.sock"
-        env[CONTROL_SOCKET_ENV] = str(control)
-        pass_fds: tuple[int, ...] = ()
-        if slot.name == "core" and self._core_socket is not None:
-            env[LISTEN_FD_ENV] = str(self._core_socket.fileno())
-            pass_fds = (self._core_socket.fileno(),)
-        debug = None
-        if self.debug is not None and self.debug.service == slot.name:
-            debug = (self.debug.host, self.debug.port, self.debug.wait)
-        section = self.settings.service(slot.name)
-        # A stand-in (settings: NAME.factory, which the child serves instead) has no engine of ours to load ahead.
-        stand_in = isinstance(section, GrpcServiceSettings) and bool(section.factory)
-        engine = SERVICES[slot.name].engine if preload is not None and self.settings.spare_engines else ""
-        engine = "" if stand_in else engine
-        lists = {"imports": preload.imports or [], "modules": preload.modules or []} if preload is not None else {}
-        return Instance(
-            slot.name,
-            generation,
-            spare_argv(slot.name, engine) if preload is not None else python_argv(slot.name, debug),
-            env,
-            control,
-            http=SERVICES[slot.name].kind == "http",
-            pass_fds=pass_fds,
-            log_file=slot.log,
-            echo=self.echo,
-            spare=preload is not None,
-            engine=engine,
-            preload=lists,
-        )
-
     async def _launch(self, slot: Slot) -> Instance | None:
         """Start a new instance and wait until it serves; None (and the error recorded) if it does not."""
         instance, slot.state.reload_path = self._claim_spare(slot)
@@ -229,10 +160,10 @@ class Supervisor:
             slot.state.generation = instance.generation
             await instance.activate()
         else:
-            instance = self._instance(slot)
+            instance = self.launcher.instance(slot, self.settings)
             slot.state.generation = instance.generation
             await instance.start()
-        timeout = self.start_timeout * (10 if self.debug and self.debug.wait and self.debug.service == slot.name else 1)
+        timeout = self.start_timeout * (10 if self.debug and self.debug.wait and debugged(self.debug, slot.name) else 1)
         try:
             if await instance.wait_serving(timeout):
                 return instance
@@ -240,16 +171,12 @@ class Supervisor:
             await instance.stop(0)
             raise
         if instance.alive:
-            error = f"not SERVING within {timeout:.0f} s"
-            slot.exit_code = None
+            error, code = f"not SERVING within {timeout:.0f} s", None
         else:
             code = await instance.wait()
             error = instance.exit_reason(code)
-            slot.exit_code = code
         await instance.stop(0)
-        slot.state.last_error = error
-        slot.settings_error = False
-        slot.state.error_trace = instance.trace()
+        slot.failed(error, instance.trace(), code)
         return None
 
     def _adopt(self, slot: Slot, instance: Instance) -> None:
@@ -258,7 +185,7 @@ class Supervisor:
         slot.state.port = self.settings.service(slot.name).port
         slot.state.started = time.time()
         slot.state.backoff_seconds = 0.0
-        slot.state.debug_port = self.debug.port if self.debug is not None and self.debug.service == slot.name else 0
+        slot.state.debug_port = self.debug.port if self.debug is not None and debugged(self.debug, slot.name) else 0
         self.save()
         self.spawn(asyncio.create_task(self._watch_exit(slot, instance)))
         self.spawn(asyncio.create_task(self._hear_loaded(slot, instance)))
@@ -278,7 +205,7 @@ class Supervisor:
         if instance.modules is None or slot.current is not instance:
             return
         self.save()
-        if self.spares and self.strategy == "overlap" and not (self.debug and self.debug.service == slot.name):
+        if self.spares and self.strategy == "overlap" and not debugged(self.debug, slot.name):
             await self._prepare_spare(slot, instance)
 
     async def _watch_health(self, slot: Slot, instance: Instance) -> None:
@@ -326,18 +253,14 @@ class Supervisor:
     def measure(self) -> None:
         """Resident memory of every serving instance and spare, and how far each spare is, into the run record."""
         for slot in self.slots.values():
-            spare = slot.spare if slot.spare is not None and slot.spare.alive else None
-            slot.state.rss_bytes = rss_bytes(slot.current.pid) if slot.current is not None else 0
-            slot.state.spare_rss_bytes = rss_bytes(spare.pid) if spare is not None else 0
-            slot.state.spare = spare.spare_state if spare is not None else SpareState.NONE
-            slot.state.modules = (slot.current.modules or []) if slot.current is not None else []
+            slot.measure()
 
     async def _prepare_spare(self, slot: Slot, instance: Instance) -> None:
         """Start a warm spare for the slot's next start, with the modules ``instance`` said it loaded."""
         await self.spares_may_start.wait()
         if slot.current is not instance or slot.spare is not None or self.stopping.is_set():
             return
-        spare = self._instance(slot, preload=instance)
+        spare = self.launcher.instance(slot, self.settings, preload=instance)
         slot.spare = spare
         await spare.start()
         self.save()
@@ -375,10 +298,7 @@ class Supervisor:
             slot.failures = 0
         slot.current = None
         slot.state.state, slot.state.pid = ServiceStatus.FAILED, 0
-        slot.state.last_error = instance.exit_reason(code)
-        slot.settings_error = False
-        slot.state.error_trace = instance.trace()
-        slot.exit_code = code
+        slot.failed(instance.exit_reason(code), instance.trace(), code)
         instance.remove_files()
         logger.error("%s (pid %d) died: %s", slot.name, instance.pid, slot.state.last_error)
         # Recorded with its restart ("backoff"), never as "failed" first: a client that reads the record
@@ -458,7 +378,7 @@ class Supervisor:
             if self.stopping.is_set():
                 return False
             old = slot.current
-            restart_first = self.strategy == "restart" or (self.debug is not None and self.debug.service == slot.name)
+            restart_first = self.strategy == "restart" or debugged(self.debug, slot.name)
             slot.state.state = ServiceStatus.RELOADING
             self.save()
             if restart_first and old is not None:
@@ -468,7 +388,7 @@ class Supervisor:
             instance = await self._launch(slot)
             if instance is None:
                 slot.state.state = ServiceStatus.SERVING if old is not None else ServiceStatus.FAILED
-                self._remember(slot, reason, saved_at, ok=False)
+                slot.remember(reason, saved_at, ok=False)
                 self.save()
                 kept = "the old instance keeps serving" if old is not None else "the service is down"
                 logger.error("reload of %s failed: %s; %s", slot.name, slot.state.last_error, kept)
@@ -489,7 +409,7 @@ class Supervisor:
             slot.state.last_reload = time.time()
             took = time.time() - saved_at if saved_at is not None else 0.0
             slot.state.last_reload_seconds = round(took, 3)
-            self._remember(slot, reason, saved_at, ok=True)
+            slot.remember(reason, saved_at, ok=True)
             self._adopt(slot, instance)
             self.metrics.reloads.labels(slot.name, "served").inc()
             if saved_at is not None:
@@ -504,23 +424,6 @@ class Supervisor:
             f": {reason}" if reason else "",
         )
         return True
-
-    @staticmethod
-    def _remember(slot: Slot, reason: str, saved_at: float | None, *, ok: bool) -> None:
-        """A reload in the service's recent history (what the dev dashboard charts)."""
-        now = time.time()
-        took = round(now - saved_at, 3) if saved_at is not None else 0.0
-        entry = {"at": now, "seconds": took, "ok": ok, "files": reason, "path": slot.state.reload_path}
-        slot.state.history = [*slot.state.history, entry][-RELOAD_HISTORY:]
-
-
-def spare_path(spare: Instance) -> str:
-    """How a start from a spare that can serve the code on disk goes, by what the spare has loaded."""
-    if not spare.engine:
-        return ReloadPath.WARM
-    if spare.engine_loaded is None:
-        return f"{ReloadPath.ENGINE_KEPT.value} (the spare was still loading it)"
-    return ReloadPath.ENGINE_KEPT if spare.engine_loaded else f"{ReloadPath.WARM.value} (no engine to load)"
 
 
 def write_line(text: str) -> None:
