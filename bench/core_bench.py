@@ -30,7 +30,8 @@ QUESTIONS = [
 
 
 def ws_turn(port: int, audio: np.ndarray, tail: float = 1.0) -> dict[str, float]:
-    """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte.
+    """Stream silence + question + silence in real time; seconds from the last speech chunk to the first audio byte
+    and to the end of the turn (``speech_ended``), and the turn's stages (``stage NAME``, from that end).
 
     A second thread sends the audio so that replies are read while the trailing
     silence is still being sent, as a client that plays them would.
@@ -54,6 +55,8 @@ def ws_turn(port: int, audio: np.ndarray, tail: float = 1.0) -> dict[str, float]
                     marks.setdefault("first_audio", time.perf_counter())
                     continue
                 event = json.loads(message)
+                if event["type"] == "speech_ended":
+                    marks.setdefault("speech_ended", time.perf_counter())
                 if event["type"] == "reply_done":
                     break
                 if event["type"] == "error":
@@ -62,6 +65,8 @@ def ws_turn(port: int, audio: np.ndarray, tail: float = 1.0) -> dict[str, float]
             sender.join()
     return {
         "first_audio": marks["first_audio"] - marks["speech_end"],
+        # The asr's speech_ended as the client sees it: the end of the turn, from which the stages count.
+        "turn_end": marks["speech_ended"] - marks["speech_end"],
         **{f"stage {k}": v for k, v in event["timings"].items()},
     }
 

@@ -7,7 +7,7 @@ unfinished), streamed in real time, a fresh session each, measured from the
 last audible sample to the first reply audio byte (the core bench's client).
 The rows say what a preset, and words that end a turn
 (core.turn_words_end_threshold), cost or save on the turn a user waits for,
-in the same run.
+in the same run, and where each one's time goes (STAGES).
 """
 
 from __future__ import annotations
@@ -28,6 +28,17 @@ CONFIGS: list[tuple[str, dict[str, str]]] = [
     ("preset quality, words end no turn", SOUND_ALONE),
 ]
 
+#: Where a turn's time goes: the end of the turn from the last audible sample, then the reply's stages from that
+#: end (negative when a speculative reply did them before it).
+STAGES = [
+    ("turn_end", "end of speech -> end of turn (speech_ended)"),
+    ("stage asr_decode", "the final's decode"),
+    ("stage llm_first_token", "end of turn -> llm first token"),
+    ("stage first_sentence", "end of turn -> first piece written"),
+    ("stage tts_first_chunk", "the first piece's synthesis"),
+]
+STAGES_NOTE = "median of turns; the reply_done timings, from speech_ended"
+
 
 def run(report: Report, inputs: Inputs) -> None:
     for preset in LLM_PRESETS.values():
@@ -38,6 +49,9 @@ def run(report: Report, inputs: Inputs) -> None:
         with ExitStack() as stack:
             port = whole_stack(stack, inputs.models_dir, env)
             ws_turn(port, said[0], tail=2.0)  # warm-up
-            firsts = [ws_turn(port, q, tail=2.0)["first_audio"] for q in said]
+            turns = [ws_turn(port, q, tail=2.0) for q in said]
+        firsts = [t["first_audio"] for t in turns]
         report.add("turn", f"{name}: end of speech -> first audio byte", median(firsts), "s", "<= 0.6", note)
         report.add("turn", f"{name}: end of speech -> first audio byte, p90", p90(firsts), "s", "<= 0.9", "")
+        for stage, what in STAGES:
+            report.add("turn", f"{name}: {what}", median([t[stage] for t in turns]), "s", "", STAGES_NOTE)
