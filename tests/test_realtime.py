@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from realtime_client import Event, Session, audio_of, kinds, realtime_sessions
-from stack import Stack, paused_question
+from stack import TEST_LLM, Stack, paused_question
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from voxstack.testing.fakes import utterance
+from voxstack.testing.fakes import quiet, utterance
 
 with warnings.catch_warnings():  # the reference G.711 codec here (CPython's until 3.13)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -202,6 +202,42 @@ def test_semantic_vad_commits_whole_words_at_once_and_unfinished_ones_after_a_lo
     session.speak(utterance(0.8, 24_000))
     session.until("response.done")
     assert [c["request"]["end_of_turn"] for c in fakes.script.calls("llm")][-1] is False
+
+
+#: Judged whole enough to hold no turn, not enough to end one at a pause (the test preset's thresholds).
+BETWEEN = (TEST_LLM.turn_words_threshold + TEST_LLM.turn_words_end_threshold) / 2
+
+
+@pytest.mark.parametrize(("whole", "rule"), [(0.9, "words"), (BETWEEN, "silence")])
+def test_semantic_vad_ends_a_pause_the_turn_model_did_not_when_its_words_are_whole(
+    fakes: Stack, realtime, whole: float, rule: str
+) -> None:
+    """At a pause the asr's turn model did not end, the words so far (its speculative result), judged whole
+    enough, end the utterance there (rule words) and the judging call is the response's; judged less surely,
+    the silence rule ends it, and the words are judged anew."""
+    question = "What is frozen water called?"
+    fakes.script.update(
+        asr={"speculative_after": 0.1, "end_silence": 1.0, "utterances": [{"text": question, "rule": "silence"}]},
+        llm={"replies": [{"text": "It is called ice.", "end_of_turn": whole}]},
+    )
+    session = realtime()
+    session.connection.session.update(session=semantic("high"))
+    session.until("session.updated")
+    session.speak(utterance(0.8, 24_000, after=0.3))  # a pause: its speculative result, not the silence rule
+    until_asked(fakes, 1)  # the pause's words are being judged
+    if rule == "silence":
+        time.sleep(0.5)  # the judgement's time to end the utterance, were it whole enough
+        session.speak(quiet(1.0, 24_000))
+    events = session.until("response.done")
+    order = kinds(events)
+    assert order.count("input_audio_buffer.speech_stopped") == order.count("input_audio_buffer.committed") == 1, order
+    heard = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    assert heard == [question]
+    said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert said["transcript"] == "It is called ice."
+    asked = [(c["request"]["messages"][-1]["content"], c["request"]["end_of_turn"]) for c in fakes.script.calls("llm")]
+    # Whole: the pause's call went on as the response's. Else the final's words were judged in a call of their own.
+    assert asked == [(question, True)] * (1 if rule == "words" else 2), (asked, order)
 
 
 def test_response_cancel_ends_the_response_as_cancelled(fakes: Stack, realtime) -> None:

@@ -236,7 +236,8 @@ class CoreSettings(ServiceSettings):
         LLM_PRESETS[DEFAULT_PRESET].turn_words_end_threshold,
         ge=0,
         le=1,
-        description="On the WebSocket, with speculative_reply: at a pause the asr's turn model did not call the end, "
+        description="On the WebSocket with speculative_reply, and in a Realtime session's semantic_vad: at a pause "
+        "the asr's turn model did not call the end, "
         "the turn ends at once (rule 'words') when the llm judges the words so far a whole turn with at least this "
         "probability, instead of at vad_min_silence_ms: a finished question in a voice that sounds unfinished is "
         "not kept waiting. 0 = off (only the sound ends a turn). Unset: the llm preset's "

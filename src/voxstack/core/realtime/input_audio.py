@@ -27,8 +27,9 @@ from voxstack.core.realtime import protocol as p
 from voxstack.core.realtime.formats import RATES, to_pcm16
 from voxstack.core.realtime.items import Items, Shaped, new_id
 from voxstack.core.realtime.listener import Listener
-from voxstack.core.realtime.semantic_vad import HeldUtterance, holds, until_whole
+from voxstack.core.realtime.semantic_vad import HeldUtterance, PauseJudgement, ends_pauses, holds, until_whole
 from voxstack.core.realtime.settings import RealtimeSettings
+from voxstack.core.turn import same_words
 from voxstack.errors import VoxError
 from voxstack.v1 import asr_pb2, common_pb2
 
@@ -72,6 +73,7 @@ class InputAudio:
         self.speech_end = time.perf_counter()
         self.guard = InputGuard(core_settings, 2, RATES[settings().input_format])
         self.held: HeldUtterance | None = None  # semantic_vad: an utterance not taken as a turn yet
+        self.pause: PauseJudgement | None = None  # semantic_vad: the words of the pause going on, being judged
         # What a held utterance the speaker went on from said: the next final's text follows it, unless the asr
         # decoded both as one (it no longer held the first part's audio when the join came: a client sending
         # faster than real time).
@@ -98,7 +100,7 @@ class InputAudio:
             return
         self.listener = Listener(
             self.backends,
-            self.settings().recognition(),
+            self.settings().recognition(words_end_pauses=ends_pauses(self.pipeline.settings)),
             self.on_asr,
             self.core_settings.ws_queue_chunks,
             changed=self.changed,
@@ -107,6 +109,7 @@ class InputAudio:
 
     async def stop(self) -> None:
         """End the asr stream, if any: what it has not heard yet, or not taken as a turn yet, is dropped."""
+        await self.drop_pause()
         await self.drop_held()
         if self.listener is not None:
             await self.listener.stop()
@@ -218,7 +221,11 @@ class InputAudio:
 
     async def on_asr(self, reply: asr_pb2.StreamingRecognizeResponse) -> None:
         kind = reply.WhichOneof("event")
-        if kind == "speech_started":
+        if kind in ("speech_started", "speech_resumed"):
+            await self.drop_pause()
+        if kind == "speculative":
+            await self.judge_pause(reply.utterance_index, reply.speculative.result)
+        elif kind == "speech_started":
             if self.held is not None and self.held.text and self.listener is not None:  # they went on: one utterance
                 self.continuation = Continuation(self.held.text, self.utterance_start)
                 await self.drop_held()
@@ -239,6 +246,8 @@ class InputAudio:
             self.utterance_seconds = reply.speech_ended.offset_seconds - self.utterance_start
             ms = int(reply.speech_ended.offset_seconds * 1000)
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
+            if rule != "words":  # not the end its judged words asked for: a held utterance is judged anew
+                await self.drop_pause()
             detection = self.settings().turn_detection
             if detection is not None and detection.type == "semantic_vad" and holds(self.pipeline.settings, rule):
                 self.held = HeldUtterance(ms, rule)
@@ -256,7 +265,13 @@ class InputAudio:
                     return
                 self.held = None
                 await self.report_end(held.end_ms)
-            await self.heard_final(text)
+            pause, self.pause = self.pause, None
+            judged = pause.held if pause is not None and same_words(pause.held.text, text) else None
+            try:
+                await self.heard_final(text, judged)
+            finally:
+                if pause is not None:
+                    await pause.close()  # no response took its call
 
     async def report_end(self, ms: int) -> None:
         """The utterance ended at ``ms`` in the input audio: committed, as a user item."""
@@ -300,6 +315,31 @@ class InputAudio:
                 await self.heard_final(held.text, held)
         finally:
             await held.close()  # no response took its call
+
+    async def judge_pause(self, utterance: int, heard: asr_pb2.RecognitionResult) -> None:
+        """semantic_vad, at a pause the asr's turn model did not end: judge the words so far, in the call a
+        response to them would use; whole enough, the utterance ends at this pause (core/realtime/semantic_vad.py)."""
+        detection = self.settings().turn_detection
+        listener = self.listener
+        if detection is None or detection.type != "semantic_vad" or listener is None or self.held is not None:
+            return
+        text = self.continuation.join(heard) if self.continuation is not None else heard.text
+        if not text.strip():
+            return
+        settings = self.settings()
+        asked = user_audio_item(self.user_item)
+        asked["content"][0]["transcript"] = text
+        held = HeldUtterance(int(heard.end_seconds * 1000), "words", text)
+        held.request = settings.request(self.items.chat(settings.instructions, [asked]))
+        self.pause = PauseJudgement(held)
+        self.pause.start(self.pipeline, lambda: listener.end_utterance(utterance, heard.end_seconds))
+
+    async def drop_pause(self) -> None:
+        """Forget the words of a pause being judged, if any: the speaker went on, or the utterance ended
+        otherwise."""
+        pause, self.pause = self.pause, None
+        if pause is not None:
+            await pause.close()
 
     async def drop_held(self) -> None:
         """Forget the utterance waiting to be taken, if any (the speaker went on, or its stream ends)."""

@@ -35,7 +35,7 @@ class Listener:
         self.config = config
         self.on_event = on_event
         self.changed = changed  # told each time `speaking` changes
-        # Audio, or a request of another kind (JoinPrevious); None ends the stream.
+        # Audio, or a request of another kind (JoinPrevious, EndUtterance); None ends the stream.
         self.audio: asyncio.Queue[bytes | Request | None] = asyncio.Queue(maxsize=queue_chunks)
         self.speaking = False  # an utterance has started and its final has not come
         self.task: asyncio.Task[None] | None = None
@@ -50,6 +50,15 @@ class Listener:
     async def join(self) -> None:
         """The utterance that just started goes on the one before: the asr decodes them as one."""
         await self.audio.put(Request(join_previous=asr_pb2.JoinPrevious()))
+
+    def end_utterance(self, index: int, end_seconds: float) -> None:
+        """Utterance ``index`` ends at the pause whose speculative result ended at ``end_seconds`` (its words were
+        judged whole), unless the speaker went on since. Dropped when the queue is full (the asr far behind):
+        the silence rule ends the utterance then."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.audio.put_nowait(
+                Request(end_utterance=asr_pb2.EndUtterance(utterance_index=index, end_seconds=end_seconds))
+            )
 
     async def _requests(self) -> AsyncIterator[Request]:
         yield Request(config=self.config)

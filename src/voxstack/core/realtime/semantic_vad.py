@@ -10,6 +10,12 @@ The judgement is asked in the response's own llm call, which goes on with
 the reply once the utterance is taken (a new one is made when the words were
 unfinished, or the response's request is not the one judged). The session's
 ``eagerness`` scales the longer silence, as OpenAI's scales its timeout.
+
+At a pause the turn model did not end, the words so far (the asr's
+speculative result) are judged the same way (``PauseJudgement``): whole
+enough (``core.turn_words_end_threshold``), they end the utterance there (the
+asr's rule ``words``) instead of its longer silence, and the judging call is
+the response's.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 
 from voxstack.config import Settings
 from voxstack.core.pipeline import Pipeline
@@ -60,6 +66,40 @@ class HeldUtterance:
         call, self.call = self.call, None
         if call is not None:
             await call.aclose()
+
+
+@dataclass
+class PauseJudgement:
+    """The words of a pause the asr's turn model did not end (its speculative result), judged in the call a
+    response to them would use (``held``), while the pause goes on."""
+
+    held: HeldUtterance
+    task: asyncio.Task[None] = field(init=False)
+
+    def start(self, pipeline: Pipeline, end_utterance: Callable[[], None]) -> None:
+        self.task = asyncio.create_task(self._judge(pipeline, end_utterance))
+
+    async def _judge(self, pipeline: Pipeline, end_utterance: Callable[[], None]) -> None:
+        probability = await judged(pipeline, self.held)
+        if probability is not None and probability >= pipeline.settings.core.turn_words_end_threshold:
+            logger.debug("%r judged whole (%.3f): its utterance ends at this pause", self.held.text, probability)
+            end_utterance()
+
+    async def close(self) -> None:
+        """The speaker went on, or the utterance ended otherwise: no response takes its call."""
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the pause's words went unjudged: the asr's silence rule ends the utterance
+            logger.exception("judging the words of a pause failed")
+        await self.held.close()
+
+
+def ends_pauses(settings: Settings) -> bool:
+    """Whether whole words end a pause the asr's turn model did not."""
+    return settings.core.turn_words_end_threshold > 0
 
 
 def holds(settings: Settings, rule: str) -> bool:

@@ -104,11 +104,13 @@ class RealtimeSettings:
             changes["tool_choice"] = choice
         return replace(self, **changes)
 
-    def recognition(self, language: str = "") -> asr_pb2.RecognitionConfig:
+    def recognition(self, language: str = "", *, words_end_pauses: bool = False) -> asr_pb2.RecognitionConfig:
         """The asr stream's config for server VAD: the session's threshold, padding and silence as our VAD's.
         ``semantic_vad`` is the turn model (where the asr has one); ``server_vad`` with a silence is that
         silence alone, and without one the asr's own turn detection (the turn model at pauses, where it has
-        one: a turn ends sooner than on OpenAI's 500 ms, and a hesitation is not cut off)."""
+        one: a turn ends sooner than on OpenAI's 500 ms, and a hesitation is not cut off). With
+        ``words_end_pauses``, ``semantic_vad`` also asks for the speculative results whose words may end a
+        pause the turn model did not (core/realtime/semantic_vad.py)."""
         detection = self.turn_detection or DEFAULT_TURN_DETECTION
         ending = "silence" if detection.silence_duration_ms else ""
         if detection.type == "semantic_vad":
@@ -122,6 +124,7 @@ class RealtimeSettings:
             vad_min_silence_ms=detection.silence_duration_ms or 0,
             vad_pad_ms=detection.prefix_padding_ms or 0,
             turn_detection=ending,
+            speculative_results=words_end_pauses and detection.type == "semantic_vad",
         )
 
     def request(self, messages: list[llm_pb2.ChatMessage]) -> llm_pb2.GenerateRequest:
