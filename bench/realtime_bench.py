@@ -2,9 +2,12 @@
 PCM at 24 kHz) beside the same turn over ``/v1/stream`` (16 kHz), on one stack in the same run; and what
 ``semantic_vad`` does with a speaker who pauses for thought, beside ``server_vad``.
 
-The questions of the turn bench, said by the piper voice, streamed in real time
-in 20 ms appends, a fresh session each, the routes taking turns so that a
-slow moment of the machine falls on all. Measured from the last audible
+The questions of the turn bench (piper's voice, and espeak-ng's UK voice, whose
+finished questions the turn model often hears as unfinished), streamed in real
+time in 20 ms appends, a fresh session each, the routes taking turns so that a
+slow moment of the machine falls on all. ``semantic_vad`` runs also on a
+second core on the same services whose words end no pause
+(``core.turn_words_end_threshold`` 0): what that rule gives a Realtime session. Measured from the last audible
 sample to the first ``response.output_audio.delta`` (and to the first audio
 byte on /v1/stream). The ratio is what the Realtime layer costs.
 
@@ -26,14 +29,15 @@ from typing import Any
 import numpy as np
 import openai
 
-from bench.common import DATA_DIR, Inputs, Report, median, realtime_chunks, speech16k, whole_stack
+from bench.common import Inputs, Report, median, realtime_chunks, stack_ports
 from bench.core_bench import ws_turn
 from bench.peers_bench import utterances
 from voxstack.audio import float_to_pcm16, resample
 
-QUESTIONS = DATA_DIR / "questions.json"
-COUNT = 10
 RATE = 24_000
+#: The same services, a core whose words end no pause.
+SOUND_ALONE = "words end no pause"
+VARIANTS = {SOUND_ALONE: {"VOXSTACK_CORE__TURN_WORDS_END_THRESHOLD": "0"}}
 
 
 @dataclass
@@ -89,26 +93,33 @@ SERVER = {"type": "server_vad"}
 
 
 def run(report: Report, inputs: Inputs) -> None:
-    plain = json.loads(QUESTIONS.read_text())["plain"]
-    questions = [speech16k(inputs.voice, item["q"]) for item in plain[:: len(plain) // COUNT][:COUNT]]
-    paused = [audio for _, audio in utterances(inputs)[1]]
-    stream, realtime, semantic = [], [], []
-    cut: dict[str, list[Heard]] = {"server_vad": [], "semantic_vad": []}
+    said, hesitating = utterances(inputs)
+    questions = [audio for _, audio in said]
+    paused = [audio for _, audio in hesitating]
+    stream, realtime, semantic, alone = [], [], [], []
+    cut: dict[str, list[Heard]] = {"server_vad": [], "semantic_vad": [], f"semantic_vad, {SOUND_ALONE}": []}
     with ExitStack() as stack:
-        port = whole_stack(stack, inputs.models_dir)
-        client = stack.enter_context(
-            openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
-        )
+        ports = stack_ports(stack, inputs.models_dir, variants=VARIANTS)
+        port = ports["core"]
+
+        def client_of(core: int) -> openai.OpenAI:
+            base = f"http://127.0.0.1:{core}/v1"
+            return stack.enter_context(openai.OpenAI(base_url=base, api_key="unused", max_retries=0))
+
+        client, variant = client_of(port), client_of(ports[SOUND_ALONE])
         ws_turn(port, questions[0], tail=2.0)  # warm-up, every route
         realtime_turn(client, questions[0])
         realtime_turn(client, questions[0], detection=SEMANTIC)
+        realtime_turn(variant, questions[0], detection=SEMANTIC)
         for question in questions:
             stream.append(ws_turn(port, question, tail=2.0)["first_audio"])
             realtime.append(realtime_turn(client, question).first_audio)
             semantic.append(realtime_turn(client, question, detection=SEMANTIC).first_audio)
+            alone.append(realtime_turn(variant, question, detection=SEMANTIC).first_audio)
         for sentence in paused:
             cut["server_vad"].append(realtime_turn(client, sentence, tail=2.5, detection=SERVER))
             cut["semantic_vad"].append(realtime_turn(client, sentence, tail=2.5, detection=SEMANTIC))
+            cut[f"semantic_vad, {SOUND_ALONE}"].append(realtime_turn(variant, sentence, tail=2.5, detection=SEMANTIC))
     note = f"{len(questions)} questions, real time, fresh session each, routes alternating; median of turns"
     report.add("realtime", "/v1/stream: end of speech -> first audio byte", median(stream), "s", "", note)
     report.add("realtime", "/v1/realtime: end of speech -> first output_audio.delta", median(realtime), "s", "", "")
@@ -116,6 +127,7 @@ def run(report: Report, inputs: Inputs) -> None:
         "realtime", "/v1/realtime over /v1/stream, medians", median(realtime) / median(stream), "x", "<= 1.1", ""
     )
     report.add("realtime", "/v1/realtime, semantic_vad: same", median(semantic), "s", "", "the words judged too")
+    report.add("realtime", f"/v1/realtime, semantic_vad, {SOUND_ALONE}: same", median(alone), "s", "", "")
     for name, heard in cut.items():
         count = sum(h.committed > 1 for h in heard)
         waited = median([h.first_audio for h in heard])
