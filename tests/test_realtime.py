@@ -213,8 +213,8 @@ def test_semantic_vad_ends_a_pause_the_turn_model_did_not_when_its_words_are_who
     fakes: Stack, realtime, whole: float, rule: str
 ) -> None:
     """At a pause the asr's turn model did not end, the words so far (its speculative result), judged whole
-    enough, end the utterance there (rule words) and the judging call is the response's; judged less surely,
-    the silence rule ends it, and the words are judged anew."""
+    enough, end the utterance there (rule words); judged less surely, the silence rule ends it. Either way the
+    judging call is the response's."""
     question = "What is frozen water called?"
     fakes.script.update(
         asr={"speculative_after": 0.1, "end_silence": 1.0, "utterances": [{"text": question, "rule": "silence"}]},
@@ -236,8 +236,9 @@ def test_semantic_vad_ends_a_pause_the_turn_model_did_not_when_its_words_are_who
     said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
     assert said["transcript"] == "It is called ice."
     asked = [(c["request"]["messages"][-1]["content"], c["request"]["end_of_turn"]) for c in fakes.script.calls("llm")]
-    # Whole: the pause's call went on as the response's. Else the final's words were judged in a call of their own.
-    assert asked == [(question, True)] * (1 if rule == "words" else 2), (asked, order)
+    # The pause's judgement stands for the final's (the same words, whichever rule ended them), and its call goes
+    # on as the response's.
+    assert asked == [(question, True)], (asked, order)
 
 
 def test_response_cancel_ends_the_response_as_cancelled(fakes: Stack, realtime) -> None:

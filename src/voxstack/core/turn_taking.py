@@ -51,9 +51,17 @@ async def until_taken(
     gives none; else when the longer silence has passed."""
     threshold = settings.core.turn_words_threshold
     deadline = ended + hold_seconds(settings, rule, patience)
-    whole = None
-    with contextlib.suppress(asyncio.TimeoutError):
-        whole = await asyncio.wait_for(judgement, max(0.0, deadline - time.perf_counter()))
+    # Not asyncio.wait_for: before Python 3.12 it returns a result that comes as the caller is cancelled, and
+    # the caller (a speaker who went on) would then hold the turn it meant to drop.
+    asked = asyncio.ensure_future(judgement)
+    try:
+        await asyncio.wait({asked}, timeout=max(0.0, deadline - time.perf_counter()))
+    finally:
+        if not asked.done():
+            asked.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asked
+    whole = asked.result() if not asked.cancelled() else None
     if whole is None or whole >= threshold:
         return
     logger.debug("%r sounds unfinished (%.3f < %.2f): held for a longer silence", text, whole, threshold)

@@ -246,8 +246,6 @@ class InputAudio:
             self.utterance_seconds = reply.speech_ended.offset_seconds - self.utterance_start
             ms = int(reply.speech_ended.offset_seconds * 1000)
             rule = asr_pb2.EndRule.Name(reply.speech_ended.rule).removeprefix("END_RULE_").lower()
-            if rule != "words":  # not the end its judged words asked for: a held utterance is judged anew
-                await self.drop_pause()
             detection = self.settings().turn_detection
             if detection is not None and detection.type == "semantic_vad" and holds(self.pipeline.settings, rule):
                 self.held = HeldUtterance(ms, rule)
@@ -256,19 +254,21 @@ class InputAudio:
         elif kind == "final":
             continuation, self.continuation = self.continuation, None
             text = continuation.join(reply.final.result) if continuation is not None else reply.final.result.text
+            pause, self.pause = self.pause, None  # the words of its last pause, judged: reused if the same
+            if pause is not None and not same_words(pause.held.text, text):
+                await pause.close()
+                pause = None
             if self.held is not None:
                 held = self.held
                 if text.strip():
                     held.text = text
-                    held.task = asyncio.create_task(self.take(held))
+                    held.task = asyncio.create_task(self.take(held, pause))
                     self.changed()
                     return
                 self.held = None
                 await self.report_end(held.end_ms)
-            pause, self.pause = self.pause, None
-            judged = pause.held if pause is not None and same_words(pause.held.text, text) else None
             try:
-                await self.heard_final(text, judged)
+                await self.heard_final(text, pause.held if pause is not None else None)
             finally:
                 if pause is not None:
                     await pause.close()  # no response took its call
@@ -297,16 +297,20 @@ class InputAudio:
         """An utterance whose transcript is in waits to be taken as a turn."""
         return self.held is not None and self.held.task is not None
 
-    async def take(self, held: HeldUtterance) -> None:
-        """``held`` is a turn once its words are judged whole, or after a longer silence
-        (core/realtime/semantic_vad.py); then it is reported and answered as any other."""
+    async def take(self, held: HeldUtterance, pause: PauseJudgement | None = None) -> None:
+        """``held`` is a turn once its words are judged whole (at the ``pause`` it ended at, if given), or after a
+        longer silence (core/realtime/semantic_vad.py); then it is reported and answered as any other."""
         settings = self.settings()
         detection = settings.turn_detection
         eagerness = (detection.eagerness if detection is not None else None) or "auto"
         asked = user_audio_item(self.user_item)
         asked["content"][0]["transcript"] = held.text
         held.request = settings.request(self.items.chat(settings.instructions, [asked]))
-        await until_whole(self.pipeline, held, self.speech_end, eagerness)
+        try:
+            await until_whole(self.pipeline, held, self.speech_end, eagerness, pause)
+        finally:
+            if pause is not None:
+                await pause.close()  # its call is held's now, if it had one
         self.held = None  # taken: speech from now on is another utterance
         self.changed()
         try:
@@ -319,6 +323,7 @@ class InputAudio:
     async def judge_pause(self, utterance: int, heard: asr_pb2.RecognitionResult) -> None:
         """semantic_vad, at a pause the asr's turn model did not end: judge the words so far, in the call a
         response to them would use; whole enough, the utterance ends at this pause (core/realtime/semantic_vad.py)."""
+        await self.drop_pause()  # an earlier pause's words, if the asr said nothing of the speech between
         detection = self.settings().turn_detection
         listener = self.listener
         if detection is None or detection.type != "semantic_vad" or listener is None or self.held is not None:

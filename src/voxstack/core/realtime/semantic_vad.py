@@ -75,15 +75,28 @@ class PauseJudgement:
 
     held: HeldUtterance
     task: asyncio.Task[None] = field(init=False)
+    probability: float | None = None  # the judgement, once in (None: none came)
 
     def start(self, pipeline: Pipeline, end_utterance: Callable[[], None]) -> None:
         self.task = asyncio.create_task(self._judge(pipeline, end_utterance))
 
     async def _judge(self, pipeline: Pipeline, end_utterance: Callable[[], None]) -> None:
-        probability = await judged(pipeline, self.held)
-        if probability is not None and probability >= pipeline.settings.core.turn_words_end_threshold:
-            logger.debug("%r judged whole (%.3f): its utterance ends at this pause", self.held.text, probability)
+        self.probability = await judged(pipeline, self.held)
+        if self.probability is not None and self.probability >= pipeline.settings.core.turn_words_end_threshold:
+            logger.debug("%r judged whole (%.3f): its utterance ends at this pause", self.held.text, self.probability)
             end_utterance()
+
+    async def handed_to(self, held: HeldUtterance) -> float | None:
+        """This judgement, and its call, for ``held``: the same words, which another rule ended (the turn model
+        or the silence, before or without the words' end)."""
+        try:
+            await self.task
+        except Exception:  # unjudged: held waits for the longer silence
+            logger.exception("judging the words of a pause failed")
+            return None
+        held.request, held.call = self.held.request, self.held.call
+        self.held.call = None
+        return self.probability
 
     async def close(self) -> None:
         """The speaker went on, or the utterance ended otherwise: no response takes its call."""
@@ -136,9 +149,12 @@ async def judged(pipeline: Pipeline, held: HeldUtterance) -> float | None:
     return probability
 
 
-async def until_whole(pipeline: Pipeline, held: HeldUtterance, ended: float, eagerness: str) -> None:
-    """Return when ``held``, ended at ``ended`` (perf_counter), is a turn."""
+async def until_whole(
+    pipeline: Pipeline, held: HeldUtterance, ended: float, eagerness: str, pause: PauseJudgement | None = None
+) -> None:
+    """Return when ``held``, ended at ``ended`` (perf_counter), is a turn; its words judged already at the
+    ``pause`` it ended at, if given."""
     started = time.perf_counter()
-    judgement = judged(pipeline, held)
+    judgement = pause.handed_to(held) if pause is not None else judged(pipeline, held)
     await until_taken(judgement, held.text, pipeline.settings, ended, held.rule, PATIENCE.get(eagerness, 1.0))
     logger.debug("%r taken %.3f s after its final", held.text, time.perf_counter() - started)
