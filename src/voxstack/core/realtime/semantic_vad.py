@@ -91,7 +91,7 @@ class PauseJudgement:
         or the silence, before or without the words' end)."""
         try:
             await self.task
-        except Exception:  # unjudged: held waits for the longer silence
+        except Exception:  # unjudged: held is taken as when the llm gives no judgement
             logger.exception("judging the words of a pause failed")
             return None
         held.request, held.call = self.held.request, self.held.call
